@@ -1,0 +1,70 @@
+//! Command-line arguments, each also read from a `KROBS_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::builder::FalseyValueParser;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "krobs-build",
+    version,
+    about = "Builds one image per language of a Krobs repository, pushes it, and writes the release manifest",
+    after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 configuration or lint, 4 Docker, 5 registry, 6 AWS."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// The configuration file; the repository root is its folder.
+    #[arg(
+        long,
+        global = true,
+        env = "KROBS_CONFIG",
+        default_value = "krobs.toml",
+        value_name = "PATH"
+    )]
+    pub config: PathBuf,
+
+    /// Restrict the run to these languages.
+    #[arg(
+        long,
+        global = true,
+        env = "KROBS_ONLY",
+        value_delimiter = ',',
+        value_name = "LANG[,LANG]"
+    )]
+    pub only: Vec<String>,
+
+    /// Show what would happen and write a manifest preview; touches neither Docker nor AWS.
+    #[arg(long, env = "KROBS_DRY_RUN", value_parser = FalseyValueParser::new())]
+    pub dry_run: bool,
+
+    /// List the files each language changed since this revision (the PR's base).
+    #[arg(long, env = "KROBS_SINCE", value_name = "REV")]
+    pub since: Option<String>,
+
+    /// Print one JSON object on stdout instead of the human report.
+    #[arg(long, global = true, env = "KROBS_JSON", value_parser = FalseyValueParser::new())]
+    pub json: bool,
+
+    /// How to show progress.
+    #[arg(long, env = "KROBS_PROGRESS", value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Check every script's documentation header and the language folders; report every problem.
+    Lint,
+    /// Print the JSON Schema of the manifest.
+    Schema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// A live display on a terminal, plain lines otherwise.
+    Auto,
+    /// Plain log lines.
+    Plain,
+}

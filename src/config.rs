@@ -1,0 +1,518 @@
+//! `krobs.toml` -> [`Config`]: registry, repository naming, build settings, per-language
+//! overrides. Every error names the file, line and column.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The build-time default for `[build] concurrency`.
+pub const DEFAULT_CONCURRENCY: usize = 2;
+/// The build-time default for `[build] platform`.
+pub const DEFAULT_PLATFORM: &str = "linux/amd64";
+/// Where every language's Dockerfile copies its scripts unless overridden.
+pub const DEFAULT_IMAGE_SCRIPTS_DIR: &str = "/opt/krobs/scripts";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read `{path}`: {cause}; create it or point `--config` at one")]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// Where images are pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryConfig {
+    /// AWS ECR: the host is derived from the account and region unless `host` overrides it.
+    Ecr {
+        account_id: String,
+        region: String,
+        host: Option<String>,
+        /// Create a missing repository (scan on push, immutable tags) instead of failing.
+        create_repositories: bool,
+    },
+    /// Any OCI distribution registry; credentials come from `KROBS_REGISTRY_USERNAME` /
+    /// `KROBS_REGISTRY_PASSWORD` or the Docker config file.
+    Oci { host: String },
+}
+
+impl RegistryConfig {
+    /// The registry host images are pushed to and looked up in.
+    pub fn host(&self) -> String {
+        match self {
+            RegistryConfig::Ecr {
+                host: Some(host), ..
+            }
+            | RegistryConfig::Oci { host } => host.clone(),
+            RegistryConfig::Ecr {
+                account_id, region, ..
+            } => format!("{account_id}.dkr.ecr.{region}.amazonaws.com"),
+        }
+    }
+}
+
+/// Per-language settings from `[languages.<name>]`; every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LanguageConfig {
+    /// The language folder, relative to the repository root (default `languages/<name>`).
+    pub path: Option<String>,
+    /// Build args for this language, layered over `[build] build_args`.
+    pub build_args: BTreeMap<String, String>,
+    /// Repository-relative files or folders added to this language's build context (at the
+    /// same relative path) and to its input digest.
+    pub extra_inputs: Vec<String>,
+    /// The command that runs one script; `{script}` is replaced by its path in the image.
+    pub command: Option<Vec<String>>,
+    /// The line-comment marker of the documentation header (default: from the extension).
+    pub comment: Option<String>,
+    /// Where the Dockerfile copies the scripts in the image.
+    pub image_scripts_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildConfig {
+    pub concurrency: usize,
+    pub platform: String,
+    pub build_args: BTreeMap<String, String>,
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        BuildConfig {
+            concurrency: DEFAULT_CONCURRENCY,
+            platform: DEFAULT_PLATFORM.to_string(),
+            build_args: BTreeMap::new(),
+        }
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The repository root: the folder holding the configuration file.
+    pub root: PathBuf,
+    pub registry: RegistryConfig,
+    /// Repository name template; `{language}` is replaced by the language name.
+    pub repository: String,
+    pub build: BuildConfig,
+    /// Where the manifest is written, relative to `root` unless absolute.
+    pub manifest_path: PathBuf,
+    /// The folder that holds one folder per language, relative to `root`.
+    pub languages_dir: String,
+    pub languages: BTreeMap<String, LanguageConfig>,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        let root = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Config::parse(&text, path, &root)
+    }
+
+    /// Parses configuration text; `path` is used in messages, `root` is the repository root.
+    pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError> {
+        let invalid = |span: Option<Range<usize>>, message: String| {
+            let (line, column) = line_column(text, span.map_or(0, |s| s.start));
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| invalid(e.span(), one_line(e.message())))?;
+
+        let registry = resolve_registry(raw.registry).map_err(|(span, m)| invalid(span, m))?;
+
+        let repository = match raw.repository {
+            Some(r) => {
+                if !r.get_ref().contains("{language}") {
+                    return Err(invalid(
+                        Some(r.span()),
+                        format!(
+                            "`repository = \"{}\"` must contain `{{language}}` so each language gets its own repository",
+                            r.get_ref()
+                        ),
+                    ));
+                }
+                r.into_inner()
+            }
+            None => "krobs/{language}".to_string(),
+        };
+
+        let mut build = BuildConfig::default();
+        if let Some(b) = raw.build {
+            if let Some(c) = b.concurrency {
+                if *c.get_ref() == 0 || *c.get_ref() > 64 {
+                    return Err(invalid(
+                        Some(c.span()),
+                        format!(
+                            "`concurrency = {}` is out of range: use 1 to 64",
+                            c.get_ref()
+                        ),
+                    ));
+                }
+                build.concurrency = c.into_inner();
+            }
+            if let Some(p) = b.platform {
+                let v = p.get_ref();
+                if v.split('/').count() < 2 || v.split('/').any(str::is_empty) {
+                    return Err(invalid(
+                        Some(p.span()),
+                        format!("`platform = \"{v}\"` is not `os/arch`: use e.g. `linux/amd64`"),
+                    ));
+                }
+                build.platform = p.into_inner();
+            }
+            build.build_args = b.build_args;
+        }
+
+        let manifest_path = raw
+            .manifest
+            .and_then(|m| m.path)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("out/krobs-manifest.json"));
+
+        let mut languages = BTreeMap::new();
+        for (name, lang) in raw.languages {
+            let name_ref = name.get_ref();
+            if !is_language_name(name_ref) {
+                return Err(invalid(
+                    Some(name.span()),
+                    format!(
+                        "language name `{name_ref}` is not valid: use lowercase letters, digits, `-` and `_`"
+                    ),
+                ));
+            }
+            if let Some(cmd) = &lang.command {
+                if cmd.get_ref().is_empty() {
+                    return Err(invalid(
+                        Some(cmd.span()),
+                        format!("`languages.{name_ref}.command` is empty: give the program and `{{script}}`, e.g. `[\"python3\", \"{{script}}\"]`"),
+                    ));
+                }
+                if !cmd.get_ref().iter().any(|a| a.contains("{script}")) {
+                    return Err(invalid(
+                        Some(cmd.span()),
+                        format!("`languages.{name_ref}.command` never mentions `{{script}}`: add it where the script path goes"),
+                    ));
+                }
+            }
+            if let Some(c) = &lang.comment {
+                if c.get_ref().trim().is_empty() || c.get_ref().contains(char::is_whitespace) {
+                    return Err(invalid(
+                        Some(c.span()),
+                        format!("`languages.{name_ref}.comment` must be a comment marker such as `#` or `//`"),
+                    ));
+                }
+            }
+            for input in &lang.extra_inputs {
+                if let Err(m) = check_relative(input.get_ref()) {
+                    return Err(invalid(
+                        Some(input.span()),
+                        format!("`languages.{name_ref}.extra_inputs`: {m}"),
+                    ));
+                }
+            }
+            if let Some(p) = &lang.path {
+                if let Err(m) = check_relative(p.get_ref()) {
+                    return Err(invalid(
+                        Some(p.span()),
+                        format!("`languages.{name_ref}.path`: {m}"),
+                    ));
+                }
+            }
+            languages.insert(
+                name.into_inner(),
+                LanguageConfig {
+                    path: lang.path.map(Spanned::into_inner),
+                    build_args: lang.build_args,
+                    extra_inputs: lang
+                        .extra_inputs
+                        .into_iter()
+                        .map(|s| s.into_inner().trim_end_matches('/').to_string())
+                        .collect(),
+                    command: lang.command.map(Spanned::into_inner),
+                    comment: lang.comment.map(Spanned::into_inner),
+                    image_scripts_dir: lang.image_scripts_dir,
+                },
+            );
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            root: root.to_path_buf(),
+            registry,
+            repository,
+            build,
+            manifest_path,
+            languages_dir: raw.languages_dir.unwrap_or_else(|| "languages".to_string()),
+            languages,
+        })
+    }
+
+    /// The repository (without host) a language's image goes to.
+    pub fn repository_for(&self, language: &str) -> String {
+        self.repository.replace("{language}", language)
+    }
+
+    /// The manifest path, resolved against the repository root.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root.join(&self.manifest_path)
+    }
+}
+
+fn resolve_registry(raw: RawRegistry) -> Result<RegistryConfig, (Option<Range<usize>>, String)> {
+    let kind_span = raw.kind.span();
+    let bad_for = |field: &str, span: Range<usize>, kind: &str| {
+        Err((
+            Some(span),
+            format!("`registry.{field}` does not apply to `kind = \"{kind}\"`: remove it"),
+        ))
+    };
+    match raw.kind.get_ref().as_str() {
+        "ecr" => {
+            let account_id = raw.account_id.ok_or_else(|| {
+                (
+                    Some(kind_span.clone()),
+                    "`kind = \"ecr\"` needs `account_id` (the 12-digit AWS account)".to_string(),
+                )
+            })?;
+            let a = account_id.get_ref();
+            if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+                return Err((
+                    Some(account_id.span()),
+                    format!("`registry.account_id = \"{a}\"` is not a 12-digit AWS account id"),
+                ));
+            }
+            let region = raw.region.ok_or_else(|| {
+                (
+                    Some(kind_span.clone()),
+                    "`kind = \"ecr\"` needs `region` (e.g. `eu-west-1`)".to_string(),
+                )
+            })?;
+            let r = region.get_ref();
+            if r.is_empty()
+                || !r
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return Err((
+                    Some(region.span()),
+                    format!("`registry.region = \"{r}\"` is not an AWS region such as `eu-west-1`"),
+                ));
+            }
+            Ok(RegistryConfig::Ecr {
+                account_id: account_id.into_inner(),
+                region: region.into_inner(),
+                host: raw.host.map(Spanned::into_inner),
+                create_repositories: raw.create_repositories.unwrap_or(false),
+            })
+        }
+        "oci" => {
+            if let Some(a) = raw.account_id {
+                return bad_for("account_id", a.span(), "oci");
+            }
+            if let Some(r) = raw.region {
+                return bad_for("region", r.span(), "oci");
+            }
+            if raw.create_repositories.is_some() {
+                return Err((
+                    Some(kind_span),
+                    "`registry.create_repositories` only applies to `kind = \"ecr\"`: OCI registries create repositories on push".to_string(),
+                ));
+            }
+            let host = raw.host.ok_or_else(|| {
+                (
+                    Some(kind_span.clone()),
+                    "`kind = \"oci\"` needs `host` (e.g. `registry.example.com:5000`)".to_string(),
+                )
+            })?;
+            if host.get_ref().is_empty() || host.get_ref().contains('/') {
+                return Err((
+                    Some(host.span()),
+                    format!(
+                        "`registry.host = \"{}\"` must be a host[:port] without a scheme or path",
+                        host.get_ref()
+                    ),
+                ));
+            }
+            Ok(RegistryConfig::Oci {
+                host: host.into_inner(),
+            })
+        }
+        other => Err((
+            Some(kind_span),
+            format!("unknown registry kind `{other}`: use `ecr` or `oci`"),
+        )),
+    }
+}
+
+fn is_language_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn check_relative(p: &str) -> Result<(), String> {
+    let path = Path::new(p);
+    if p.is_empty() || path.is_absolute() {
+        return Err(format!(
+            "`{p}` must be a path relative to the repository root"
+        ));
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!("`{p}` must stay inside the repository (no `..`)"));
+    }
+    Ok(())
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// toml's messages can span lines; errors here are one line.
+pub fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    registry: RawRegistry,
+    repository: Option<Spanned<String>>,
+    languages_dir: Option<String>,
+    build: Option<RawBuild>,
+    manifest: Option<RawManifest>,
+    #[serde(default)]
+    languages: BTreeMap<Spanned<String>, RawLanguage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    kind: Spanned<String>,
+    account_id: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    create_repositories: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    concurrency: Option<Spanned<usize>>,
+    platform: Option<Spanned<String>>,
+    #[serde(default)]
+    build_args: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLanguage {
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    build_args: BTreeMap<String, String>,
+    #[serde(default)]
+    extra_inputs: Vec<Spanned<String>>,
+    command: Option<Spanned<Vec<String>>>,
+    comment: Option<Spanned<String>>,
+    image_scripts_dir: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("krobs.toml"), Path::new("/repo")).map_err(|e| e.to_string())
+    }
+
+    const ECR: &str =
+        "[registry]\nkind = \"ecr\"\naccount_id = \"123456789012\"\nregion = \"eu-west-1\"\n";
+
+    #[test]
+    fn ecr_host_is_derived_unless_overridden() {
+        let c = parse(ECR).unwrap();
+        assert_eq!(
+            c.registry.host(),
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(c.repository_for("python"), "krobs/python");
+        assert_eq!(c.build, BuildConfig::default());
+        let c = parse(&format!("{ECR}host = \"127.0.0.1:5000\"\n")).unwrap();
+        assert_eq!(c.registry.host(), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn language_overrides_are_read() {
+        let c = parse(&format!(
+            "{ECR}[languages.python]\ncommand = [\"python3\", \"-u\", \"{{script}}\"]\nbuild_args = {{ BASE_IMAGE = \"x\" }}\nextra_inputs = [\"shared/\"]\n"
+        ))
+        .unwrap();
+        let py = &c.languages["python"];
+        assert_eq!(
+            py.command.as_deref().unwrap(),
+            ["python3", "-u", "{script}"]
+        );
+        assert_eq!(py.build_args["BASE_IMAGE"], "x");
+        assert_eq!(py.extra_inputs, ["shared"]);
+    }
+
+    #[test]
+    fn errors_have_line_and_column() {
+        assert_eq!(
+            parse(&format!("{ECR}[build]\nconcurency = 2\n")).unwrap_err(),
+            "krobs.toml:6:1: unknown field `concurency`, expected one of `concurrency`, `platform`, `build_args`"
+        );
+        assert_eq!(
+            parse(&format!("{ECR}[build]\nconcurrency = \"two\"\n")).unwrap_err(),
+            "krobs.toml:6:15: invalid type: string \"two\", expected usize"
+        );
+        assert_eq!(
+            parse("[registry]\nkind = \"gcr\"\n").unwrap_err(),
+            "krobs.toml:2:8: unknown registry kind `gcr`: use `ecr` or `oci`"
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! A language's build context as the Docker daemon would receive it: the language folder
+//! minus what `.dockerignore` leaves out (the Dockerfile and `.dockerignore` are always sent),
+//! plus the configured extra inputs. The same list feeds the input digest and the build tar,
+//! so what is hashed is exactly what is built.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use walkdir::WalkDir;
+
+use crate::dockerignore::DockerIgnore;
+use crate::lint::Problem;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    File { executable: bool, size: u64 },
+    Symlink { target: String },
+}
+
+/// One entry of the build context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path inside the context, `/`-separated.
+    pub rel: String,
+    /// Where it is on disk.
+    pub source: PathBuf,
+    pub kind: EntryKind,
+}
+
+/// The sorted entries of one build context.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub entries: Vec<Entry>,
+}
+
+impl Context {
+    /// Walks `root/dir` (and `root/<extra>` for each extra input) into a context.
+    /// `dir` and `extra_inputs` are repository-relative and `/`-separated.
+    pub fn collect(
+        root: &Path,
+        dir: &str,
+        extra_inputs: &[String],
+    ) -> Result<Context, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let base = root.join(dir);
+        let ignore_path = base.join(".dockerignore");
+        let ignore = match std::fs::read(&ignore_path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => match DockerIgnore::parse(&text) {
+                    Ok(ignore) => ignore,
+                    Err(e) => {
+                        problems.push(Problem::at(
+                            format!("{dir}/.dockerignore"),
+                            e.line,
+                            e.message,
+                        ));
+                        DockerIgnore::default()
+                    }
+                },
+                Err(_) => {
+                    problems.push(Problem::new(
+                        format!("{dir}/.dockerignore"),
+                        "not UTF-8 text: save it as UTF-8",
+                    ));
+                    DockerIgnore::default()
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DockerIgnore::default(),
+            Err(e) => {
+                problems.push(Problem::new(
+                    format!("{dir}/.dockerignore"),
+                    format!("cannot read: {e}"),
+                ));
+                DockerIgnore::default()
+            }
+        };
+
+        let mut entries = Vec::new();
+        walk(&base, dir, "", &ignore, &mut entries, &mut problems);
+        for extra in extra_inputs {
+            let source = root.join(extra);
+            match std::fs::symlink_metadata(&source) {
+                Ok(_) => walk(&source, extra, extra, &ignore, &mut entries, &mut problems),
+                Err(e) => problems.push(Problem::new(
+                    extra.clone(),
+                    format!("extra input of `{dir}` cannot be read ({e}): fix `extra_inputs` in krobs.toml"),
+                )),
+            }
+        }
+
+        entries.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
+        for pair in entries.windows(2) {
+            if pair[0].rel == pair[1].rel && pair[0].kind != EntryKind::Dir {
+                problems.push(Problem::new(
+                    format!("{dir}/{}", pair[0].rel),
+                    format!(
+                        "extra input collides with `{}` in the build context: rename one of them",
+                        pair[1].source.display()
+                    ),
+                ));
+            }
+        }
+        entries.dedup_by(|a, b| a.rel == b.rel);
+
+        if problems.is_empty() {
+            Ok(Context { entries })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Number of regular files.
+    pub fn file_count(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+            .count()
+    }
+}
+
+/// Walks `source` (shown as `display` in problems) into entries whose context path starts with
+/// `prefix`.
+fn walk(
+    source: &Path,
+    display: &str,
+    prefix: &str,
+    ignore: &DockerIgnore,
+    entries: &mut Vec<Entry>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut it = WalkDir::new(source)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(item) = it.next() {
+        let entry = match item {
+            Ok(entry) => entry,
+            Err(e) => {
+                let path = e
+                    .path()
+                    .and_then(|p| p.strip_prefix(source).ok())
+                    .map(|p| join(display, &p.to_string_lossy()))
+                    .unwrap_or_else(|| display.to_string());
+                let why = e
+                    .io_error()
+                    .map(|io| io.to_string())
+                    .unwrap_or_else(|| e.to_string());
+                problems.push(Problem::new(path, format!("cannot read: {why}")));
+                continue;
+            }
+        };
+        let Ok(sub) = entry.path().strip_prefix(source) else {
+            continue;
+        };
+        let Some(sub) = sub.to_str() else {
+            problems.push(Problem::new(
+                join(display, &sub.to_string_lossy()),
+                "file name is not valid UTF-8: rename it",
+            ));
+            if entry.file_type().is_dir() {
+                it.skip_current_dir();
+            }
+            continue;
+        };
+        let rel = if sub.is_empty() {
+            if prefix.is_empty() {
+                continue; // the context root itself
+            }
+            prefix.to_string()
+        } else {
+            join(prefix, sub)
+        };
+        let always_sent = prefix.is_empty() && (rel == "Dockerfile" || rel == ".dockerignore");
+        if !always_sent && ignore.excludes(&rel) {
+            if entry.file_type().is_dir() && !ignore.has_exceptions() {
+                it.skip_current_dir();
+            }
+            continue;
+        }
+        let shown = join(display, sub);
+        let file_type = entry.file_type();
+        let kind = if file_type.is_dir() {
+            EntryKind::Dir
+        } else if file_type.is_file() {
+            match entry.metadata() {
+                Ok(meta) => EntryKind::File {
+                    executable: meta.permissions().mode() & 0o111 != 0,
+                    size: meta.len(),
+                },
+                Err(e) => {
+                    problems.push(Problem::new(shown, format!("cannot read: {e}")));
+                    continue;
+                }
+            }
+        } else if file_type.is_symlink() {
+            match symlink_target(entry.path(), source) {
+                Ok(target) => EntryKind::Symlink { target },
+                Err(message) => {
+                    problems.push(Problem::new(shown, message));
+                    continue;
+                }
+            }
+        } else {
+            problems.push(Problem::new(
+                shown,
+                "is not a file, folder or symlink (a socket or device?): remove it or add it to `.dockerignore`",
+            ));
+            continue;
+        };
+        entries.push(Entry {
+            rel,
+            source: entry.path().to_path_buf(),
+            kind,
+        });
+    }
+}
+
+/// The target of a symlink, refused when it leads outside `boundary`.
+fn symlink_target(link: &Path, boundary: &Path) -> Result<String, String> {
+    let target = std::fs::read_link(link).map_err(|e| format!("cannot read symlink: {e}"))?;
+    let target_text = target
+        .to_str()
+        .ok_or_else(|| "symlink target is not valid UTF-8: replace the link".to_string())?
+        .to_string();
+    let escapes = || {
+        format!(
+            "symlink points outside `{}` (to `{target_text}`): Docker cannot follow it; copy the file in instead",
+            boundary.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        )
+    };
+    if target.is_absolute() {
+        return Err(escapes());
+    }
+    // Resolve lexically from the link's folder, relative to the boundary.
+    let parent = link
+        .parent()
+        .and_then(|p| p.strip_prefix(boundary).ok())
+        .unwrap_or(Path::new(""));
+    let mut depth: Vec<Component> = parent.components().collect();
+    for c in target.components() {
+        match c {
+            Component::ParentDir => {
+                if depth.pop().is_none() {
+                    return Err(escapes());
+                }
+            }
+            Component::CurDir => {}
+            other => depth.push(other),
+        }
+    }
+    Ok(target_text)
+}
+
+fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_string(),
+        (_, true) => a.to_string(),
+        _ => format!("{a}/{b}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn rels(ctx: &Context) -> Vec<&str> {
+        ctx.entries.iter().map(|e| e.rel.as_str()).collect()
+    }
+
+    #[test]
+    fn walks_sorted_and_applies_dockerignore() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("languages/py");
+        fs::create_dir_all(d.join("scripts/__pycache__")).unwrap();
+        fs::write(d.join("Dockerfile"), "FROM x\n").unwrap();
+        fs::write(d.join(".dockerignore"), "**/__pycache__\nDockerfile\n").unwrap();
+        fs::write(d.join("scripts/b.py"), "b").unwrap();
+        fs::write(d.join("scripts/a.py"), "a").unwrap();
+        fs::write(d.join("scripts/__pycache__/a.pyc"), "x").unwrap();
+        let ctx = Context::collect(t.path(), "languages/py", &[]).unwrap();
+        assert_eq!(
+            rels(&ctx),
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "scripts",
+                "scripts/a.py",
+                "scripts/b.py"
+            ]
+        );
+    }
+
+    #[test]
+    fn symlinks_inside_are_kept_outside_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("l");
+        fs::create_dir_all(d.join("s")).unwrap();
+        fs::write(d.join("Dockerfile"), "FROM x\n").unwrap();
+        std::os::unix::fs::symlink("../Dockerfile", d.join("s/inside")).unwrap();
+        let ctx = Context::collect(t.path(), "l", &[]).unwrap();
+        assert!(ctx.entries.iter().any(|e| e.kind
+            == EntryKind::Symlink {
+                target: "../Dockerfile".into()
+            }));
+        std::os::unix::fs::symlink("../../secret", d.join("s/out")).unwrap();
+        let problems = Context::collect(t.path(), "l", &[]).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "l/s/out");
+        assert!(problems[0]
+            .message
+            .starts_with("symlink points outside `l`"));
+    }
+
+    #[test]
+    fn extra_inputs_join_at_their_repository_path() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("l")).unwrap();
+        fs::create_dir_all(t.path().join("shared/lib")).unwrap();
+        fs::write(t.path().join("l/Dockerfile"), "FROM x\n").unwrap();
+        fs::write(t.path().join("shared/lib/m.py"), "m").unwrap();
+        let ctx = Context::collect(t.path(), "l", &["shared/lib".to_string()]).unwrap();
+        assert_eq!(rels(&ctx), ["Dockerfile", "shared/lib", "shared/lib/m.py"]);
+    }
+}

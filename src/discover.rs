@@ -1,0 +1,431 @@
+//! Language folders, their build contexts, and their scripts with documentation headers.
+//! Everything wrong is collected and reported at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::config::{Config, DEFAULT_IMAGE_SCRIPTS_DIR};
+use crate::context::{Context, EntryKind};
+use crate::digest::{self, BuildInputs};
+use crate::header::{self, Header};
+use crate::lint::{Problem, Problems};
+
+/// The folder under a language holding its krobs.
+pub const SCRIPTS_DIR: &str = "scripts";
+
+/// A language: one image.
+#[derive(Debug, Clone)]
+pub struct Language {
+    pub name: String,
+    /// Repository-relative folder, `/`-separated.
+    pub dir: String,
+    /// `[build] build_args` overlaid with the language's own.
+    pub inputs: BuildInputs,
+    pub image_scripts_dir: String,
+    pub context: Context,
+}
+
+/// A krob: one script of a language.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// `<language>/<path under scripts/ without extension>`.
+    pub id: String,
+    pub language: String,
+    /// Repository-relative path.
+    pub path: String,
+    /// Where the image holds it.
+    pub image_path: String,
+    /// Lowercase hex sha256 of its bytes.
+    pub sha256: String,
+    /// The container command that runs it.
+    pub command: Vec<String>,
+    pub header: Header,
+}
+
+/// What the repository holds, for the selected languages.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub languages: Vec<Language>,
+    pub scripts: Vec<Script>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("unknown language `{name}` in `--only`: known languages are {}", known_list(.known))]
+    UnknownLanguage { name: String, known: Vec<String> },
+    #[error("no language folders under `{dir}`: add `{dir}/<language>/Dockerfile`")]
+    NoLanguages { dir: String },
+    #[error(transparent)]
+    Problems(#[from] Problems),
+}
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() {
+        "none".to_string()
+    } else {
+        known
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Finds the languages (restricted to `only` when it is not empty) and lints their scripts.
+pub fn discover(config: &Config, only: &[String]) -> Result<Inventory, DiscoverError> {
+    let mut problems = Vec::new();
+
+    // Folders under languages/, then configured languages that live elsewhere.
+    let mut dirs: BTreeMap<String, String> = BTreeMap::new();
+    let languages_dir = config.root.join(&config.languages_dir);
+    if let Ok(read) = std::fs::read_dir(&languages_dir) {
+        for entry in read.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                problems.push(Problem::new(
+                    format!("{}/{}", config.languages_dir, name.to_string_lossy()),
+                    "language folder name is not valid UTF-8: rename it",
+                ));
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            dirs.insert(name.to_string(), format!("{}/{name}", config.languages_dir));
+        }
+    }
+    for (name, lang) in &config.languages {
+        match &lang.path {
+            Some(path) => {
+                dirs.insert(name.clone(), path.clone());
+            }
+            None if !dirs.contains_key(name) => problems.push(Problem::new(
+                config.path.display().to_string(),
+                format!(
+                    "`[languages.{name}]` has no folder `{}/{name}`: create it or set `path`",
+                    config.languages_dir
+                ),
+            )),
+            None => {}
+        }
+    }
+    if dirs.is_empty() && problems.is_empty() {
+        return Err(DiscoverError::NoLanguages {
+            dir: config.languages_dir.clone(),
+        });
+    }
+
+    for name in only {
+        if !dirs.contains_key(name) {
+            return Err(DiscoverError::UnknownLanguage {
+                name: name.clone(),
+                known: dirs.keys().cloned().collect(),
+            });
+        }
+    }
+
+    let mut languages = Vec::new();
+    let mut scripts = Vec::new();
+    for (name, dir) in &dirs {
+        if !only.is_empty() && !only.contains(name) {
+            continue;
+        }
+        if let Some((lang, lang_scripts)) = language(config, name, dir, &mut problems) {
+            languages.push(lang);
+            scripts.extend(lang_scripts);
+        }
+    }
+
+    // Ids must be unique: Harness names Jobs after them.
+    let mut by_id: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for s in &scripts {
+        by_id.entry(&s.id).or_default().push(&s.path);
+    }
+    for (id, paths) in &by_id {
+        if paths.len() > 1 {
+            for p in paths {
+                let others: Vec<String> = paths
+                    .iter()
+                    .filter(|o| *o != p)
+                    .map(|o| format!("`{o}`"))
+                    .collect();
+                problems.push(Problem::new(
+                    *p,
+                    format!(
+                        "duplicate script id `{id}` (also {}): rename one of them",
+                        others.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(Inventory { languages, scripts })
+    } else {
+        problems.sort();
+        problems.dedup();
+        Err(Problems(problems).into())
+    }
+}
+
+fn language(
+    config: &Config,
+    name: &str,
+    dir: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<(Language, Vec<Script>)> {
+    let settings = config.languages.get(name).cloned().unwrap_or_default();
+    let abs = config.root.join(dir);
+    let dockerfile = abs.join("Dockerfile");
+    if !dockerfile.is_file() {
+        let empty = std::fs::read_dir(&abs).map_or(true, |mut d| d.next().is_none());
+        problems.push(Problem::new(
+            dir,
+            if empty {
+                format!("empty language folder: add a `Dockerfile` and `{SCRIPTS_DIR}/`, or remove the folder")
+            } else {
+                format!("missing Dockerfile for language `{name}`: add `{dir}/Dockerfile`")
+            },
+        ));
+        return None;
+    }
+
+    let context = match Context::collect(&config.root, dir, &settings.extra_inputs) {
+        Ok(context) => context,
+        Err(p) => {
+            problems.extend(p);
+            return None;
+        }
+    };
+
+    let mut build_args = config.build.build_args.clone();
+    build_args.extend(settings.build_args.clone());
+    let dockerfile_text = std::fs::read_to_string(&dockerfile).unwrap_or_default();
+    let base_image = build_args
+        .get("BASE_IMAGE")
+        .cloned()
+        .or_else(|| base_image_of(&dockerfile_text));
+    let inputs = BuildInputs {
+        build_args,
+        base_image,
+        platform: config.build.platform.clone(),
+    };
+    let image_scripts_dir = settings
+        .image_scripts_dir
+        .clone()
+        .unwrap_or_else(|| DEFAULT_IMAGE_SCRIPTS_DIR.to_string());
+    let command = settings
+        .command
+        .clone()
+        .unwrap_or_else(|| default_command(name));
+
+    let mut scripts = Vec::new();
+    let prefix = format!("{SCRIPTS_DIR}/");
+    for entry in &context.entries {
+        let Some(sub) = entry.rel.strip_prefix(&prefix) else {
+            continue;
+        };
+        let path = format!("{dir}/{}", entry.rel);
+        match entry.kind {
+            EntryKind::Dir => continue,
+            EntryKind::Symlink { .. } => {
+                problems.push(Problem::new(
+                    path,
+                    "scripts must be regular files, not symlinks: copy the file in",
+                ));
+                continue;
+            }
+            EntryKind::File { .. } => {}
+        }
+        if let Some(s) = script(
+            name,
+            &path,
+            sub,
+            &entry.source,
+            &settings.comment,
+            &command,
+            &image_scripts_dir,
+            problems,
+        ) {
+            scripts.push(s);
+        }
+    }
+    if scripts.is_empty()
+        && !problems
+            .iter()
+            .any(|p| p.path.starts_with(&format!("{dir}/")))
+    {
+        problems.push(Problem::new(
+            dir,
+            format!("language `{name}` has no scripts: add one under `{dir}/{SCRIPTS_DIR}/` or remove the folder"),
+        ));
+    }
+
+    Some((
+        Language {
+            name: name.to_string(),
+            dir: dir.to_string(),
+            inputs,
+            image_scripts_dir,
+            context,
+        },
+        scripts,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn script(
+    language: &str,
+    path: &str,
+    sub: &str,
+    source: &Path,
+    comment: &Option<String>,
+    command: &[String],
+    image_scripts_dir: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Script> {
+    let bytes = match std::fs::read(source) {
+        Ok(b) => b,
+        Err(e) => {
+            problems.push(Problem::new(path, format!("cannot read: {e}")));
+            return None;
+        }
+    };
+    let stem = match sub.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && !stem.ends_with('/') && !ext.contains('/') => stem,
+        _ => sub,
+    };
+    if !stem.split('/').all(is_id_part) {
+        problems.push(Problem::new(
+            path,
+            "script name makes a bad id: use lowercase letters, digits, `-` and `_` (the id names Kubernetes Jobs)",
+        ));
+        return None;
+    }
+    let marker = comment
+        .clone()
+        .unwrap_or_else(|| comment_for(sub).to_string());
+    let text = String::from_utf8_lossy(&bytes);
+    let header = match header::parse(&text, &marker) {
+        Ok(h) => h,
+        Err(ps) => {
+            problems.extend(ps.into_iter().map(|p| Problem::at(path, p.line, p.message)));
+            return None;
+        }
+    };
+    let image_path = format!("{}/{sub}", image_scripts_dir.trim_end_matches('/'));
+    Some(Script {
+        id: format!("{language}/{stem}"),
+        language: language.to_string(),
+        path: path.to_string(),
+        command: command
+            .iter()
+            .map(|a| a.replace("{script}", &image_path))
+            .collect(),
+        image_path,
+        sha256: digest::bytes_sha256(&bytes),
+        header,
+    })
+}
+
+fn is_id_part(part: &str) -> bool {
+    let mut bytes = part.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The command that runs a script of a well-known language.
+pub fn default_command(language: &str) -> Vec<String> {
+    let program = match language {
+        "python" => Some("python3"),
+        "ruby" => Some("ruby"),
+        "scala" => Some("amm"),
+        "bash" => Some("bash"),
+        "sh" => Some("sh"),
+        "node" | "javascript" => Some("node"),
+        _ => None,
+    };
+    match program {
+        Some(p) => vec![p.to_string(), "{script}".to_string()],
+        None => vec!["{script}".to_string()],
+    }
+}
+
+/// The line-comment marker for a script, from its extension.
+pub fn comment_for(file: &str) -> &'static str {
+    match file.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("sc" | "scala" | "java" | "kt" | "kts" | "js" | "ts" | "groovy" | "go" | "rs") => "//",
+        Some("sql" | "lua") => "--",
+        _ => "#",
+    }
+}
+
+/// The base image a Dockerfile uses by default: `ARG BASE_IMAGE=...`, else the first literal `FROM`.
+pub fn base_image_of(dockerfile: &str) -> Option<String> {
+    let mut from = None;
+    for line in dockerfile.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        let instruction = words.next().unwrap_or("").to_ascii_uppercase();
+        if instruction == "ARG" {
+            if let Some(default) = words.next().and_then(|w| w.strip_prefix("BASE_IMAGE=")) {
+                return Some(default.trim_matches('"').to_string());
+            }
+        } else if instruction == "FROM" && from.is_none() {
+            from = words
+                .find(|w| !w.starts_with("--"))
+                .filter(|w| !w.contains('$'))
+                .map(str::to_string);
+        }
+    }
+    from
+}
+
+/// Names that appear in more than one set; used for `--only` parsing.
+pub fn parse_only(values: &[String]) -> Vec<String> {
+    let set: BTreeSet<String> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    set.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_image_from_arg_default_or_from() {
+        assert_eq!(
+            base_image_of("ARG BASE_IMAGE=python:3.12-slim\nFROM ${BASE_IMAGE}\n").as_deref(),
+            Some("python:3.12-slim")
+        );
+        assert_eq!(
+            base_image_of("FROM --platform=linux/amd64 debian:12 AS b\n").as_deref(),
+            Some("debian:12")
+        );
+        assert_eq!(base_image_of("FROM ${X}\n"), None);
+    }
+
+    #[test]
+    fn ids_and_comment_markers() {
+        assert!(is_id_part("drain-node_2"));
+        assert!(!is_id_part("Drain"));
+        assert!(!is_id_part("-x"));
+        assert_eq!(comment_for("a.sc"), "//");
+        assert_eq!(comment_for("a.py"), "#");
+        assert_eq!(comment_for("noext"), "#");
+        assert_eq!(default_command("python"), ["python3", "{script}"]);
+        assert_eq!(
+            parse_only(&["ruby, python".into(), "ruby".into()]),
+            ["python", "ruby"]
+        );
+    }
+}

@@ -1,0 +1,42 @@
+//! The top-level error: one variant per pipeline phase, each with its exit code.
+
+use crate::config::ConfigError;
+use crate::digest::DigestError;
+use crate::discover::DiscoverError;
+use crate::manifest::ManifestError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("cannot write to stdout: {0}")]
+    Output(#[source] std::io::Error),
+    #[error("publishing is not built yet: run with `--dry-run`")]
+    NotBuilt,
+}
+
+/// Documented exit codes (README, `--help`).
+pub mod exit {
+    pub const INTERNAL: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const INPUT: u8 = 3;
+    pub const DOCKER: u8 = 4;
+    pub const REGISTRY: u8 = 5;
+    pub const AWS: u8 = 6;
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::Discover(_) | Error::Digest(_) => exit::INPUT,
+            Error::NotBuilt => exit::USAGE,
+            Error::Manifest(_) | Error::Output(_) => exit::INTERNAL,
+        }
+    }
+}

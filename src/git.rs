@@ -1,0 +1,126 @@
+//! What git says changed. It explains the plan; it never decides it: every failure here is a
+//! warning, and the run goes on with input digests alone.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Files changed between a revision and HEAD, or why that could not be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// `--since` was not given.
+    NotAsked,
+    /// Paths relative to the repository root, sorted.
+    Files { base: String, files: Vec<String> },
+    /// Git could not tell; the message says why and that digests alone decide.
+    Unknown { warning: String },
+}
+
+impl Changes {
+    /// The changed files under any of `prefixes` (folders, repository-relative).
+    pub fn under(&self, prefixes: &[&str]) -> Option<Vec<String>> {
+        match self {
+            Changes::Files { files, .. } => Some(
+                files
+                    .iter()
+                    .filter(|f| {
+                        prefixes.iter().any(|p| {
+                            f.strip_prefix(p)
+                                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                        })
+                    })
+                    .cloned()
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+fn git(root: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .next()
+            .unwrap_or("git failed")
+            .trim()
+            .to_string())
+    }
+}
+
+/// The commit HEAD points at, if `root` is in a git repository with commits.
+pub fn head_commit(root: &Path) -> Option<String> {
+    git(root, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Files changed between `rev` and HEAD, taken from their merge base so that a force push or
+/// a branch that moved on still lists what this HEAD brings; for a merge commit that is what
+/// the merge brought to the first-parent line.
+pub fn changes_since(root: &Path, rev: &str) -> Changes {
+    let unknown = |why: String| {
+        Changes::Unknown {
+        warning: format!(
+            "cannot tell what changed since `{rev}`: {why}; every language is still checked by its input digest"
+        ),
+    }
+    };
+    if head_commit(root).is_none() {
+        return unknown("the repository has no commit yet".to_string());
+    }
+    let shallow = git(root, &["rev-parse", "--is-shallow-repository"])
+        .map(|s| s.trim() == "true")
+        .unwrap_or(false);
+    let spec = format!("{rev}^{{commit}}");
+    let rev_commit = match git(root, &["rev-parse", "--verify", "--quiet", "--end-of-options", &spec]) {
+        Ok(c) if !c.trim().is_empty() => c.trim().to_string(),
+        _ if shallow => {
+            return unknown(format!(
+                "`{rev}` is not in this shallow clone (fetch more history, e.g. `git fetch --unshallow`)"
+            ))
+        }
+        _ => return unknown(format!("`{rev}` is not a known revision")),
+    };
+    let base = match git(root, &["merge-base", &rev_commit, "HEAD"]) {
+        Ok(b) if !b.trim().is_empty() => b.trim().to_string(),
+        _ if shallow => {
+            return unknown(format!(
+                "the history joining `{rev}` and HEAD is not in this shallow clone"
+            ))
+        }
+        _ => return unknown(format!("`{rev}` and HEAD share no history")),
+    };
+    match git(
+        root,
+        &[
+            "diff",
+            "--name-only",
+            "-z",
+            "--no-renames",
+            "--relative",
+            &base,
+            "HEAD",
+            "--",
+        ],
+    ) {
+        Ok(out) => {
+            let mut files: Vec<String> = out
+                .split('\0')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            files.sort();
+            Changes::Files { base, files }
+        }
+        Err(e) => unknown(e),
+    }
+}

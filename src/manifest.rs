@@ -1,0 +1,240 @@
+//! The release record Harness deploys from: for every script, the image pinned by digest and
+//! how to run it. Deterministic, named by the sha256 of its content, written atomically.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::digest::bytes_sha256;
+use crate::plan::Plan;
+
+/// The manifest format; the JSON Schema in `schema/manifest-v1.schema.json` describes it.
+pub const FORMAT: &str = "krobs-manifest/v1";
+/// Deadline of a run whose header names no `timeout`.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 3600;
+/// Retries of a run whose header names no `retries`.
+pub const DEFAULT_RETRIES: u32 = 1;
+/// The published JSON Schema of the manifest.
+pub const SCHEMA: &str = include_str!("../schema/manifest-v1.schema.json");
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub format: &'static str,
+    /// A dry run's preview: no image digests, never to be deployed.
+    pub preview: bool,
+    pub commit: Option<String>,
+    pub languages: Vec<ManifestLanguage>,
+    pub scripts: Vec<ManifestScript>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ManifestLanguage {
+    pub name: String,
+    pub repository: String,
+    /// `repository@sha256:...`; `null` in a preview.
+    pub image: Option<String>,
+    /// The pushed manifest digest; `null` in a preview.
+    pub digest: Option<String>,
+    pub tags: Vec<String>,
+    pub input_digest: String,
+    /// `built`, `reused`, or `planned` in a preview.
+    pub status: String,
+    /// Files changed since `--since`; `null` when not asked or unknown.
+    pub changed_files: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ManifestScript {
+    pub id: String,
+    pub language: String,
+    pub path: String,
+    pub image_path: String,
+    /// Same as the language's `image`.
+    pub image: Option<String>,
+    pub sha256: String,
+    pub command: Vec<String>,
+    pub header: ManifestHeader,
+    pub job: Job,
+}
+
+/// The documentation header as written.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ManifestHeader {
+    pub owner: String,
+    pub description: String,
+    pub schedule: Option<String>,
+    pub timeout_seconds: Option<u64>,
+    pub retries: Option<u32>,
+}
+
+/// How Harness runs the script: defaults follow from krobs being idempotent but not
+/// load-bearing: one run at a time, a deadline and a retry limit always.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Job {
+    /// `Job` or `CronJob`.
+    pub kind: &'static str,
+    pub schedule: Option<String>,
+    /// `Forbid` for CronJobs; `null` for Jobs.
+    pub concurrency_policy: Option<&'static str>,
+    pub active_deadline_seconds: u64,
+    pub backoff_limit: u32,
+}
+
+/// What the pipeline learned about a language's pushed image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub language: String,
+    /// `sha256:...` of the image manifest in the registry.
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub built: bool,
+}
+
+impl Manifest {
+    /// The manifest for a plan; `published` is empty for a preview, else names every language.
+    pub fn new(plan: &Plan, published: &[Published]) -> Manifest {
+        let preview = published.is_empty();
+        let languages: Vec<ManifestLanguage> = plan
+            .languages
+            .iter()
+            .map(|lp| {
+                let p = published.iter().find(|p| p.language == lp.language.name);
+                ManifestLanguage {
+                    name: lp.language.name.clone(),
+                    repository: lp.repository.clone(),
+                    image: p.map(|p| format!("{}@{}", lp.repository, p.digest)),
+                    digest: p.map(|p| p.digest.clone()),
+                    tags: p.map_or_else(|| vec![lp.tag.clone()], |p| p.tags.clone()),
+                    input_digest: lp.input_digest.to_string(),
+                    status: match p {
+                        None => "planned",
+                        Some(p) if p.built => "built",
+                        Some(_) => "reused",
+                    }
+                    .to_string(),
+                    changed_files: lp.changed_files.clone(),
+                }
+            })
+            .collect();
+        let mut scripts: Vec<ManifestScript> = plan
+            .scripts
+            .iter()
+            .map(|s| {
+                let h = &s.header;
+                let image = languages
+                    .iter()
+                    .find(|l| l.name == s.language)
+                    .and_then(|l| l.image.clone());
+                ManifestScript {
+                    id: s.id.clone(),
+                    language: s.language.clone(),
+                    path: s.path.clone(),
+                    image_path: s.image_path.clone(),
+                    image,
+                    sha256: s.sha256.clone(),
+                    command: s.command.clone(),
+                    header: ManifestHeader {
+                        owner: h.owner.clone(),
+                        description: h.description.clone(),
+                        schedule: h.schedule.clone(),
+                        timeout_seconds: h.timeout_seconds,
+                        retries: h.retries,
+                    },
+                    job: Job {
+                        kind: if h.schedule.is_some() {
+                            "CronJob"
+                        } else {
+                            "Job"
+                        },
+                        schedule: h.schedule.clone(),
+                        concurrency_policy: h.schedule.as_ref().map(|_| "Forbid"),
+                        active_deadline_seconds: h
+                            .timeout_seconds
+                            .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
+                        backoff_limit: h.retries.unwrap_or(DEFAULT_RETRIES),
+                    },
+                }
+            })
+            .collect();
+        scripts.sort_by(|a, b| a.id.cmp(&b.id));
+        Manifest {
+            format: FORMAT,
+            preview,
+            commit: plan.commit.clone(),
+            languages,
+            scripts,
+        }
+    }
+
+    /// The exact bytes written: pretty JSON with a final newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the manifest `{}`: {cause}; check that its folder is writable", path.display())]
+pub struct ManifestError {
+    pub path: PathBuf,
+    pub cause: std::io::Error,
+}
+
+/// Where a manifest was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub path: PathBuf,
+    /// `<dir>/<sha256>.json`, for a real manifest.
+    pub content_path: Option<PathBuf>,
+    /// `sha256:` of the bytes.
+    pub sha256: String,
+}
+
+/// Writes the manifest to `path` (and, unless it is a preview, a copy named by its sha256
+/// beside it), each through a temporary file renamed into place.
+pub fn write(manifest: &Manifest, path: &Path) -> Result<Written, ManifestError> {
+    let bytes = manifest.to_bytes();
+    let hex = bytes_sha256(&bytes);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |cause| ManifestError { path: p, cause }
+    };
+    std::fs::create_dir_all(dir).map_err(err(dir))?;
+    let content_path = if manifest.preview {
+        None
+    } else {
+        let p = dir.join(format!("{hex}.json"));
+        write_atomic(&p, &bytes).map_err(err(&p))?;
+        Some(p)
+    };
+    write_atomic(path, &bytes).map_err(err(path))?;
+    Ok(Written {
+        path: path.to_path_buf(),
+        content_path,
+        sha256: format!("sha256:{hex}"),
+    })
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

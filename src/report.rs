@@ -1,0 +1,183 @@
+//! What the user reads: the plan as text or as one JSON object.
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use crate::discover::{Inventory, Script};
+use crate::git::Changes;
+use crate::manifest::Written;
+use crate::plan::Plan;
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+fn script_json(s: &Script) -> Value {
+    json!({
+        "id": s.id,
+        "language": s.language,
+        "path": s.path,
+        "image_path": s.image_path,
+        "sha256": s.sha256,
+        "command": s.command,
+        "owner": s.header.owner,
+        "description": s.header.description,
+        "schedule": s.header.schedule,
+        "timeout_seconds": s.header.timeout_seconds,
+        "retries": s.header.retries,
+    })
+}
+
+/// The plan as one JSON object.
+pub fn plan_json(plan: &Plan, dry_run: bool, manifest: Option<&Written>) -> Value {
+    let since = plan.since.as_ref().map(|rev| match &plan.changes {
+        Changes::Files { base, files } => {
+            json!({"rev": rev, "base": base, "files": files.len(), "warning": null})
+        }
+        Changes::Unknown { warning } => {
+            json!({"rev": rev, "base": null, "files": null, "warning": warning})
+        }
+        Changes::NotAsked => json!({"rev": rev}),
+    });
+    json!({
+        "dry_run": dry_run,
+        "commit": plan.commit,
+        "since": since,
+        "languages": plan.languages.iter().map(|lp| json!({
+            "name": lp.language.name,
+            "input_digest": lp.input_digest.as_str(),
+            "tag": lp.tag,
+            "image": lp.image,
+            "repository": lp.repository,
+            "base_image": lp.language.inputs.base_image,
+            "context_files": lp.language.context.file_count(),
+            "changed_files": lp.changed_files.clone().unwrap_or_default(),
+            "action": lp.action.as_str(),
+            "notes": lp.notes,
+        })).collect::<Vec<_>>(),
+        "scripts": plan.scripts.iter().map(script_json).collect::<Vec<_>>(),
+        "manifest": manifest.map(|w| json!({
+            "path": w.path.display().to_string(),
+            "content_path": w.content_path.as_ref().map(|p| p.display().to_string()),
+            "sha256": w.sha256,
+        })),
+    })
+}
+
+/// The plan as text for a person.
+pub fn plan_text(plan: &Plan, dry_run: bool, manifest: Option<&Written>) -> String {
+    let mut out = String::new();
+    let at = plan
+        .commit
+        .as_deref()
+        .map(|c| format!(" at {}", short(c)))
+        .unwrap_or_default();
+    if dry_run {
+        out.push_str(&format!(
+            "krobs-build dry run{at}: {} languages, {} scripts (Docker and AWS not touched)\n",
+            plan.languages.len(),
+            plan.scripts.len()
+        ));
+    } else {
+        out.push_str(&format!(
+            "krobs-build{at}: {} languages, {} scripts\n",
+            plan.languages.len(),
+            plan.scripts.len()
+        ));
+    }
+    if let (Some(rev), Changes::Files { base, files }) = (&plan.since, &plan.changes) {
+        out.push_str(&format!(
+            "changes since `{rev}` (merge base {}): {} files\n",
+            short(base),
+            files.len()
+        ));
+    }
+    for lp in &plan.languages {
+        out.push_str(&format!("\n{}  {}\n", lp.language.name, lp.action));
+        out.push_str(&format!("  input    {}\n", lp.input_digest));
+        out.push_str(&format!("  image    {}\n", lp.image));
+        if let Some(base) = &lp.language.inputs.base_image {
+            out.push_str(&format!("  base     {base}\n"));
+        }
+        out.push_str(&format!(
+            "  context  {} files\n",
+            lp.language.context.file_count()
+        ));
+        match &lp.changed_files {
+            Some(files) if files.is_empty() => {
+                out.push_str("  changed  nothing since the base revision\n")
+            }
+            Some(files) => {
+                for f in files {
+                    out.push_str(&format!("  changed  {f}\n"));
+                }
+            }
+            None => {}
+        }
+        for s in plan
+            .scripts
+            .iter()
+            .filter(|s| s.language == lp.language.name)
+        {
+            let schedule = s
+                .header
+                .schedule
+                .as_deref()
+                .map(|c| format!("  cron \"{c}\""))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  script   {}  owner {}{schedule}\n",
+                s.id, s.header.owner
+            ));
+        }
+        for note in &lp.notes {
+            out.push_str(&format!("  note     {note}\n"));
+        }
+    }
+    if let Some(w) = manifest {
+        out.push('\n');
+        if dry_run {
+            out.push_str(&format!(
+                "manifest preview written to {} (no image digests; never deploy it)\n",
+                w.path.display()
+            ));
+        } else {
+            out.push_str(&format!(
+                "manifest {} written to {}",
+                w.sha256,
+                w.path.display()
+            ));
+            if let Some(p) = &w.content_path {
+                out.push_str(&format!(" and {}", p.display()));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `krobs-build lint` when everything is documented.
+pub fn lint_ok(inventory: &Inventory, json: bool) -> String {
+    if json {
+        let v = json!({
+            "problems": [],
+            "languages": inventory.languages.iter().map(|l| &l.name).collect::<Vec<_>>(),
+            "scripts": inventory.scripts.iter().map(script_json).collect::<Vec<_>>(),
+        });
+        format!("{v}\n")
+    } else {
+        format!(
+            "lint: {} scripts in {} languages are documented\n",
+            inventory.scripts.len(),
+            inventory.languages.len()
+        )
+    }
+}
+
+/// Writes to stdout, failing cleanly on a closed pipe.
+pub fn print(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}

@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# The test command: `bash tests/run.sh [extra `cargo nextest run` arguments]`.
+#
+# Makes sure the real parts the integration tests need are there, then runs the whole test suite:
+#   - Debian packages (docker.io, docker-registry, skopeo, busybox-static, bash-static,
+#     apache2-utils, git) and PyPI packages (moto[server], check-jsonschema, kubernetes-validate);
+#   - a Docker Engine: $DOCKER_HOST if it answers, else the default socket, else a `dockerd`
+#     started here (own socket, pidfile, exec root and data root; no bridge, no iptables);
+#   - the base image `krobs-test/base:1`, made locally (busybox-static + bash-static), since no
+#     image can be pulled;
+# and exports for the tests:
+#   KROBS_TEST_SERVICES=1, DOCKER_HOST, KROBS_TEST_BASE_IMAGE, KROBS_TEST_REGISTRY_BIN,
+#   KROBS_TEST_MOTO_BIN.
+# The registries (docker-registry with htpasswd auth) and the moto server are started by the
+# tests themselves (tests/support/services.rs), one per test, on free loopback ports.
+#
+# On exit, also on failure or interrupt, it stops only what it started (its dockerd, by PID) and
+# exits with the test run's exit code. Logs: $KROBS_TEST_LOG_DIR (default /tmp/krobs-test).
+set -euo pipefail
+
+REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+LOG_DIR=${KROBS_TEST_LOG_DIR:-${TMPDIR:-/tmp}/krobs-test}
+RUN_DIR=/run/krobs-test
+DATA_ROOT=/var/lib/krobs-test-docker
+OWN_SOCK=unix://$RUN_DIR/docker.sock
+DEFAULT_SOCK=unix:///var/run/docker.sock
+BASE_IMAGE=krobs-test/base:1 # bump the tag whenever make_base_image changes
+
+APT_PKGS=(docker.io docker-registry skopeo busybox-static bash-static apache2-utils git)
+PIP_PKGS=("moto[server]" check-jsonschema kubernetes-validate)
+
+START=$SECONDS
+DOCKERD_PID=""   # set only when this script started dockerd
+POLICY_RC_D=""   # set only when this script created /usr/sbin/policy-rc.d
+
+say() { printf 'run.sh: %s\n' "$*" >&2; }
+log_tail() {
+    say "last lines of $1:"
+    tail -n "${2:-40}" "$1" | sed 's/^/    /' >&2 || true
+}
+die() {
+    say "error: $*"
+    exit 1
+}
+
+stop_dockerd() {
+    local pid=$DOCKERD_PID i
+    DOCKERD_PID=""
+    kill -0 "$pid" 2>/dev/null || return 0
+    say "stopping dockerd (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do # 30 s
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.2
+    done
+    say "dockerd (pid $pid) did not stop in 30 s: killing it and its containerd"
+    local cpid
+    cpid=$(cat "$RUN_DIR/exec/containerd/containerd.pid" 2>/dev/null || true)
+    kill -KILL "$pid" 2>/dev/null || true
+    if [[ -n $cpid ]]; then kill -KILL "$cpid" 2>/dev/null || true; fi
+}
+
+# shellcheck disable=SC2317 # run by the trap
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [[ -n $POLICY_RC_D ]] && rm -f "$POLICY_RC_D"
+    [[ -n $DOCKERD_PID ]] && stop_dockerd
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$LOG_DIR" "$RUN_DIR"
+
+# ---------------------------------------------------------------------------------------------
+# Packages
+# ---------------------------------------------------------------------------------------------
+missing=()
+for p in "${APT_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    say "installing Debian packages: ${missing[*]} (log: $LOG_DIR/apt.log)"
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        # keep the packages' init scripts from starting a system dockerd / registry on :5000
+        POLICY_RC_D=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC_D"
+        chmod 0755 "$POLICY_RC_D"
+    fi
+    {
+        apt-get update &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    } >"$LOG_DIR/apt.log" 2>&1 || {
+        log_tail "$LOG_DIR/apt.log"
+        die "apt-get install failed"
+    }
+    if [[ -n $POLICY_RC_D ]]; then rm -f "$POLICY_RC_D" && POLICY_RC_D=""; fi
+fi
+
+pip_ok() {
+    python3 -c 'import moto, moto.server, flask, flask_cors, boto3' 2>/dev/null &&
+        command -v check-jsonschema >/dev/null && command -v kubernetes-validate >/dev/null
+}
+if ! pip_ok; then
+    say "installing PyPI packages: ${PIP_PKGS[*]} (log: $LOG_DIR/pip.log)"
+    pip_install() {
+        python3 -m pip install --quiet --disable-pip-version-check "$@" "${PIP_PKGS[@]}" >>"$LOG_DIR/pip.log" 2>&1
+    }
+    : >"$LOG_DIR/pip.log"
+    if ! pip_install; then
+        # Debian's own python3 refuses (PEP 668) unless told otherwise
+        if grep -q externally-managed "$LOG_DIR/pip.log" && pip_install --break-system-packages; then
+            :
+        else
+            log_tail "$LOG_DIR/pip.log"
+            die "pip install failed"
+        fi
+    fi
+    if command -v pyenv >/dev/null; then pyenv rehash >/dev/null 2>&1 || true; fi
+    hash -r
+    pip_ok || die "PyPI packages still missing after pip install (log: $LOG_DIR/pip.log)"
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    say "installing cargo-nextest (log: $LOG_DIR/cargo-install.log)"
+    cargo install --locked cargo-nextest >"$LOG_DIR/cargo-install.log" 2>&1 || {
+        log_tail "$LOG_DIR/cargo-install.log"
+        die "cargo install cargo-nextest failed"
+    }
+fi
+
+REGISTRY_BIN=$(command -v docker-registry) || die "docker-registry not found"
+# the real script beside the interpreter pip used, not a version manager's shim
+MOTO_BIN=$(python3 -c 'import os, sys; print(os.path.join(os.path.dirname(sys.executable), "moto_server"))')
+[[ -x $MOTO_BIN ]] || MOTO_BIN=$(command -v moto_server) || die "moto_server not found"
+
+# ---------------------------------------------------------------------------------------------
+# Docker Engine
+# ---------------------------------------------------------------------------------------------
+docker_answers() { DOCKER_HOST=$1 timeout 20 docker version >/dev/null 2>&1; }
+
+# Is overlay2 usable for a data root there? (Not on overlayfs itself, nor without mount rights.)
+storage_driver() {
+    local d ok=1
+    mkdir -p "$DATA_ROOT"
+    [[ -d $DATA_ROOT/overlay2 ]] && { echo overlay2; return; }
+    [[ -d $DATA_ROOT/vfs ]] && { echo vfs; return; }
+    d=$(mktemp -d "$DATA_ROOT/.overlay-probe.XXXXXX")
+    mkdir -p "$d/lower" "$d/upper" "$d/work" "$d/merged"
+    if mount -t overlay overlay -o "lowerdir=$d/lower,upperdir=$d/upper,workdir=$d/work" "$d/merged" 2>/dev/null; then
+        umount "$d/merged" && ok=0
+    fi
+    rm -rf "$d"
+    if ((ok == 0)); then echo overlay2; else echo vfs; fi
+}
+
+start_dockerd() {
+    local driver=$1 i
+    say "starting dockerd ($driver storage, data root $DATA_ROOT, log: $LOG_DIR/dockerd.log)"
+    echo '{}' >"$RUN_DIR/daemon.json" # ignore /etc/docker/daemon.json
+    # setsid: a Ctrl-C reaches the tests, not dockerd; the EXIT trap stops it.
+    setsid dockerd \
+        --config-file "$RUN_DIR/daemon.json" \
+        --host "$OWN_SOCK" \
+        --pidfile "$RUN_DIR/docker.pid" \
+        --exec-root "$RUN_DIR/exec" \
+        --data-root "$DATA_ROOT" \
+        --storage-driver "$driver" \
+        --bridge none \
+        --iptables=false \
+        --ip-forward=false \
+        --ip-masq=false \
+        --userland-proxy=false \
+        >"$LOG_DIR/dockerd.log" 2>&1 </dev/null 9>&- &
+    DOCKERD_PID=$!
+    for ((i = 0; i < 300; i++)); do # 60 s
+        if ! kill -0 "$DOCKERD_PID" 2>/dev/null; then
+            DOCKERD_PID=""
+            return 1
+        fi
+        docker_answers "$OWN_SOCK" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# One setup at a time (a second run.sh started meanwhile reuses what the first one made).
+exec 9>"$RUN_DIR/setup.lock"
+flock 9
+
+if [[ -n ${DOCKER_HOST:-} ]] && docker_answers "$DOCKER_HOST"; then
+    say "using the Docker Engine at DOCKER_HOST=$DOCKER_HOST"
+elif docker_answers "$DEFAULT_SOCK"; then
+    export DOCKER_HOST=$DEFAULT_SOCK
+    say "using the Docker Engine at $DOCKER_HOST"
+elif docker_answers "$OWN_SOCK"; then
+    export DOCKER_HOST=$OWN_SOCK
+    say "using the dockerd an earlier run left at $DOCKER_HOST (not stopping it)"
+else
+    [[ -n ${DOCKER_HOST:-} ]] && say "DOCKER_HOST=$DOCKER_HOST does not answer; starting a dockerd"
+    if [[ -f $RUN_DIR/docker.pid ]]; then
+        old=$(cat "$RUN_DIR/docker.pid" 2>/dev/null || true)
+        if [[ -n $old ]] && kill -0 "$old" 2>/dev/null &&
+            tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -q "$RUN_DIR/docker.sock"; then
+            die "a dockerd (pid $old) with socket $OWN_SOCK is running but does not answer; stop it first"
+        fi
+        rm -f "$RUN_DIR/docker.pid"
+    fi
+    driver=$(storage_driver)
+    if ! start_dockerd "$driver"; then
+        log_tail "$LOG_DIR/dockerd.log"
+        [[ -n $DOCKERD_PID ]] && stop_dockerd
+        if [[ $driver == overlay2 && ! -d $DATA_ROOT/overlay2/l ]]; then
+            say "dockerd failed with overlay2; retrying with vfs (slower)"
+            rm -rf "$DATA_ROOT/overlay2"
+            start_dockerd vfs || {
+                log_tail "$LOG_DIR/dockerd.log"
+                die "dockerd did not become ready in 60 s"
+            }
+        else
+            die "dockerd did not become ready in 60 s"
+        fi
+    fi
+    export DOCKER_HOST=$OWN_SOCK
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Base image: nothing can be pulled, so make one from busybox-static and bash-static.
+# ---------------------------------------------------------------------------------------------
+make_base_image() {
+    local root p
+    root=$(mktemp -d "$LOG_DIR/rootfs.XXXXXX")
+    mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc,root,home/krobs,tmp,dev,proc,sys}
+    chmod 1777 "$root/tmp"
+    chmod 0700 "$root/root"
+    install -m 0755 /bin/busybox "$root/bin/busybox"
+    install -m 0755 /bin/bash-static "$root/bin/bash"
+    ln -s /bin/bash "$root/usr/bin/bash"
+    # the applet links: bin/sh, bin/cat, usr/bin/env, usr/bin/wget, ...
+    while read -r p; do
+        case $p in linuxrc | bin/busybox | bin/bash | usr/bin/bash) continue ;; esac
+        [[ -e $root/$p || -L $root/$p ]] || ln -s /bin/busybox "$root/$p"
+    done < <("$root/bin/busybox" --list-full)
+    cat >"$root/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+krobs:x:10001:10001:krobs:/home/krobs:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+    cat >"$root/etc/group" <<'EOF'
+root:x:0:
+krobs:x:10001:
+nogroup:x:65534:
+EOF
+    chown 10001:10001 "$root/home/krobs"
+    tar -C "$root" --numeric-owner --sort=name --mtime=@0 -c . |
+        docker import \
+            --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'CMD ["/bin/sh"]' \
+            --message 'krobs test base: busybox-static + bash-static' \
+            - "$BASE_IMAGE" >/dev/null
+    rm -rf "$root"
+}
+if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    say "making the base image $BASE_IMAGE"
+    make_base_image || die "could not make $BASE_IMAGE"
+fi
+
+flock -u 9
+exec 9>&-
+
+export KROBS_TEST_SERVICES=1
+export DOCKER_HOST
+export KROBS_TEST_BASE_IMAGE=$BASE_IMAGE
+export KROBS_TEST_REGISTRY_BIN=$REGISTRY_BIN
+export KROBS_TEST_MOTO_BIN=$MOTO_BIN
+say "ready in $((SECONDS - START)) s: DOCKER_HOST=$DOCKER_HOST KROBS_TEST_BASE_IMAGE=$BASE_IMAGE"
+say "  KROBS_TEST_REGISTRY_BIN=$REGISTRY_BIN KROBS_TEST_MOTO_BIN=$MOTO_BIN"
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------------------------
+cd "$REPO"
+say "cargo nextest run --workspace --no-fail-fast $*"
+rc=0
+cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+exit "$rc"
