@@ -132,10 +132,13 @@ pub fn parse(text: &str, comment: &str) -> Result<Header, Vec<HeaderProblem>> {
         Ok(raw) => raw,
         Err(e) => {
             let line = e.span().map_or(open_line, |s| line_of(s.start));
-            return Err(problem(
-                line,
-                format!("malformed header: {}", one_line(e.message())),
-            ));
+            let message = one_line(e.message());
+            let hint = if message.starts_with("unknown field") {
+                ""
+            } else {
+                " (the header is TOML: quote text, e.g. `owner = \"team-a\"`)"
+            };
+            return Err(problem(line, format!("malformed header: {message}{hint}")));
         }
     };
 

@@ -1,0 +1,253 @@
+//! Every bad input gets one clear line naming the file, field or language, and what to do.
+//! The exact messages are pinned here.
+
+mod support;
+
+use support::{bash_script, Repo, CONFIG};
+
+const INPUT: i32 = 3;
+
+#[test]
+fn missing_config_file() {
+    let repo = Repo::fixture();
+    repo.krobs(&["--dry-run", "--config", "nope.toml"])
+        .failure(INPUT)
+        .stderr_is("error: cannot read `nope.toml`: No such file or directory (os error 2); create it or point `--config` at one");
+}
+
+#[test]
+fn malformed_toml() {
+    let repo = Repo::fixture();
+    repo.write("krobs.toml", "[registry\nkind = \"oci\"\n");
+    repo.krobs(&["--dry-run"])
+        .failure(INPUT)
+        .stderr_is("error: krobs.toml:1:10: unclosed table, expected `]`");
+}
+
+#[test]
+fn unknown_key() {
+    let repo = Repo::fixture();
+    repo.write("krobs.toml", format!("{CONFIG}\n[build]\nconcurency = 4\n"));
+    repo.krobs(&["--dry-run"])
+        .failure(INPUT)
+        .stderr_is("error: krobs.toml:11:1: unknown field `concurency`, expected one of `concurrency`, `platform`, `build_args`");
+}
+
+#[test]
+fn wrong_type() {
+    let repo = Repo::fixture();
+    repo.write("krobs.toml", format!("{CONFIG}\n[languages.bash]\ncommand = \"bash {{script}}\"\n"));
+    repo.krobs(&["--dry-run"])
+        .failure(INPUT)
+        .stderr_is("error: krobs.toml:11:11: invalid type: string \"bash {script}\", expected a sequence");
+}
+
+#[test]
+fn unknown_registry_kind() {
+    let repo = Repo::fixture();
+    repo.write("krobs.toml", CONFIG.replace("kind = \"oci\"", "kind = \"gcr\""));
+    repo.krobs(&["--dry-run"])
+        .failure(INPUT)
+        .stderr_is("error: krobs.toml:4:8: unknown registry kind `gcr`: use `ecr` or `oci`");
+}
+
+#[test]
+fn missing_dockerfile() {
+    let repo = Repo::fixture();
+    repo.remove("languages/python/Dockerfile");
+    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
+        "languages/python: missing Dockerfile for language `python`: add `languages/python/Dockerfile`\n\
+         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn empty_language_folder() {
+    let repo = Repo::fixture();
+    std::fs::create_dir_all(repo.path("languages/go")).unwrap();
+    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
+        "languages/go: empty language folder: add a `Dockerfile` and `scripts/`, or remove the folder\n\
+         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn language_without_scripts() {
+    let repo = Repo::fixture();
+    repo.remove("languages/python/scripts");
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
+        "languages/python: language `python` has no scripts: add one under `languages/python/scripts/` or remove the folder\n\
+         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn missing_header() {
+    let repo = Repo::fixture();
+    repo.write("languages/bash/scripts/bare.sh", "#!/bin/bash\necho no docs\n");
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
+        "languages/bash/scripts/bare.sh:2: missing documentation header: start the script with a `# ---` block naming `owner` and `description` (after an optional `#!` line)\n\
+         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn malformed_header() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/bad.sh",
+        "# ---\n# owner = team-a\n# description = \"x\"\n# ---\n",
+    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
+        "languages/bash/scripts/bad.sh:2: malformed header: invalid boolean, expected `true` (the header is TOML: quote text, e.g. `owner = \"team-a\"`)\n\
+         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn unclosed_header() {
+    let repo = Repo::fixture();
+    repo.write("languages/bash/scripts/open.sh", "# ---\n# owner = \"a\"\n# description = \"x\"\necho\n");
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
+        "languages/bash/scripts/open.sh:1: documentation header is never closed: end it with a `# ---` line\n\
+         languages/bash/scripts/open.sh:4: header line does not start with `# `: keep the header in one comment block closed by `# ---`\n\
+         error: 2 problems in the repository: fix them and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn bad_cron_and_every_problem_at_once() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/cron.sh",
+        "# ---\n# owner = \"a\"\n# description = \"x\"\n# schedule = \"*/5 * * *\"\n# ---\n",
+    );
+    repo.write(
+        "languages/python/scripts/nodoc.py",
+        "# ---\n# schedule = \"0 0 31 2 *\"\n# retries = 99\n# ---\n",
+    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
+        "languages/bash/scripts/cron.sh:4: header `schedule = \"*/5 * * *\"` is not a valid cron expression: it has 4 fields; use five fields `minute hour day-of-month month day-of-week`, e.g. \"*/15 * * * *\"\n\
+         languages/python/scripts/nodoc.py:1: header has no `description`: add `description = \"what it does and the env it takes\"`\n\
+         languages/python/scripts/nodoc.py:1: header has no `owner`: add `owner = \"team (#channel)\"`\n\
+         languages/python/scripts/nodoc.py:3: header `retries = 99` is out of range: use 0 to 10\n\
+         error: 4 problems in the repository: fix them and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn symlink_escaping_the_folder() {
+    let repo = Repo::fixture();
+    repo.write("secrets.env", "TOKEN=x\n");
+    std::os::unix::fs::symlink("../../secrets.env", repo.path("languages/bash/secrets.env")).unwrap();
+    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
+        "languages/bash/secrets.env: symlink points outside `bash` (to `../../secrets.env`): Docker cannot follow it; copy the file in instead\n\
+         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn unknown_only_name() {
+    let repo = Repo::fixture();
+    repo.krobs(&["--dry-run", "--only", "bash,pyhton"])
+        .failure(INPUT)
+        .stderr_is("error: unknown language `pyhton` in `--only`: known languages are `bash`, `python`");
+}
+
+#[test]
+fn non_utf8_file_name() {
+    use std::os::unix::ffi::OsStrExt;
+    let repo = Repo::fixture();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.sh");
+    std::fs::write(repo.path("languages/bash/scripts").join(name), "x").unwrap();
+    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
+        "languages/bash/scripts/caf\u{FFFD}.sh: file name is not valid UTF-8: rename it\n\
+         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn unreadable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    // Permission bits do not stop root, so the binary runs as `nobody` here.
+    let repo = Repo::fixture();
+    repo.write("languages/bash/scripts/secret.sh", bash_script("a", "true"));
+    let mut p = repo.root.clone();
+    while p.pop() {
+        if p == std::env::temp_dir() {
+            break;
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for dir in ["", "languages", "languages/bash", "languages/bash/scripts", "languages/python", "languages/python/scripts"] {
+        std::fs::set_permissions(repo.path(dir), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::set_permissions(repo.path("languages/bash/scripts/secret.sh"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_krobs-build")]);
+    support::Run::new(cmd, &repo.root, &["lint"], &[]).failure(INPUT).stderr_is(
+        "languages/bash/scripts/secret.sh: cannot read: Permission denied (os error 13)\n\
+         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn duplicate_script_ids() {
+    let repo = Repo::fixture();
+    repo.write("languages/bash/scripts/hello.bash", bash_script("a", "echo"));
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
+        "languages/bash/scripts/hello.bash: duplicate script id `bash/hello` (also `languages/bash/scripts/hello.sh`): rename one of them\n\
+         languages/bash/scripts/hello.sh: duplicate script id `bash/hello` (also `languages/bash/scripts/hello.bash`): rename one of them\n\
+         error: 2 problems in the repository: fix them and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn bad_script_name() {
+    let repo = Repo::fixture();
+    repo.write("languages/bash/scripts/Drain Node.sh", bash_script("a", "echo"));
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
+        "languages/bash/scripts/Drain Node.sh: script name makes a bad id: use lowercase letters, digits, `-` and `_` (the id names Kubernetes Jobs)\n\
+         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn bad_dockerignore_line() {
+    let repo = Repo::fixture();
+    repo.write("languages/bash/.dockerignore", "*.tmp\n!\n");
+    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
+        "languages/bash/.dockerignore:2: a lone `!` excludes nothing: remove the line or add a pattern\n\
+         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn configured_language_without_folder() {
+    let repo = Repo::fixture();
+    repo.write("krobs.toml", format!("{CONFIG}\n[languages.go]\ncommand = [\"{{script}}\"]\n"));
+    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
+        "krobs.toml: `[languages.go]` has no folder `languages/go`: create it or set `path`\n\
+         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
+    );
+}
+
+#[test]
+fn command_without_script_placeholder() {
+    let repo = Repo::fixture();
+    repo.write("krobs.toml", format!("{CONFIG}\n[languages.bash]\ncommand = [\"bash\"]\n"));
+    repo.krobs(&["--dry-run"])
+        .failure(INPUT)
+        .stderr_is("error: krobs.toml:11:11: `languages.bash.command` never mentions `{script}`: add it where the script path goes");
+}
+
+#[test]
+fn lint_ok_and_json() {
+    let repo = Repo::fixture();
+    let run = repo.krobs(&["lint"]).success();
+    assert_eq!(run.stdout, "lint: 2 scripts in 2 languages are documented\n");
+    let v = repo.krobs(&["lint", "--json"]).success().json();
+    assert_eq!(v["problems"], serde_json::json!([]));
+    assert_eq!(v["scripts"][0]["id"], "bash/hello");
+    assert_eq!(v["scripts"][1]["owner"], "team-b");
+}
