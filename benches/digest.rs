@@ -1,1 +1,127 @@
-fn main() {}
+//! Input digest against `sha256sum` over the same files, side by side in one invocation.
+//!
+//! `cargo bench --bench digest` generates a 10,000-file, ~100 MB language folder, warms the
+//! page cache, then times (best of several runs) the whole input digest (walk, .dockerignore,
+//! hashing, combining) and `sha256sum` over the same files, and prints the ratio.
+//! Set `KROBS_BENCH_FILES` / `KROBS_BENCH_MB` to change the tree.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use krobs::context::Context;
+use krobs::digest::{self, BuildInputs};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A deterministic tree: `files` files spread over 100 folders, sizes varying around the mean.
+fn generate(root: &Path, files: usize, total_bytes: usize) -> Vec<String> {
+    let lang = root.join("languages/big");
+    std::fs::create_dir_all(&lang).unwrap();
+    std::fs::write(lang.join("Dockerfile"), "FROM scratch\nCOPY . /opt/krobs/\n").unwrap();
+    let mean = total_bytes / files;
+    let mut state: u64 = 0x9e3779b97f4a7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut paths = vec!["Dockerfile".to_string()];
+    let mut buf = Vec::new();
+    for i in 0..files - 1 {
+        let dir = format!("scripts/d{:03}", i % 100);
+        std::fs::create_dir_all(lang.join(&dir)).unwrap();
+        let size = mean / 2 + (next() as usize % mean.max(1));
+        buf.clear();
+        while buf.len() < size {
+            buf.extend_from_slice(&next().to_le_bytes());
+        }
+        buf.truncate(size);
+        let rel = format!("{dir}/f{i:05}.dat");
+        std::fs::write(lang.join(&rel), &buf).unwrap();
+        paths.push(rel);
+    }
+    paths
+}
+
+fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists benchmarks; there is nothing to list.
+    }
+    let files = env_or("KROBS_BENCH_FILES", 10_000);
+    let mb = env_or("KROBS_BENCH_MB", 100);
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = generate(tmp.path(), files, mb * 1024 * 1024);
+    let lang = tmp.path().join("languages/big");
+    let bytes: u64 = paths
+        .iter()
+        .map(|p| std::fs::metadata(lang.join(p)).unwrap().len())
+        .sum();
+    let inputs = BuildInputs {
+        build_args: BTreeMap::new(),
+        base_image: None,
+        platform: "linux/amd64".into(),
+    };
+
+    let krobs = || {
+        let ctx = Context::collect(tmp.path(), "languages/big", &[]).unwrap();
+        std::hint::black_box(digest::compute(&ctx, &inputs).unwrap());
+    };
+    let list: Vec<u8> = paths.iter().flat_map(|p| [p.as_bytes(), b"\0"].concat()).collect();
+    let sha256sum = || {
+        let mut child = Command::new("xargs")
+            .args(["-0", "sha256sum"])
+            .current_dir(&lang)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("xargs and sha256sum are installed");
+        child.stdin.take().unwrap().write_all(&list).unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+
+    // Warm the page cache for both.
+    krobs();
+    sha256sum();
+    let runs = 5;
+    let t_krobs = best_of(runs, krobs);
+    let t_sum = best_of(runs, sha256sum);
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "tree: {files} files, {mib:.1} MiB; best of {runs} runs each, warm cache, {} threads",
+        rayon::current_num_threads()
+    );
+    println!(
+        "krobs input digest: {:>8.1} ms  ({:.0} MiB/s)",
+        t_krobs.as_secs_f64() * 1e3,
+        mib / t_krobs.as_secs_f64()
+    );
+    println!(
+        "sha256sum:          {:>8.1} ms  ({:.0} MiB/s)",
+        t_sum.as_secs_f64() * 1e3,
+        mib / t_sum.as_secs_f64()
+    );
+    println!(
+        "ratio sha256sum / krobs: {:.2}x (above 1 means the input digest is faster)",
+        t_sum.as_secs_f64() / t_krobs.as_secs_f64()
+    );
+}

@@ -50,6 +50,7 @@ impl Repo {
     /// A repository with `krobs.toml` and two languages (`bash` and `python`), not committed.
     pub fn fixture() -> Repo {
         let repo = Repo::new();
+        repo.write(".gitignore", "/out/\n");
         repo.write("krobs.toml", CONFIG);
         repo.write(
             "languages/bash/Dockerfile",
@@ -213,6 +214,7 @@ impl fmt::Display for Run {
 pub fn copy_project_into(repo: &Repo) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"));
     fs::copy(src.join("krobs.toml"), repo.path("krobs.toml")).unwrap();
+    fs::copy(src.join(".gitignore"), repo.path(".gitignore")).unwrap();
     copy_dir(&src.join("languages"), &repo.path("languages"));
 }
 
