@@ -16,6 +16,7 @@
 #
 # On exit, also on failure or interrupt, it stops only what it started (its dockerd, by PID) and
 # exits with the test run's exit code. Logs: $KROBS_TEST_LOG_DIR (default /tmp/krobs-test).
+# KROBS_TEST_STORAGE_DRIVER forces the storage driver of the dockerd started here.
 set -euo pipefail
 
 REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,7 +25,7 @@ RUN_DIR=/run/krobs-test
 DATA_ROOT=/var/lib/krobs-test-docker
 OWN_SOCK=unix://$RUN_DIR/docker.sock
 DEFAULT_SOCK=unix:///var/run/docker.sock
-BASE_IMAGE=krobs-test/base:1 # bump the tag whenever make_base_image changes
+BASE_IMAGE=krobs-test/base:1
 
 APT_PKGS=(docker.io docker-registry skopeo busybox-static bash-static apache2-utils git)
 PIP_PKGS=("moto[server]" check-jsonschema kubernetes-validate)
@@ -100,7 +101,8 @@ if ((${#missing[@]})); then
 fi
 
 pip_ok() {
-    python3 -c 'import moto, moto.server, flask, flask_cors, boto3' 2>/dev/null &&
+    python3 -c 'import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ("moto", "flask", "flask_cors", "boto3")))' 2>/dev/null &&
         command -v check-jsonschema >/dev/null && command -v kubernetes-validate >/dev/null
 }
 if ! pip_ok; then
@@ -147,7 +149,7 @@ storage_driver() {
     mkdir -p "$DATA_ROOT"
     [[ -d $DATA_ROOT/overlay2 ]] && { echo overlay2; return; }
     [[ -d $DATA_ROOT/vfs ]] && { echo vfs; return; }
-    d=$(mktemp -d "$DATA_ROOT/.overlay-probe.XXXXXX")
+    d=$(mktemp -d "$DATA_ROOT/.overlay-probe.XXXXXX") || { echo vfs; return; }
     mkdir -p "$d/lower" "$d/upper" "$d/work" "$d/merged"
     if mount -t overlay overlay -o "lowerdir=$d/lower,upperdir=$d/upper,workdir=$d/work" "$d/merged" 2>/dev/null; then
         umount "$d/merged" && ok=0
@@ -208,7 +210,7 @@ else
         fi
         rm -f "$RUN_DIR/docker.pid"
     fi
-    driver=$(storage_driver)
+    driver=${KROBS_TEST_STORAGE_DRIVER:-$(storage_driver)} # overlay2, else vfs
     if ! start_dockerd "$driver"; then
         log_tail "$LOG_DIR/dockerd.log"
         [[ -n $DOCKERD_PID ]] && stop_dockerd
@@ -232,6 +234,7 @@ fi
 make_base_image() {
     local root p
     root=$(mktemp -d "$LOG_DIR/rootfs.XXXXXX")
+    chmod 0755 "$root" # mktemp's 0700 would become the image's / (non-root users locked out)
     mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc,root,home/krobs,tmp,dev,proc,sys}
     chmod 1777 "$root/tmp"
     chmod 0700 "$root/root"
@@ -258,13 +261,19 @@ EOF
         docker import \
             --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
             --change 'CMD ["/bin/sh"]' \
+            --change "LABEL krobs.test.base.recipe=$BASE_RECIPE" \
             --message 'krobs test base: busybox-static + bash-static' \
             - "$BASE_IMAGE" >/dev/null
     rm -rf "$root"
 }
-if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+# the recipe's own hash, so that an image made by an older recipe is replaced
+BASE_RECIPE=$(declare -f make_base_image | sha256sum | cut -c1-16)
+have=$(docker image inspect --format '{{ index .Config.Labels "krobs.test.base.recipe" }}' "$BASE_IMAGE" 2>/dev/null || true)
+if [[ $have != "$BASE_RECIPE" ]]; then
     say "making the base image $BASE_IMAGE"
-    make_base_image || die "could not make $BASE_IMAGE"
+    make_base_image # (not in a condition, so that `set -e` applies inside)
+    # drop the older recipes' images that the new tag left untagged
+    docker image prune --force --filter label=krobs.test.base.recipe >/dev/null 2>&1 || true
 fi
 
 flock -u 9

@@ -1,0 +1,1254 @@
+//! The real services the integration tests run against, started by the tests themselves.
+//!
+//! `bash tests/run.sh` makes the machine ready (packages, a Docker Engine, the base image) and
+//! exports what this module reads:
+//!
+//! | variable                  | what                                                          |
+//! |---------------------------|---------------------------------------------------------------|
+//! | `KROBS_TEST_SERVICES`     | `1`: the set-up ran; without it every test here fails         |
+//! | `DOCKER_HOST`             | the Docker Engine to use (`unix:///run/krobs-test/docker.sock` when run.sh started it) |
+//! | `KROBS_TEST_BASE_IMAGE`   | `krobs-test/base:1`: busybox-static + bash-static, made locally, nothing pulled |
+//! | `KROBS_TEST_REGISTRY_BIN` | the reference distribution registry (`/usr/bin/docker-registry`) |
+//! | `KROBS_TEST_MOTO_BIN`     | `moto_server` (PyPI `moto[server]`)                           |
+//!
+//! Each test starts its own [`Registry`] (htpasswd auth, own storage, own port) and, when it needs
+//! the ECR API, its own [`Moto`]; both are killed when dropped. [`FlakyProxy`] puts failures
+//! (503, 429) in front of a registry. [`DockerCli`] runs the `docker` CLI with its own config
+//! directory, so logins never touch `~/.docker`.
+//!
+//! Everything listens on 127.0.0.1 only. The Docker Engine treats 127.0.0.0/8 as an insecure
+//! (plain HTTP) registry by default, so `docker push 127.0.0.1:PORT/...` works without set-up.
+//!
+//! Std only (plus the `tempfile` dev-dependency); bcrypt hashes come from `htpasswd -B`.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+// -------------------------------------------------------------------------------------------------
+// Environment
+// -------------------------------------------------------------------------------------------------
+
+/// The variables `tests/run.sh` exports and these tests need.
+pub const REQUIRED_ENV: [&str; 4] = [
+    "KROBS_TEST_SERVICES",
+    "KROBS_TEST_BASE_IMAGE",
+    "KROBS_TEST_REGISTRY_BIN",
+    "KROBS_TEST_MOTO_BIN",
+];
+
+/// Fails the test (never skips it) when the services of `bash tests/run.sh` are not there.
+pub fn require_services() {
+    if let Some(problem) = services_problem(|name| std::env::var(name).ok()) {
+        panic!("{problem}");
+    }
+}
+
+/// What `require_services` complains about, for the environment `env` gives; `None` when set.
+pub fn services_problem(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let missing: Vec<&str> = REQUIRED_ENV
+        .iter()
+        .copied()
+        .filter(|name| env(name).is_none_or(|v| v.trim().is_empty()))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "these tests need the services started by `bash tests/run.sh`: {} not set \
+         (run the tests with `bash tests/run.sh`, which installs and starts what is missing \
+         and exports these variables)",
+        missing.join(", ")
+    ))
+}
+
+fn required_env(name: &str) -> String {
+    require_services();
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+}
+
+/// The locally made base image (`KROBS_TEST_BASE_IMAGE`, `krobs-test/base:1`): `/bin/busybox`
+/// with its applet links (`sh`, `grep`, `wget`, `env`, ...), `/bin/bash` (bash-static), `/tmp`
+/// (1777), root and user `krobs` (uid/gid 10001, home `/home/krobs`).
+pub fn base_image() -> String {
+    required_env("KROBS_TEST_BASE_IMAGE")
+}
+
+/// `DOCKER_HOST`, when set (run.sh always sets it); `None` means the client default.
+pub fn docker_host() -> Option<String> {
+    std::env::var("DOCKER_HOST").ok().filter(|v| !v.is_empty())
+}
+
+pub fn registry_bin() -> PathBuf {
+    PathBuf::from(required_env("KROBS_TEST_REGISTRY_BIN"))
+}
+
+pub fn moto_bin() -> PathBuf {
+    PathBuf::from(required_env("KROBS_TEST_MOTO_BIN"))
+}
+
+/// The Python that has moto and boto3: the one beside `moto_server`, else `python3`.
+pub fn python3() -> PathBuf {
+    let beside = moto_bin().with_file_name("python3");
+    if beside.is_file() {
+        beside
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+// -------------------------------------------------------------------------------------------------
+// Processes
+// -------------------------------------------------------------------------------------------------
+
+/// Runs `cmd`, panicking with the command line, exit status, stdout and stderr unless it succeeds.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    if !out.status.success() {
+        panic!("command failed:\n{}", describe(cmd, &out));
+    }
+    out
+}
+
+/// Runs `cmd` (stdin closed) and returns what it did, panicking only if it cannot be started.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", command_line(cmd)))
+}
+
+/// Runs `cmd` with `input` on stdin.
+pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", command_line(cmd)));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn command_line(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&arg.to_string_lossy());
+    }
+    s
+}
+
+/// Command line, status, stdout and stderr, for failure messages.
+pub fn describe(cmd: &Command, out: &Output) -> String {
+    format!(
+        "command: {}\nstatus: {}\n--- stdout\n{}\n--- stderr\n{}",
+        command_line(cmd),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn kill_child(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+// -------------------------------------------------------------------------------------------------
+// Registry
+// -------------------------------------------------------------------------------------------------
+
+/// The reference distribution registry (`docker-registry serve`, 2.8) on `127.0.0.1:PORT`, with
+/// htpasswd (bcrypt) basic auth for the given users, realm `krobs-test`, filesystem storage in
+/// its own temporary directory and deletes enabled. Plain HTTP. It has no immutable-tags mode
+/// (ECR's tag immutability cannot be reproduced with it). Killed on drop.
+pub struct Registry {
+    dir: tempfile::TempDir,
+    port: u16,
+    users: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+pub const REGISTRY_REALM: &str = "krobs-test";
+
+impl Registry {
+    pub fn start(users: &[(&str, &str)]) -> Registry {
+        require_services();
+        let dir = tempfile::Builder::new()
+            .prefix("krobs-registry-")
+            .tempdir()
+            .expect("temp dir for the registry");
+        let mut htpasswd = String::new();
+        for (user, password) in users {
+            let mut cmd = Command::new("htpasswd");
+            cmd.args(["-B", "-b", "-n", user, password]);
+            let out = run_ok(&mut cmd);
+            htpasswd.push_str(String::from_utf8(out.stdout).unwrap().trim());
+            htpasswd.push('\n');
+        }
+        fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
+        fs::create_dir_all(dir.path().join("storage")).unwrap();
+        let mut registry = Registry {
+            dir,
+            port: 0,
+            users: users
+                .iter()
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+                .collect(),
+            child: None,
+        };
+        // A free port can be taken between the check and the bind: try a few.
+        let mut last = String::new();
+        for _ in 0..5 {
+            registry.port = free_port();
+            match registry.spawn() {
+                Ok(()) => return registry,
+                Err(e) => last = e,
+            }
+        }
+        panic!("the registry did not start: {last}");
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yml")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
+    }
+
+    /// The registry's own log so far (access log included).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Where the registry keeps its blobs and manifests.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+
+    pub fn users(&self) -> &[(String, String)] {
+        &self.users
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let d = self.dir.path().display();
+        let config = format!(
+            r#"version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: "{d}/storage"
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:{port}
+  secret: krobs-test-http-secret
+auth:
+  htpasswd:
+    realm: {REGISTRY_REALM}
+    path: "{d}/htpasswd"
+"#,
+            port = self.port
+        );
+        fs::write(self.config_path(), config).unwrap();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new(registry_bin())
+            .arg("serve")
+            .arg(self.config_path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", registry_bin().display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return Err(format!(
+                    "`docker-registry serve` exited with {status}; its log:\n{}",
+                    tail(&self.log_path(), 30)
+                ));
+            }
+            if let Ok(resp) = http_request(&self.addr(), "GET", "/v2/", None, &[], b"") {
+                if resp.status == 401 {
+                    return Ok(());
+                }
+                kill_child(&mut self.child);
+                return Err(format!(
+                    "127.0.0.1:{} answered {} to GET /v2/, not 401: another server has the port?",
+                    self.port, resp.status
+                ));
+            }
+            if Instant::now() > deadline {
+                kill_child(&mut self.child);
+                return Err(format!(
+                    "no answer on {} in 30 s; its log:\n{}",
+                    self.addr(),
+                    tail(&self.log_path(), 30)
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `127.0.0.1:PORT`, the registry host as `docker push` and skopeo want it.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// Kills the registry and waits for it; connections to its port are refused afterwards.
+    pub fn stop(&mut self) {
+        kill_child(&mut self.child);
+    }
+
+    /// Stops it if running, then starts it again on the same port with the same storage and
+    /// users (what was pushed is still there).
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                // the old socket may linger for a moment
+                Err(e) if Instant::now() < deadline && e.contains("address already in use") => {
+                    thread::sleep(Duration::from_millis(100))
+                }
+                Err(e) => panic!("the registry did not restart on {}: {e}", self.addr()),
+            }
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// moto (the ECR API)
+// -------------------------------------------------------------------------------------------------
+
+/// moto's default AWS account id.
+pub const MOTO_DEFAULT_ACCOUNT: &str = "123456789012";
+
+/// A `moto_server` (moto 5.x, PyPI `moto[server]`) on `http://127.0.0.1:PORT`, all AWS
+/// services on one endpoint; point `AWS_ENDPOINT_URL` at [`Moto::endpoint`], with any access
+/// key (e.g. `AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing`) and any region.
+/// Signatures are not checked. Killed on drop.
+///
+/// What ECR `GetAuthorizationToken` returns (checked with moto 5.2.1 through boto3 and the aws
+/// CLI; see `moto/ecr/responses.py`), one `authorizationData` entry per registry id:
+///
+/// - registry id: the `registryIds` asked for; none asked: the request's account, which is
+///   `MOTO_ACCOUNT_ID` from the *server's* environment if set ([`Moto::start_with_account`]),
+///   else the `x-moto-account-id` request header if sent, else the account of the access key
+///   (an unknown key such as `testing`: `123456789012`).
+/// - `authorizationToken`: base64 of `AWS:<registry id>-auth-token`; for the default account
+///   `QVdTOjEyMzQ1Njc4OTAxMi1hdXRoLXRva2Vu` = `AWS:123456789012-auth-token`; for 111122223333
+///   `QVdTOjExMTEyMjIyMzMzMy1hdXRoLXRva2Vu` = `AWS:111122223333-auth-token`. User `AWS`,
+///   password `<account>-auth-token` ([`moto_registry_password`]); fixed, not random.
+/// - `proxyEndpoint`: `https://<registry id>.dkr.ecr.<region>.amazonaws.com` (e.g.
+///   `https://123456789012.dkr.ecr.us-east-1.amazonaws.com`): a name that does not resolve
+///   here, so tests must send the pushes to a local [`Registry`] instead (started with user
+///   `AWS` and that password) rather than to the proxy endpoint.
+/// - `expiresAt`: always 2015-01-01T00:00:00 in the server's local time zone (1420070400 with
+///   TZ=UTC): already expired. Code that refuses or refreshes expired tokens will loop or fail
+///   against moto unless expiry is only advisory.
+///
+/// `CreateRepository` answers `repositoryUri` `<account>.dkr.ecr.<region>.amazonaws.com/<name>`.
+pub struct Moto {
+    dir: tempfile::TempDir,
+    port: u16,
+    account: String,
+    child: Option<Child>,
+}
+
+impl Moto {
+    /// A moto server for the default account (123456789012).
+    pub fn start() -> Moto {
+        Self::start_inner(None)
+    }
+
+    /// A moto server whose requests all belong to `account` (`MOTO_ACCOUNT_ID` in its
+    /// environment).
+    pub fn start_with_account(account: &str) -> Moto {
+        Self::start_inner(Some(account))
+    }
+
+    fn start_inner(account: Option<&str>) -> Moto {
+        require_services();
+        let mut moto = Moto {
+            dir: tempfile::Builder::new()
+                .prefix("krobs-moto-")
+                .tempdir()
+                .unwrap(),
+            port: 0,
+            account: account.unwrap_or(MOTO_DEFAULT_ACCOUNT).to_string(),
+            child: None,
+        };
+        let mut last = String::new();
+        for _ in 0..5 {
+            moto.port = free_port();
+            match moto.spawn(account) {
+                Ok(()) => return moto,
+                Err(e) => last = e,
+            }
+        }
+        panic!("moto_server did not start: {last}");
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("moto.log")
+    }
+
+    /// moto's log so far (one line per request).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn spawn(&mut self, account: Option<&str>) -> Result<(), String> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut cmd = Command::new(moto_bin());
+        cmd.args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .env_remove("MOTO_ACCOUNT_ID")
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Some(account) = account {
+            cmd.env("MOTO_ACCOUNT_ID", account);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", moto_bin().display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return Err(format!(
+                    "moto_server exited with {status}; its log:\n{}",
+                    tail(&self.log_path(), 30)
+                ));
+            }
+            if let Ok(resp) = http_request(&self.addr(), "GET", "/moto-api/", None, &[], b"") {
+                if resp.status == 200 {
+                    return Ok(());
+                }
+                kill_child(&mut self.child);
+                return Err(format!(
+                    "{} answered {} to GET /moto-api/: another server has the port?",
+                    self.addr(),
+                    resp.status
+                ));
+            }
+            if Instant::now() > deadline {
+                kill_child(&mut self.child);
+                return Err(format!(
+                    "no answer on {} in 60 s; its log:\n{}",
+                    self.addr(),
+                    tail(&self.log_path(), 30)
+                ));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// The account requests are answered for (123456789012 unless started with another).
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// Environment for an AWS SDK client of this server: endpoint, dummy keys, region.
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ]
+    }
+
+    pub fn stop(&mut self) {
+        kill_child(&mut self.child);
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The password moto's ECR `GetAuthorizationToken` hands out for `account`, with user `AWS`:
+/// start the [`Registry`] standing in for that account's ECR with `("AWS", &this)`.
+pub fn moto_registry_password(account: &str) -> String {
+    format!("{account}-auth-token")
+}
+
+/// The `authorizationToken` moto's ECR `GetAuthorizationToken` returns for `account`:
+/// base64 of `AWS:<account>-auth-token`.
+pub fn moto_authorization_token(account: &str) -> String {
+    base64_encode(format!("AWS:{}", moto_registry_password(account)).as_bytes())
+}
+
+/// The `proxyEndpoint` moto returns for `account` in `region`.
+pub fn moto_proxy_endpoint(account: &str, region: &str) -> String {
+    format!("https://{account}.dkr.ecr.{region}.amazonaws.com")
+}
+
+// -------------------------------------------------------------------------------------------------
+// HTTP/1.1 over std TcpStream
+// -------------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 connection that can carry several requests (keep-alive).
+pub struct HttpConnection {
+    addr: String,
+    reader: BufReader<TcpStream>,
+}
+
+impl HttpConnection {
+    pub fn open(addr: &str) -> io::Result<HttpConnection> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+        Ok(HttpConnection {
+            addr: addr.to_string(),
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// Sends one request and reads its response; the connection stays open unless the
+    /// `extra` headers say `Connection: close` (or the server closes it).
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        basic_auth: Option<(&str, &str)>,
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<HttpResponse> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
+        if let Some((user, password)) = basic_auth {
+            let token = base64_encode(format!("{user}:{password}").as_bytes());
+            let _ = write!(head, "Authorization: Basic {token}\r\n");
+        }
+        for (name, value) in extra {
+            let _ = write!(head, "{name}: {value}\r\n");
+        }
+        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+            let _ = write!(head, "Content-Length: {}\r\n", body.len());
+        }
+        head.push_str("\r\n");
+        let stream = self.reader.get_mut();
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body)?;
+        stream.flush()?;
+        read_response(&mut self.reader, method == "HEAD")
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`).
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    basic_auth: Option<(&str, &str)>,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<HttpResponse> {
+    let mut conn = HttpConnection::open(addr)?;
+    let mut headers: Vec<(&str, &str)> = extra.to_vec();
+    headers.push(("Connection", "close"));
+    conn.send(method, path, basic_auth, &headers, body)
+}
+
+/// `GET path` on a fresh connection.
+pub fn http_get(
+    addr: &str,
+    path: &str,
+    basic_auth: Option<(&str, &str)>,
+) -> io::Result<HttpResponse> {
+    http_request(addr, "GET", path, basic_auth, &[], b"")
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+fn read_line(r: &mut impl BufRead) -> io::Result<String> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn read_response(r: &mut impl BufRead, head_only: bool) -> io::Result<HttpResponse> {
+    let status_line = read_line(r)?;
+    let mut parts = status_line.splitn(3, ' ');
+    let (version, code) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if !version.starts_with("HTTP/1.") {
+        return Err(invalid(format!(
+            "not an HTTP/1 status line: {status_line:?}"
+        )));
+    }
+    let status: u16 = code
+        .parse()
+        .map_err(|_| invalid(format!("bad status line {status_line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        let line = read_line(r)?;
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| invalid(format!("bad header {line:?}")))?;
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    let mut resp = HttpResponse {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
+        return Ok(resp);
+    }
+    if resp
+        .header("Transfer-Encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
+        loop {
+            let size_line = read_line(r)?;
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
+                .map_err(|_| invalid(format!("bad chunk size {size_line:?}")))?;
+            if size == 0 {
+                while !read_line(r)?.is_empty() {}
+                break;
+            }
+            let start = resp.body.len();
+            resp.body.resize(start + size, 0);
+            r.read_exact(&mut resp.body[start..])?;
+            read_line(r)?;
+        }
+    } else if let Some(len) = resp.header("Content-Length") {
+        let len: usize = len.parse().map_err(|_| invalid("bad Content-Length"))?;
+        resp.body.resize(len, 0);
+        r.read_exact(&mut resp.body)?;
+    } else {
+        r.read_to_end(&mut resp.body)?;
+    }
+    Ok(resp)
+}
+
+/// Standard base64 with padding.
+pub fn base64_encode(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Standard base64 (padding optional); `None` if it is not base64.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// The string value of `"key": "value"` in a JSON text (first occurrence, no escapes handled):
+/// enough for skopeo's and boto3's output without a JSON crate.
+pub fn json_str(json: &str, key: &str) -> Option<String> {
+    let at = json.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = json[at..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+// -------------------------------------------------------------------------------------------------
+// FlakyProxy
+// -------------------------------------------------------------------------------------------------
+
+/// A TCP proxy on `127.0.0.1:PORT` in front of `upstream` that answers the first `failures`
+/// HTTP requests itself with `status` (429 comes with `Retry-After: 1`), an empty body and
+/// `Connection: close`, then relays every later connection byte for byte (keep-alive works).
+/// The decision is made per connection, on its first request; a connection whose first bytes
+/// are not HTTP (Docker tries TLS first on an insecure registry) is relayed without using up a
+/// failure. Stopped on drop.
+///
+/// Note how the Docker Engine takes a failure on its `/v2/` ping: it does not retry, it just
+/// finds no auth challenge, sends the next request without credentials and reports the
+/// registry's 401 (`login attempt to http://.../v2/ failed with status: 401 Unauthorized`).
+pub struct FlakyProxy {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    seen: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    conns: Conns,
+    accept: Option<JoinHandle<()>>,
+}
+
+/// Clones of the open sockets, to shut them down when the proxy stops.
+type Conns = Arc<Mutex<std::collections::HashMap<usize, TcpStream>>>;
+
+impl FlakyProxy {
+    pub fn start(upstream: &str, failures: usize, status: u16) -> FlakyProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let left = Arc::new(AtomicUsize::new(failures));
+        let conns: Conns = Arc::default();
+        let next_id = AtomicUsize::new(0);
+        let shared = ProxyShared {
+            upstream: upstream.to_string(),
+            status,
+            stop: stop.clone(),
+            seen: seen.clone(),
+            failed: failed.clone(),
+            left,
+            conns: conns.clone(),
+        };
+        let accept = thread::Builder::new()
+            .name("flaky-proxy".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if shared.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let id = next_id.fetch_add(2, Ordering::SeqCst);
+                    if let Ok(clone) = stream.try_clone() {
+                        shared.conns.lock().unwrap().insert(id, clone);
+                    }
+                    let shared = shared.clone();
+                    thread::spawn(move || {
+                        shared.serve(stream, id);
+                        let mut conns = shared.conns.lock().unwrap();
+                        conns.remove(&id);
+                        conns.remove(&(id + 1));
+                    });
+                }
+            })
+            .unwrap();
+        FlakyProxy {
+            addr,
+            stop,
+            seen,
+            failed,
+            conns,
+            accept: Some(accept),
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// HTTP requests received so far: those answered with the failure plus those relayed
+    /// (counted by parsing the client's side of relayed connections).
+    pub fn requests_seen(&self) -> usize {
+        self.seen.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered with the failure status so far.
+    pub fn failures_sent(&self) -> usize {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FlakyProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wake the accept loop
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        for (_, c) in self.conns.lock().unwrap().drain() {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ProxyShared {
+    upstream: String,
+    status: u16,
+    stop: Arc<AtomicBool>,
+    seen: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    left: Arc<AtomicUsize>,
+    conns: Conns,
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Flaky",
+    }
+}
+
+impl ProxyShared {
+    fn serve(&self, mut client: TcpStream, id: usize) {
+        let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
+        // Wait for the first request's head before deciding: a connection opened and never
+        // used does not use up a failure.
+        let mut counter = RequestCounter::default();
+        let mut first = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        while counter.heads == 0 && !counter.broken {
+            match client.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    first.extend_from_slice(&buf[..n]);
+                    counter.feed(&buf[..n]);
+                }
+            }
+        }
+        // Anything but HTTP (such as the TLS handshake Docker tries first) is relayed and does
+        // not use up a failure: the registry answers it as it would.
+        let fail = counter.heads > 0
+            && self
+                .left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if fail {
+            self.seen.fetch_add(1, Ordering::SeqCst);
+            self.fail(client, counter, &mut buf);
+        } else {
+            self.seen.fetch_add(counter.heads, Ordering::SeqCst);
+            self.relay(client, counter, &first, id + 1);
+        }
+    }
+
+    fn fail(&self, mut client: TcpStream, mut counter: RequestCounter, buf: &mut [u8]) {
+        // Read the rest of the request (its body) so that closing does not reset the
+        // connection before the client has read the answer.
+        let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
+        while !counter.first_complete() && !counter.broken {
+            match client.read(buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => counter.feed(&buf[..n]),
+            }
+        }
+        let retry_after = if self.status == 429 {
+            "Retry-After: 1\r\n"
+        } else {
+            ""
+        };
+        let response = format!(
+            "HTTP/1.1 {} {}\r\nContent-Length: 0\r\nConnection: close\r\n{retry_after}\r\n",
+            self.status,
+            reason(self.status)
+        );
+        self.failed.fetch_add(1, Ordering::SeqCst);
+        let _ = client.write_all(response.as_bytes());
+        let _ = client.flush();
+        let _ = client.shutdown(Shutdown::Write);
+        let _ = client.set_read_timeout(Some(Duration::from_secs(2)));
+        while matches!(client.read(buf), Ok(n) if n > 0) {}
+    }
+
+    fn relay(&self, client: TcpStream, mut counter: RequestCounter, first: &[u8], id: usize) {
+        let Ok(mut upstream) = TcpStream::connect(&self.upstream) else {
+            let _ = client.shutdown(Shutdown::Both);
+            return;
+        };
+        if let Ok(clone) = upstream.try_clone() {
+            self.conns.lock().unwrap().insert(id, clone);
+        }
+        let _ = client.set_read_timeout(None);
+        if upstream.write_all(first).is_err() {
+            return;
+        }
+        let (mut c_read, mut u_write) =
+            (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+        let seen = self.seen.clone();
+        let up = thread::spawn(move || {
+            let mut buf = [0u8; 64 * 1024];
+            loop {
+                match c_read.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let before = counter.heads;
+                        counter.feed(&buf[..n]);
+                        seen.fetch_add(counter.heads - before, Ordering::SeqCst);
+                        if u_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = u_write.shutdown(Shutdown::Write);
+        });
+        let mut c_write = client;
+        let _ = io::copy(&mut upstream, &mut c_write);
+        let _ = c_write.shutdown(Shutdown::Write);
+        let _ = up.join();
+    }
+}
+
+/// Counts HTTP/1.1 request heads in a client's byte stream, skipping bodies by
+/// `Content-Length` or chunked encoding.
+#[derive(Default)]
+struct RequestCounter {
+    buf: Vec<u8>,
+    state: CounterState,
+    heads: usize,
+    broken: bool,
+}
+
+#[derive(Default, Clone, Copy, PartialEq)]
+enum CounterState {
+    #[default]
+    Head,
+    Body(u64),
+    ChunkSize,
+    ChunkData(u64),
+    ChunkEnd,
+    Trailer,
+}
+
+impl RequestCounter {
+    fn first_complete(&self) -> bool {
+        self.heads >= 1 && self.state == CounterState::Head
+    }
+
+    fn take_line(&mut self) -> Option<Vec<u8>> {
+        let at = self.buf.windows(2).position(|w| w == b"\r\n")?;
+        let line = self.buf[..at].to_vec();
+        self.buf.drain(..at + 2);
+        Some(line)
+    }
+
+    fn feed(&mut self, data: &[u8]) {
+        if self.broken {
+            return;
+        }
+        self.buf.extend_from_slice(data);
+        loop {
+            match self.state {
+                CounterState::Head => {
+                    while self.buf.starts_with(b"\r\n") {
+                        self.buf.drain(..2);
+                    }
+                    // not a request line (a TLS ClientHello, say): stop counting
+                    if self.buf.first().is_some_and(|b| !b.is_ascii_uppercase()) {
+                        self.broken = true;
+                        self.buf.clear();
+                        return;
+                    }
+                    let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        if self.buf.len() > 1 << 20 {
+                            self.broken = true;
+                            self.buf.clear();
+                        }
+                        return;
+                    };
+                    let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+                    self.buf.drain(..end + 4);
+                    self.heads += 1;
+                    let mut length = 0u64;
+                    let mut chunked = false;
+                    for line in head.lines().skip(1) {
+                        if let Some((name, value)) = line.split_once(':') {
+                            match name.trim() {
+                                "content-length" => length = value.trim().parse().unwrap_or(0),
+                                "transfer-encoding" => chunked = value.contains("chunked"),
+                                _ => {}
+                            }
+                        }
+                    }
+                    self.state = if chunked {
+                        CounterState::ChunkSize
+                    } else if length > 0 {
+                        CounterState::Body(length)
+                    } else {
+                        CounterState::Head
+                    };
+                }
+                CounterState::Body(left) | CounterState::ChunkData(left) => {
+                    let take = left.min(self.buf.len() as u64);
+                    self.buf.drain(..take as usize);
+                    let left = left - take;
+                    self.state = match (self.state, left) {
+                        (CounterState::Body(_), 0) => CounterState::Head,
+                        (CounterState::Body(_), n) => CounterState::Body(n),
+                        (_, 0) => CounterState::ChunkEnd,
+                        (_, n) => CounterState::ChunkData(n),
+                    };
+                    if left > 0 {
+                        return;
+                    }
+                }
+                CounterState::ChunkSize => {
+                    let Some(line) = self.take_line() else { return };
+                    let line = String::from_utf8_lossy(&line).to_string();
+                    match u64::from_str_radix(line.split(';').next().unwrap().trim(), 16) {
+                        Ok(0) => self.state = CounterState::Trailer,
+                        Ok(n) => self.state = CounterState::ChunkData(n),
+                        Err(_) => {
+                            self.broken = true;
+                            return;
+                        }
+                    }
+                }
+                CounterState::ChunkEnd => {
+                    if self.buf.len() < 2 {
+                        return;
+                    }
+                    self.buf.drain(..2);
+                    self.state = CounterState::ChunkSize;
+                }
+                CounterState::Trailer => {
+                    let Some(line) = self.take_line() else { return };
+                    if line.is_empty() {
+                        self.state = CounterState::Head;
+                    }
+                }
+            }
+        }
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// docker and skopeo CLIs
+// -------------------------------------------------------------------------------------------------
+
+/// The `docker` CLI against the test Docker Engine, with its own config directory (logins are
+/// stored there, not in `~/.docker`) and the classic builder (`DOCKER_BUILDKIT=0`: the CLI's
+/// BuildKit path needs the buildx plugin, which is not installed).
+pub struct DockerCli {
+    config: tempfile::TempDir,
+}
+
+impl DockerCli {
+    pub fn new() -> DockerCli {
+        require_services();
+        DockerCli {
+            config: tempfile::Builder::new()
+                .prefix("krobs-docker-config-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    pub fn config_dir(&self) -> &Path {
+        self.config.path()
+    }
+
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new("docker");
+        cmd.args(args)
+            .env("DOCKER_CONFIG", self.config.path())
+            .env("DOCKER_BUILDKIT", "0")
+            .env("DOCKER_CLI_HINTS", "false");
+        if let Some(host) = docker_host() {
+            cmd.env("DOCKER_HOST", host);
+        }
+        cmd
+    }
+
+    /// Runs `docker ARGS`, panicking with its output unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        run_ok(&mut self.command(args))
+    }
+
+    /// Runs `docker ARGS` and returns what happened.
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(&mut self.command(args))
+    }
+
+    /// `docker login ADDR -u USER --password-stdin`.
+    pub fn login(&self, registry: &str, user: &str, password: &str) -> Output {
+        run_with_stdin(
+            &mut self.command(["login", registry, "-u", user, "--password-stdin"]),
+            password,
+        )
+    }
+
+    /// `docker push REF`, returning the manifest digest it reports (`sha256:...`).
+    pub fn push(&self, reference: &str) -> String {
+        let mut cmd = self.command(["push", reference]);
+        let out = run_ok(&mut cmd);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        stdout
+            .split_whitespace()
+            .skip_while(|w| *w != "digest:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no digest in the push output:\n{}", describe(&cmd, &out)))
+            .to_string()
+    }
+}
+
+impl Default for DockerCli {
+    fn default() -> Self {
+        DockerCli::new()
+    }
+}
+
+/// Removes an image reference from the test Docker Engine when dropped.
+pub struct ImageGuard(pub String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let mut cmd = Command::new("docker");
+        cmd.args(["image", "rm", "--force", &self.0]);
+        if let Some(host) = docker_host() {
+            cmd.env("DOCKER_HOST", host);
+        }
+        let _ = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `skopeo inspect --tls-verify=false [--creds USER:PASSWORD] docker://REF` (REF like
+/// `127.0.0.1:PORT/name:tag`), returning what skopeo did.
+pub fn skopeo_inspect(reference: &str, creds: Option<(&str, &str)>) -> Output {
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["inspect", "--tls-verify=false", "--retry-times", "0"]);
+    match creds {
+        Some((user, password)) => cmd.arg("--creds").arg(format!("{user}:{password}")),
+        None => cmd.arg("--no-creds"),
+    };
+    cmd.arg(format!("docker://{reference}"));
+    run(&mut cmd)
+}
