@@ -4,6 +4,7 @@ use crate::config::ConfigError;
 use crate::digest::DigestError;
 use crate::discover::DiscoverError;
 use crate::manifest::ManifestError;
+use crate::publish::PublishError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -15,10 +16,12 @@ pub enum Error {
     Digest(#[from] DigestError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
     #[error("cannot write to stdout: {0}")]
     Output(#[source] std::io::Error),
-    #[error("publishing is not built yet: run with `--dry-run`")]
-    NotBuilt,
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// Documented exit codes (README, `--help`).
@@ -35,8 +38,12 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Discover(_) | Error::Digest(_) => exit::INPUT,
-            Error::NotBuilt => exit::USAGE,
-            Error::Manifest(_) | Error::Output(_) => exit::INTERNAL,
+            Error::Publish(e) => match e.root() {
+                PublishError::Aws(_) => exit::AWS,
+                PublishError::Docker(_) | PublishError::NoDigest { .. } => exit::DOCKER,
+                _ => exit::REGISTRY,
+            },
+            Error::Manifest(_) | Error::Output(_) | Error::Runtime(_) => exit::INTERNAL,
         }
     }
 }

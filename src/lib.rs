@@ -5,6 +5,7 @@
 //! its content identity; [`git`] explains what changed; [`plan`] lays out what to do; and
 //! [`manifest`] writes the release record.
 
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod context;
@@ -17,6 +18,9 @@ pub mod header;
 pub mod lint;
 pub mod manifest;
 pub mod plan;
+pub mod progress;
+pub mod publish;
+pub mod registry;
 pub mod report;
 
 use cli::{Cli, Command};
@@ -45,15 +49,65 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     if let Changes::Unknown { warning } = &changes {
         eprintln!("warning: {warning}");
     }
-    let plan = plan::make(&config, inventory, commit, cli.since.clone(), changes)?;
-    if !cli.dry_run {
-        return Err(Error::NotBuilt);
-    }
-    let written = manifest::write(&Manifest::new(&plan, &[]), &config.manifest_path())?;
-    let text = if cli.json {
-        format!("{}\n", report::plan_json(&plan, true, Some(&written)))
+    let mut plan = plan::make(&config, inventory, commit, cli.since.clone(), changes)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+
+    let (published, dry_run) = if cli.dry_run {
+        runtime.block_on(dry_run_lookups(&config, &mut plan));
+        (Vec::new(), true)
     } else {
-        report::plan_text(&plan, true, Some(&written))
+        let names: Vec<String> = plan
+            .languages
+            .iter()
+            .map(|l| l.language.name.clone())
+            .collect();
+        let progress = progress::Progress::new(cli.progress, &names);
+        let published = runtime.block_on(async {
+            let session = publish::open(&config, &plan, &progress).await?;
+            publish::lookup_all(&session.client, &config, &mut plan).await?;
+            publish::publish(&config, &plan, &session, &progress).await
+        })?;
+        (published, false)
+    };
+    let written = manifest::write(&Manifest::new(&plan, &published), &config.manifest_path())?;
+    let text = if cli.json {
+        format!("{}\n", report::plan_json(&plan, dry_run, Some(&written)))
+    } else {
+        report::plan_text(&plan, dry_run, Some(&written))
     };
     report::print(&text).map_err(Error::Output)
+}
+
+/// A dry run looks tags up when registry credentials are at hand without calling AWS or
+/// Docker; otherwise, or when the registry cannot answer, it says why the state is unknown.
+async fn dry_run_lookups(config: &Config, plan: &mut plan::Plan) {
+    let unknown = |plan: &mut plan::Plan, why: String| {
+        for lp in &mut plan.languages {
+            lp.set_registry(plan::RegistryState::Unknown(why.clone()));
+        }
+    };
+    let credentials = match publish::dry_run_credentials(config) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return unknown(
+                plan,
+                "no registry credentials at hand (`KROBS_REGISTRY_USERNAME`/`KROBS_REGISTRY_PASSWORD` or `docker login`); a dry run does not call AWS".to_string(),
+            )
+        }
+        Err(e) => return unknown(plan, e.to_string()),
+    };
+    let client = match registry::RegistryClient::new(
+        &config.registry.host(),
+        Some(credentials),
+        registry::retry::RetryPolicy::quick(),
+    ) {
+        Ok(c) => c,
+        Err(e) => return unknown(plan, e.to_string()),
+    };
+    if let Err(e) = publish::lookup_all(&client, config, plan).await {
+        unknown(plan, e.to_string());
+    }
 }

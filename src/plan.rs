@@ -35,6 +35,27 @@ impl fmt::Display for Action {
     }
 }
 
+/// What the registry said about a language's content tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryState {
+    /// Not asked (or it could not be asked); the reason says why.
+    Unknown(String),
+    Missing,
+    Present {
+        digest: String,
+    },
+}
+
+impl RegistryState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RegistryState::Unknown(_) => "unknown",
+            RegistryState::Missing => "missing",
+            RegistryState::Present { .. } => "present",
+        }
+    }
+}
+
 /// The plan for one language.
 #[derive(Debug, Clone)]
 pub struct LanguagePlan {
@@ -49,6 +70,7 @@ pub struct LanguagePlan {
     /// Files changed since `--since`, when git could tell.
     pub changed_files: Option<Vec<String>>,
     pub action: Action,
+    pub registry: RegistryState,
     /// Things worth knowing that do not stop the run.
     pub notes: Vec<String>,
 }
@@ -100,6 +122,7 @@ pub fn make(
             repository,
             changed_files,
             action: Action::BuildIfMissing,
+            registry: RegistryState::Unknown("the registry was not asked".to_string()),
             notes,
             language,
         });
@@ -111,4 +134,16 @@ pub fn make(
         languages,
         scripts: inventory.scripts,
     })
+}
+
+impl LanguagePlan {
+    /// Records what the registry said, and the action that follows from it.
+    pub fn set_registry(&mut self, state: RegistryState) {
+        self.action = match state {
+            RegistryState::Present { .. } => Action::Reuse,
+            RegistryState::Missing => Action::Build,
+            RegistryState::Unknown(_) => Action::BuildIfMissing,
+        };
+        self.registry = state;
+    }
 }

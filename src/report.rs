@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::discover::{Inventory, Script};
 use crate::git::Changes;
 use crate::manifest::Written;
-use crate::plan::Plan;
+use crate::plan::{Plan, RegistryState};
 
 fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
@@ -54,6 +54,9 @@ pub fn plan_json(plan: &Plan, dry_run: bool, manifest: Option<&Written>) -> Valu
             "context_files": lp.language.context.file_count(),
             "changed_files": lp.changed_files.clone().unwrap_or_default(),
             "action": lp.action.as_str(),
+            "registry": lp.registry.as_str(),
+            "registry_digest": match &lp.registry { RegistryState::Present { digest } => Some(digest.as_str()), _ => None },
+            "registry_note": match &lp.registry { RegistryState::Unknown(why) => Some(why.as_str()), _ => None },
             "notes": lp.notes,
         })).collect::<Vec<_>>(),
         "scripts": plan.scripts.iter().map(script_json).collect::<Vec<_>>(),
@@ -97,6 +100,13 @@ pub fn plan_text(plan: &Plan, dry_run: bool, manifest: Option<&Written>) -> Stri
         out.push_str(&format!("\n{}  {}\n", lp.language.name, lp.action));
         out.push_str(&format!("  input    {}\n", lp.input_digest));
         out.push_str(&format!("  image    {}\n", lp.image));
+        match &lp.registry {
+            RegistryState::Present { digest } => {
+                out.push_str(&format!("  registry present {digest}\n"))
+            }
+            RegistryState::Missing => out.push_str("  registry missing\n"),
+            RegistryState::Unknown(why) => out.push_str(&format!("  registry unknown: {why}\n")),
+        }
         if let Some(base) = &lp.language.inputs.base_image {
             out.push_str(&format!("  base     {base}\n"));
         }

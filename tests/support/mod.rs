@@ -56,7 +56,10 @@ impl Repo {
             "languages/bash/Dockerfile",
             "ARG BASE_IMAGE=debian:bookworm-slim\nFROM ${BASE_IMAGE}\nCOPY scripts/ /opt/krobs/scripts/\n",
         );
-        repo.write_exec("languages/bash/scripts/hello.sh", &bash_script("team-a", "echo hello"));
+        repo.write_exec(
+            "languages/bash/scripts/hello.sh",
+            bash_script("team-a", "echo hello"),
+        );
         repo.write(
             "languages/python/Dockerfile",
             "ARG BASE_IMAGE=python:3.12-slim\nFROM ${BASE_IMAGE}\nCOPY scripts/ /opt/krobs/scripts/\n",
@@ -188,7 +191,11 @@ impl Run {
     /// Asserts stderr holds exactly these lines.
     #[track_caller]
     pub fn stderr_is(self, expected: &str) -> Run {
-        assert_eq!(self.stderr.trim_end(), expected.trim_end(), "unexpected stderr\n{self}");
+        assert_eq!(
+            self.stderr.trim_end(),
+            expected.trim_end(),
+            "unexpected stderr\n{self}"
+        );
         self
     }
 

@@ -1,0 +1,388 @@
+//! The distribution API calls the pipeline makes: `GET /v2/` to check credentials before any
+//! build, and manifest `HEAD`s to look tags up and verify pushes. Basic auth is sent up front;
+//! a `Bearer` challenge is answered through its token realm.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+
+use super::retry::{parse_retry_after, retry, RetryPolicy, Transient};
+use super::{is_loopback, Credentials, MANIFEST_ACCEPT};
+
+/// What the registry holds under a tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Present { digest: String },
+    Missing,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry `{registry}` refused {who}: {hint}")]
+    Unauthorized {
+        registry: String,
+        who: String,
+        hint: String,
+    },
+    #[error("registry `{registry}` is unreachable after {attempts} attempt{}: {cause}", plural(*attempts))]
+    Unreachable {
+        registry: String,
+        attempts: usize,
+        cause: String,
+    },
+    #[error("registry `{registry}` answered {status} to `{method} {path}` after {attempts} attempt{}", plural(*attempts))]
+    Status {
+        registry: String,
+        method: String,
+        path: String,
+        status: StatusCode,
+        attempts: usize,
+    },
+    #[error(
+        "registry `{registry}` answered `{method} {path}` without a `Docker-Content-Digest` header"
+    )]
+    NoDigest {
+        registry: String,
+        method: String,
+        path: String,
+    },
+    #[error("cannot set up an HTTP client: {0}")]
+    Client(String),
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// One failed attempt, before the retry decision.
+#[derive(Debug)]
+enum Attempt {
+    Http(reqwest::Error),
+    Status(StatusCode, Option<Duration>),
+    Unauthorized(Option<String>),
+}
+
+impl Transient for Attempt {
+    fn is_transient(&self) -> bool {
+        match self {
+            Attempt::Http(e) => e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
+            Attempt::Status(s, _) => *s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error(),
+            Attempt::Unauthorized(_) => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Attempt::Status(_, after) => *after,
+            _ => None,
+        }
+    }
+}
+
+/// A client for one registry host.
+pub struct RegistryClient {
+    host: String,
+    base: String,
+    credentials: Option<Credentials>,
+    http: reqwest::Client,
+    policy: RetryPolicy,
+    /// Bearer tokens by scope, when the registry asks for them.
+    tokens: Mutex<HashMap<String, String>>,
+}
+
+impl fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("base", &self.base)
+            .field("credentials", &self.credentials)
+            .finish()
+    }
+}
+
+impl RegistryClient {
+    pub fn new(
+        host: &str,
+        credentials: Option<Credentials>,
+        policy: RetryPolicy,
+    ) -> Result<RegistryClient, RegistryError> {
+        let scheme = if is_loopback(host) { "http" } else { "https" };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("krobs-build/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| RegistryError::Client(e.to_string()))?;
+        Ok(RegistryClient {
+            host: host.to_string(),
+            base: format!("{scheme}://{host}"),
+            credentials,
+            http,
+            policy,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    /// `GET /v2/`: reachable, and the credentials are accepted.
+    pub async fn check(&self) -> Result<(), RegistryError> {
+        self.request(Method::GET, "/v2/", None).await.map(|_| ())
+    }
+
+    /// Looks a tag (or digest) up with one manifest `HEAD`.
+    pub async fn lookup(&self, repository: &str, reference: &str) -> Result<Lookup, RegistryError> {
+        let path = format!("/v2/{repository}/manifests/{reference}");
+        match self.request(Method::HEAD, &path, Some(repository)).await? {
+            None => Ok(Lookup::Missing),
+            Some(headers) => headers
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .map(|d| Lookup::Present {
+                    digest: d.to_string(),
+                })
+                .ok_or_else(|| RegistryError::NoDigest {
+                    registry: self.host.clone(),
+                    method: "HEAD".into(),
+                    path,
+                }),
+        }
+    }
+
+    /// Sends one request with retries; `Ok(None)` is a 404.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<HeaderMap>, RegistryError> {
+        let url = format!("{}{path}", self.base);
+        let (result, attempts) = retry(self.policy, || {
+            self.attempt(method.clone(), &url, repository)
+        })
+        .await;
+        match result {
+            Ok(r) => Ok(r),
+            Err(Attempt::Unauthorized(challenge)) => Err(self.unauthorized(challenge)),
+            Err(Attempt::Http(e)) => Err(RegistryError::Unreachable {
+                registry: self.host.clone(),
+                attempts,
+                cause: error_chain(&e),
+            }),
+            Err(Attempt::Status(status, _)) => Err(RegistryError::Status {
+                registry: self.host.clone(),
+                method: method.to_string(),
+                path: path.to_string(),
+                status,
+                attempts,
+            }),
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        url: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<HeaderMap>, Attempt> {
+        let scope = repository.map(|r| format!("repository:{r}:pull"));
+        let bearer = scope
+            .as_ref()
+            .and_then(|s| self.tokens.lock().unwrap().get(s).cloned());
+        let response = self.send(method.clone(), url, bearer.as_deref()).await?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            let challenge = header(response.headers(), WWW_AUTHENTICATE.as_str());
+            if let Some(c) = challenge.as_deref().filter(|c| c.starts_with("Bearer ")) {
+                if bearer.is_none() {
+                    let token = self.token(c, scope.as_deref()).await?;
+                    if let Some(s) = &scope {
+                        self.tokens.lock().unwrap().insert(s.clone(), token.clone());
+                    }
+                    let retried = self.send(method, url, Some(&token)).await?;
+                    return Self::outcome(retried);
+                }
+            }
+            return Err(Attempt::Unauthorized(challenge));
+        }
+        Self::outcome(response)
+    }
+
+    fn outcome(response: reqwest::Response) -> Result<Option<HeaderMap>, Attempt> {
+        match response.status() {
+            s if s.is_success() => Ok(Some(response.headers().clone())),
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Attempt::Unauthorized(header(
+                response.headers(),
+                WWW_AUTHENTICATE.as_str(),
+            ))),
+            s => Err(Attempt::Status(
+                s,
+                header(response.headers(), RETRY_AFTER.as_str())
+                    .and_then(|v| parse_retry_after(&v)),
+            )),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        bearer: Option<&str>,
+    ) -> Result<reqwest::Response, Attempt> {
+        let mut req = self
+            .http
+            .request(method, url)
+            .header(ACCEPT, MANIFEST_ACCEPT);
+        req = match (bearer, &self.credentials) {
+            (Some(token), _) => req.header(AUTHORIZATION, format!("Bearer {token}")),
+            (None, Some(c)) => req.basic_auth(&c.username, Some(c.password.expose())),
+            (None, None) => req,
+        };
+        req.send().await.map_err(Attempt::Http)
+    }
+
+    /// Answers a `Bearer realm=...,service=...` challenge with a token from its realm.
+    async fn token(&self, challenge: &str, scope: Option<&str>) -> Result<String, Attempt> {
+        let params = challenge_params(challenge);
+        let Some(realm) = params.get("realm") else {
+            return Err(Attempt::Unauthorized(Some(challenge.to_string())));
+        };
+        let Ok(mut url) = reqwest::Url::parse(realm) else {
+            return Err(Attempt::Unauthorized(Some(challenge.to_string())));
+        };
+        if let Some(service) = params.get("service") {
+            url.query_pairs_mut().append_pair("service", service);
+        }
+        if let Some(scope) = scope.or(params.get("scope").map(String::as_str)) {
+            url.query_pairs_mut().append_pair("scope", scope);
+        }
+        let mut req = self.http.get(url);
+        if let Some(c) = &self.credentials {
+            req = req.basic_auth(&c.username, Some(c.password.expose()));
+        }
+        let response = req.send().await.map_err(Attempt::Http)?;
+        if !response.status().is_success() {
+            return match Self::outcome(response) {
+                Err(e) => Err(e),
+                Ok(_) => Err(Attempt::Unauthorized(None)),
+            };
+        }
+        let bytes = response.bytes().await.map_err(Attempt::Http)?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|_| Attempt::Unauthorized(None))?;
+        body.get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .ok_or(Attempt::Unauthorized(None))
+    }
+
+    fn unauthorized(&self, _challenge: Option<String>) -> RegistryError {
+        match &self.credentials {
+            Some(c) => RegistryError::Unauthorized {
+                registry: self.host.clone(),
+                who: format!("the credentials of user `{}` (from {})", c.username, c.source),
+                hint: "check the user name and password, or the AWS identity for ECR".to_string(),
+            },
+            None => RegistryError::Unauthorized {
+                registry: self.host.clone(),
+                who: "anonymous access".to_string(),
+                hint: "set `KROBS_REGISTRY_USERNAME` and `KROBS_REGISTRY_PASSWORD`, or `docker login` to it".to_string(),
+            },
+        }
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `Bearer realm="https://auth",service="reg",scope="x"` -> its parameters.
+fn challenge_params(challenge: &str) -> HashMap<String, String> {
+    let rest = challenge.split_once(' ').map_or("", |(_, r)| r);
+    let mut params = HashMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        let key: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_string();
+        if key.is_empty() {
+            break;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c == '"' {
+                    break;
+                }
+                value.push(c);
+            }
+            // Skip to the comma.
+            while let Some(c) = chars.peek() {
+                if *c == ',' {
+                    chars.next();
+                    break;
+                }
+                chars.next();
+            }
+        } else {
+            value = chars.by_ref().take_while(|c| *c != ',').collect();
+        }
+        params.insert(key.to_ascii_lowercase(), value.trim().to_string());
+    }
+    params
+}
+
+/// An error and its sources, on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenges() {
+        let p = challenge_params(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        );
+        assert_eq!(p["realm"], "https://auth.example/token");
+        assert_eq!(p["service"], "registry.example");
+        assert_eq!(p["scope"], "repository:a/b:pull,push");
+        let p = challenge_params("Basic realm=Registry");
+        assert_eq!(p["realm"], "Registry");
+    }
+}
