@@ -74,9 +74,12 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     };
     let written = manifest::write(&Manifest::new(&plan, &published), &config.manifest_path())?;
     let text = if cli.json {
-        format!("{}\n", report::plan_json(&plan, dry_run, Some(&written)))
+        format!(
+            "{}\n",
+            report::plan_json(&plan, dry_run, &published, Some(&written))
+        )
     } else {
-        report::plan_text(&plan, dry_run, Some(&written))
+        report::plan_text(&plan, dry_run, &published, Some(&written))
     };
     report::print(&text).map_err(Error::Output)
 }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::discover::{Inventory, Script};
 use crate::git::Changes;
-use crate::manifest::Written;
+use crate::manifest::{Published, Written};
 use crate::plan::{Plan, RegistryState};
 
 fn short(commit: &str) -> &str {
@@ -29,8 +29,17 @@ fn script_json(s: &Script) -> Value {
     })
 }
 
-/// The plan as one JSON object.
-pub fn plan_json(plan: &Plan, dry_run: bool, manifest: Option<&Written>) -> Value {
+fn published_of<'a>(published: &'a [Published], language: &str) -> Option<&'a Published> {
+    published.iter().find(|p| p.language == language)
+}
+
+/// The plan (and, after a real run, what was published) as one JSON object.
+pub fn plan_json(
+    plan: &Plan,
+    dry_run: bool,
+    published: &[Published],
+    manifest: Option<&Written>,
+) -> Value {
     let since = plan.since.as_ref().map(|rev| match &plan.changes {
         Changes::Files { base, files } => {
             json!({"rev": rev, "base": base, "files": files.len(), "warning": null})
@@ -44,7 +53,9 @@ pub fn plan_json(plan: &Plan, dry_run: bool, manifest: Option<&Written>) -> Valu
         "dry_run": dry_run,
         "commit": plan.commit,
         "since": since,
-        "languages": plan.languages.iter().map(|lp| json!({
+        "languages": plan.languages.iter().map(|lp| {
+            let p = published_of(published, &lp.language.name);
+            json!({
             "name": lp.language.name,
             "input_digest": lp.input_digest.as_str(),
             "tag": lp.tag,
@@ -58,7 +69,11 @@ pub fn plan_json(plan: &Plan, dry_run: bool, manifest: Option<&Written>) -> Valu
             "registry_digest": match &lp.registry { RegistryState::Present { digest } => Some(digest.as_str()), _ => None },
             "registry_note": match &lp.registry { RegistryState::Unknown(why) => Some(why.as_str()), _ => None },
             "notes": lp.notes,
-        })).collect::<Vec<_>>(),
+            "status": match p { Some(p) if p.built => "built", Some(_) => "reused", None => "planned" },
+            "digest": p.map(|p| p.digest.as_str()),
+            "pinned": p.map(|p| format!("{}@{}", lp.repository, p.digest)),
+            "tags": p.map(|p| p.tags.clone()),
+        })}).collect::<Vec<_>>(),
         "scripts": plan.scripts.iter().map(script_json).collect::<Vec<_>>(),
         "manifest": manifest.map(|w| json!({
             "path": w.path.display().to_string(),
@@ -68,8 +83,13 @@ pub fn plan_json(plan: &Plan, dry_run: bool, manifest: Option<&Written>) -> Valu
     })
 }
 
-/// The plan as text for a person.
-pub fn plan_text(plan: &Plan, dry_run: bool, manifest: Option<&Written>) -> String {
+/// The plan (and, after a real run, what was published) as text for a person.
+pub fn plan_text(
+    plan: &Plan,
+    dry_run: bool,
+    published: &[Published],
+    manifest: Option<&Written>,
+) -> String {
     let mut out = String::new();
     let at = plan
         .commit
@@ -97,15 +117,31 @@ pub fn plan_text(plan: &Plan, dry_run: bool, manifest: Option<&Written>) -> Stri
         ));
     }
     for lp in &plan.languages {
-        out.push_str(&format!("\n{}  {}\n", lp.language.name, lp.action));
+        let p = published_of(published, &lp.language.name);
+        let status = match p {
+            Some(p) if p.built => "built",
+            Some(_) => "reused",
+            None => lp.action.as_str(),
+        };
+        out.push_str(&format!("\n{}  {status}\n", lp.language.name));
         out.push_str(&format!("  input    {}\n", lp.input_digest));
-        out.push_str(&format!("  image    {}\n", lp.image));
-        match &lp.registry {
-            RegistryState::Present { digest } => {
-                out.push_str(&format!("  registry present {digest}\n"))
+        match p {
+            Some(p) => {
+                out.push_str(&format!("  image    {}@{}\n", lp.repository, p.digest));
+                out.push_str(&format!("  tags     {}\n", p.tags.join(", ")));
             }
-            RegistryState::Missing => out.push_str("  registry missing\n"),
-            RegistryState::Unknown(why) => out.push_str(&format!("  registry unknown: {why}\n")),
+            None => {
+                out.push_str(&format!("  image    {}\n", lp.image));
+                match &lp.registry {
+                    RegistryState::Present { digest } => {
+                        out.push_str(&format!("  registry present {digest}\n"))
+                    }
+                    RegistryState::Missing => out.push_str("  registry missing\n"),
+                    RegistryState::Unknown(why) => {
+                        out.push_str(&format!("  registry unknown: {why}\n"))
+                    }
+                }
+            }
         }
         if let Some(base) = &lp.language.inputs.base_image {
             out.push_str(&format!("  base     {base}\n"));
