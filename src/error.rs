@@ -1,5 +1,6 @@
 //! The top-level error: one variant per pipeline phase, each with its exit code.
 
+use crate::build::DockerError;
 use crate::config::ConfigError;
 use crate::digest::DigestError;
 use crate::discover::DiscoverError;
@@ -40,6 +41,8 @@ impl Error {
             Error::Config(_) | Error::Discover(_) | Error::Digest(_) => exit::INPUT,
             Error::Publish(e) => match e.root() {
                 PublishError::Aws(_) => exit::AWS,
+                // A push that fails is the registry failing, seen through the daemon.
+                PublishError::Docker(DockerError::Push { .. }) => exit::REGISTRY,
                 PublishError::Docker(_) | PublishError::NoDigest { .. } => exit::DOCKER,
                 _ => exit::REGISTRY,
             },

@@ -240,3 +240,4 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+pub mod services;
