@@ -25,7 +25,11 @@ fn env_or(name: &str, default: usize) -> usize {
 fn generate(root: &Path, files: usize, total_bytes: usize) -> Vec<String> {
     let lang = root.join("languages/big");
     std::fs::create_dir_all(&lang).unwrap();
-    std::fs::write(lang.join("Dockerfile"), "FROM scratch\nCOPY . /opt/krobs/\n").unwrap();
+    std::fs::write(
+        lang.join("Dockerfile"),
+        "FROM scratch\nCOPY . /opt/krobs/\n",
+    )
+    .unwrap();
     let mean = total_bytes / files;
     let mut state: u64 = 0x9e3779b97f4a7c15;
     let mut next = || {
@@ -86,7 +90,10 @@ fn main() {
         let ctx = Context::collect(tmp.path(), "languages/big", &[]).unwrap();
         std::hint::black_box(digest::compute(&ctx, &inputs).unwrap());
     };
-    let list: Vec<u8> = paths.iter().flat_map(|p| [p.as_bytes(), b"\0"].concat()).collect();
+    let list: Vec<u8> = paths
+        .iter()
+        .flat_map(|p| [p.as_bytes(), b"\0"].concat())
+        .collect();
     let sha256sum = || {
         let mut child = Command::new("xargs")
             .args(["-0", "sha256sum"])

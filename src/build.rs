@@ -7,9 +7,7 @@ use std::io::Write;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use base64::Engine;
 use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{
-    BuildImageOptions, PushImageOptionsBuilder, TagImageOptionsBuilder,
-};
+use bollard::query_parameters::{BuildImageOptions, PushImageOptionsBuilder};
 use bollard::Docker;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -183,32 +181,6 @@ pub async fn build(
         call: "inspect_image",
         cause: "no image id".to_string(),
     })
-}
-
-/// Tags `image` as `repository:tag`.
-pub async fn tag(
-    docker: &Docker,
-    language: &str,
-    image: &str,
-    repository: &str,
-    tag: &str,
-) -> Result<(), DockerError> {
-    docker
-        .tag_image(
-            image,
-            Some(
-                TagImageOptionsBuilder::new()
-                    .repo(repository)
-                    .tag(tag)
-                    .build(),
-            ),
-        )
-        .await
-        .map_err(|e| DockerError::Api {
-            language: language.to_string(),
-            call: "tag_image",
-            cause: e.to_string(),
-        })
 }
 
 /// Pushes `repository:tag`. bollard's push stream carries no digest: the caller reads it

@@ -189,6 +189,15 @@ pub async fn publish(
                     .await
                 }
             };
+            let result = match result {
+                Ok(mut p) => extra_tags(config, plan, lp, session, &p.digest, progress)
+                    .await
+                    .map(|extra| {
+                        p.tags.extend(extra);
+                        p
+                    }),
+                Err(e) => Err(e),
+            };
             match &result {
                 Ok(p) if p.built => {
                     progress.finish(&lp.language.name, &format!("built and pushed {}", p.digest))
@@ -272,7 +281,6 @@ async fn build_and_push(
     progress: &Progress,
 ) -> Result<Published, PublishError> {
     let name = &lp.language.name;
-    let repo_path = repository_path(config, name);
     let log = |line: &str| progress.log(name, line);
 
     progress.stage(name, "building");
@@ -329,47 +337,56 @@ async fn build_and_push(
     let digest = pushed_digest(docker, name, &lp.image, &lp.repository).await?;
     verify(session, config, lp, &digest).await?;
 
-    let mut tags = vec![lp.tag.clone()];
-    let mut extra = Vec::new();
-    if let Some(commit) = &plan.commit {
-        extra.push(format!("git-{}", &commit[..commit.len().min(12)]));
-    }
-    let immutable = session.repositories.get(name).is_some_and(|r| r.immutable);
-    if immutable {
-        progress.log(
-            name,
-            &format!("`{repo_path}` has immutable tags: not moving `{ALIAS_TAG}`"),
-        );
-    } else {
-        extra.push(ALIAS_TAG.to_string());
-    }
-    for tag in extra {
-        if immutable {
-            // An immutable tag that already exists stays as it is.
-            if let Lookup::Present { digest: there } =
-                session.client.lookup(&repo_path, &tag).await?
-            {
-                if there != digest {
-                    progress.log(
-                        name,
-                        &format!("tag `{tag}` already names {there}: left as it is"),
-                    );
-                } else {
-                    tags.push(tag);
-                }
-                continue;
-            }
-        }
-        build::tag(docker, name, &lp.image, &lp.repository, &tag).await?;
-        build::push(docker, name, &lp.repository, &tag, creds, &host, &log).await?;
-        tags.push(tag);
-    }
     Ok(Published {
         language: name.clone(),
         digest,
-        tags,
+        tags: vec![lp.tag.clone()],
         built: true,
     })
+}
+
+/// Adds the extra tags, registry-side: `git-<commit>` always, and the mutable alias where the
+/// repository lets tags move. An immutable tag that already names other content is left as it
+/// is, and said so.
+async fn extra_tags(
+    config: &Config,
+    plan: &Plan,
+    lp: &LanguagePlan,
+    session: &Session,
+    digest: &str,
+    progress: &Progress,
+) -> Result<Vec<String>, PublishError> {
+    let name = &lp.language.name;
+    let repo = repository_path(config, name);
+    let immutable = session.repositories.get(name).is_some_and(|r| r.immutable);
+    let mut wanted = Vec::new();
+    if let Some(commit) = &plan.commit {
+        wanted.push(format!("git-{}", &commit[..commit.len().min(12)]));
+    }
+    if immutable {
+        progress.log(
+            name,
+            &format!("`{repo}` has immutable tags: `{ALIAS_TAG}` is not moved"),
+        );
+    } else {
+        wanted.push(ALIAS_TAG.to_string());
+    }
+    let mut tags = Vec::new();
+    for tag in wanted {
+        match session.client.lookup(&repo, &tag).await? {
+            Lookup::Present { digest: there } if there == digest => {}
+            Lookup::Present { digest: there } if immutable => {
+                progress.log(
+                    name,
+                    &format!("immutable tag `{tag}` already names {there}: left as it is"),
+                );
+                continue;
+            }
+            _ => session.client.put_tag(&repo, digest, &tag).await?,
+        }
+        tags.push(tag);
+    }
+    Ok(tags)
 }
 
 /// The registry digest of a pushed image, from the daemon's repo digests (bollard's push

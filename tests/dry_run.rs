@@ -40,7 +40,11 @@ fn dry_run_on_this_repository() {
     repo.commit_all("the project");
     let run = repo.krobs(&["--dry-run"]).success();
     for lang in ["bash", "python", "ruby", "scala"] {
-        assert!(run.stdout.contains(&format!("\n{lang}  build-if-missing\n")), "{run}");
+        assert!(
+            run.stdout
+                .contains(&format!("\n{lang}  build-if-missing\n")),
+            "{run}"
+        );
     }
 
     let v = repo.krobs(&["--dry-run", "--json"]).success().json();
@@ -54,27 +58,43 @@ fn dry_run_on_this_repository() {
         assert!(!s["owner"].as_str().unwrap().is_empty(), "{s}");
         assert!(!s["description"].as_str().unwrap().is_empty(), "{s}");
         // Every script is listed by id with its owner in the human report too.
-        let line = format!("  script   {}  owner {}", s["id"].as_str().unwrap(), s["owner"].as_str().unwrap());
+        let line = format!(
+            "  script   {}  owner {}",
+            s["id"].as_str().unwrap(),
+            s["owner"].as_str().unwrap()
+        );
         assert!(run.stdout.contains(&line), "missing `{line}`\n{run}");
         assert_eq!(s["sha256"].as_str().unwrap().len(), 64);
     }
     for l in v["languages"].as_array().unwrap() {
         let digest = l["input_digest"].as_str().unwrap();
         assert!(digest.starts_with("sha256:") && digest.len() == 71, "{l}");
-        assert_eq!(l["tag"].as_str().unwrap(), format!("input-{}", &digest[7..39]));
+        assert_eq!(
+            l["tag"].as_str().unwrap(),
+            format!("input-{}", &digest[7..39])
+        );
         assert_eq!(
             l["image"].as_str().unwrap(),
-            format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/krobs/{}:{}", l["name"].as_str().unwrap(), l["tag"].as_str().unwrap())
+            format!(
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/krobs/{}:{}",
+                l["name"].as_str().unwrap(),
+                l["tag"].as_str().unwrap()
+            )
         );
         assert_eq!(l["action"], "build-if-missing");
         assert_eq!(l["changed_files"], serde_json::json!([]));
     }
 
     // The preview has the manifest's shape, with no image digests.
-    let preview: Value = serde_json::from_slice(&std::fs::read(repo.path("out/krobs-manifest.json")).unwrap()).unwrap();
+    let preview: Value =
+        serde_json::from_slice(&std::fs::read(repo.path("out/krobs-manifest.json")).unwrap())
+            .unwrap();
     assert_eq!(preview["format"], "krobs-manifest/v1");
     assert_eq!(preview["preview"], true);
-    assert_eq!(preview["commit"].as_str().unwrap(), repo.git(&["rev-parse", "HEAD"]));
+    assert_eq!(
+        preview["commit"].as_str().unwrap(),
+        repo.git(&["rev-parse", "HEAD"])
+    );
     assert_eq!(preview["scripts"].as_array().unwrap().len(), scripts.len());
     for l in preview["languages"].as_array().unwrap() {
         assert_eq!(l["image"], Value::Null);
@@ -103,23 +123,46 @@ fn same_inputs_same_digests_and_byte_identical_preview_from_any_path() {
     let first = std::fs::read(a.path("out/manifest.json")).unwrap();
     let vb = b.krobs(&["--dry-run", "--json"]).success().json();
     for lang in ["bash", "python"] {
-        assert_eq!(language(&va, lang)["input_digest"], language(&vb, lang)["input_digest"]);
+        assert_eq!(
+            language(&va, lang)["input_digest"],
+            language(&vb, lang)["input_digest"]
+        );
     }
     a.krobs(&["--dry-run"]).success();
-    assert_eq!(first, std::fs::read(a.path("out/manifest.json")).unwrap(), "the preview is deterministic");
+    assert_eq!(
+        first,
+        std::fs::read(a.path("out/manifest.json")).unwrap(),
+        "the preview is deterministic"
+    );
 }
 
 #[test]
 fn only_restricts_and_every_flag_reads_its_environment_variable() {
     let repo = Repo::fixture();
     repo.commit_all("one");
-    let v = repo.krobs(&["--dry-run", "--json", "--only", "python"]).success().json();
+    let v = repo
+        .krobs(&["--dry-run", "--json", "--only", "python"])
+        .success()
+        .json();
     assert_eq!(languages(&v), ["python"]);
-    assert!(v["scripts"].as_array().unwrap().iter().all(|s| s["language"] == "python"));
+    assert!(v["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["language"] == "python"));
 
     std::fs::rename(repo.path("krobs.toml"), repo.path("other.toml")).unwrap();
     let v = repo
-        .krobs_env(&[], &[("KROBS_DRY_RUN", "1"), ("KROBS_JSON", "true"), ("KROBS_ONLY", "bash"), ("KROBS_CONFIG", "other.toml"), ("KROBS_SINCE", "HEAD")])
+        .krobs_env(
+            &[],
+            &[
+                ("KROBS_DRY_RUN", "1"),
+                ("KROBS_JSON", "true"),
+                ("KROBS_ONLY", "bash"),
+                ("KROBS_CONFIG", "other.toml"),
+                ("KROBS_SINCE", "HEAD"),
+            ],
+        )
         .success()
         .json();
     assert_eq!(v["dry_run"], true);
@@ -131,16 +174,30 @@ fn only_restricts_and_every_flag_reads_its_environment_variable() {
 fn only_languages_changed_by_the_pr_are_listed() {
     let repo = Repo::fixture();
     let base = repo.commit_all("base");
-    repo.write_exec("languages/bash/scripts/hello.sh", bash_script("team-a", "echo hello, world"));
+    repo.write_exec(
+        "languages/bash/scripts/hello.sh",
+        bash_script("team-a", "echo hello, world"),
+    );
     repo.write("README.md", "docs\n");
     repo.commit_all("change bash");
-    let v = repo.krobs(&["--dry-run", "--json", "--since", &base]).success().json();
+    let v = repo
+        .krobs(&["--dry-run", "--json", "--since", &base])
+        .success()
+        .json();
     assert_eq!(changed(&v, "bash"), ["languages/bash/scripts/hello.sh"]);
     assert_eq!(changed(&v, "python"), Vec::<String>::new());
     assert_eq!(v["since"]["base"], base.as_str());
     let text = repo.krobs(&["--dry-run", "--since", &base]).success();
-    assert!(text.stdout.contains("  changed  languages/bash/scripts/hello.sh\n"), "{text}");
-    assert!(text.stdout.contains("  changed  nothing since the base revision\n"), "{text}");
+    assert!(
+        text.stdout
+            .contains("  changed  languages/bash/scripts/hello.sh\n"),
+        "{text}"
+    );
+    assert!(
+        text.stdout
+            .contains("  changed  nothing since the base revision\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -148,24 +205,48 @@ fn squash_merge_and_force_pushed_base() {
     let repo = Repo::fixture();
     let base = repo.commit_all("base");
     repo.git(&["checkout", "-q", "-b", "feature"]);
-    repo.write_exec("languages/bash/scripts/hello.sh", bash_script("team-a", "echo one"));
+    repo.write_exec(
+        "languages/bash/scripts/hello.sh",
+        bash_script("team-a", "echo one"),
+    );
     repo.commit_all("wip 1");
-    repo.write_exec("languages/bash/scripts/second.sh", bash_script("team-a", "echo two"));
+    repo.write_exec(
+        "languages/bash/scripts/second.sh",
+        bash_script("team-a", "echo two"),
+    );
     repo.commit_all("wip 2");
     let feature_tip = repo.git(&["rev-parse", "HEAD"]);
     repo.git(&["checkout", "-q", "main"]);
     repo.git(&["merge", "-q", "--squash", "feature"]);
     repo.commit_all("squashed PR");
 
-    let v = repo.krobs(&["--dry-run", "--json", "--since", &base]).success().json();
-    assert_eq!(changed(&v, "bash"), ["languages/bash/scripts/hello.sh", "languages/bash/scripts/second.sh"]);
+    let v = repo
+        .krobs(&["--dry-run", "--json", "--since", &base])
+        .success()
+        .json();
+    assert_eq!(
+        changed(&v, "bash"),
+        [
+            "languages/bash/scripts/hello.sh",
+            "languages/bash/scripts/second.sh"
+        ]
+    );
     assert!(changed(&v, "python").is_empty());
 
     // A base that is not an ancestor of HEAD (the branch was squashed or force-pushed away):
     // the merge base still tells what HEAD brings.
-    let v = repo.krobs(&["--dry-run", "--json", "--since", &feature_tip]).success().json();
+    let v = repo
+        .krobs(&["--dry-run", "--json", "--since", &feature_tip])
+        .success()
+        .json();
     assert_eq!(v["since"]["base"], base.as_str());
-    assert_eq!(changed(&v, "bash"), ["languages/bash/scripts/hello.sh", "languages/bash/scripts/second.sh"]);
+    assert_eq!(
+        changed(&v, "bash"),
+        [
+            "languages/bash/scripts/hello.sh",
+            "languages/bash/scripts/second.sh"
+        ]
+    );
 }
 
 #[test]
@@ -173,16 +254,31 @@ fn merge_commit_lists_what_the_merge_brought() {
     let repo = Repo::fixture();
     repo.commit_all("base");
     repo.git(&["checkout", "-q", "-b", "feature"]);
-    repo.write("languages/python/scripts/report.py", "# ---\n# owner = \"team-b\"\n# description = \"Reports v2.\"\n# ---\n");
+    repo.write(
+        "languages/python/scripts/report.py",
+        "# ---\n# owner = \"team-b\"\n# description = \"Reports v2.\"\n# ---\n",
+    );
     repo.commit_all("python change");
     repo.git(&["checkout", "-q", "main"]);
-    repo.write_exec("languages/bash/scripts/hello.sh", bash_script("team-a", "echo main moved"));
+    repo.write_exec(
+        "languages/bash/scripts/hello.sh",
+        bash_script("team-a", "echo main moved"),
+    );
     let before_merge = repo.commit_all("bash change on main");
     repo.git(&["merge", "-q", "--no-ff", "-m", "merge feature", "feature"]);
 
-    let v = repo.krobs(&["--dry-run", "--json", "--since", &before_merge]).success().json();
-    assert_eq!(changed(&v, "python"), ["languages/python/scripts/report.py"]);
-    assert!(changed(&v, "bash").is_empty(), "bash changed before the merge, on main");
+    let v = repo
+        .krobs(&["--dry-run", "--json", "--since", &before_merge])
+        .success()
+        .json();
+    assert_eq!(
+        changed(&v, "python"),
+        ["languages/python/scripts/report.py"]
+    );
+    assert!(
+        changed(&v, "bash").is_empty(),
+        "bash changed before the merge, on main"
+    );
 }
 
 #[test]
@@ -190,33 +286,54 @@ fn revert_restores_the_digest_and_git_only_explains() {
     let repo = Repo::fixture();
     let base = repo.commit_all("base");
     let v0 = repo.krobs(&["--dry-run", "--json"]).success().json();
-    repo.write_exec("languages/bash/scripts/hello.sh", bash_script("team-a", "echo broken"));
+    repo.write_exec(
+        "languages/bash/scripts/hello.sh",
+        bash_script("team-a", "echo broken"),
+    );
     let change = repo.commit_all("change");
     let v1 = repo.krobs(&["--dry-run", "--json"]).success().json();
     repo.git(&["revert", "--no-edit", &change]);
 
-    let since_change = repo.krobs(&["--dry-run", "--json", "--since", &change]).success().json();
-    assert_eq!(changed(&since_change, "bash"), ["languages/bash/scripts/hello.sh"]);
-    let since_base = repo.krobs(&["--dry-run", "--json", "--since", &base]).success().json();
+    let since_change = repo
+        .krobs(&["--dry-run", "--json", "--since", &change])
+        .success()
+        .json();
+    assert_eq!(
+        changed(&since_change, "bash"),
+        ["languages/bash/scripts/hello.sh"]
+    );
+    let since_base = repo
+        .krobs(&["--dry-run", "--json", "--since", &base])
+        .success()
+        .json();
     assert!(changed(&since_base, "bash").is_empty());
 
     let digest = |v: &Value| language(v, "bash")["input_digest"].clone();
     assert_ne!(digest(&v0), digest(&v1));
-    assert_eq!(digest(&since_base), digest(&v0), "a revert gives back the original identity");
+    assert_eq!(
+        digest(&since_base),
+        digest(&v0),
+        "a revert gives back the original identity"
+    );
 }
 
 #[test]
 fn unknown_revision_warns_and_goes_on() {
     let repo = Repo::fixture();
     repo.commit_all("base");
-    let run = repo.krobs(&["--dry-run", "--json", "--since", "no-such-rev"]).success();
+    let run = repo
+        .krobs(&["--dry-run", "--json", "--since", "no-such-rev"])
+        .success();
     assert_eq!(
         run.stderr,
         "warning: cannot tell what changed since `no-such-rev`: `no-such-rev` is not a known revision; every language is still checked by its input digest\n"
     );
     let v = run.json();
     assert_eq!(languages(&v), ["bash", "python"]);
-    assert!(v["since"]["warning"].as_str().unwrap().contains("no-such-rev"));
+    assert!(v["since"]["warning"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-rev"));
     assert_eq!(language(&v, "bash")["action"], "build-if-missing");
 }
 
@@ -236,7 +353,10 @@ fn first_commit_and_no_commit() {
 fn shallow_clone() {
     let origin = Repo::fixture();
     let base = origin.commit_all("base");
-    origin.write_exec("languages/bash/scripts/hello.sh", bash_script("team-a", "echo 2"));
+    origin.write_exec(
+        "languages/bash/scripts/hello.sh",
+        bash_script("team-a", "echo 2"),
+    );
     origin.commit_all("second");
     let clone = tempfile::tempdir().unwrap();
     let url = format!("file://{}", origin.root.display());
@@ -245,9 +365,19 @@ fn shallow_clone() {
         .arg(clone.path().join("c"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cwd = clone.path().join("c");
-    let run = support::Run::new(support::krobs_command(), &cwd, &["--dry-run", "--json", "--since", &base], &[]).success();
+    let run = support::Run::new(
+        support::krobs_command(),
+        &cwd,
+        &["--dry-run", "--json", "--since", &base],
+        &[],
+    )
+    .success();
     assert_eq!(
         run.stderr,
         format!("warning: cannot tell what changed since `{base}`: `{base}` is not in this shallow clone (fetch more history, e.g. `git fetch --unshallow`); every language is still checked by its input digest\n")
@@ -261,5 +391,12 @@ fn schema_subcommand_prints_the_published_schema() {
     let run = repo.krobs(&["schema"]).success();
     let schema = run.json();
     assert_eq!(schema["properties"]["format"]["const"], "krobs-manifest/v1");
-    assert_eq!(run.stdout, std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/manifest-v1.schema.json")).unwrap());
+    assert_eq!(
+        run.stdout,
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/manifest-v1.schema.json"
+        ))
+        .unwrap()
+    );
 }

@@ -36,16 +36,22 @@ fn unknown_key() {
 #[test]
 fn wrong_type() {
     let repo = Repo::fixture();
-    repo.write("krobs.toml", format!("{CONFIG}\n[languages.bash]\ncommand = \"bash {{script}}\"\n"));
-    repo.krobs(&["--dry-run"])
-        .failure(INPUT)
-        .stderr_is("error: krobs.toml:11:11: invalid type: string \"bash {script}\", expected a sequence");
+    repo.write(
+        "krobs.toml",
+        format!("{CONFIG}\n[languages.bash]\ncommand = \"bash {{script}}\"\n"),
+    );
+    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
+        "error: krobs.toml:11:11: invalid type: string \"bash {script}\", expected a sequence",
+    );
 }
 
 #[test]
 fn unknown_registry_kind() {
     let repo = Repo::fixture();
-    repo.write("krobs.toml", CONFIG.replace("kind = \"oci\"", "kind = \"gcr\""));
+    repo.write(
+        "krobs.toml",
+        CONFIG.replace("kind = \"oci\"", "kind = \"gcr\""),
+    );
     repo.krobs(&["--dry-run"])
         .failure(INPUT)
         .stderr_is("error: krobs.toml:4:8: unknown registry kind `gcr`: use `ecr` or `oci`");
@@ -84,7 +90,10 @@ fn language_without_scripts() {
 #[test]
 fn missing_header() {
     let repo = Repo::fixture();
-    repo.write("languages/bash/scripts/bare.sh", "#!/bin/bash\necho no docs\n");
+    repo.write(
+        "languages/bash/scripts/bare.sh",
+        "#!/bin/bash\necho no docs\n",
+    );
     repo.krobs(&["lint"]).failure(INPUT).stderr_is(
         "languages/bash/scripts/bare.sh:2: missing documentation header: start the script with a `# ---` block naming `owner` and `description` (after an optional `#!` line)\n\
          error: 1 problem in the repository: fix it and run `krobs-build lint` again",
@@ -107,7 +116,10 @@ fn malformed_header() {
 #[test]
 fn unclosed_header() {
     let repo = Repo::fixture();
-    repo.write("languages/bash/scripts/open.sh", "# ---\n# owner = \"a\"\n# description = \"x\"\necho\n");
+    repo.write(
+        "languages/bash/scripts/open.sh",
+        "# ---\n# owner = \"a\"\n# description = \"x\"\necho\n",
+    );
     repo.krobs(&["lint"]).failure(INPUT).stderr_is(
         "languages/bash/scripts/open.sh:1: documentation header is never closed: end it with a `# ---` line\n\
          languages/bash/scripts/open.sh:4: header line does not start with `# `: keep the header in one comment block closed by `# ---`\n\
@@ -139,7 +151,8 @@ fn bad_cron_and_every_problem_at_once() {
 fn symlink_escaping_the_folder() {
     let repo = Repo::fixture();
     repo.write("secrets.env", "TOKEN=x\n");
-    std::os::unix::fs::symlink("../../secrets.env", repo.path("languages/bash/secrets.env")).unwrap();
+    std::os::unix::fs::symlink("../../secrets.env", repo.path("languages/bash/secrets.env"))
+        .unwrap();
     repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
         "languages/bash/secrets.env: symlink points outside `bash` (to `../../secrets.env`): Docker cannot follow it; copy the file in instead\n\
          error: 1 problem in the repository: fix it and run `krobs-build lint` again",
@@ -151,7 +164,9 @@ fn unknown_only_name() {
     let repo = Repo::fixture();
     repo.krobs(&["--dry-run", "--only", "bash,pyhton"])
         .failure(INPUT)
-        .stderr_is("error: unknown language `pyhton` in `--only`: known languages are `bash`, `python`");
+        .stderr_is(
+            "error: unknown language `pyhton` in `--only`: known languages are `bash`, `python`",
+        );
 }
 
 #[test]
@@ -179,22 +194,43 @@ fn unreadable_file() {
         }
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    for dir in ["", "languages", "languages/bash", "languages/bash/scripts", "languages/python", "languages/python/scripts"] {
+    for dir in [
+        "",
+        "languages",
+        "languages/bash",
+        "languages/bash/scripts",
+        "languages/python",
+        "languages/python/scripts",
+    ] {
         std::fs::set_permissions(repo.path(dir), std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    std::fs::set_permissions(repo.path("languages/bash/scripts/secret.sh"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(
+        repo.path("languages/bash/scripts/secret.sh"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
     let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_krobs-build")]);
-    support::Run::new(cmd, &repo.root, &["lint"], &[]).failure(INPUT).stderr_is(
-        "languages/bash/scripts/secret.sh: cannot read: Permission denied (os error 13)\n\
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        env!("CARGO_BIN_EXE_krobs-build"),
+    ]);
+    support::Run::new(cmd, &repo.root, &["lint"], &[])
+        .failure(INPUT)
+        .stderr_is(
+            "languages/bash/scripts/secret.sh: cannot read: Permission denied (os error 13)\n\
          error: 1 problem in the repository: fix it and run `krobs-build lint` again",
-    );
+        );
 }
 
 #[test]
 fn duplicate_script_ids() {
     let repo = Repo::fixture();
-    repo.write("languages/bash/scripts/hello.bash", bash_script("a", "echo"));
+    repo.write(
+        "languages/bash/scripts/hello.bash",
+        bash_script("a", "echo"),
+    );
     repo.krobs(&["lint"]).failure(INPUT).stderr_is(
         "languages/bash/scripts/hello.bash: duplicate script id `bash/hello` (also `languages/bash/scripts/hello.sh`): rename one of them\n\
          languages/bash/scripts/hello.sh: duplicate script id `bash/hello` (also `languages/bash/scripts/hello.bash`): rename one of them\n\
@@ -205,7 +241,10 @@ fn duplicate_script_ids() {
 #[test]
 fn bad_script_name() {
     let repo = Repo::fixture();
-    repo.write("languages/bash/scripts/Drain Node.sh", bash_script("a", "echo"));
+    repo.write(
+        "languages/bash/scripts/Drain Node.sh",
+        bash_script("a", "echo"),
+    );
     repo.krobs(&["lint"]).failure(INPUT).stderr_is(
         "languages/bash/scripts/Drain Node.sh: script name makes a bad id: use lowercase letters, digits, `-` and `_` (the id names Kubernetes Jobs)\n\
          error: 1 problem in the repository: fix it and run `krobs-build lint` again",
@@ -225,7 +264,10 @@ fn bad_dockerignore_line() {
 #[test]
 fn configured_language_without_folder() {
     let repo = Repo::fixture();
-    repo.write("krobs.toml", format!("{CONFIG}\n[languages.go]\ncommand = [\"{{script}}\"]\n"));
+    repo.write(
+        "krobs.toml",
+        format!("{CONFIG}\n[languages.go]\ncommand = [\"{{script}}\"]\n"),
+    );
     repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
         "krobs.toml: `[languages.go]` has no folder `languages/go`: create it or set `path`\n\
          error: 1 problem in the repository: fix it and run `krobs-build lint` again",
@@ -235,7 +277,10 @@ fn configured_language_without_folder() {
 #[test]
 fn command_without_script_placeholder() {
     let repo = Repo::fixture();
-    repo.write("krobs.toml", format!("{CONFIG}\n[languages.bash]\ncommand = [\"bash\"]\n"));
+    repo.write(
+        "krobs.toml",
+        format!("{CONFIG}\n[languages.bash]\ncommand = [\"bash\"]\n"),
+    );
     repo.krobs(&["--dry-run"])
         .failure(INPUT)
         .stderr_is("error: krobs.toml:11:11: `languages.bash.command` never mentions `{script}`: add it where the script path goes");
@@ -245,7 +290,10 @@ fn command_without_script_placeholder() {
 fn lint_ok_and_json() {
     let repo = Repo::fixture();
     let run = repo.krobs(&["lint"]).success();
-    assert_eq!(run.stdout, "lint: 2 scripts in 2 languages are documented\n");
+    assert_eq!(
+        run.stdout,
+        "lint: 2 scripts in 2 languages are documented\n"
+    );
     let v = repo.krobs(&["lint", "--json"]).success().json();
     assert_eq!(v["problems"], serde_json::json!([]));
     assert_eq!(v["scripts"][0]["id"], "bash/hello");

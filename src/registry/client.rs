@@ -7,7 +7,10 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use bytes::Bytes;
+use reqwest::header::{
+    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, StatusCode};
 
 use super::retry::{parse_retry_after, retry, RetryPolicy, Transient};
@@ -87,6 +90,41 @@ impl Transient for Attempt {
     }
 }
 
+/// One API call, replayable across retries.
+struct Call {
+    method: Method,
+    path: String,
+    repository: Option<String>,
+    /// Needs push rights (for a bearer token's scope).
+    push: bool,
+    body: Option<(String, Bytes)>,
+}
+
+impl Call {
+    fn new(method: Method, path: String, repository: Option<&str>) -> Call {
+        Call {
+            method,
+            path,
+            repository: repository.map(str::to_string),
+            push: false,
+            body: None,
+        }
+    }
+}
+
+/// A successful answer.
+struct Reply {
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+fn digest_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// A client for one registry host.
 pub struct RegistryClient {
     host: String,
@@ -140,20 +178,19 @@ impl RegistryClient {
 
     /// `GET /v2/`: reachable, and the credentials are accepted.
     pub async fn check(&self) -> Result<(), RegistryError> {
-        self.request(Method::GET, "/v2/", None).await.map(|_| ())
+        self.request(&Call::new(Method::GET, "/v2/".to_string(), None))
+            .await
+            .map(|_| ())
     }
 
     /// Looks a tag (or digest) up with one manifest `HEAD`.
     pub async fn lookup(&self, repository: &str, reference: &str) -> Result<Lookup, RegistryError> {
         let path = format!("/v2/{repository}/manifests/{reference}");
-        match self.request(Method::HEAD, &path, Some(repository)).await? {
+        let call = Call::new(Method::HEAD, path.clone(), Some(repository));
+        match self.request(&call).await? {
             None => Ok(Lookup::Missing),
-            Some(headers) => headers
-                .get("docker-content-digest")
-                .and_then(|v| v.to_str().ok())
-                .map(|d| Lookup::Present {
-                    digest: d.to_string(),
-                })
+            Some(reply) => digest_of(&reply.headers)
+                .map(|digest| Lookup::Present { digest })
                 .ok_or_else(|| RegistryError::NoDigest {
                     registry: self.host.clone(),
                     method: "HEAD".into(),
@@ -162,18 +199,68 @@ impl RegistryClient {
         }
     }
 
-    /// Sends one request with retries; `Ok(None)` is a 404.
-    async fn request(
+    /// Gives the manifest `digest` one more tag, registry-side: the manifest is read and put
+    /// back under `tag`, byte for byte, so nothing is pulled or pushed again.
+    pub async fn put_tag(
         &self,
-        method: Method,
-        path: &str,
-        repository: Option<&str>,
-    ) -> Result<Option<HeaderMap>, RegistryError> {
-        let url = format!("{}{path}", self.base);
-        let (result, attempts) = retry(self.policy, || {
-            self.attempt(method.clone(), &url, repository)
-        })
-        .await;
+        repository: &str,
+        digest: &str,
+        tag: &str,
+    ) -> Result<(), RegistryError> {
+        let get = Call::new(
+            Method::GET,
+            format!("/v2/{repository}/manifests/{digest}"),
+            Some(repository),
+        );
+        let reply = self
+            .request(&get)
+            .await?
+            .ok_or_else(|| RegistryError::Status {
+                registry: self.host.clone(),
+                method: "GET".into(),
+                path: get.path.clone(),
+                status: StatusCode::NOT_FOUND,
+                attempts: 1,
+            })?;
+        let content_type = reply
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/vnd.docker.distribution.manifest.v2+json")
+            .to_string();
+        let mut put = Call::new(
+            Method::PUT,
+            format!("/v2/{repository}/manifests/{tag}"),
+            Some(repository),
+        );
+        put.push = true;
+        put.body = Some((content_type, reply.body));
+        let reply = self
+            .request(&put)
+            .await?
+            .ok_or_else(|| RegistryError::Status {
+                registry: self.host.clone(),
+                method: "PUT".into(),
+                path: put.path.clone(),
+                status: StatusCode::NOT_FOUND,
+                attempts: 1,
+            })?;
+        match digest_of(&reply.headers) {
+            Some(d) if d != digest => Err(RegistryError::Status {
+                registry: self.host.clone(),
+                method: "PUT".into(),
+                path: put.path.clone(),
+                status: StatusCode::CONFLICT,
+                attempts: 1,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends one call with retries; `Ok(None)` is a 404.
+    async fn request(&self, call: &Call) -> Result<Option<Reply>, RegistryError> {
+        let url = format!("{}{}", self.base, call.path);
+        let (result, attempts) = retry(self.policy, || self.attempt(call, &url)).await;
         match result {
             Ok(r) => Ok(r),
             Err(Attempt::Unauthorized(challenge)) => Err(self.unauthorized(challenge)),
@@ -184,25 +271,25 @@ impl RegistryClient {
             }),
             Err(Attempt::Status(status, _)) => Err(RegistryError::Status {
                 registry: self.host.clone(),
-                method: method.to_string(),
-                path: path.to_string(),
+                method: call.method.to_string(),
+                path: call.path.clone(),
                 status,
                 attempts,
             }),
         }
     }
 
-    async fn attempt(
-        &self,
-        method: Method,
-        url: &str,
-        repository: Option<&str>,
-    ) -> Result<Option<HeaderMap>, Attempt> {
-        let scope = repository.map(|r| format!("repository:{r}:pull"));
+    async fn attempt(&self, call: &Call, url: &str) -> Result<Option<Reply>, Attempt> {
+        let scope = call.repository.as_ref().map(|r| {
+            format!(
+                "repository:{r}:{}",
+                if call.push { "pull,push" } else { "pull" }
+            )
+        });
         let bearer = scope
             .as_ref()
             .and_then(|s| self.tokens.lock().unwrap().get(s).cloned());
-        let response = self.send(method.clone(), url, bearer.as_deref()).await?;
+        let response = self.send(call, url, bearer.as_deref()).await?;
         if response.status() == StatusCode::UNAUTHORIZED {
             let challenge = header(response.headers(), WWW_AUTHENTICATE.as_str());
             if let Some(c) = challenge.as_deref().filter(|c| c.starts_with("Bearer ")) {
@@ -211,18 +298,22 @@ impl RegistryClient {
                     if let Some(s) = &scope {
                         self.tokens.lock().unwrap().insert(s.clone(), token.clone());
                     }
-                    let retried = self.send(method, url, Some(&token)).await?;
-                    return Self::outcome(retried);
+                    let retried = self.send(call, url, Some(&token)).await?;
+                    return Self::outcome(retried).await;
                 }
             }
             return Err(Attempt::Unauthorized(challenge));
         }
-        Self::outcome(response)
+        Self::outcome(response).await
     }
 
-    fn outcome(response: reqwest::Response) -> Result<Option<HeaderMap>, Attempt> {
+    async fn outcome(response: reqwest::Response) -> Result<Option<Reply>, Attempt> {
         match response.status() {
-            s if s.is_success() => Ok(Some(response.headers().clone())),
+            s if s.is_success() => {
+                let headers = response.headers().clone();
+                let body = response.bytes().await.map_err(Attempt::Http)?;
+                Ok(Some(Reply { headers, body }))
+            }
             StatusCode::NOT_FOUND => Ok(None),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Attempt::Unauthorized(header(
                 response.headers(),
@@ -238,14 +329,17 @@ impl RegistryClient {
 
     async fn send(
         &self,
-        method: Method,
+        call: &Call,
         url: &str,
         bearer: Option<&str>,
     ) -> Result<reqwest::Response, Attempt> {
         let mut req = self
             .http
-            .request(method, url)
+            .request(call.method.clone(), url)
             .header(ACCEPT, MANIFEST_ACCEPT);
+        if let Some((content_type, body)) = &call.body {
+            req = req.header(CONTENT_TYPE, content_type).body(body.clone());
+        }
         req = match (bearer, &self.credentials) {
             (Some(token), _) => req.header(AUTHORIZATION, format!("Bearer {token}")),
             (None, Some(c)) => req.basic_auth(&c.username, Some(c.password.expose())),
@@ -275,7 +369,7 @@ impl RegistryClient {
         }
         let response = req.send().await.map_err(Attempt::Http)?;
         if !response.status().is_success() {
-            return match Self::outcome(response) {
+            return match Self::outcome(response).await {
                 Err(e) => Err(e),
                 Ok(_) => Err(Attempt::Unauthorized(None)),
             };
