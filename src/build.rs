@@ -7,7 +7,9 @@ use std::io::Write;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use base64::Engine;
 use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{BuildImageOptions, PushImageOptionsBuilder};
+use bollard::query_parameters::{
+    BuildImageOptions, CreateImageOptionsBuilder, PushImageOptionsBuilder,
+};
 use bollard::Docker;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -183,6 +185,52 @@ pub async fn build(
     })
 }
 
+/// Whether the daemon has `image` already.
+pub async fn has_image(docker: &Docker, image: &str) -> bool {
+    docker.inspect_image(image).await.is_ok()
+}
+
+/// Pulls `repository:tag` (to use its layers as build cache).
+pub async fn pull(
+    docker: &Docker,
+    language: &str,
+    repository: &str,
+    tag: &str,
+    credentials: Option<&Credentials>,
+    host: &str,
+) -> Result<(), DockerError> {
+    let options = CreateImageOptionsBuilder::new()
+        .from_image(repository)
+        .tag(tag)
+        .build();
+    let mut stream =
+        docker.create_image(Some(options), None, docker_credentials(credentials, host));
+    while let Some(item) = stream.next().await {
+        let message = match item {
+            Ok(info) => match info.error_detail {
+                Some(detail) => detail.message.unwrap_or_default(),
+                None => continue,
+            },
+            Err(e) => e.to_string(),
+        };
+        return Err(DockerError::Api {
+            language: language.to_string(),
+            call: "create_image (pull)",
+            cause: message.trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn docker_credentials(credentials: Option<&Credentials>, host: &str) -> Option<DockerCredentials> {
+    credentials.map(|c| DockerCredentials {
+        username: Some(c.username.clone()),
+        password: Some(c.password.expose().to_string()),
+        serveraddress: Some(host.to_string()),
+        ..Default::default()
+    })
+}
+
 /// Pushes `repository:tag`. bollard's push stream carries no digest: the caller reads it
 /// from the registry.
 pub async fn push(
@@ -194,12 +242,7 @@ pub async fn push(
     host: &str,
     log: &(dyn Fn(&str) + Sync),
 ) -> Result<(), DockerError> {
-    let creds = credentials.map(|c| DockerCredentials {
-        username: Some(c.username.clone()),
-        password: Some(c.password.expose().to_string()),
-        serveraddress: Some(host.to_string()),
-        ..Default::default()
-    });
+    let creds = docker_credentials(credentials, host);
     let image = format!("{repository}:{tag}");
     let mut stream = docker.push_image(
         repository,

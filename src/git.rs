@@ -63,6 +63,17 @@ pub fn head_commit(root: &Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// HEAD's first parent: the previous commit of the main line.
+pub fn first_parent(root: &Path) -> Option<String> {
+    git(
+        root,
+        &["rev-parse", "--verify", "--quiet", "HEAD^1^{commit}"],
+    )
+    .ok()
+    .map(|s| s.trim().to_string())
+    .filter(|s| !s.is_empty())
+}
+
 /// Files changed between `rev` and HEAD, taken from their merge base so that a force push or
 /// a branch that moved on still lists what this HEAD brings; for a merge commit that is what
 /// the merge brought to the first-parent line.

@@ -315,6 +315,7 @@ async fn build_and_push(
             source.to_string(),
         );
     }
+    let cache_from = cache_source(config, plan, lp, session, docker, progress).await;
     build::build(
         docker,
         BuildRequest {
@@ -324,7 +325,7 @@ async fn build_and_push(
             build_args: lp.language.inputs.build_args.clone().into_iter().collect(),
             labels,
             platform: lp.language.inputs.platform.clone(),
-            cache_from: Vec::new(),
+            cache_from,
         },
         &log,
     )
@@ -387,6 +388,53 @@ async fn extra_tags(
         tags.push(tag);
     }
     Ok(tags)
+}
+
+/// The image of this language at the previous commit (`git-<parent>`), as build cache for a
+/// runner that starts cold: pulled when the registry has it and the daemon does not. A cache
+/// that cannot be had only costs time.
+async fn cache_source(
+    config: &Config,
+    plan: &Plan,
+    lp: &LanguagePlan,
+    session: &Session,
+    docker: &bollard::Docker,
+    progress: &Progress,
+) -> Vec<String> {
+    let name = &lp.language.name;
+    let Some(parent) = &plan.parent else {
+        return Vec::new();
+    };
+    let tag = format!("git-{}", &parent[..parent.len().min(12)]);
+    let image = format!("{}:{tag}", lp.repository);
+    if build::has_image(docker, &image).await {
+        return vec![image];
+    }
+    match session
+        .client
+        .lookup(&repository_path(config, name), &tag)
+        .await
+    {
+        Ok(Lookup::Present { .. }) => {}
+        _ => return Vec::new(),
+    }
+    progress.stage(name, &format!("pulling {image} as build cache"));
+    match build::pull(
+        docker,
+        name,
+        &lp.repository,
+        &tag,
+        session.client.credentials(),
+        session.client.host(),
+    )
+    .await
+    {
+        Ok(()) => vec![image],
+        Err(e) => {
+            progress.log(name, &format!("building without cache: {e}"));
+            Vec::new()
+        }
+    }
 }
 
 /// The registry digest of a pushed image, from the daemon's repo digests (bollard's push
