@@ -100,7 +100,9 @@ pub fn compute(context: &Context, inputs: &BuildInputs) -> Result<InputDigest, D
             (EntryKind::File { .. }, None) => unreachable!("every file was hashed"),
         }
     }
-    Ok(InputDigest(format!("sha256:{}", hex::encode(h.finalize()))))
+    let digest = InputDigest(format!("sha256:{}", hex::encode(h.finalize())));
+    tracing::debug!(files = file_hashes.len(), %digest, "input digest");
+    Ok(digest)
 }
 
 /// sha256 of some bytes, as lowercase hex.

@@ -290,6 +290,7 @@ impl RegistryClient {
             .as_ref()
             .and_then(|s| self.tokens.lock().unwrap().get(s).cloned());
         let response = self.send(call, url, bearer.as_deref()).await?;
+        tracing::debug!(method = %call.method, url, status = %response.status(), "registry");
         if response.status() == StatusCode::UNAUTHORIZED {
             let challenge = header(response.headers(), WWW_AUTHENTICATE.as_str());
             if let Some(c) = challenge.as_deref().filter(|c| c.starts_with("Bearer ")) {
