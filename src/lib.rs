@@ -72,7 +72,11 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         })?;
         (published, false)
     };
-    let written = manifest::write(&Manifest::new(&plan, &published), &config.manifest_path())?;
+    let written = manifest::write(
+        &Manifest::new(&plan, &published),
+        &config.manifest_path(),
+        !only.is_empty(),
+    )?;
     let text = if cli.json {
         format!(
             "{}\n",

@@ -185,7 +185,8 @@ pub struct ManifestError {
 /// Where a manifest was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
-    pub path: PathBuf,
+    /// The configured path, unless the run covered only some languages.
+    pub path: Option<PathBuf>,
     /// `<dir>/<sha256>.json`, for a real manifest.
     pub content_path: Option<PathBuf>,
     /// `sha256:` of the bytes.
@@ -193,8 +194,10 @@ pub struct Written {
 }
 
 /// Writes the manifest to `path` (and, unless it is a preview, a copy named by its sha256
-/// beside it), each through a temporary file renamed into place.
-pub fn write(manifest: &Manifest, path: &Path) -> Result<Written, ManifestError> {
+/// beside it), each through a temporary file renamed into place. A `partial` real manifest
+/// (a run restricted with `--only`) is written only under its sha256 name, so the release
+/// record at `path` never loses the languages the run left out.
+pub fn write(manifest: &Manifest, path: &Path, partial: bool) -> Result<Written, ManifestError> {
     let bytes = manifest.to_bytes();
     let hex = bytes_sha256(&bytes);
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -210,9 +213,14 @@ pub fn write(manifest: &Manifest, path: &Path) -> Result<Written, ManifestError>
         write_atomic(&p, &bytes).map_err(err(&p))?;
         Some(p)
     };
-    write_atomic(path, &bytes).map_err(err(path))?;
+    let path = if partial && !manifest.preview {
+        None
+    } else {
+        write_atomic(path, &bytes).map_err(err(path))?;
+        Some(path.to_path_buf())
+    };
     Ok(Written {
-        path: path.to_path_buf(),
+        path,
         content_path,
         sha256: format!("sha256:{hex}"),
     })

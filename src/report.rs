@@ -76,7 +76,7 @@ pub fn plan_json(
         })}).collect::<Vec<_>>(),
         "scripts": plan.scripts.iter().map(script_json).collect::<Vec<_>>(),
         "manifest": manifest.map(|w| json!({
-            "path": w.path.display().to_string(),
+            "path": w.path.as_ref().map(|p| p.display().to_string()),
             "content_path": w.content_path.as_ref().map(|p| p.display().to_string()),
             "sha256": w.sha256,
         })),
@@ -183,21 +183,24 @@ pub fn plan_text(
     }
     if let Some(w) = manifest {
         out.push('\n');
-        if dry_run {
-            out.push_str(&format!(
+        match (&w.path, &w.content_path) {
+            (Some(path), _) if dry_run => out.push_str(&format!(
                 "manifest preview written to {} (no image digests; never deploy it)\n",
-                w.path.display()
-            ));
-        } else {
-            out.push_str(&format!(
-                "manifest {} written to {}",
+                path.display()
+            )),
+            (Some(path), Some(content)) => out.push_str(&format!(
+                "manifest {} written to {} and {}\n",
                 w.sha256,
-                w.path.display()
-            ));
-            if let Some(p) = &w.content_path {
-                out.push_str(&format!(" and {}", p.display()));
-            }
-            out.push('\n');
+                path.display(),
+                content.display()
+            )),
+            (None, Some(content)) => out.push_str(&format!(
+                "manifest {} of the languages in `--only` written to {} only; the release record is unchanged\n",
+                w.sha256,
+                content.display()
+            )),
+            (Some(path), None) => out.push_str(&format!("manifest {} written to {}\n", w.sha256, path.display())),
+            (None, None) => {}
         }
     }
     out
