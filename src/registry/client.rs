@@ -215,13 +215,7 @@ impl RegistryClient {
         let reply = self
             .request(&get)
             .await?
-            .ok_or_else(|| RegistryError::Status {
-                registry: self.host.clone(),
-                method: "GET".into(),
-                path: get.path.clone(),
-                status: StatusCode::NOT_FOUND,
-                attempts: 1,
-            })?;
+            .ok_or_else(|| self.status_error(&get, StatusCode::NOT_FOUND))?;
         let content_type = reply
             .headers
             .get(CONTENT_TYPE)
@@ -238,22 +232,30 @@ impl RegistryClient {
         let reply = self
             .request(&put)
             .await?
-            .ok_or_else(|| RegistryError::Status {
-                registry: self.host.clone(),
-                method: "PUT".into(),
-                path: put.path.clone(),
-                status: StatusCode::NOT_FOUND,
-                attempts: 1,
-            })?;
+            .ok_or_else(|| self.status_error(&put, StatusCode::NOT_FOUND))?;
         match digest_of(&reply.headers) {
-            Some(d) if d != digest => Err(RegistryError::Status {
-                registry: self.host.clone(),
-                method: "PUT".into(),
-                path: put.path.clone(),
-                status: StatusCode::CONFLICT,
-                attempts: 1,
-            }),
+            Some(d) if d != digest => Err(self.status_error(&put, StatusCode::CONFLICT)),
             _ => Ok(()),
+        }
+    }
+
+    /// An answer that is not the one expected (after a first attempt, unless told).
+    fn status_error(&self, call: &Call, status: StatusCode) -> RegistryError {
+        self.status_error_after(call, status, 1)
+    }
+
+    fn status_error_after(
+        &self,
+        call: &Call,
+        status: StatusCode,
+        attempts: usize,
+    ) -> RegistryError {
+        RegistryError::Status {
+            registry: self.host.clone(),
+            method: call.method.to_string(),
+            path: call.path.clone(),
+            status,
+            attempts,
         }
     }
 
@@ -269,13 +271,7 @@ impl RegistryClient {
                 attempts,
                 cause: error_chain(&e),
             }),
-            Err(Attempt::Status(status, _)) => Err(RegistryError::Status {
-                registry: self.host.clone(),
-                method: call.method.to_string(),
-                path: call.path.clone(),
-                status,
-                attempts,
-            }),
+            Err(Attempt::Status(status, _)) => Err(self.status_error_after(call, status, attempts)),
         }
     }
 
