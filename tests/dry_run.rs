@@ -400,3 +400,64 @@ fn schema_subcommand_prints_the_published_schema() {
         .unwrap()
     );
 }
+
+#[test]
+fn language_overrides_path_extra_inputs_comment_and_command() {
+    let repo = Repo::fixture();
+    repo.write(
+        "krobs.toml",
+        format!(
+            "{}\n[languages.node]\npath = \"tools/node\"\ncommand = [\"node\", \"--unhandled-rejections=strict\", \"{{script}}\"]\nextra_inputs = [\"shared/es\"]\ncomment = \"//\"\nimage_scripts_dir = \"/srv/krobs\"\n",
+            support::CONFIG
+        ),
+    );
+    repo.write("tools/node/Dockerfile", "FROM node:22-slim\nCOPY . /srv/\n");
+    repo.write(
+        "tools/node/scripts/ping.js",
+        "// ---\n// owner = \"team-c\"\n// description = \"Pings.\"\n// ---\nconsole.log('ping')\n",
+    );
+    repo.write("shared/es/client.js", "module.exports = {}\n");
+    let base = repo.commit_all("node");
+    let v = repo.krobs(&["--dry-run", "--json"]).success().json();
+    assert_eq!(languages(&v), ["bash", "node", "python"]);
+    let script = v["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "node/ping")
+        .unwrap()
+        .clone();
+    assert_eq!(script["path"], "tools/node/scripts/ping.js");
+    assert_eq!(script["image_path"], "/srv/krobs/ping.js");
+    assert_eq!(
+        script["command"],
+        serde_json::json!([
+            "node",
+            "--unhandled-rejections=strict",
+            "/srv/krobs/ping.js"
+        ])
+    );
+    assert_eq!(
+        language(&v, "node")["context_files"],
+        3,
+        "Dockerfile, the script and the extra input"
+    );
+
+    // The extra input is part of the identity, and of what changed.
+    repo.write("shared/es/client.js", "module.exports = { v: 2 }\n");
+    repo.commit_all("shared change");
+    let v2 = repo
+        .krobs(&["--dry-run", "--json", "--since", &base])
+        .success()
+        .json();
+    assert_ne!(
+        language(&v, "node")["input_digest"],
+        language(&v2, "node")["input_digest"]
+    );
+    assert_eq!(
+        language(&v, "bash")["input_digest"],
+        language(&v2, "bash")["input_digest"]
+    );
+    assert_eq!(changed(&v2, "node"), ["shared/es/client.js"]);
+    assert!(changed(&v2, "bash").is_empty());
+}
