@@ -206,7 +206,12 @@ pub async fn publish(
                     &lp.language.name,
                     &format!("reused {} (already in the registry)", p.digest),
                 ),
-                Err(e) => progress.finish(&lp.language.name, &format!("failed: {e}")),
+                Err(e) => {
+                    // The full error, with the build's last lines, closes the run.
+                    let text = e.to_string();
+                    let first = text.lines().next().unwrap_or_default();
+                    progress.finish(&lp.language.name, &format!("failed: {first}"))
+                }
             }
             result
         }
