@@ -16,6 +16,7 @@ pub mod error;
 pub mod git;
 pub mod header;
 pub mod lint;
+pub mod logging;
 pub mod manifest;
 pub mod plan;
 pub mod progress;
