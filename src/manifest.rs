@@ -87,7 +87,12 @@ pub struct Published {
     pub language: String,
     /// `sha256:...` of the image manifest in the registry.
     pub digest: String,
+    /// Tags that name this content: the content tag, and the alias where it was set. They
+    /// are the same on every run of the same content, so the manifest is too.
     pub tags: Vec<String>,
+    /// `git-<commit>`, set in the registry for this run's commit; the manifest records the
+    /// commit itself instead.
+    pub commit_tag: Option<String>,
     pub built: bool,
 }
 

@@ -169,6 +169,7 @@ pub async fn publish(
                     language: lp.language.name.clone(),
                     digest: digest.clone(),
                     tags: vec![lp.tag.clone()],
+                    commit_tag: None,
                     built: false,
                 }),
                 _ => {
@@ -193,7 +194,8 @@ pub async fn publish(
                 Ok(mut p) => extra_tags(config, plan, lp, session, &p.digest, progress)
                     .await
                     .map(|extra| {
-                        p.tags.extend(extra);
+                        p.tags.extend(extra.alias);
+                        p.commit_tag = extra.commit;
                         p
                     }),
                 Err(e) => Err(e),
@@ -210,6 +212,7 @@ pub async fn publish(
                     // The full error, with the build's last lines, closes the run.
                     let text = e.to_string();
                     let first = text.lines().next().unwrap_or_default();
+                    let first = first.trim_end_matches("; last lines:");
                     progress.finish(&lp.language.name, &format!("failed: {first}"))
                 }
             }
@@ -347,8 +350,17 @@ async fn build_and_push(
         language: name.clone(),
         digest,
         tags: vec![lp.tag.clone()],
+        commit_tag: None,
         built: true,
     })
+}
+
+/// The extra tags a language got.
+struct ExtraTags {
+    /// The mutable alias, where the repository lets tags move.
+    alias: Option<String>,
+    /// `git-<commit>`.
+    commit: Option<String>,
 }
 
 /// Adds the extra tags, registry-side: `git-<commit>` always, and the mutable alias where the
@@ -361,38 +373,46 @@ async fn extra_tags(
     session: &Session,
     digest: &str,
     progress: &Progress,
-) -> Result<Vec<String>, PublishError> {
+) -> Result<ExtraTags, PublishError> {
     let name = &lp.language.name;
     let repo = repository_path(config, name);
     let immutable = session.repositories.get(name).is_some_and(|r| r.immutable);
-    let mut wanted = Vec::new();
-    if let Some(commit) = &plan.commit {
-        wanted.push(format!("git-{}", &commit[..commit.len().min(12)]));
-    }
-    if immutable {
+    let commit_tag = plan
+        .commit
+        .as_ref()
+        .map(|c| format!("git-{}", &c[..c.len().min(12)]));
+    let alias = if immutable {
         progress.log(
             name,
             &format!("`{repo}` has immutable tags: `{ALIAS_TAG}` is not moved"),
         );
+        None
     } else {
-        wanted.push(ALIAS_TAG.to_string());
-    }
-    let mut tags = Vec::new();
-    for tag in wanted {
-        match session.client.lookup(&repo, &tag).await? {
-            Lookup::Present { digest: there } if there == digest => {}
-            Lookup::Present { digest: there } if immutable => {
-                progress.log(
-                    name,
-                    &format!("immutable tag `{tag}` already names {there}: left as it is"),
-                );
-                continue;
+        Some(ALIAS_TAG.to_string())
+    };
+    let set = |tag: Option<String>| {
+        let repo = &repo;
+        async move {
+            let Some(tag) = tag else {
+                return Ok(None);
+            };
+            match session.client.lookup(repo, &tag).await? {
+                Lookup::Present { digest: there } if there == digest => {}
+                Lookup::Present { digest: there } if immutable => {
+                    progress.log(
+                        name,
+                        &format!("immutable tag `{tag}` already names {there}: left as it is"),
+                    );
+                    return Ok(None);
+                }
+                _ => session.client.put_tag(repo, digest, &tag).await?,
             }
-            _ => session.client.put_tag(&repo, digest, &tag).await?,
+            Ok::<_, PublishError>(Some(tag))
         }
-        tags.push(tag);
-    }
-    Ok(tags)
+    };
+    let commit = set(commit_tag).await?;
+    let alias = set(alias).await?;
+    Ok(ExtraTags { alias, commit })
 }
 
 /// The image of this language at the previous commit (`git-<parent>`), as build cache for a

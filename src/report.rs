@@ -72,7 +72,7 @@ pub fn plan_json(
             "status": match p { Some(p) if p.built => "built", Some(_) => "reused", None => "planned" },
             "digest": p.map(|p| p.digest.as_str()),
             "pinned": p.map(|p| format!("{}@{}", lp.repository, p.digest)),
-            "tags": p.map(|p| p.tags.clone()),
+            "tags": p.map(|p| p.tags.iter().chain(&p.commit_tag).collect::<Vec<_>>()),
         })}).collect::<Vec<_>>(),
         "scripts": plan.scripts.iter().map(script_json).collect::<Vec<_>>(),
         "manifest": manifest.map(|w| json!({
@@ -128,7 +128,13 @@ pub fn plan_text(
         match p {
             Some(p) => {
                 out.push_str(&format!("  image    {}@{}\n", lp.repository, p.digest));
-                out.push_str(&format!("  tags     {}\n", p.tags.join(", ")));
+                let tags: Vec<&str> = p
+                    .tags
+                    .iter()
+                    .chain(&p.commit_tag)
+                    .map(String::as_str)
+                    .collect();
+                out.push_str(&format!("  tags     {}\n", tags.join(", ")));
             }
             None => {
                 out.push_str(&format!("  image    {}\n", lp.image));
