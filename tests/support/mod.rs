@@ -240,4 +240,5 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+pub mod e2e_support;
 pub mod services;
