@@ -1,7 +1,7 @@
 //! Docker Engine, through bollard: builds a language image from a deterministic, streamed tar
 //! of exactly the files its input digest covered, tags it, and pushes it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
@@ -103,7 +103,9 @@ pub struct BuildRequest<'a> {
     /// `host/repository:tag`.
     pub image: String,
     pub build_args: HashMap<String, String>,
-    pub labels: HashMap<String, String>,
+    /// Added as one `LABEL` line at the end of the Dockerfile the daemon receives: the
+    /// classic builder turns each API label into a step of its own, a container each.
+    pub labels: BTreeMap<String, String>,
     pub platform: String,
     /// Images whose layers may be reused.
     pub cache_from: Vec<String>,
@@ -119,14 +121,16 @@ pub async fn build(
         dockerfile: "Dockerfile".to_string(),
         t: Some(req.image.clone()),
         buildargs: Some(req.build_args.clone()),
-        labels: Some(req.labels.clone()),
         platform: req.platform.clone(),
         cachefrom: (!req.cache_from.is_empty()).then(|| req.cache_from.clone()),
         rm: true,
         forcerm: true,
         ..Default::default()
     };
-    let body = bollard::body_try_stream(tar_stream(req.context.clone()));
+    let body = bollard::body_try_stream(tar_stream(
+        req.context.clone(),
+        label_instruction(&req.labels),
+    ));
     let mut stream = docker.build_image(options, None, Some(body));
 
     let mut step = "the start".to_string();
@@ -288,10 +292,38 @@ pub async fn push(
     Ok(())
 }
 
+/// `LABEL "k"="v" ...` on one line, values escaped so the builder takes them literally.
+pub fn label_instruction(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let quote = |s: &str| {
+        let mut q = String::with_capacity(s.len() + 2);
+        q.push('"');
+        for c in s.chars() {
+            if matches!(c, '"' | '\\' | '$') {
+                q.push('\\');
+            }
+            if c != '\n' && c != '\r' {
+                q.push(c);
+            }
+        }
+        q.push('"');
+        q
+    };
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+        .collect();
+    format!("\nLABEL {}\n", pairs.join(" "))
+}
+
 /// The context as a tar stream: sorted, fixed mtime, owner and group 0, modes normalized to
-/// 0644 / 0755 (executable bit kept). Written by a blocking thread in chunks, never whole.
+/// 0644 / 0755 (executable bit kept), `dockerfile_suffix` appended to the Dockerfile. Written
+/// by a blocking thread in chunks, never whole.
 pub fn tar_stream(
     context: Context,
+    dockerfile_suffix: String,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(TAR_CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
@@ -299,7 +331,7 @@ pub fn tar_stream(
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        if let Err(e) = write_tar(&context, writer) {
+        if let Err(e) = write_tar(&context, &dockerfile_suffix, writer) {
             let _ = tx.blocking_send(Err(e));
         }
     });
@@ -339,7 +371,11 @@ impl Write for ChannelWriter {
 }
 
 /// Writes the deterministic tar of a context.
-pub fn write_tar(context: &Context, out: impl Write) -> std::io::Result<()> {
+pub fn write_tar(
+    context: &Context,
+    dockerfile_suffix: &str,
+    out: impl Write,
+) -> std::io::Result<()> {
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
     for entry in &context.entries {
@@ -356,13 +392,19 @@ pub fn write_tar(context: &Context, out: impl Write) -> std::io::Result<()> {
             }
             EntryKind::File { executable, .. } => {
                 let file = std::fs::File::open(&entry.source)?;
-                // The size is taken now: a file that changes under us fails the build
-                // rather than producing an image that its digest does not describe.
+                // The size is fixed when the file is opened; a file that shrinks meanwhile
+                // fails the tar.
                 let size = file.metadata()?.len();
+                let suffix = if entry.rel == "Dockerfile" {
+                    dockerfile_suffix.as_bytes()
+                } else {
+                    &[]
+                };
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(if *executable { 0o755 } else { 0o644 });
-                header.set_size(size);
-                tar.append_data(&mut header, &entry.rel, std::io::Read::take(file, size))?;
+                header.set_size(size + suffix.len() as u64);
+                let data = std::io::Read::chain(std::io::Read::take(file, size), suffix);
+                tar.append_data(&mut header, &entry.rel, data)?;
             }
             EntryKind::Symlink { target } => {
                 header.set_entry_type(tar::EntryType::Symlink);
@@ -385,7 +427,7 @@ mod tests {
     fn tar_of(root: &std::path::Path) -> Vec<u8> {
         let ctx = Context::collect(root, "l", &[]).unwrap();
         let mut out = Vec::new();
-        write_tar(&ctx, &mut out).unwrap();
+        write_tar(&ctx, "", &mut out).unwrap();
         out
     }
 
@@ -431,6 +473,32 @@ mod tests {
                 ("scripts/run.sh".to_string(), 0o755, 0),
             ]
         );
+    }
+
+    #[test]
+    fn labels_become_one_instruction_appended_to_the_dockerfile() {
+        let labels = BTreeMap::from([
+            ("b".to_string(), "x \"y\" $HOME \\ z".to_string()),
+            ("a".to_string(), "1".to_string()),
+        ]);
+        let line = label_instruction(&labels);
+        assert_eq!(
+            line,
+            "\nLABEL \"a\"=\"1\" \"b\"=\"x \\\"y\\\" \\$HOME \\\\ z\"\n"
+        );
+        assert_eq!(label_instruction(&BTreeMap::new()), "");
+
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("l")).unwrap();
+        fs::write(t.path().join("l/Dockerfile"), "FROM scratch").unwrap();
+        let ctx = Context::collect(t.path(), "l", &[]).unwrap();
+        let mut out = Vec::new();
+        write_tar(&ctx, &line, &mut out).unwrap();
+        let mut archive = tar::Archive::new(out.as_slice());
+        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+        assert_eq!(text, format!("FROM scratch{line}"));
     }
 
     #[test]
