@@ -79,8 +79,6 @@ pub struct LanguagePlan {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub commit: Option<String>,
-    /// HEAD's first parent, whose `git-` tags name the previous images (build cache).
-    pub parent: Option<String>,
     pub since: Option<String>,
     pub changes: Changes,
     pub languages: Vec<LanguagePlan>,
@@ -130,9 +128,6 @@ pub fn make(
         });
     }
     Ok(Plan {
-        parent: commit
-            .as_ref()
-            .and_then(|_| crate::git::first_parent(&config.root)),
         commit,
         since,
         changes,

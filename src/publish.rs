@@ -1,8 +1,8 @@
 //! The real run after the plan: registry session, one lookup per language, builds of what is
-//! missing (concurrently, up to `[build] concurrency`), pushes, and a final check that every
-//! image answers a `HEAD` with the digest the manifest will record.
+//! missing (concurrently, up to `[build] concurrency`), pushes checked by a `HEAD` that must
+//! answer the pushed digest, and the extra tags.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use futures_util::future::join_all;
@@ -64,6 +64,15 @@ impl PublishError {
     }
 }
 
+/// Where a build comes from, for its labels and its cache.
+#[derive(Debug, Default)]
+struct Provenance {
+    /// The `origin` remote, credentials stripped.
+    source: Option<String>,
+    /// HEAD's first parent, whose `git-` tags name the previous images.
+    parent: Option<String>,
+}
+
 /// A registry ready for use: its client (with credentials) and what each repository allows.
 pub struct Session {
     pub client: RegistryClient,
@@ -74,8 +83,7 @@ fn repository_path(config: &Config, language: &str) -> String {
     config.repository_for(language)
 }
 
-/// Opens the registry for a real run: ECR token (once) and repositories, or OCI credentials;
-/// then `GET /v2/` so that bad credentials stop the run before any build.
+/// Opens the registry for a real run: ECR token (once) and repositories, or OCI credentials.
 pub async fn open(
     config: &Config,
     plan: &Plan,
@@ -106,8 +114,8 @@ pub async fn open(
         }
         RegistryConfig::Oci { host } => credentials::for_oci(host)?,
     };
+    // The lookups that follow check the credentials before anything is built.
     let client = RegistryClient::new(&host, credentials, RetryPolicy::default())?;
-    client.check().await?;
     Ok(Session {
         client,
         repositories,
@@ -157,12 +165,23 @@ pub async fn publish(
     } else {
         None
     };
-    let source = git::source_url(&config.root);
+    // What only a build needs: the labels' source, and the previous commit for the cache.
+    let provenance = if needs_docker {
+        Provenance {
+            source: git::source_url(&config.root),
+            parent: plan
+                .commit
+                .as_ref()
+                .and_then(|_| git::first_parent(&config.root)),
+        }
+    } else {
+        Provenance::default()
+    };
     let semaphore = Arc::new(Semaphore::new(config.build.concurrency));
     let jobs = plan.languages.iter().map(|lp| {
         let docker = docker.as_ref();
         let semaphore = semaphore.clone();
-        let source = source.clone();
+        let provenance = &provenance;
         async move {
             let result = match &lp.registry {
                 RegistryState::Present { digest } => Ok(Published {
@@ -178,16 +197,7 @@ pub async fn publish(
                         .await
                         .expect("the semaphore is never closed");
                     let docker = docker.expect("Docker is connected when something is built");
-                    build_and_push(
-                        config,
-                        plan,
-                        lp,
-                        session,
-                        docker,
-                        source.as_deref(),
-                        progress,
-                    )
-                    .await
+                    build_and_push(config, plan, lp, session, docker, provenance, progress).await
                 }
             };
             let result = match result {
@@ -248,13 +258,12 @@ pub async fn publish(
         }
     }
 
-    // Every image the manifest will name must answer with the digest it will record.
-    for (lp, p) in plan.languages.iter().zip(&published) {
-        verify(session, config, lp, &p.digest).await?;
-    }
+    // Every image the manifest will name has answered a HEAD with the digest it records:
+    // reused ones at the lookup, built ones right after their push.
     Ok(published)
 }
 
+/// The content tag must name exactly `digest` in the registry.
 async fn verify(
     session: &Session,
     config: &Config,
@@ -285,14 +294,14 @@ async fn build_and_push(
     lp: &LanguagePlan,
     session: &Session,
     docker: &bollard::Docker,
-    source: Option<&str>,
+    provenance: &Provenance,
     progress: &Progress,
 ) -> Result<Published, PublishError> {
     let name = &lp.language.name;
     let log = |line: &str| progress.log(name, line);
 
     progress.stage(name, "building");
-    let mut labels = HashMap::from([
+    let mut labels = BTreeMap::from([
         (
             "org.opencontainers.image.title".to_string(),
             format!("krobs-{name}"),
@@ -317,13 +326,21 @@ async fn build_and_push(
             commit.clone(),
         );
     }
-    if let Some(source) = source {
+    if let Some(source) = &provenance.source {
         labels.insert(
             "org.opencontainers.image.source".to_string(),
             source.to_string(),
         );
     }
-    let cache_from = cache_source(config, plan, lp, session, docker, progress).await;
+    let cache_from = cache_source(
+        config,
+        provenance.parent.as_deref(),
+        lp,
+        session,
+        docker,
+        progress,
+    )
+    .await;
     build::build(
         docker,
         BuildRequest {
@@ -410,9 +427,11 @@ async fn extra_tags(
             Ok::<_, PublishError>(Some(tag))
         }
     };
-    let commit = set(commit_tag).await?;
-    let alias = set(alias).await?;
-    Ok(ExtraTags { alias, commit })
+    let (commit, alias) = futures_util::future::join(set(commit_tag), set(alias)).await;
+    Ok(ExtraTags {
+        alias: alias?,
+        commit: commit?,
+    })
 }
 
 /// The image of this language at the previous commit (`git-<parent>`), as build cache for a
@@ -420,35 +439,37 @@ async fn extra_tags(
 /// that cannot be had only costs time.
 async fn cache_source(
     config: &Config,
-    plan: &Plan,
+    parent: Option<&str>,
     lp: &LanguagePlan,
     session: &Session,
     docker: &bollard::Docker,
     progress: &Progress,
 ) -> Vec<String> {
     let name = &lp.language.name;
-    let Some(parent) = &plan.parent else {
+    let Some(parent) = parent else {
         return Vec::new();
     };
     let tag = format!("git-{}", &parent[..parent.len().min(12)]);
-    let image = format!("{}:{tag}", lp.repository);
-    if build::has_image(docker, &image).await {
-        return vec![image];
-    }
-    match session
+    let digest = match session
         .client
         .lookup(&repository_path(config, name), &tag)
         .await
     {
-        Ok(Lookup::Present { .. }) => {}
+        Ok(Lookup::Present { digest }) => digest,
         _ => return Vec::new(),
+    };
+    // By digest: extra tags are set registry-side, so the daemon knows the image, if at all,
+    // by the digest it pushed or pulled it under.
+    let image = format!("{}@{digest}", lp.repository);
+    if build::has_image(docker, &image).await {
+        return vec![image];
     }
     progress.stage(name, &format!("pulling {image} as build cache"));
     match build::pull(
         docker,
         name,
         &lp.repository,
-        &tag,
+        &digest,
         session.client.credentials(),
         session.client.host(),
     )

@@ -790,6 +790,12 @@ fn a_registry_answering_429_and_503_a_few_times_is_retried() {
 fn a_registry_that_keeps_failing_is_given_up_on_and_the_error_counts_the_attempts() {
     require_services();
     let p = Pipeline::oci();
+    // The first call is the lookup of bash's content tag, which also checks the credentials.
+    let plan = p
+        .krobs(&["--dry-run", "--json", "--only", "bash"])
+        .success();
+    let tag = string(language(&plan.json(), "bash"), "tag");
+    std::fs::remove_dir_all(p.repo.path("out")).unwrap(); // the dry run's preview
     let down = FlakyProxy::start(&p.registry.addr(), 1000, 503);
     p.use_host(&down.addr());
 
@@ -797,7 +803,7 @@ fn a_registry_that_keeps_failing_is_given_up_on_and_the_error_counts_the_attempt
     let error = error_line(&run);
     assert!(
         error.contains(&format!(
-            "registry `{}` answered 503 Service Unavailable to `GET /v2/` after 6 attempts",
+            "registry `{}` answered 503 Service Unavailable to `HEAD /v2/krobs/bash/manifests/{tag}` after 6 attempts",
             down.addr()
         )),
         "{error}\n{run}"
