@@ -74,7 +74,6 @@ pub async fn connect() -> Result<Docker, DockerError> {
         .with_request_modifier(url_safe_registry_auth);
     let docker = docker.negotiate_version().await.map_err(fail)?;
     tracing::debug!(host, api = %docker.client_version(), "connected to the Docker Engine");
-    docker.ping().await.map_err(fail)?;
     Ok(docker)
 }
 

@@ -610,6 +610,28 @@ fn wrong_credentials_stop_the_run_before_any_build() {
     p.assert_no_secrets();
 }
 
+/// The Docker Engine out of reach: exit 4 with the address and what to do; nothing pushed, no
+/// manifest. Docker is only needed when something must be built: the lookups come first.
+#[test]
+fn an_unreachable_docker_engine_is_a_docker_error() {
+    require_services();
+    let p = Pipeline::oci();
+    let socket = format!("unix:///tmp/krobs-no-such-docker-{}.sock", nonce());
+    let run = p.krobs_with(&[], &[("DOCKER_HOST", &socket)]).failure(4);
+    assert_eq!(
+        error_line(&run),
+        format!(
+            "error: cannot reach the Docker Engine ({socket}): Socket not found: {}; start it or set `DOCKER_HOST`",
+            socket.trim_start_matches("unix://")
+        ),
+        "{run}"
+    );
+    assert_nothing_built(&run);
+    p.assert_no_manifest(&run);
+    assert_eq!(p.blob_uploads(None), 0);
+    p.assert_no_secrets();
+}
+
 /// ECR, a repository missing and `create_repositories = false`: exit 6 naming the repository
 /// and the setting; nothing built, nothing created.
 #[test]
