@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The test command: `bash tests/run.sh [extra `cargo nextest run` arguments]`.
+# The benchmark command: `bash tests/run.sh --bench NAME [extra `cargo bench` arguments]`
+# (e.g. `--bench pipeline`): the same set-up, then `cargo bench --bench NAME` instead of the tests.
 #
 # Makes sure the real parts the integration tests need are there, then runs the whole test suite:
 #   - Debian packages (docker.io, docker-registry, skopeo, busybox-static, bash-static,
@@ -18,6 +20,16 @@
 # exits with the test run's exit code. Logs: $KROBS_TEST_LOG_DIR (default /tmp/krobs-test).
 # KROBS_TEST_STORAGE_DRIVER forces the storage driver of the dockerd started here.
 set -euo pipefail
+
+BENCH="" # set by `--bench NAME`: run that benchmark instead of the tests
+if [[ ${1:-} == --bench ]]; then
+    if [[ -z ${2:-} ]]; then
+        printf 'run.sh: error: --bench needs a benchmark name, e.g. --bench pipeline\n' >&2
+        exit 2
+    fi
+    BENCH=$2
+    shift 2
+fi
 
 REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 LOG_DIR=${KROBS_TEST_LOG_DIR:-${TMPDIR:-/tmp}/krobs-test}
@@ -125,7 +137,7 @@ if ! pip_ok; then
     pip_ok || die "PyPI packages still missing after pip install (log: $LOG_DIR/pip.log)"
 fi
 
-if ! cargo nextest --version >/dev/null 2>&1; then
+if [[ -z $BENCH ]] && ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest (log: $LOG_DIR/cargo-install.log)"
     cargo install --locked cargo-nextest >"$LOG_DIR/cargo-install.log" 2>&1 || {
         log_tail "$LOG_DIR/cargo-install.log"
@@ -288,10 +300,15 @@ say "ready in $((SECONDS - START)) s: DOCKER_HOST=$DOCKER_HOST KROBS_TEST_BASE_I
 say "  KROBS_TEST_REGISTRY_BIN=$REGISTRY_BIN KROBS_TEST_MOTO_BIN=$MOTO_BIN"
 
 # ---------------------------------------------------------------------------------------------
-# Tests
+# Tests (or the benchmark)
 # ---------------------------------------------------------------------------------------------
 cd "$REPO"
-say "cargo nextest run --workspace --no-fail-fast $*"
 rc=0
-cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+if [[ -n $BENCH ]]; then
+    say "cargo bench --bench $BENCH $*"
+    cargo bench --bench "$BENCH" "$@" || rc=$?
+else
+    say "cargo nextest run --workspace --no-fail-fast $*"
+    cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+fi
 exit "$rc"

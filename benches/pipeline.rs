@@ -1,0 +1,777 @@
+//! The whole pipeline against the naive one, side by side in one invocation, on this
+//! repository's four languages (bash, python, ruby, scala) built from the local base image.
+//!
+//! Run with `bash tests/run.sh --bench pipeline` (it starts the Docker Engine and makes the base
+//! image, then runs `cargo bench --bench pipeline`); without those services this fails and says
+//! so. Everything runs against a real registry (`docker-registry` with htpasswd auth, started
+//! here on a free loopback port) and the real Docker Engine:
+//!
+//! 1. **No-op**: `krobs-build` (the release binary) when every language is already in the
+//!    registry, against the naive pipeline: `docker build` + `docker push` of every language
+//!    with the docker CLI (classic builder, `DOCKER_BUILDKIT=0`). Twice: with the naive side's
+//!    layer cache warm, so each of its builds is all cache hits (that favours it), and with
+//!    `--no-cache`, as on a CI runner that starts without a layer cache.
+//! 2. **One-script change**: a comment line appended to one script of one language (a fresh
+//!    line per measured run, so neither side hits a cached result), then `krobs-build` (which
+//!    rebuilds and pushes only that language) against `docker build && docker push` of that one
+//!    image from its own copy of the folder with its own fresh line. Both sides start from the
+//!    same warm cache state; the order of the sides alternates from run to run.
+//!
+//! Medians (with min/max) are printed with their ratios and the targets (no-op at least 50x
+//! faster; one-script change within 1.1x of raw docker). The figures are printed whether or not
+//! a target is met; the bench fails only when something does not work.
+//!
+//! `KROBS_BENCH_RUNS` (default 7) sets the runs of each slow measurement (the naive no-op and
+//! each side of the change); the krobs no-op runs `2 * runs + 1` times. `KROBS_BENCH_LANGUAGE`
+//! (default `bash`) picks the language whose script changes. `KROBS_BENCH_LOG=1` prints every
+//! krobs-build run's progress lines on stderr, each with when it arrived.
+
+#[path = "../tests/support/services.rs"]
+mod services;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use services::{describe, require_services, DockerCli, Registry};
+
+const USER: &str = "krobs";
+/// `~`, `?` and `>`: characters that bollard's standard base64 would break.
+const PASSWORD: &str = "s3cr~t?pa>ss";
+const LANGUAGES: [&str; 4] = ["bash", "python", "ruby", "scala"];
+const NOOP_TARGET: f64 = 50.0;
+const CHANGE_TARGET: f64 = 1.1;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists benchmarks; there is nothing to list.
+    }
+    // `--bench` and anything else cargo passes are ignored.
+    if let Some(problem) = services::services_problem(|name| std::env::var(name).ok()) {
+        eprintln!(
+            "error: the pipeline benchmark needs a Docker Engine, the local base image and the registry binary: run it with `bash tests/run.sh --bench pipeline`\n  ({problem})"
+        );
+        std::process::exit(1);
+    }
+    require_services();
+
+    let runs = env_or("KROBS_BENCH_RUNS", 7).max(1);
+    let language = std::env::var("KROBS_BENCH_LANGUAGE").unwrap_or_else(|_| "bash".to_string());
+    assert!(
+        LANGUAGES.contains(&language.as_str()),
+        "KROBS_BENCH_LANGUAGE=`{language}` is not one of {LANGUAGES:?}"
+    );
+
+    let bench = Bench::new();
+    println!(
+        "pipeline benchmark: {} from {}, registry {} (htpasswd auth), Docker Engine {}",
+        LANGUAGES.join(", "),
+        services::base_image(),
+        bench.registry.addr(),
+        services::docker_host().unwrap_or_else(|| "(default socket)".to_string()),
+    );
+    println!(
+        "  krobs-build: {}; machine: {} CPUs, load average {}",
+        bench.bin.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(str::to_string))
+            .unwrap_or_else(|| "unknown".to_string()),
+    );
+
+    // ---- set-up: fill the registry with krobs, warm the naive side's cache and repositories
+    let cold = bench.krobs();
+    cold.expect_statuses(&[], "the first run (empty registry)");
+    let t = Instant::now();
+    bench.naive_all(false);
+    println!(
+        "set-up: first krobs run (empty registry, 4 built) {:.1} ms; naive warm-up (4 builds + pushes) {:.1} ms",
+        ms(cold.elapsed),
+        ms(t.elapsed())
+    );
+    bench
+        .krobs()
+        .expect_statuses(&LANGUAGES, "the warm-up no-op run");
+
+    // ---- 1. no-op
+    let mut krobs_noop = Vec::new();
+    let mut naive_noop = Vec::new();
+    let mut naive_builds = Vec::new();
+    let mut naive_pushes = Vec::new();
+    let krobs_runs = 2 * runs + 1;
+    for i in 0..krobs_runs.max(runs) {
+        if i < krobs_runs {
+            let run = bench.krobs();
+            run.expect_statuses(&LANGUAGES, "a no-op run");
+            krobs_noop.push(run.elapsed);
+        }
+        if i < runs {
+            let (build, push) = bench.naive_all(false);
+            naive_noop.push(build + push);
+            naive_builds.push(build);
+            naive_pushes.push(push);
+        }
+    }
+    let k = Stats::of(&krobs_noop);
+    let n = Stats::of(&naive_noop);
+    let ratio = n.median / k.median;
+    println!(
+        "no-op: krobs {:.1} ms, naive docker build+push {:.1} ms, ratio {:.1}x (target >= {NOOP_TARGET:.0}x)",
+        k.median, n.median, ratio
+    );
+    println!(
+        "  target {}; krobs {k} over {} runs; naive {n} over {runs} runs (builds {:.1} ms, pushes {:.1} ms, medians)",
+        verdict(ratio >= NOOP_TARGET),
+        krobs_noop.len(),
+        Stats::of(&naive_builds).median,
+        Stats::of(&naive_pushes).median,
+    );
+    println!(
+        "  note: the naive side's Docker layer cache is warm (every build step is a cache hit and every layer is already in the registry), which favours it"
+    );
+    // A CI runner starts without a layer cache: the naive pipeline then runs every step.
+    let cold_runs = runs.div_ceil(2).max(2);
+    let cold: Vec<Duration> = (0..cold_runs)
+        .map(|_| {
+            let (build, push) = bench.naive_all(true);
+            build + push
+        })
+        .collect();
+    let c = Stats::of(&cold);
+    println!(
+        "no-op on a cold runner: krobs {:.1} ms, naive docker build --no-cache + push {:.1} ms, ratio {:.1}x (target >= {NOOP_TARGET:.0}x) {}",
+        k.median,
+        c.median,
+        c.median / k.median,
+        verdict(c.median / k.median >= NOOP_TARGET),
+    );
+    println!("  naive without cache {c} over {cold_runs} runs");
+
+    // ---- 2. one-script change
+    let script = bench.script_of(&language);
+    let mut krobs_change = Vec::new();
+    let mut krobs_stages = Vec::new();
+    let mut docker_change = Vec::new();
+    let mut docker_builds = Vec::new();
+    let mut docker_pushes = Vec::new();
+    #[derive(Clone, Copy)]
+    enum Side {
+        Krobs,
+        Docker,
+    }
+    // each side takes each place in the order in turn
+    const ORDERS: [[Side; 2]; 2] = [[Side::Krobs, Side::Docker], [Side::Docker, Side::Krobs]];
+    for i in 0..runs {
+        for side in ORDERS[i % 2] {
+            // a fresh line for each side and run, made before the clock starts
+            let stamp = format!("run {i} at {}", nanos());
+            match side {
+                Side::Krobs => {
+                    bench.change_krobs(&language, &script, &format!("krobs {stamp}"));
+                    let run = bench.krobs();
+                    let reused: Vec<&str> = LANGUAGES
+                        .iter()
+                        .copied()
+                        .filter(|l| *l != language)
+                        .collect();
+                    run.expect_statuses(&reused, "a one-script change run");
+                    krobs_stages.extend(run.stages(&language));
+                    krobs_change.push(run.elapsed);
+                }
+                Side::Docker => {
+                    bench.change_naive(&language, &script, &format!("docker {stamp}"));
+                    let (build, push) = bench.naive_one(&language, "latest", false);
+                    docker_change.push(build + push);
+                    docker_builds.push(build);
+                    docker_pushes.push(push);
+                }
+            }
+        }
+    }
+    let k = Stats::of(&krobs_change);
+    let d = Stats::of(&docker_change);
+    let ratio = k.median / d.median;
+    println!(
+        "one-script change ({language}): krobs {:.1} ms, raw docker build+push {:.1} ms, ratio {:.2}x (target <= {CHANGE_TARGET:.1}x)",
+        k.median, d.median, ratio
+    );
+    println!(
+        "  target {}; krobs {k}; raw docker {d}; {runs} runs each, a fresh change per run, order rotating",
+        verdict(ratio <= CHANGE_TARGET),
+    );
+    println!(
+        "  raw docker: build {:.1} ms, push {:.1} ms (medians)",
+        Stats::of(&docker_builds).median,
+        Stats::of(&docker_pushes).median,
+    );
+    println!("  krobs {}", Stages::medians(&krobs_stages));
+    // bench drops here: the registry stops, the temporary copies and the images go.
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+// -------------------------------------------------------------------------------------------------
+// Statistics
+// -------------------------------------------------------------------------------------------------
+
+/// Median, min and max of some durations, in milliseconds.
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(samples: &[Duration]) -> Stats {
+        Stats::of_ms(samples.iter().map(|d| ms(*d)).collect())
+    }
+
+    fn of_ms(mut v: Vec<f64>) -> Stats {
+        assert!(!v.is_empty(), "no samples");
+        v.sort_by(|a, b| a.total_cmp(b));
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Stats {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        }
+    }
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "median {:.1} ms (min {:.1}, max {:.1})",
+            self.median, self.min, self.max
+        )
+    }
+}
+
+/// Where a krobs run that built one language spent its time, from when its progress lines
+/// (`[lang] building`, the first `Step ` line of the build, `[lang] pushing`, `[lang] built
+/// and pushed`) arrived on stderr. Informative only: a line it does not find leaves it out.
+struct Stages {
+    /// Start to `building`: config, discovery, digests, git, registry check and lookups.
+    before_build: Duration,
+    /// `building` to the first build step: the cache source (lookup, maybe a pull).
+    cache: Duration,
+    /// First build step to `pushing`: the Docker build itself.
+    build: Duration,
+    /// `pushing` to `built and pushed`: push, digest, verification, extra tags.
+    push: Duration,
+    /// `built and pushed` to exit: the other languages, final verification, manifest, report.
+    after: Duration,
+    /// Daemon pushes (`The push refers to repository` lines).
+    daemon_pushes: usize,
+    /// `LABEL` steps of the build (the classic builder makes one step per `labels` entry).
+    label_steps: usize,
+}
+
+impl Stages {
+    fn medians(all: &[Stages]) -> String {
+        if all.is_empty() {
+            return "stages: not available (its progress lines were not recognised)".to_string();
+        }
+        let med =
+            |f: fn(&Stages) -> Duration| Stats::of(&all.iter().map(f).collect::<Vec<_>>()).median;
+        let counts = |f: fn(&Stages) -> usize| {
+            all.iter()
+                .map(f)
+                .collect::<BTreeSet<usize>>()
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        format!(
+            "stages (medians over {} runs, from its progress lines): start to `building` {:.1} ms (config, digests, git, registry check, lookups); cache source {:.1} ms; docker build {:.1} ms ({} LABEL steps); push, verify, tags {:.1} ms ({} daemon push per run); done to exit {:.1} ms (other languages' tags, verification, manifest)",
+            all.len(),
+            med(|s| s.before_build),
+            med(|s| s.cache),
+            med(|s| s.build),
+            counts(|s| s.label_steps),
+            med(|s| s.push),
+            counts(|s| s.daemon_pushes),
+            med(|s| s.after),
+        )
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// The set-up: a registry, a logged-in docker CLI, a krobs repository and a naive copy
+// -------------------------------------------------------------------------------------------------
+
+struct Bench {
+    registry: Registry,
+    cli: DockerCli,
+    bin: PathBuf,
+    /// The krobs repository (a git repository with `krobs.toml` and `languages/`).
+    repo: PathBuf,
+    /// The naive pipeline's copy of `languages/`.
+    naive: PathBuf,
+    /// Every image reference (`host/repo:tag`, in this bench's registry) and image id seen
+    /// here, removed on drop.
+    images: std::cell::RefCell<Images>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let registry = Registry::start(&[(USER, PASSWORD)]);
+        let cli = DockerCli::new();
+        let login = cli.login(&registry.addr(), USER, PASSWORD);
+        assert!(
+            login.status.success(),
+            "docker login {} failed:\n{}",
+            registry.addr(),
+            String::from_utf8_lossy(&login.stderr)
+        );
+
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let tmp = tempfile::Builder::new()
+            .prefix("krobs-bench-")
+            .tempdir()
+            .unwrap();
+        let repo = tmp.path().join("repo");
+        let naive = tmp.path().join("naive");
+        copy_dir(&source.join("languages"), &repo.join("languages"));
+        copy_dir(&source.join("languages"), &naive.join("languages"));
+        fs::write(repo.join(".gitignore"), "/out/\n").unwrap();
+        fs::write(repo.join("krobs.toml"), krobs_toml(&registry.addr())).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", "krobs benchmark"]);
+
+        Bench {
+            registry,
+            cli,
+            bin: PathBuf::from(env!("CARGO_BIN_EXE_krobs-build")),
+            repo,
+            naive,
+            images: Default::default(),
+            _tmp: tmp,
+        }
+    }
+
+    /// One `krobs-build --json` run in the krobs repository, timed from spawn to exit.
+    fn krobs(&self) -> KrobsRun {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["--json", "--progress", "plain"])
+            .current_dir(&self.repo)
+            .env("KROBS_REGISTRY_USERNAME", USER)
+            .env("KROBS_REGISTRY_PASSWORD", PASSWORD)
+            // the docker CLI's config (no credentials krobs should fall back to)
+            .env("DOCKER_CONFIG", self._tmp.path().join("no-docker-config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for name in [
+            "KROBS_CONFIG",
+            "KROBS_ONLY",
+            "KROBS_DRY_RUN",
+            "KROBS_SINCE",
+            "KROBS_JSON",
+            "KROBS_PROGRESS",
+            "KROBS_LOG",
+        ] {
+            cmd.env_remove(name);
+        }
+        if let Some(host) = services::docker_host() {
+            cmd.env("DOCKER_HOST", host);
+        }
+        let start = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
+        let stderr = child.stderr.take().unwrap();
+        let lines = std::thread::spawn(move || {
+            BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .map(|l| (start.elapsed(), l))
+                .collect::<Vec<_>>()
+        });
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let status = child.wait().unwrap();
+        let elapsed = start.elapsed();
+        let lines = lines.join().unwrap();
+        if !status.success() {
+            panic!(
+                "krobs-build failed in {}: {status}\n--- stdout\n{stdout}\n--- stderr\n{}",
+                self.repo.display(),
+                lines
+                    .iter()
+                    .map(|(_, l)| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        if std::env::var_os("KROBS_BENCH_LOG").is_some() {
+            eprintln!("--- krobs-build ({:.1} ms), its stderr:", ms(elapsed));
+            for (t, l) in &lines {
+                eprintln!("{:9.1} ms  {l}", ms(*t));
+            }
+        }
+        self.remember_images();
+        KrobsRun {
+            elapsed,
+            stdout,
+            lines,
+        }
+    }
+
+    fn naive_build_args(&self) -> Vec<String> {
+        vec![
+            "--build-arg".to_string(),
+            format!("BASE_IMAGE={}", services::base_image()),
+            "--build-arg".to_string(),
+            "AMMONITE_URL=".to_string(),
+        ]
+    }
+
+    /// `docker build` (without the layer cache if `no_cache`) then `docker push` of one language
+    /// of the naive copy, as `naive/<language>:<tag>`; the two times.
+    fn naive_one(&self, language: &str, tag: &str, no_cache: bool) -> (Duration, Duration) {
+        let image = format!("{}/naive/{language}:{tag}", self.registry.addr());
+        let dir = self.naive.join("languages").join(language);
+        let mut args = vec![
+            "build".to_string(),
+            "--force-rm".to_string(),
+            "-t".to_string(),
+            image.clone(),
+        ];
+        args.extend(self.naive_build_args());
+        if no_cache {
+            args.push("--no-cache".to_string());
+        }
+        args.push(dir.display().to_string());
+        let t = Instant::now();
+        self.docker_ok(&args);
+        let build = t.elapsed();
+        let t = Instant::now();
+        self.docker_ok(&["push".to_string(), image]);
+        let push = t.elapsed();
+        self.remember_images();
+        (build, push)
+    }
+
+    /// The naive pipeline: every language built and pushed, one after the other; the summed
+    /// build and push times.
+    fn naive_all(&self, no_cache: bool) -> (Duration, Duration) {
+        LANGUAGES
+            .iter()
+            .map(|l| self.naive_one(l, "latest", no_cache))
+            .fold((Duration::ZERO, Duration::ZERO), |(b, p), (b1, p1)| {
+                (b + b1, p + p1)
+            })
+    }
+
+    fn docker_ok(&self, args: &[String]) -> Output {
+        let mut cmd = self.cli.command(args);
+        let out = services::run(&mut cmd);
+        if !out.status.success() {
+            panic!("docker failed:\n{}", describe(&cmd, &out));
+        }
+        out
+    }
+
+    /// The first script (by name) of a language, relative to the language folder.
+    fn script_of(&self, language: &str) -> String {
+        let dir = self.repo.join("languages").join(language).join("scripts");
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        format!("scripts/{}", names.first().expect("a script"))
+    }
+
+    /// A comment line appended to a script of the krobs repository, committed (as a merge
+    /// would be).
+    fn change_krobs(&self, language: &str, script: &str, text: &str) {
+        append_comment(
+            &self.repo.join("languages").join(language).join(script),
+            text,
+        );
+        git(
+            &self.repo,
+            &["commit", "-q", "-am", &format!("bench: {text}")],
+        );
+    }
+
+    /// A comment line appended to the same script of the naive copy.
+    fn change_naive(&self, language: &str, script: &str, text: &str) {
+        append_comment(
+            &self.naive.join("languages").join(language).join(script),
+            text,
+        );
+    }
+
+    /// Records every image tagged in this bench's registry (reference and id), for removal on
+    /// drop; called after each run, so that images a later build untags are known too.
+    fn remember_images(&self) {
+        let out = self.cli.run(&[
+            "images",
+            "--no-trunc",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}}",
+        ]);
+        let prefix = format!("{}/", self.registry.addr());
+        let mut images = self.images.borrow_mut();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((reference, id)) = line.split_once(' ') {
+                if reference.starts_with(&prefix) {
+                    if !reference.ends_with(":<none>") {
+                        images.references.insert(reference.to_string());
+                    }
+                    images.ids.insert(id.to_string());
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Images {
+    references: BTreeSet<String>,
+    ids: BTreeSet<String>,
+}
+
+impl Drop for Bench {
+    /// Untags what this bench tagged, then deletes the images it made unless something else
+    /// still uses them (no `--force`: an image another test tagged, or the parent of one,
+    /// stays). Parents go after their children, so the ids are tried in a few passes.
+    fn drop(&mut self) {
+        self.remember_images();
+        let images = std::mem::take(&mut *self.images.borrow_mut());
+        for reference in &images.references {
+            let _ = self.cli.run(&["image", "rm", reference]);
+        }
+        let mut left: Vec<String> = images.ids.into_iter().collect();
+        for _ in 0..8 {
+            let before = left.len();
+            left.retain(|id| {
+                let out = self.cli.run(&["image", "rm", id]);
+                !out.status.success()
+                    && !String::from_utf8_lossy(&out.stderr).contains("No such image")
+            });
+            if left.is_empty() || left.len() == before {
+                break;
+            }
+        }
+    }
+}
+
+fn krobs_toml(host: &str) -> String {
+    format!(
+        r#"# written by benches/pipeline.rs
+repository = "krobs/{{language}}"
+
+[registry]
+kind = "oci"
+host = "{host}"
+
+[build]
+concurrency = 2
+build_args = {{ BASE_IMAGE = "{base}", AMMONITE_URL = "" }}
+
+[manifest]
+path = "out/krobs-manifest.json"
+
+[languages.python]
+command = ["python3", "{{script}}"]
+
+[languages.ruby]
+command = ["ruby", "{{script}}"]
+
+[languages.scala]
+command = ["amm", "--silent", "{{script}}"]
+
+[languages.bash]
+command = ["bash", "{{script}}"]
+"#,
+        base = services::base_image()
+    )
+}
+
+/// Appends `# text` (`//` for Scala) as a new last line.
+fn append_comment(path: &Path, text: &str) {
+    let comment = if path.extension().is_some_and(|e| e == "sc") {
+        "//"
+    } else {
+        "#"
+    };
+    let mut body = fs::read_to_string(path).unwrap();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    body.push_str(&format!("{comment} benchmark change: {text}\n"));
+    fs::write(path, body).unwrap();
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let mut cmd = Command::new("git");
+    cmd.args([
+        "-c",
+        "user.email=bench@example.com",
+        "-c",
+        "user.name=Krobs Bench",
+        "-c",
+        "commit.gpgsign=false",
+    ])
+    .args(args)
+    .current_dir(dir);
+    services::run_ok(&mut cmd);
+}
+
+/// Copies a tree, keeping permissions and symbolic links.
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// One krobs run and what it said
+// -------------------------------------------------------------------------------------------------
+
+struct KrobsRun {
+    elapsed: Duration,
+    /// The `--json` summary.
+    stdout: String,
+    /// The progress lines on stderr, each with when it arrived.
+    lines: Vec<(Duration, String)>,
+}
+
+impl KrobsRun {
+    /// `(language, status)` of every language in the JSON summary.
+    fn statuses(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut rest = self.stdout.as_str();
+        while let Some(at) = rest.find("\"status\"") {
+            let before = &rest[..at];
+            let name = before
+                .rfind("\"name\"")
+                .and_then(|n| json_string_after(&before[n + "\"name\"".len()..]))
+                .unwrap_or_default();
+            rest = &rest[at + "\"status\"".len()..];
+            if let Some(status) = json_string_after(rest) {
+                out.push((name, status));
+            }
+        }
+        out
+    }
+
+    /// Fails unless exactly `reused` were reused and every other language was built.
+    fn expect_statuses(&self, reused: &[&str], what: &str) {
+        let got = self.statuses();
+        let mut expected: Vec<(String, String)> = LANGUAGES
+            .iter()
+            .map(|l| {
+                let s = if reused.contains(l) {
+                    "reused"
+                } else {
+                    "built"
+                };
+                (l.to_string(), s.to_string())
+            })
+            .collect();
+        let mut sorted = got.clone();
+        sorted.sort();
+        expected.sort();
+        assert_eq!(
+            sorted, expected,
+            "{what}: krobs-build did not build/reuse what was expected\n--- stdout\n{}",
+            self.stdout
+        );
+    }
+
+    /// When the first progress line of `language` containing `needle` arrived.
+    fn at(&self, language: &str, needle: &str) -> Option<Duration> {
+        self.lines
+            .iter()
+            .find(|(_, l)| {
+                l.strip_prefix('[')
+                    .is_some_and(|rest| rest.trim_start().starts_with(language))
+                    && l.contains(needle)
+            })
+            .map(|(t, _)| *t)
+    }
+
+    fn stages(&self, language: &str) -> Option<Stages> {
+        let building = self.at(language, "] building")?;
+        let step = self.at(language, "] Step ")?;
+        let pushing = self.at(language, "] pushing")?;
+        let done = self.at(language, "] built and pushed")?;
+        let count = |needle: &str| {
+            self.lines
+                .iter()
+                .filter(|(_, l)| l.contains(needle))
+                .count()
+        };
+        Some(Stages {
+            before_build: building,
+            cache: step.saturating_sub(building),
+            build: pushing.saturating_sub(step),
+            push: done.saturating_sub(pushing),
+            after: self.elapsed.saturating_sub(done),
+            daemon_pushes: count("The push refers to repository"),
+            label_steps: count(" : LABEL "),
+        })
+    }
+}
+
+/// The JSON string value after a key: skips `:` and blanks, reads `"..."` (no escapes needed
+/// for the names and statuses read here).
+fn json_string_after(s: &str) -> Option<String> {
+    let s = s.trim_start().strip_prefix(':')?.trim_start();
+    let s = s.strip_prefix('"')?;
+    let end = s.find('"')?;
+    Some(s[..end].to_string())
+}
