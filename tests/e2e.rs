@@ -519,6 +519,69 @@ fn a_failing_run_step_names_the_language_and_the_step_and_writes_no_manifest() {
     p.assert_no_secrets();
 }
 
+/// Two languages fail: both are named in one error line that gives the first one's cause;
+/// the language that succeeded is still pushed (a rerun reuses it), and no manifest is written.
+#[test]
+fn several_failing_languages_are_all_named() {
+    require_services();
+    let p = Pipeline::oci();
+    p.append_to_dockerfile("ruby", "RUN echo ruby fails && false");
+    p.append_to_dockerfile("python", "RUN echo python fails && false");
+    p.commit("two failing steps");
+
+    let run = p.krobs(&["--only", "bash,python,ruby"]).failure(4);
+    let error = error_line(&run);
+    assert!(
+        error.starts_with(
+            "error: 2 of 3 languages failed (`python`, `ruby`); first: build [python] failed at `"
+        ),
+        "{error}\n{run}"
+    );
+    for lang in ["python", "ruby"] {
+        assert!(
+            run.stderr
+                .contains(&format!("] failed: build [{lang}] failed at `")),
+            "the progress names `{lang}`'s failure\n{run}"
+        );
+    }
+    p.assert_no_manifest(&run);
+    let bash = p
+        .krobs(&["--json", "--dry-run", "--only", "bash"])
+        .success();
+    assert_eq!(
+        language(&bash.json(), "bash")["registry"],
+        "present",
+        "{bash}"
+    );
+    p.assert_no_secrets();
+}
+
+/// On a terminal the progress is a live display (one line per language, redrawn), and the
+/// run ends with each language's outcome and the report.
+#[test]
+fn on_a_terminal_progress_is_live_and_ends_with_each_outcome() {
+    require_services();
+    let p = Pipeline::oci();
+    let run = p.krobs_on_terminal(&["--only", "bash,python"]).success();
+    // indicatif redraws in place: cursor movement and line clearing.
+    assert!(run.stdout.contains("\u{1b}["), "no live display\n{run}");
+    for lang in ["bash", "python"] {
+        assert!(
+            run.stdout.contains(&format!("{lang} "))
+                && run.stdout.contains("built and pushed sha256:"),
+            "`{lang}` has no outcome line\n{run}"
+        );
+    }
+    assert!(run.stdout.contains("krobs-build at "), "no report\n{run}");
+    // No colour or style codes (SGR: ESC [ digits/semicolons m) anywhere, so NO_COLOR holds.
+    let sgr = run.stdout.split("\u{1b}[").skip(1).any(|rest| {
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == ';'));
+        end.is_some_and(|i| rest[i..].starts_with('m'))
+    });
+    assert!(!sgr, "colour in the output\n{run}");
+    p.assert_no_secrets();
+}
+
 /// The registry stops while a slow language is building: exit 5 naming the registry, no
 /// manifest. After a restart (same storage) the rerun succeeds and reuses what the failed run
 /// had already pushed.

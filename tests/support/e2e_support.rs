@@ -274,6 +274,35 @@ impl Pipeline {
         run
     }
 
+    /// `krobs-build ARGS` on a pseudo-terminal (`script`), as a person at a terminal runs it:
+    /// stdout and stderr arrive together, as the terminal shows them.
+    pub fn krobs_on_terminal(&self, args: &[&str]) -> Run {
+        let line = std::iter::once(env!("CARGO_BIN_EXE_krobs-build").to_string())
+            .chain(args.iter().map(|a| format!("'{a}'")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = Command::new("script");
+        cmd.args(["--quiet", "--return", "--command", &line, "/dev/null"]);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("KROBS_") || k == "NO_COLOR" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("TERM", "xterm");
+        for (k, v) in &self.hidden_env {
+            cmd.env(k, v);
+        }
+        let shown: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut run = Run::new(cmd, &self.repo.root, &[], &shown);
+        self.note_hidden_env(&mut run.command);
+        self.record_run(&run);
+        run
+    }
+
     fn note_hidden_env(&self, command: &mut String) {
         let hidden: Vec<String> = self
             .hidden_env
