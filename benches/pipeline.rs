@@ -15,7 +15,9 @@
 //!    line per measured run, so neither side hits a cached result), then `krobs-build` (which
 //!    rebuilds and pushes only that language) against `docker build && docker push` of that one
 //!    image from its own copy of the folder with its own fresh line. Both sides start from the
-//!    same warm cache state; the order of the sides alternates from run to run.
+//!    same warm cache state; the order of the sides rotates from run to run. A third side
+//!    builds the same image raw: the Dockerfile ending with the one `LABEL` line of provenance
+//!    krobs appends (which costs the classic builder one step, a container).
 //!
 //! Medians (with min/max) are printed with their ratios and the targets (no-op at least 50x
 //! faster; one-script change within 1.1x of raw docker). The figures are printed whether or not
@@ -163,11 +165,17 @@ fn main() {
     enum Side {
         Krobs,
         Docker,
+        Same,
     }
     // each side takes each place in the order in turn
-    const ORDERS: [[Side; 2]; 2] = [[Side::Krobs, Side::Docker], [Side::Docker, Side::Krobs]];
+    const ORDERS: [[Side; 3]; 3] = [
+        [Side::Krobs, Side::Docker, Side::Same],
+        [Side::Docker, Side::Same, Side::Krobs],
+        [Side::Same, Side::Krobs, Side::Docker],
+    ];
+    let mut same_change = Vec::new();
     for i in 0..runs {
-        for side in ORDERS[i % 2] {
+        for side in ORDERS[i % 3] {
             // a fresh line for each side and run, made before the clock starts
             let stamp = format!("run {i} at {}", nanos());
             match side {
@@ -190,6 +198,15 @@ fn main() {
                     docker_builds.push(build);
                     docker_pushes.push(push);
                 }
+                Side::Same => {
+                    append_comment(
+                        &bench.same.join("languages").join(&language).join(&script),
+                        &format!("same {stamp}"),
+                    );
+                    let (build, push) =
+                        bench.raw_one(&bench.same, "same", &language, "latest", false);
+                    same_change.push(build + push);
+                }
             }
         }
     }
@@ -208,6 +225,11 @@ fn main() {
         "  raw docker: build {:.1} ms, push {:.1} ms (medians)",
         Stats::of(&docker_builds).median,
         Stats::of(&docker_pushes).median,
+    );
+    let same = Stats::of(&same_change);
+    println!(
+        "  raw docker building the same image (its Dockerfile ending with krobs's one LABEL line): {same}; krobs against it: {:.2}x",
+        k.median / same.median
     );
     println!("  krobs {}", Stages::medians(&krobs_stages));
     // bench drops here: the registry stops, the temporary copies and the images go.
@@ -344,6 +366,9 @@ struct Bench {
     repo: PathBuf,
     /// The naive pipeline's copy of `languages/`.
     naive: PathBuf,
+    /// A third copy whose Dockerfiles end with the `LABEL` line krobs appends: raw docker
+    /// building the same image krobs builds.
+    same: PathBuf,
     /// Every image reference (`host/repo:tag`, in this bench's registry) and image id seen
     /// here, removed on drop.
     images: std::cell::RefCell<Images>,
@@ -371,6 +396,36 @@ impl Bench {
         let naive = tmp.path().join("naive");
         copy_dir(&source.join("languages"), &repo.join("languages"));
         copy_dir(&source.join("languages"), &naive.join("languages"));
+        let same = tmp.path().join("same");
+        copy_dir(&source.join("languages"), &same.join("languages"));
+        let labels = std::collections::BTreeMap::from([
+            (
+                "org.opencontainers.image.title".to_string(),
+                "krobs-bench".to_string(),
+            ),
+            (
+                "org.opencontainers.image.revision".to_string(),
+                "0".repeat(40),
+            ),
+            (
+                "org.opencontainers.image.source".to_string(),
+                "https://example.com/krobs.git".to_string(),
+            ),
+            (
+                "dev.krobs.input-digest".to_string(),
+                format!("sha256:{}", "0".repeat(64)),
+            ),
+            (
+                "dev.krobs.scripts".to_string(),
+                "bench/a,bench/b".to_string(),
+            ),
+        ]);
+        for language in LANGUAGES {
+            let dockerfile = same.join("languages").join(language).join("Dockerfile");
+            let mut text = fs::read_to_string(&dockerfile).unwrap();
+            text.push_str(&krobs::build::label_instruction(&labels));
+            fs::write(&dockerfile, text).unwrap();
+        }
         fs::write(repo.join(".gitignore"), "/out/\n").unwrap();
         fs::write(repo.join("krobs.toml"), krobs_toml(&registry.addr())).unwrap();
         git(&repo, &["init", "-q", "-b", "main"]);
@@ -383,6 +438,7 @@ impl Bench {
             bin: PathBuf::from(env!("CARGO_BIN_EXE_krobs-build")),
             repo,
             naive,
+            same,
             images: Default::default(),
             _tmp: tmp,
         }
@@ -468,8 +524,21 @@ impl Bench {
     /// `docker build` (without the layer cache if `no_cache`) then `docker push` of one language
     /// of the naive copy, as `naive/<language>:<tag>`; the two times.
     fn naive_one(&self, language: &str, tag: &str, no_cache: bool) -> (Duration, Duration) {
-        let image = format!("{}/naive/{language}:{tag}", self.registry.addr());
-        let dir = self.naive.join("languages").join(language);
+        self.raw_one(&self.naive, "naive", language, tag, no_cache)
+    }
+
+    /// `docker build` then `docker push` of one language of the copy at `root`, as
+    /// `<repository>/<language>:<tag>`; the two times.
+    fn raw_one(
+        &self,
+        root: &Path,
+        repository: &str,
+        language: &str,
+        tag: &str,
+        no_cache: bool,
+    ) -> (Duration, Duration) {
+        let image = format!("{}/{repository}/{language}:{tag}", self.registry.addr());
+        let dir = root.join("languages").join(language);
         let mut args = vec![
             "build".to_string(),
             "--force-rm".to_string(),
