@@ -194,7 +194,7 @@ pub async fn has_image(docker: &Docker, image: &str) -> bool {
     docker.inspect_image(image).await.is_ok()
 }
 
-/// Pulls `repository:tag` (to use its layers as build cache).
+/// Pulls `repository:tag`, where `tag` may be a digest (to use its layers as build cache).
 pub async fn pull(
     docker: &Docker,
     language: &str,
