@@ -7,6 +7,16 @@ use support::{bash_script, Repo, CONFIG};
 
 const INPUT: i32 = 3;
 
+/// What `krobs-build` prints for these problems: one line each, then the summary.
+fn problems(lines: &[&str]) -> String {
+    let n = lines.len();
+    let (s, them) = if n == 1 { ("", "it") } else { ("s", "them") };
+    format!(
+        "{}\nerror: {n} problem{s} in the repository: fix {them} and run `krobs-build lint` again",
+        lines.join("\n")
+    )
+}
+
 #[test]
 fn missing_config_file() {
     let repo = Repo::fixture();
@@ -61,30 +71,27 @@ fn unknown_registry_kind() {
 fn missing_dockerfile() {
     let repo = Repo::fixture();
     repo.remove("languages/python/Dockerfile");
-    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
-        "languages/python: missing Dockerfile for language `python`: add `languages/python/Dockerfile`\n\
-         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
-    );
+    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/python: missing Dockerfile for language `python`: add `languages/python/Dockerfile`",
+    ]));
 }
 
 #[test]
 fn empty_language_folder() {
     let repo = Repo::fixture();
     std::fs::create_dir_all(repo.path("languages/go")).unwrap();
-    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
-        "languages/go: empty language folder: add a `Dockerfile` and `scripts/`, or remove the folder\n\
-         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
-    );
+    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/go: empty language folder: add a `Dockerfile` and `scripts/`, or remove the folder",
+    ]));
 }
 
 #[test]
 fn language_without_scripts() {
     let repo = Repo::fixture();
     repo.remove("languages/python/scripts");
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
-        "languages/python: language `python` has no scripts: add one under `languages/python/scripts/` or remove the folder\n\
-         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
-    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/python: language `python` has no scripts: add one under `languages/python/scripts/` or remove the folder",
+    ]));
 }
 
 #[test]
@@ -94,10 +101,9 @@ fn missing_header() {
         "languages/bash/scripts/bare.sh",
         "#!/bin/bash\necho no docs\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
-        "languages/bash/scripts/bare.sh:2: missing documentation header: start the script with a `# ---` block naming `owner` and `description` (after an optional `#!` line)\n\
-         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
-    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/scripts/bare.sh:2: missing documentation header: start the script with a `# ---` block naming `owner` and `description` (after an optional `#!` line)",
+    ]));
 }
 
 #[test]
@@ -107,10 +113,9 @@ fn malformed_header() {
         "languages/bash/scripts/bad.sh",
         "# ---\n# owner = team-a\n# description = \"x\"\n# ---\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
-        "languages/bash/scripts/bad.sh:2: malformed header: invalid boolean, expected `true` (the header is TOML: quote text, e.g. `owner = \"team-a\"`)\n\
-         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
-    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/scripts/bad.sh:2: malformed header: invalid boolean, expected `true` (the header is TOML: quote text, e.g. `owner = \"team-a\"`)",
+    ]));
 }
 
 #[test]
@@ -120,11 +125,10 @@ fn unclosed_header() {
         "languages/bash/scripts/open.sh",
         "# ---\n# owner = \"a\"\n# description = \"x\"\necho\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
-        "languages/bash/scripts/open.sh:1: documentation header is never closed: end it with a `# ---` line\n\
-         languages/bash/scripts/open.sh:4: header line does not start with `# `: keep the header in one comment block closed by `# ---`\n\
-         error: 2 problems in the repository: fix them and run `krobs-build lint` again",
-    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/scripts/open.sh:1: documentation header is never closed: end it with a `# ---` line",
+        "languages/bash/scripts/open.sh:4: header line does not start with `# `: keep the header in one comment block closed by `# ---`",
+    ]));
 }
 
 #[test]
@@ -138,13 +142,12 @@ fn bad_cron_and_every_problem_at_once() {
         "languages/python/scripts/nodoc.py",
         "# ---\n# schedule = \"0 0 31 2 *\"\n# retries = 99\n# ---\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
-        "languages/bash/scripts/cron.sh:4: header `schedule = \"*/5 * * *\"` is not a valid cron expression: it has 4 fields; use five fields `minute hour day-of-month month day-of-week`, e.g. \"*/15 * * * *\"\n\
-         languages/python/scripts/nodoc.py:1: header has no `description`: add `description = \"what it does and the env it takes\"`\n\
-         languages/python/scripts/nodoc.py:1: header has no `owner`: add `owner = \"team (#channel)\"`\n\
-         languages/python/scripts/nodoc.py:3: header `retries = 99` is out of range: use 0 to 10\n\
-         error: 4 problems in the repository: fix them and run `krobs-build lint` again",
-    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/scripts/cron.sh:4: header `schedule = \"*/5 * * *\"` is not a valid cron expression: it has 4 fields; use five fields `minute hour day-of-month month day-of-week`, e.g. \"*/15 * * * *\"",
+        "languages/python/scripts/nodoc.py:1: header has no `description`: add `description = \"what it does and the env it takes\"`",
+        "languages/python/scripts/nodoc.py:1: header has no `owner`: add `owner = \"team (#channel)\"`",
+        "languages/python/scripts/nodoc.py:3: header `retries = 99` is out of range: use 0 to 10",
+    ]));
 }
 
 #[test]
@@ -153,10 +156,9 @@ fn symlink_escaping_the_folder() {
     repo.write("secrets.env", "TOKEN=x\n");
     std::os::unix::fs::symlink("../../secrets.env", repo.path("languages/bash/secrets.env"))
         .unwrap();
-    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
-        "languages/bash/secrets.env: symlink points outside `bash` (to `../../secrets.env`): Docker cannot follow it; copy the file in instead\n\
-         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
-    );
+    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/secrets.env: symlink points outside `bash` (to `../../secrets.env`): Docker cannot follow it; copy the file in instead",
+    ]));
 }
 
 #[test]
@@ -175,10 +177,11 @@ fn non_utf8_file_name() {
     let repo = Repo::fixture();
     let name = std::ffi::OsStr::from_bytes(b"caf\xe9.sh");
     std::fs::write(repo.path("languages/bash/scripts").join(name), "x").unwrap();
-    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
-        "languages/bash/scripts/caf\u{FFFD}.sh: file name is not valid UTF-8: rename it\n\
-         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
-    );
+    repo.krobs(&["--dry-run"])
+        .failure(INPUT)
+        .stderr_is(&problems(&[
+            "languages/bash/scripts/caf\u{FFFD}.sh: file name is not valid UTF-8: rename it",
+        ]));
 }
 
 #[test]
@@ -218,10 +221,9 @@ fn unreadable_file() {
     ]);
     support::Run::new(cmd, &repo.root, &["lint"], &[])
         .failure(INPUT)
-        .stderr_is(
-            "languages/bash/scripts/secret.sh: cannot read: Permission denied (os error 13)\n\
-         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
-        );
+        .stderr_is(&problems(&[
+            "languages/bash/scripts/secret.sh: cannot read: Permission denied (os error 13)",
+        ]));
 }
 
 #[test]
@@ -231,11 +233,10 @@ fn duplicate_script_ids() {
         "languages/bash/scripts/hello.bash",
         bash_script("a", "echo"),
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
-        "languages/bash/scripts/hello.bash: duplicate script id `bash/hello` (also `languages/bash/scripts/hello.sh`): rename one of them\n\
-         languages/bash/scripts/hello.sh: duplicate script id `bash/hello` (also `languages/bash/scripts/hello.bash`): rename one of them\n\
-         error: 2 problems in the repository: fix them and run `krobs-build lint` again",
-    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/scripts/hello.bash: duplicate script id `bash/hello` (also `languages/bash/scripts/hello.sh`): rename one of them",
+        "languages/bash/scripts/hello.sh: duplicate script id `bash/hello` (also `languages/bash/scripts/hello.bash`): rename one of them",
+    ]));
 }
 
 #[test]
@@ -245,20 +246,18 @@ fn bad_script_name() {
         "languages/bash/scripts/Drain Node.sh",
         bash_script("a", "echo"),
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(
-        "languages/bash/scripts/Drain Node.sh: script name makes a bad id: use lowercase letters, digits, `-` and `_` (the id names Kubernetes Jobs)\n\
-         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
-    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/scripts/Drain Node.sh: script name makes a bad id: use lowercase letters, digits, `-` and `_` (the id names Kubernetes Jobs)",
+    ]));
 }
 
 #[test]
 fn bad_dockerignore_line() {
     let repo = Repo::fixture();
     repo.write("languages/bash/.dockerignore", "*.tmp\n!\n");
-    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
-        "languages/bash/.dockerignore:2: a lone `!` excludes nothing: remove the line or add a pattern\n\
-         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
-    );
+    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/.dockerignore:2: a lone `!` excludes nothing: remove the line or add a pattern",
+    ]));
 }
 
 #[test]
@@ -268,10 +267,11 @@ fn configured_language_without_folder() {
         "krobs.toml",
         format!("{CONFIG}\n[languages.go]\ncommand = [\"{{script}}\"]\n"),
     );
-    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
-        "krobs.toml: `[languages.go]` has no folder `languages/go`: create it or set `path`\n\
-         error: 1 problem in the repository: fix it and run `krobs-build lint` again",
-    );
+    repo.krobs(&["--dry-run"])
+        .failure(INPUT)
+        .stderr_is(&problems(&[
+            "krobs.toml: `[languages.go]` has no folder `languages/go`: create it or set `path`",
+        ]));
 }
 
 #[test]
@@ -298,4 +298,17 @@ fn lint_ok_and_json() {
     assert_eq!(v["problems"], serde_json::json!([]));
     assert_eq!(v["scripts"][0]["id"], "bash/hello");
     assert_eq!(v["scripts"][1]["owner"], "team-b");
+}
+
+#[test]
+fn the_summary_line_is_pinned_too() {
+    // `problems` builds the expected stderr of the tests above; its summary is pinned here.
+    assert_eq!(
+        problems(&["a: x"]),
+        "a: x\nerror: 1 problem in the repository: fix it and run `krobs-build lint` again"
+    );
+    assert_eq!(
+        problems(&["a: x", "b: y"]),
+        "a: x\nb: y\nerror: 2 problems in the repository: fix them and run `krobs-build lint` again"
+    );
 }
