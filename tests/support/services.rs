@@ -107,6 +107,48 @@ pub fn python3() -> PathBuf {
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it).
+/// Waits until the server just spawned in `child` answers `GET path` on `addr` with `status`.
+/// Fails (and kills it) when it exits, when something else answers, or after `timeout`.
+fn wait_until_ready(
+    child: &mut Option<Child>,
+    name: &str,
+    addr: &str,
+    path: &str,
+    status: u16,
+    timeout: Duration,
+    log_path: &Path,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(exit) = child.as_mut().unwrap().try_wait().unwrap() {
+            *child = None;
+            return Err(format!(
+                "{name} exited with {exit}; its log:\n{}",
+                tail(log_path, 30)
+            ));
+        }
+        if let Ok(resp) = http_request(addr, "GET", path, None, &[], b"") {
+            if resp.status == status {
+                return Ok(());
+            }
+            kill_child(child);
+            return Err(format!(
+                "{addr} answered {} to GET {path}, not {status}: another server has the port?",
+                resp.status
+            ));
+        }
+        if Instant::now() > deadline {
+            kill_child(child);
+            return Err(format!(
+                "no answer on {addr} in {} s; its log:\n{}",
+                timeout.as_secs(),
+                tail(log_path, 30)
+            ));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -300,35 +342,16 @@ auth:
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", registry_bin().display()))?;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                self.child = None;
-                return Err(format!(
-                    "`docker-registry serve` exited with {status}; its log:\n{}",
-                    tail(&self.log_path(), 30)
-                ));
-            }
-            if let Ok(resp) = http_request(&self.addr(), "GET", "/v2/", None, &[], b"") {
-                if resp.status == 401 {
-                    return Ok(());
-                }
-                kill_child(&mut self.child);
-                return Err(format!(
-                    "127.0.0.1:{} answered {} to GET /v2/, not 401: another server has the port?",
-                    self.port, resp.status
-                ));
-            }
-            if Instant::now() > deadline {
-                kill_child(&mut self.child);
-                return Err(format!(
-                    "no answer on {} in 30 s; its log:\n{}",
-                    self.addr(),
-                    tail(&self.log_path(), 30)
-                ));
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        let (addr, log_path) = (self.addr(), self.log_path());
+        wait_until_ready(
+            &mut self.child,
+            "`docker-registry serve`",
+            &addr,
+            "/v2/",
+            401,
+            Duration::from_secs(30),
+            &log_path,
+        )
     }
 
     /// `127.0.0.1:PORT`, the registry host as `docker push` and skopeo want it.
@@ -476,36 +499,16 @@ impl Moto {
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", moto_bin().display()))?;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                self.child = None;
-                return Err(format!(
-                    "moto_server exited with {status}; its log:\n{}",
-                    tail(&self.log_path(), 30)
-                ));
-            }
-            if let Ok(resp) = http_request(&self.addr(), "GET", "/moto-api/", None, &[], b"") {
-                if resp.status == 200 {
-                    return Ok(());
-                }
-                kill_child(&mut self.child);
-                return Err(format!(
-                    "{} answered {} to GET /moto-api/: another server has the port?",
-                    self.addr(),
-                    resp.status
-                ));
-            }
-            if Instant::now() > deadline {
-                kill_child(&mut self.child);
-                return Err(format!(
-                    "no answer on {} in 60 s; its log:\n{}",
-                    self.addr(),
-                    tail(&self.log_path(), 30)
-                ));
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+        let (addr, log_path) = (self.addr(), self.log_path());
+        wait_until_ready(
+            &mut self.child,
+            "moto_server",
+            &addr,
+            "/moto-api/",
+            200,
+            Duration::from_secs(60),
+            &log_path,
+        )
     }
 
     /// `127.0.0.1:PORT`.
