@@ -1,6 +1,7 @@
-//! The distribution API calls the pipeline makes: `GET /v2/` to check credentials before any
-//! build, and manifest `HEAD`s to look tags up and verify pushes. Basic auth is sent up front;
-//! a `Bearer` challenge is answered through its token realm.
+//! The distribution API calls the pipeline makes: manifest `HEAD`s to look tags up (which also
+//! checks the credentials before any build) and verify pushes, and a manifest `GET` + `PUT` to
+//! add a tag. Basic auth is sent up front; a `Bearer` challenge is answered through its token
+//! realm.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -179,13 +180,6 @@ impl RegistryClient {
 
     pub fn credentials(&self) -> Option<&Credentials> {
         self.credentials.as_ref()
-    }
-
-    /// `GET /v2/`: reachable, and the credentials are accepted.
-    pub async fn check(&self) -> Result<(), RegistryError> {
-        self.request(&Call::new(Method::GET, "/v2/".to_string(), None))
-            .await
-            .map(|_| ())
     }
 
     /// Looks a tag (or digest) up with one manifest `HEAD`.

@@ -6,8 +6,6 @@ pub mod credentials;
 pub mod ecr;
 pub mod retry;
 
-use std::fmt;
-
 pub use client::{Lookup, RegistryClient, RegistryError};
 pub use credentials::{Credentials, Secret};
 
@@ -28,20 +26,6 @@ pub fn is_loopback(host: &str) -> bool {
     };
     let name = name.trim_start_matches('[').trim_end_matches(']');
     name == "localhost" || name.starts_with("127.") || name == "::1"
-}
-
-/// An image reference `host/repository:tag`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRef {
-    pub host: String,
-    pub repository: String,
-    pub tag: String,
-}
-
-impl fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}:{}", self.host, self.repository, self.tag)
-    }
 }
 
 #[cfg(test)]
