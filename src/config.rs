@@ -8,12 +8,16 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::deploy::{check_cpu, check_memory, DeployConfig};
+
 /// The build-time default for `[build] concurrency`.
 pub const DEFAULT_CONCURRENCY: usize = 2;
 /// The build-time default for `[build] platform`.
 pub const DEFAULT_PLATFORM: &str = "linux/amd64";
 /// Where every language's Dockerfile copies its scripts unless overridden.
 pub const DEFAULT_IMAGE_SCRIPTS_DIR: &str = "/opt/krobs/scripts";
+/// Where the manifest is published as an OCI artifact unless `[manifest] repository` says.
+pub const DEFAULT_MANIFEST_REPOSITORY: &str = "krobs/manifest";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -110,6 +114,10 @@ pub struct Config {
     pub build: BuildConfig,
     /// Where the manifest is written, relative to `root` unless absolute.
     pub manifest_path: PathBuf,
+    /// The repository (without host) the manifest is published to as an OCI artifact.
+    pub manifest_repository: String,
+    /// How published scripts run: `[deploy]`.
+    pub deploy: DeployConfig,
     /// The folder that holds one folder per language, relative to `root`.
     pub languages_dir: String,
     pub languages: BTreeMap<String, LanguageConfig>,
@@ -188,11 +196,27 @@ impl Config {
             build.build_args = b.build_args;
         }
 
-        let manifest_path = raw
-            .manifest
-            .and_then(|m| m.path)
+        let (manifest_path, manifest_repository) = match raw.manifest {
+            Some(m) => (m.path, m.repository),
+            None => (None, None),
+        };
+        let manifest_path = manifest_path
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("out/krobs-manifest.json"));
+        let manifest_repository = match manifest_repository {
+            Some(r) => {
+                let v = r.get_ref();
+                if !is_repository_path(v) {
+                    return Err(invalid(
+                        Some(r.span()),
+                        format!("`manifest.repository = \"{v}\"` is not a repository path: use lowercase path components such as `krobs/manifest`"),
+                    ));
+                }
+                r.into_inner()
+            }
+            None => DEFAULT_MANIFEST_REPOSITORY.to_string(),
+        };
+        let deploy = resolve_deploy(raw.deploy).map_err(|(span, m)| invalid(Some(span), m))?;
 
         let mut languages = BTreeMap::new();
         for (name, lang) in raw.languages {
@@ -267,6 +291,8 @@ impl Config {
             repository,
             build,
             manifest_path,
+            manifest_repository,
+            deploy,
             languages_dir: raw.languages_dir.unwrap_or_else(|| "languages".to_string()),
             languages,
         })
@@ -369,6 +395,88 @@ fn resolve_registry(raw: RawRegistry) -> Result<RegistryConfig, (Option<Range<us
     }
 }
 
+/// `[deploy]`, checked against what Kubernetes accepts.
+fn resolve_deploy(raw: Option<RawDeploy>) -> Result<DeployConfig, (Range<usize>, String)> {
+    let mut deploy = DeployConfig::default();
+    let Some(raw) = raw else {
+        return Ok(deploy);
+    };
+    if let Some(url) = raw.monitor_url {
+        let v = url.get_ref();
+        let rest = v
+            .strip_prefix("http://")
+            .or_else(|| v.strip_prefix("https://"));
+        if !rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)) {
+            return Err((
+                url.span(),
+                format!("`deploy.monitor_url = \"{v}\"` is not an http(s) URL: use e.g. `http://krobs-monitor.platform:8080`"),
+            ));
+        }
+        if rest.is_some_and(|r| r.split('/').next().is_some_and(|h| h.contains('@'))) {
+            return Err((
+                url.span(),
+                "`deploy.monitor_url` carries credentials (`user:password@`): they would be printed in every Job; give the monitor a token through a Secret instead".to_string(),
+            ));
+        }
+        deploy.monitor_url = Some(url.into_inner());
+    }
+    if let Some(ns) = raw.namespace {
+        let v = ns.get_ref();
+        if !is_dns_label(v) {
+            return Err((
+                ns.span(),
+                format!("`deploy.namespace = \"{v}\"` is not a Kubernetes namespace name: use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit"),
+            ));
+        }
+        deploy.namespace = ns.into_inner();
+    }
+    if let Some(cpu) = raw.cpu {
+        check_cpu(cpu.get_ref()).map_err(|m| (cpu.span(), format!("`deploy.cpu`: {m}")))?;
+        deploy.cpu = cpu.into_inner();
+    }
+    if let Some(memory) = raw.memory {
+        check_memory(memory.get_ref())
+            .map_err(|m| (memory.span(), format!("`deploy.memory`: {m}")))?;
+        deploy.memory = memory.into_inner();
+    }
+    if let Some(ttl) = raw.ttl_seconds_after_finished {
+        if *ttl.get_ref() > 365 * 24 * 3600 {
+            return Err((
+                ttl.span(),
+                format!(
+                    "`deploy.ttl_seconds_after_finished = {}` is over a year: use at most 31536000",
+                    ttl.get_ref()
+                ),
+            ));
+        }
+        deploy.ttl_seconds_after_finished = ttl.into_inner();
+    }
+    Ok(deploy)
+}
+
+/// A DNS-1123 label, as Kubernetes names namespaces.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A repository path of the distribution spec: `/`-separated lowercase components.
+fn is_repository_path(s: &str) -> bool {
+    s.len() <= 255
+        && s.split('/').all(|c| {
+            !c.is_empty()
+                && c.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+                })
+                && c.as_bytes()[0].is_ascii_alphanumeric()
+                && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
+        })
+}
+
 fn is_language_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -419,6 +527,7 @@ struct RawConfig {
     languages_dir: Option<String>,
     build: Option<RawBuild>,
     manifest: Option<RawManifest>,
+    deploy: Option<RawDeploy>,
     #[serde(default)]
     languages: BTreeMap<Spanned<String>, RawLanguage>,
 }
@@ -446,6 +555,17 @@ struct RawBuild {
 #[serde(deny_unknown_fields)]
 struct RawManifest {
     path: Option<String>,
+    repository: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeploy {
+    monitor_url: Option<Spanned<String>>,
+    namespace: Option<Spanned<String>>,
+    cpu: Option<Spanned<String>>,
+    memory: Option<Spanned<String>>,
+    ttl_seconds_after_finished: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]

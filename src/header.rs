@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::config::{line_column, one_line};
+use crate::deploy::{check_cpu, check_memory};
 
 /// Most retries a header may ask for: a krob that needs more is not idempotent enough.
 pub const MAX_RETRIES: u32 = 10;
@@ -34,6 +35,10 @@ pub struct Header {
     /// Deadline of one run, in seconds.
     pub timeout_seconds: Option<u64>,
     pub retries: Option<u32>,
+    /// CPU request (Kubernetes quantity), over `[deploy] cpu`.
+    pub cpu: Option<String>,
+    /// Memory request and limit (Kubernetes quantity), over `[deploy] memory`.
+    pub memory: Option<String>,
 }
 
 /// One problem with a header, at a 1-based line of the script.
@@ -51,6 +56,8 @@ struct RawHeader {
     schedule: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     retries: Option<Spanned<i64>>,
+    cpu: Option<Spanned<String>>,
+    memory: Option<Spanned<String>>,
 }
 
 /// Parses the header at the start of `text`, with `comment` the language's line-comment
@@ -202,6 +209,23 @@ pub fn parse(text: &str, comment: &str) -> Result<Header, Vec<HeaderProblem>> {
         }
     });
 
+    let mut quantity =
+        |field: Option<Spanned<String>>, name: &str, check: fn(&str) -> Result<(), String>| {
+            let v = field?;
+            match check(v.get_ref()) {
+                Ok(()) => Some(v.into_inner()),
+                Err(m) => {
+                    problems.push(HeaderProblem {
+                        line: line_of(v.span().start),
+                        message: format!("header `{name}`: {m}"),
+                    });
+                    None
+                }
+            }
+        };
+    let cpu = quantity(raw.cpu, "cpu", check_cpu);
+    let memory = quantity(raw.memory, "memory", check_memory);
+
     match (owner, description) {
         (Some(owner), Some(description)) if problems.is_empty() => Ok(Header {
             owner,
@@ -209,6 +233,8 @@ pub fn parse(text: &str, comment: &str) -> Result<Header, Vec<HeaderProblem>> {
             schedule,
             timeout_seconds,
             retries,
+            cpu,
+            memory,
         }),
         _ => Err(problems),
     }

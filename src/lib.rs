@@ -9,6 +9,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod deploy;
 pub mod digest;
 pub mod discover;
 pub mod dockerignore;
@@ -74,7 +75,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         (published, false)
     };
     let written = manifest::write(
-        &Manifest::new(&plan, &published),
+        &Manifest::new(&plan, &published, &config.deploy),
         &config.manifest_path(),
         !only.is_empty(),
     )?;

@@ -4,8 +4,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::deploy::DeployConfig;
 use crate::digest::bytes_sha256;
 use crate::plan::Plan;
 
@@ -18,17 +19,23 @@ pub const DEFAULT_RETRIES: u32 = 1;
 /// The published JSON Schema of the manifest.
 pub const SCHEMA: &str = include_str!("../schema/manifest-v1.schema.json");
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// The release record. Deserializable so that `render` and `manifest pull` read what a run
+/// wrote; unknown fields are refused, as the schema does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Manifest {
-    pub format: &'static str,
+    pub format: String,
     /// A dry run's preview: no image digests, never to be deployed.
     pub preview: bool,
     pub commit: Option<String>,
+    /// Where `krobs-run` reports (`[deploy] monitor_url`).
+    pub monitor_url: Option<String>,
     pub languages: Vec<ManifestLanguage>,
     pub scripts: Vec<ManifestScript>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct ManifestLanguage {
     pub name: String,
     pub repository: String,
@@ -36,15 +43,13 @@ pub struct ManifestLanguage {
     pub image: Option<String>,
     /// The pushed manifest digest; `null` in a preview.
     pub digest: Option<String>,
+    /// The tags that name this content (the content tag, and `latest` where it may move).
     pub tags: Vec<String>,
     pub input_digest: String,
-    /// `built`, `reused`, or `planned` in a preview.
-    pub status: String,
-    /// Files changed since `--since`; `null` when not asked or unknown.
-    pub changed_files: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct ManifestScript {
     pub id: String,
     pub language: String,
@@ -59,26 +64,58 @@ pub struct ManifestScript {
 }
 
 /// The documentation header as written.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct ManifestHeader {
     pub owner: String,
     pub description: String,
     pub schedule: Option<String>,
     pub timeout_seconds: Option<u64>,
     pub retries: Option<u32>,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
 }
 
-/// How Harness runs the script: defaults follow from krobs being idempotent but not
-/// load-bearing: one run at a time, a deadline and a retry limit always.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// A Kubernetes `Job`, or a `CronJob` when the header has a schedule.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum JobKind {
+    Job,
+    CronJob,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Job => "Job",
+            JobKind::CronJob => "CronJob",
+        }
+    }
+}
+
+/// How the script runs, resolved: defaults follow from krobs being idempotent but not
+/// load-bearing (one run at a time, a deadline and a retry limit always), and from `[deploy]`
+/// under the header's own `cpu`/`memory`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Job {
-    /// `Job` or `CronJob`.
-    pub kind: &'static str,
+    pub kind: JobKind,
     pub schedule: Option<String>,
     /// `Forbid` for CronJobs; `null` for Jobs.
-    pub concurrency_policy: Option<&'static str>,
+    pub concurrency_policy: Option<String>,
     pub active_deadline_seconds: u64,
     pub backoff_limit: u32,
+    pub ttl_seconds_after_finished: u64,
+    pub resources: Resources,
+}
+
+/// Requests and limits of the script's container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    pub cpu_request: String,
+    pub memory_request: String,
+    /// Equal to the request: a krob that outgrows it is killed rather than starving its node.
+    pub memory_limit: String,
 }
 
 /// What the pipeline learned about a language's pushed image.
@@ -98,7 +135,7 @@ pub struct Published {
 
 impl Manifest {
     /// The manifest for a plan; `published` is empty for a preview, else names every language.
-    pub fn new(plan: &Plan, published: &[Published]) -> Manifest {
+    pub fn new(plan: &Plan, published: &[Published], deploy: &DeployConfig) -> Manifest {
         let preview = published.is_empty();
         let languages: Vec<ManifestLanguage> = plan
             .languages
@@ -112,13 +149,6 @@ impl Manifest {
                     digest: p.map(|p| p.digest.clone()),
                     tags: p.map_or_else(|| vec![lp.tag.clone()], |p| p.tags.clone()),
                     input_digest: lp.input_digest.to_string(),
-                    status: match p {
-                        None => "planned",
-                        Some(p) if p.built => "built",
-                        Some(_) => "reused",
-                    }
-                    .to_string(),
-                    changed_files: lp.changed_files.clone(),
                 }
             })
             .collect();
@@ -131,6 +161,7 @@ impl Manifest {
                     .iter()
                     .find(|l| l.name == s.language)
                     .and_then(|l| l.image.clone());
+                let memory = h.memory.clone().unwrap_or_else(|| deploy.memory.clone());
                 ManifestScript {
                     id: s.id.clone(),
                     language: s.language.clone(),
@@ -145,28 +176,37 @@ impl Manifest {
                         schedule: h.schedule.clone(),
                         timeout_seconds: h.timeout_seconds,
                         retries: h.retries,
+                        cpu: h.cpu.clone(),
+                        memory: h.memory.clone(),
                     },
                     job: Job {
                         kind: if h.schedule.is_some() {
-                            "CronJob"
+                            JobKind::CronJob
                         } else {
-                            "Job"
+                            JobKind::Job
                         },
                         schedule: h.schedule.clone(),
-                        concurrency_policy: h.schedule.as_ref().map(|_| "Forbid"),
+                        concurrency_policy: h.schedule.as_ref().map(|_| "Forbid".to_string()),
                         active_deadline_seconds: h
                             .timeout_seconds
                             .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
                         backoff_limit: h.retries.unwrap_or(DEFAULT_RETRIES),
+                        ttl_seconds_after_finished: deploy.ttl_seconds_after_finished,
+                        resources: Resources {
+                            cpu_request: h.cpu.clone().unwrap_or_else(|| deploy.cpu.clone()),
+                            memory_request: memory.clone(),
+                            memory_limit: memory,
+                        },
                     },
                 }
             })
             .collect();
         scripts.sort_by(|a, b| a.id.cmp(&b.id));
         Manifest {
-            format: FORMAT,
+            format: FORMAT.to_string(),
             preview,
             commit: plan.commit.clone(),
+            monitor_url: deploy.monitor_url.clone(),
             languages,
             scripts,
         }
