@@ -53,12 +53,46 @@ pub struct Cli {
     pub progress: Progress,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Check every script's documentation header and the language folders; report every problem.
     Lint,
-    /// Print the JSON Schema of the manifest.
-    Schema,
+    /// Print a JSON Schema: the manifest's (default) or the `--json` run report's.
+    Schema {
+        #[arg(value_enum, default_value_t = SchemaKind::Manifest)]
+        which: SchemaKind,
+    },
+    /// Read the manifest a real run published to the registry.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// `schema/manifest-v1.schema.json`.
+    Manifest,
+    /// `schema/report-v1.schema.json`.
+    Report,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum ManifestCommand {
+    /// Print a published manifest after checking its digests.
+    Pull {
+        /// `latest`, another tag, `git-<commit>` (a full 40-hex commit is shortened) or the
+        /// artifact's `sha256:<digest>`.
+        #[arg(default_value = "latest", value_name = "REF")]
+        reference: String,
+        /// `json`: the manifest bytes as published; `harness`: the one-line view Harness reads.
+        #[arg(long, value_enum, default_value_t = PullFormat::Json)]
+        format: PullFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullFormat {
+    Json,
+    Harness,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

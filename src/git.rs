@@ -63,6 +63,24 @@ pub fn head_commit(root: &Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// Whether `ancestor` is an ancestor of (or the same commit as) `descendant`; `None` when
+/// git cannot tell (a commit this clone does not have).
+pub fn is_ancestor(root: &Path, ancestor: &str, descendant: &str) -> Option<bool> {
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["merge-base", "--is-ancestor", ancestor, descendant])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    match status.code() {
+        Some(0) => Some(true),
+        Some(1) => Some(false),
+        _ => None,
+    }
+}
+
 /// HEAD's first parent: the previous commit of the main line.
 pub fn first_parent(root: &Path) -> Option<String> {
     git(

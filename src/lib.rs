@@ -2,8 +2,9 @@
 //!
 //! The stages, in order: [`config`] reads `krobs.toml`; [`discover`] finds the languages, their
 //! build [`context`]s and their documented scripts ([`header`]); [`digest`] gives each language
-//! its content identity; [`git`] explains what changed; [`plan`] lays out what to do; and
-//! [`manifest`] writes the release record.
+//! its content identity; [`git`] explains what changed; [`plan`] lays out what to do;
+//! [`publish`] builds and pushes the images; [`manifest`] writes the release record,
+//! [`release`] publishes it to the registry (and pulls it back); [`report`] says what happened.
 
 pub mod build;
 pub mod cli;
@@ -23,9 +24,13 @@ pub mod plan;
 pub mod progress;
 pub mod publish;
 pub mod registry;
+pub mod release;
 pub mod report;
 
-use cli::{Cli, Command};
+use std::io::Write;
+use std::time::Instant;
+
+use cli::{Cli, Command, ManifestCommand, PullFormat, SchemaKind};
 use config::Config;
 pub use error::Error;
 use git::Changes;
@@ -33,10 +38,28 @@ use manifest::Manifest;
 
 /// Runs the command line.
 pub fn run(cli: &Cli) -> Result<(), Error> {
-    if cli.command == Some(Command::Schema) {
-        return report::print(manifest::SCHEMA).map_err(Error::Output);
+    let started = Instant::now();
+    if let Some(Command::Schema { which }) = &cli.command {
+        let schema = match which {
+            SchemaKind::Manifest => manifest::SCHEMA,
+            SchemaKind::Report => report::SCHEMA,
+        };
+        return report::print(schema).map_err(Error::Output);
     }
     let config = Config::load(&cli.config)?;
+    if let Some(Command::Manifest(ManifestCommand::Pull { reference, format })) = &cli.command {
+        let pulled = release::pull(&config, reference)?;
+        return match format {
+            PullFormat::Json => std::io::stdout()
+                .lock()
+                .write_all(&pulled.bytes)
+                .and_then(|()| std::io::stdout().flush()),
+            PullFormat::Harness => {
+                report::print(&release::harness_view(&pulled.manifest, &pulled.digest))
+            }
+        }
+        .map_err(Error::Output);
+    }
     let only = discover::parse_only(&cli.only);
     let inventory = discover::discover(&config, &only)?;
     if cli.command == Some(Command::Lint) {
@@ -52,14 +75,24 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         eprintln!("warning: {warning}");
     }
     let mut plan = plan::make(&config, inventory, commit, cli.since.clone(), changes)?;
+    let mut timings = report::Timings {
+        plan: millis(started),
+        ..Default::default()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
+    let partial = !only.is_empty();
+    let commit = plan.commit.clone();
+    let scope = release::Scope {
+        commit: commit.as_deref(),
+        partial,
+    };
 
-    let (published, dry_run) = if cli.dry_run {
+    let (published, session) = if cli.dry_run {
         runtime.block_on(dry_run_lookups(&config, &mut plan));
-        (Vec::new(), true)
+        (Vec::new(), None)
     } else {
         let names: Vec<String> = plan
             .languages
@@ -67,27 +100,51 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             .map(|l| l.language.name.clone())
             .collect();
         let progress = progress::Progress::new(cli.progress, &names);
-        let published = runtime.block_on(async {
+        let (published, session) = runtime.block_on(async {
             let session = publish::open(&config, &plan, &progress).await?;
             publish::lookup_all(&session.client, &config, &mut plan).await?;
-            publish::publish(&config, &plan, &session, &progress).await
+            let published = publish::publish(&config, &plan, &session, &progress).await?;
+            Ok::<_, publish::PublishError>((published, session))
         })?;
-        (published, false)
+        (published, Some(session))
     };
-    let written = manifest::write(
-        &Manifest::new(&plan, &published, &config.deploy),
-        &config.manifest_path(),
-        !only.is_empty(),
-    )?;
+    let images_done = Instant::now();
+    timings.images = millis(started) - timings.plan;
+    let manifest = Manifest::new(&plan, &published, &config.deploy);
+    // Every image is verified: the manifest goes to the registry, then to disk, so that a run
+    // that fails leaves no manifest behind.
+    let publication = match &session {
+        None => release::plan(&config, scope),
+        Some(session) => runtime.block_on(release::publish(
+            &session.client,
+            &config,
+            &manifest.to_bytes(),
+            scope,
+            session.manifest_repository_created,
+        ))?,
+    };
+    timings.publication = millis(images_done);
+    let written = manifest::write(&manifest, &config.manifest_path(), partial)?;
+    timings.total = millis(started);
+    let report = report::Report::new(
+        &plan,
+        cli.dry_run,
+        &published,
+        &written,
+        partial,
+        publication,
+        timings,
+    );
     let text = if cli.json {
-        format!(
-            "{}\n",
-            report::plan_json(&plan, dry_run, &published, Some(&written))
-        )
+        report.json()
     } else {
-        report::plan_text(&plan, dry_run, &published, Some(&written))
+        report.text()
     };
     report::print(&text).map_err(Error::Output)
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A dry run looks tags up when registry credentials are at hand without calling AWS or

@@ -77,6 +77,8 @@ struct Provenance {
 pub struct Session {
     pub client: RegistryClient,
     pub repositories: HashMap<String, RepositoryInfo>,
+    /// The manifest's repository was created by this run (ECR, mutable tags).
+    pub manifest_repository_created: bool,
 }
 
 fn repository_path(config: &Config, language: &str) -> String {
@@ -91,6 +93,7 @@ pub async fn open(
 ) -> Result<Session, PublishError> {
     let host = config.registry.host();
     let mut repositories = HashMap::new();
+    let mut manifest_repository_created = false;
     let credentials = match &config.registry {
         RegistryConfig::Ecr {
             account_id,
@@ -110,6 +113,18 @@ pub async fn open(
                 }
                 repositories.insert(lp.language.name.clone(), info);
             }
+            // Checked before anything is built: a repository whose `latest` cannot move is
+            // refused now, not after the images are pushed.
+            let repo = &config.manifest_repository;
+            let info = ecr
+                .ensure_manifest_repository(repo, *create_repositories)
+                .await?;
+            if info.created {
+                progress.note(&format!(
+                    "created ECR repository `{repo}` for the manifest (mutable tags: `latest` moves)"
+                ));
+            }
+            manifest_repository_created = info.created;
             Some(credentials)
         }
         RegistryConfig::Oci { host } => credentials::for_oci(host)?,
@@ -119,6 +134,7 @@ pub async fn open(
     Ok(Session {
         client,
         repositories,
+        manifest_repository_created,
     })
 }
 

@@ -1,215 +1,386 @@
-//! What the user reads: the plan as text or as one JSON object.
+//! What the user reads: one typed [`Report`] of what a run did, rendered as text or as one JSON
+//! object (`--json`, described by `schema/report-v1.schema.json`); and the lint summary.
+//!
+//! The report holds the run's facts (built or reused, changed files, pushed tags, registry
+//! state, timings, where the manifest went); the manifest holds only the release.
 
 use std::io::Write;
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
 use crate::discover::{Inventory, Script};
 use crate::git::Changes;
 use crate::manifest::{Published, Written};
 use crate::plan::{Plan, RegistryState};
+use crate::release::Publication;
+
+/// The report format; the JSON Schema in `schema/report-v1.schema.json` describes it.
+pub const FORMAT: &str = "krobs-report/v1";
+/// The published JSON Schema of the `--json` report.
+pub const SCHEMA: &str = include_str!("../schema/report-v1.schema.json");
 
 fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
 }
 
-fn script_json(s: &Script) -> Value {
-    json!({
-        "id": s.id,
-        "language": s.language,
-        "path": s.path,
-        "image_path": s.image_path,
-        "sha256": s.sha256,
-        "command": s.command,
-        "owner": s.header.owner,
-        "description": s.header.description,
-        "schedule": s.header.schedule,
-        "timeout_seconds": s.header.timeout_seconds,
-        "retries": s.header.retries,
-    })
+/// What one run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub format: &'static str,
+    pub dry_run: bool,
+    pub commit: Option<String>,
+    /// `--since`, and what git could tell from it.
+    pub since: Option<Since>,
+    pub languages: Vec<LanguageReport>,
+    pub scripts: Vec<ScriptReport>,
+    /// The manifest written to disk.
+    pub manifest: ManifestReport,
+    /// The manifest in the registry (in a dry run: where it would go).
+    pub publication: Publication,
+    pub timings_ms: Timings,
 }
 
-fn published_of<'a>(published: &'a [Published], language: &str) -> Option<&'a Published> {
-    published.iter().find(|p| p.language == language)
+#[derive(Debug, Clone, Serialize)]
+pub struct Since {
+    pub rev: String,
+    /// The merge base the changes are counted from; `null` when git could not tell.
+    pub base: Option<String>,
+    pub files: Option<usize>,
+    pub warning: Option<String>,
 }
 
-/// The plan (and, after a real run, what was published) as one JSON object.
-pub fn plan_json(
-    plan: &Plan,
-    dry_run: bool,
-    published: &[Published],
-    manifest: Option<&Written>,
-) -> Value {
-    let since = plan.since.as_ref().map(|rev| match &plan.changes {
-        Changes::Files { base, files } => {
-            json!({"rev": rev, "base": base, "files": files.len(), "warning": null})
+/// How a language ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Built,
+    Reused,
+    /// A dry run.
+    Planned,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Built => "built",
+            Status::Reused => "reused",
+            Status::Planned => "planned",
         }
-        Changes::Unknown { warning } => {
-            json!({"rev": rev, "base": null, "files": null, "warning": warning})
-        }
-        Changes::NotAsked => json!({"rev": rev}),
-    });
-    json!({
-        "dry_run": dry_run,
-        "commit": plan.commit,
-        "since": since,
-        "languages": plan.languages.iter().map(|lp| {
-            let p = published_of(published, &lp.language.name);
-            json!({
-            "name": lp.language.name,
-            "input_digest": lp.input_digest.as_str(),
-            "tag": lp.tag,
-            "image": lp.image,
-            "repository": lp.repository,
-            "base_image": lp.language.inputs.base_image,
-            "context_files": lp.language.context.file_count(),
-            "changed_files": lp.changed_files.clone().unwrap_or_default(),
-            "action": lp.action.as_str(),
-            "registry": lp.registry.as_str(),
-            "registry_digest": match &lp.registry { RegistryState::Present { digest } => Some(digest.as_str()), _ => None },
-            "registry_note": match &lp.registry { RegistryState::Unknown(why) => Some(why.as_str()), _ => None },
-            "notes": lp.notes,
-            "status": match p { Some(p) if p.built => "built", Some(_) => "reused", None => "planned" },
-            "digest": p.map(|p| p.digest.as_str()),
-            "pinned": p.map(|p| format!("{}@{}", lp.repository, p.digest)),
-            "tags": p.map(|p| p.tags.iter().chain(&p.commit_tag).collect::<Vec<_>>()),
-        })}).collect::<Vec<_>>(),
-        "scripts": plan.scripts.iter().map(script_json).collect::<Vec<_>>(),
-        "manifest": manifest.map(|w| json!({
-            "path": w.path.as_ref().map(|p| p.display().to_string()),
-            "content_path": w.content_path.as_ref().map(|p| p.display().to_string()),
-            "sha256": w.sha256,
-        })),
-    })
-}
-
-/// The plan (and, after a real run, what was published) as text for a person.
-pub fn plan_text(
-    plan: &Plan,
-    dry_run: bool,
-    published: &[Published],
-    manifest: Option<&Written>,
-) -> String {
-    let mut out = String::new();
-    let at = plan
-        .commit
-        .as_deref()
-        .map(|c| format!(" at {}", short(c)))
-        .unwrap_or_default();
-    if dry_run {
-        out.push_str(&format!(
-            "krobs-build dry run{at}: {} languages, {} scripts (Docker and AWS not touched)\n",
-            plan.languages.len(),
-            plan.scripts.len()
-        ));
-    } else {
-        out.push_str(&format!(
-            "krobs-build{at}: {} languages, {} scripts\n",
-            plan.languages.len(),
-            plan.scripts.len()
-        ));
     }
-    if let (Some(rev), Changes::Files { base, files }) = (&plan.since, &plan.changes) {
-        out.push_str(&format!(
-            "changes since `{rev}` (merge base {}): {} files\n",
-            short(base),
-            files.len()
-        ));
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LanguageReport {
+    pub name: String,
+    pub input_digest: String,
+    pub tag: String,
+    /// `host/repository:tag`.
+    pub image: String,
+    pub repository: String,
+    pub base_image: Option<String>,
+    pub context_files: usize,
+    /// Files changed since `--since`; `null` without `--since` or when git could not tell.
+    pub changed_files: Option<Vec<String>>,
+    pub action: &'static str,
+    pub registry: &'static str,
+    pub registry_digest: Option<String>,
+    pub registry_note: Option<String>,
+    pub notes: Vec<String>,
+    pub status: Status,
+    /// The pushed image's digest; `null` in a dry run.
+    pub digest: Option<String>,
+    /// `host/repository@sha256:...`; `null` in a dry run.
+    pub pinned: Option<String>,
+    /// Every tag that names the image after the run, `git-<commit>` included; `null` in a dry
+    /// run.
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptReport {
+    pub id: String,
+    pub language: String,
+    pub path: String,
+    pub image_path: String,
+    pub sha256: String,
+    pub command: Vec<String>,
+    pub owner: String,
+    pub description: String,
+    pub schedule: Option<String>,
+    pub timeout_seconds: Option<u64>,
+    pub retries: Option<u32>,
+}
+
+impl ScriptReport {
+    fn new(s: &Script) -> ScriptReport {
+        ScriptReport {
+            id: s.id.clone(),
+            language: s.language.clone(),
+            path: s.path.clone(),
+            image_path: s.image_path.clone(),
+            sha256: s.sha256.clone(),
+            command: s.command.clone(),
+            owner: s.header.owner.clone(),
+            description: s.header.description.clone(),
+            schedule: s.header.schedule.clone(),
+            timeout_seconds: s.header.timeout_seconds,
+            retries: s.header.retries,
+        }
     }
-    for lp in &plan.languages {
-        let p = published_of(published, &lp.language.name);
-        let status = match p {
-            Some(p) if p.built => "built",
-            Some(_) => "reused",
-            None => lp.action.as_str(),
-        };
-        out.push_str(&format!("\n{}  {status}\n", lp.language.name));
-        out.push_str(&format!("  input    {}\n", lp.input_digest));
-        match p {
-            Some(p) => {
-                out.push_str(&format!("  image    {}@{}\n", lp.repository, p.digest));
-                let tags: Vec<&str> = p
-                    .tags
-                    .iter()
-                    .chain(&p.commit_tag)
-                    .map(String::as_str)
-                    .collect();
-                out.push_str(&format!("  tags     {}\n", tags.join(", ")));
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestReport {
+    /// The configured path; `null` for a run restricted with `--only`.
+    pub path: Option<String>,
+    /// `<dir>/<sha256>.json`; `null` for a preview.
+    pub content_path: Option<String>,
+    /// `sha256:` of the bytes.
+    pub sha256: String,
+    /// A dry run's preview, never to be deployed.
+    pub preview: bool,
+    /// Covers only the languages in `--only`.
+    pub partial: bool,
+}
+
+/// Wall-clock milliseconds of the run's phases.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    /// Discovery, input digests and the plan.
+    pub plan: u64,
+    /// Registry lookups, builds, pushes and tags.
+    pub images: u64,
+    /// Publishing the manifest.
+    pub publication: u64,
+    pub total: u64,
+}
+
+impl Report {
+    /// The report of a run: the plan, what every language ended as (`published` is empty in a
+    /// dry run), the manifest written and where it was published.
+    pub fn new(
+        plan: &Plan,
+        dry_run: bool,
+        published: &[Published],
+        written: &Written,
+        partial: bool,
+        publication: Publication,
+        timings_ms: Timings,
+    ) -> Report {
+        let since = plan.since.as_ref().map(|rev| {
+            let (base, files, warning) = match &plan.changes {
+                Changes::Files { base, files } => (Some(base.clone()), Some(files.len()), None),
+                Changes::Unknown { warning } => (None, None, Some(warning.clone())),
+                Changes::NotAsked => (None, None, None),
+            };
+            Since {
+                rev: rev.clone(),
+                base,
+                files,
+                warning,
             }
-            None => {
-                out.push_str(&format!("  image    {}\n", lp.image));
-                match &lp.registry {
-                    RegistryState::Present { digest } => {
-                        out.push_str(&format!("  registry present {digest}\n"))
-                    }
-                    RegistryState::Missing => out.push_str("  registry missing\n"),
-                    RegistryState::Unknown(why) => {
-                        out.push_str(&format!("  registry unknown: {why}\n"))
-                    }
-                }
-            }
-        }
-        if let Some(base) = &lp.language.inputs.base_image {
-            out.push_str(&format!("  base     {base}\n"));
-        }
-        out.push_str(&format!(
-            "  context  {} files\n",
-            lp.language.context.file_count()
-        ));
-        match &lp.changed_files {
-            Some(files) if files.is_empty() => {
-                out.push_str("  changed  nothing since the base revision\n")
-            }
-            Some(files) => {
-                for f in files {
-                    out.push_str(&format!("  changed  {f}\n"));
-                }
-            }
-            None => {}
-        }
-        for s in plan
-            .scripts
+        });
+        let languages = plan
+            .languages
             .iter()
-            .filter(|s| s.language == lp.language.name)
-        {
-            let schedule = s
-                .header
-                .schedule
-                .as_deref()
-                .map(|c| format!("  cron \"{c}\""))
-                .unwrap_or_default();
+            .map(|lp| {
+                let p = published.iter().find(|p| p.language == lp.language.name);
+                LanguageReport {
+                    name: lp.language.name.clone(),
+                    input_digest: lp.input_digest.to_string(),
+                    tag: lp.tag.clone(),
+                    image: lp.image.clone(),
+                    repository: lp.repository.clone(),
+                    base_image: lp.language.inputs.base_image.clone(),
+                    context_files: lp.language.context.file_count(),
+                    changed_files: lp.changed_files.clone(),
+                    action: lp.action.as_str(),
+                    registry: lp.registry.as_str(),
+                    registry_digest: match &lp.registry {
+                        RegistryState::Present { digest } => Some(digest.clone()),
+                        _ => None,
+                    },
+                    registry_note: match &lp.registry {
+                        RegistryState::Unknown(why) => Some(why.clone()),
+                        _ => None,
+                    },
+                    notes: lp.notes.clone(),
+                    status: match p {
+                        Some(p) if p.built => Status::Built,
+                        Some(_) => Status::Reused,
+                        None => Status::Planned,
+                    },
+                    digest: p.map(|p| p.digest.clone()),
+                    pinned: p.map(|p| format!("{}@{}", lp.repository, p.digest)),
+                    tags: p.map(|p| p.tags.iter().chain(&p.commit_tag).cloned().collect()),
+                }
+            })
+            .collect();
+        let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        Report {
+            format: FORMAT,
+            dry_run,
+            commit: plan.commit.clone(),
+            since,
+            languages,
+            scripts: plan.scripts.iter().map(ScriptReport::new).collect(),
+            manifest: ManifestReport {
+                path: path(&written.path),
+                content_path: path(&written.content_path),
+                sha256: written.sha256.clone(),
+                preview: dry_run,
+                partial,
+            },
+            publication,
+            timings_ms,
+        }
+    }
+
+    /// One JSON object on one line, with a final newline.
+    pub fn json(&self) -> String {
+        let mut text = serde_json::to_string(self).expect("a report always serializes");
+        text.push('\n');
+        text
+    }
+
+    /// The report for a person.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let at = self
+            .commit
+            .as_deref()
+            .map(|c| format!(" at {}", short(c)))
+            .unwrap_or_default();
+        if self.dry_run {
             out.push_str(&format!(
-                "  script   {}  owner {}{schedule}\n",
-                s.id, s.header.owner
+                "krobs-build dry run{at}: {} languages, {} scripts (Docker and AWS not touched)\n",
+                self.languages.len(),
+                self.scripts.len()
+            ));
+        } else {
+            out.push_str(&format!(
+                "krobs-build{at}: {} languages, {} scripts\n",
+                self.languages.len(),
+                self.scripts.len()
             ));
         }
-        for note in &lp.notes {
-            out.push_str(&format!("  note     {note}\n"));
+        if let Some(Since {
+            rev,
+            base: Some(base),
+            files: Some(files),
+            ..
+        }) = &self.since
+        {
+            out.push_str(&format!(
+                "changes since `{rev}` (merge base {}): {files} files\n",
+                short(base),
+            ));
         }
-    }
-    if let Some(w) = manifest {
+        for l in &self.languages {
+            let status = match l.status {
+                Status::Planned => l.action,
+                s => s.as_str(),
+            };
+            out.push_str(&format!("\n{}  {status}\n", l.name));
+            out.push_str(&format!("  input    {}\n", l.input_digest));
+            match (&l.pinned, &l.tags) {
+                (Some(pinned), Some(tags)) => {
+                    out.push_str(&format!("  image    {pinned}\n"));
+                    out.push_str(&format!("  tags     {}\n", tags.join(", ")));
+                }
+                _ => {
+                    out.push_str(&format!("  image    {}\n", l.image));
+                    match (l.registry, &l.registry_digest, &l.registry_note) {
+                        (_, Some(digest), _) => {
+                            out.push_str(&format!("  registry present {digest}\n"))
+                        }
+                        (_, _, Some(why)) => out.push_str(&format!("  registry unknown: {why}\n")),
+                        (state, _, _) => out.push_str(&format!("  registry {state}\n")),
+                    }
+                }
+            }
+            if let Some(base) = &l.base_image {
+                out.push_str(&format!("  base     {base}\n"));
+            }
+            out.push_str(&format!("  context  {} files\n", l.context_files));
+            match &l.changed_files {
+                Some(files) if files.is_empty() => {
+                    out.push_str("  changed  nothing since the base revision\n")
+                }
+                Some(files) => {
+                    for f in files {
+                        out.push_str(&format!("  changed  {f}\n"));
+                    }
+                }
+                None => {}
+            }
+            for s in self.scripts.iter().filter(|s| s.language == l.name) {
+                let schedule = s
+                    .schedule
+                    .as_deref()
+                    .map(|c| format!("  cron \"{c}\""))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "  script   {}  owner {}{schedule}\n",
+                    s.id, s.owner
+                ));
+            }
+            for note in &l.notes {
+                out.push_str(&format!("  note     {note}\n"));
+            }
+        }
         out.push('\n');
+        let w = &self.manifest;
         match (&w.path, &w.content_path) {
-            (Some(path), _) if dry_run => out.push_str(&format!(
-                "manifest preview written to {} (no image digests; never deploy it)\n",
-                path.display()
+            (Some(path), _) if self.dry_run => out.push_str(&format!(
+                "manifest preview written to {path} (no image digests; never deploy it)\n"
             )),
             (Some(path), Some(content)) => out.push_str(&format!(
-                "manifest {} written to {} and {}\n",
-                w.sha256,
-                path.display(),
-                content.display()
+                "manifest {} written to {path} and {content}\n",
+                w.sha256
             )),
             (None, Some(content)) => out.push_str(&format!(
-                "manifest {} of the languages in `--only` written to {} only; the release record is unchanged\n",
-                w.sha256,
-                content.display()
+                "manifest {} of the languages in `--only` written to {content} only; the release record is unchanged\n",
+                w.sha256
             )),
-            (Some(path), None) => out.push_str(&format!("manifest {} written to {}\n", w.sha256, path.display())),
+            (Some(path), None) => {
+                out.push_str(&format!("manifest {} written to {path}\n", w.sha256))
+            }
             (None, None) => {}
         }
+        let p = &self.publication;
+        match &p.reference {
+            None => out.push_str(&format!(
+                "the manifest would be published to {} (a real run publishes it)\n",
+                p.repository
+            )),
+            Some(reference) => {
+                if p.repository_created {
+                    out.push_str(&format!(
+                        "created the manifest repository {} (mutable tags: `latest` moves)\n",
+                        p.repository
+                    ));
+                }
+                let how = if p.uploaded {
+                    "uploaded"
+                } else {
+                    "already in the registry"
+                };
+                out.push_str(&format!("published {reference} ({how})\n"));
+            }
+        }
+        let width = p.tags.iter().map(|t| t.tag.len()).max().unwrap_or(0);
+        for t in &p.tags {
+            out.push_str(&format!(
+                "  {:width$}  {}: {}\n",
+                t.tag,
+                t.action.as_str(),
+                t.reason
+            ));
+        }
+        out
     }
-    out
 }
 
 /// `krobs-build lint` when everything is documented.
@@ -218,7 +389,7 @@ pub fn lint_ok(inventory: &Inventory, json: bool) -> String {
         let v = json!({
             "problems": [],
             "languages": inventory.languages.iter().map(|l| &l.name).collect::<Vec<_>>(),
-            "scripts": inventory.scripts.iter().map(script_json).collect::<Vec<_>>(),
+            "scripts": inventory.scripts.iter().map(ScriptReport::new).collect::<Vec<_>>(),
         });
         format!("{v}\n")
     } else {

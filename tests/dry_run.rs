@@ -82,7 +82,9 @@ fn dry_run_on_this_repository() {
             )
         );
         assert_eq!(l["action"], "build-if-missing");
-        assert_eq!(l["changed_files"], serde_json::json!([]));
+        assert_eq!(l["status"], "planned");
+        // Without `--since` nothing was asked of git.
+        assert_eq!(l["changed_files"], Value::Null);
     }
 
     // The preview has the manifest's shape, with no image digests.
@@ -99,7 +101,7 @@ fn dry_run_on_this_repository() {
     for l in preview["languages"].as_array().unwrap() {
         assert_eq!(l["image"], Value::Null);
         assert_eq!(l["digest"], Value::Null);
-        assert_eq!(l["status"], "planned");
+        assert_eq!(l.get("status"), None, "run facts are the report's: {l}");
     }
     for s in preview["scripts"].as_array().unwrap() {
         let job = &s["job"];
@@ -398,6 +400,59 @@ fn schema_subcommand_prints_the_published_schema() {
             "/schema/manifest-v1.schema.json"
         ))
         .unwrap()
+    );
+}
+
+#[test]
+fn schema_report_prints_the_report_schema() {
+    let repo = Repo::fixture();
+    let run = repo.krobs(&["schema", "report"]).success();
+    assert_eq!(
+        run.json()["properties"]["format"]["const"],
+        "krobs-report/v1"
+    );
+    assert_eq!(
+        run.stdout,
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/report-v1.schema.json"
+        ))
+        .unwrap()
+    );
+    assert_eq!(
+        repo.krobs(&["schema", "manifest"]).success().stdout,
+        repo.krobs(&["schema"]).success().stdout
+    );
+}
+
+/// `--since` explains the run; the manifest does not depend on it.
+#[test]
+fn the_manifest_is_the_same_with_and_without_since() {
+    let repo = Repo::fixture();
+    let base = repo.commit_all("base");
+    repo.write_exec(
+        "languages/bash/scripts/hello.sh",
+        bash_script("team-a", "echo hello again"),
+    );
+    repo.commit_all("bash: hello again");
+    let manifest = || std::fs::read(repo.path("out/manifest.json")).unwrap();
+    let without = repo.krobs(&["--dry-run", "--json"]).success();
+    let bytes = manifest();
+    let with = repo
+        .krobs(&["--dry-run", "--json", "--since", &base])
+        .success();
+    assert_eq!(
+        changed(&with.json(), "bash"),
+        ["languages/bash/scripts/hello.sh"]
+    );
+    assert_eq!(
+        language(&without.json(), "bash")["changed_files"],
+        Value::Null
+    );
+    assert_eq!(manifest(), bytes, "--since changed the manifest\n{with}");
+    assert_eq!(
+        with.json()["manifest"]["sha256"],
+        without.json()["manifest"]["sha256"]
     );
 }
 

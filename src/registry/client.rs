@@ -54,6 +54,13 @@ pub enum RegistryError {
         method: String,
         path: String,
     },
+    #[error("registry `{registry}` answered `{method} {path}` without a `{header}` header")]
+    NoHeader {
+        registry: String,
+        method: String,
+        path: String,
+        header: &'static str,
+    },
     #[error("cannot set up an HTTP client: {0}")]
     Client(String),
 }
@@ -111,6 +118,16 @@ impl Call {
             body: None,
         }
     }
+}
+
+/// A manifest as the registry serves it.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// `Content-Type`.
+    pub media_type: Option<String>,
+    /// `Docker-Content-Digest`, when the registry sends it.
+    pub digest: Option<String>,
+    pub body: Bytes,
 }
 
 /// A successful answer.
@@ -238,6 +255,121 @@ impl RegistryClient {
         }
     }
 
+    /// Reads a manifest: its media type, bytes and the digest the registry names it by (the
+    /// sha256 of the bytes when the registry does not say); `None` when the reference is unknown.
+    pub async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<Fetched>, RegistryError> {
+        let call = Call::new(
+            Method::GET,
+            format!("/v2/{repository}/manifests/{reference}"),
+            Some(repository),
+        );
+        Ok(self.request(&call).await?.map(|reply| Fetched {
+            media_type: header(&reply.headers, CONTENT_TYPE.as_str()),
+            digest: digest_of(&reply.headers),
+            body: reply.body,
+        }))
+    }
+
+    /// Reads a blob; `None` when the registry does not have it.
+    pub async fn get_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<Bytes>, RegistryError> {
+        let call = Call::new(
+            Method::GET,
+            format!("/v2/{repository}/blobs/{digest}"),
+            Some(repository),
+        );
+        Ok(self.request(&call).await?.map(|reply| reply.body))
+    }
+
+    /// Whether the repository holds the blob (`HEAD`), so that it need not be uploaded again.
+    pub async fn has_blob(&self, repository: &str, digest: &str) -> Result<bool, RegistryError> {
+        let mut call = Call::new(
+            Method::HEAD,
+            format!("/v2/{repository}/blobs/{digest}"),
+            Some(repository),
+        );
+        // The push scope, which the upload that may follow needs anyway.
+        call.push = true;
+        Ok(self.request(&call).await?.is_some())
+    }
+
+    /// Uploads a small blob in one piece (`POST` for an upload location, then one `PUT` with
+    /// the bytes and their digest), unless the repository already has it.
+    pub async fn put_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        bytes: Bytes,
+    ) -> Result<(), RegistryError> {
+        if self.has_blob(repository, digest).await? {
+            return Ok(());
+        }
+        let mut start = Call::new(
+            Method::POST,
+            format!("/v2/{repository}/blobs/uploads/"),
+            Some(repository),
+        );
+        start.push = true;
+        let reply = self
+            .request(&start)
+            .await?
+            .ok_or_else(|| self.status_error(&start, StatusCode::NOT_FOUND))?;
+        let location =
+            header(&reply.headers, "location").ok_or_else(|| RegistryError::NoHeader {
+                registry: self.host.clone(),
+                method: "POST".into(),
+                path: start.path.clone(),
+                header: "Location",
+            })?;
+        // A relative location is on this host; an absolute one is used as it is.
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let mut put = Call::new(
+            Method::PUT,
+            format!("{location}{separator}digest={digest}"),
+            Some(repository),
+        );
+        put.push = true;
+        put.body = Some(("application/octet-stream".to_string(), bytes));
+        self.request(&put)
+            .await?
+            .ok_or_else(|| self.status_error(&put, StatusCode::NOT_FOUND))?;
+        Ok(())
+    }
+
+    /// Puts a manifest under `reference` (a tag, or its own digest); returns the digest the
+    /// registry names it by, which must be `digest`.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: Bytes,
+        digest: &str,
+    ) -> Result<(), RegistryError> {
+        let mut put = Call::new(
+            Method::PUT,
+            format!("/v2/{repository}/manifests/{reference}"),
+            Some(repository),
+        );
+        put.push = true;
+        put.body = Some((media_type.to_string(), bytes));
+        let reply = self
+            .request(&put)
+            .await?
+            .ok_or_else(|| self.status_error(&put, StatusCode::NOT_FOUND))?;
+        match digest_of(&reply.headers) {
+            Some(d) if d != digest => Err(self.status_error(&put, StatusCode::CONFLICT)),
+            _ => Ok(()),
+        }
+    }
+
     /// An answer that is not the one expected (after a first attempt, unless told).
     fn status_error(&self, call: &Call, status: StatusCode) -> RegistryError {
         self.status_error_after(call, status, 1)
@@ -260,7 +392,11 @@ impl RegistryClient {
 
     /// Sends one call with retries; `Ok(None)` is a 404.
     async fn request(&self, call: &Call) -> Result<Option<Reply>, RegistryError> {
-        let url = format!("{}{}", self.base, call.path);
+        let url = if call.path.starts_with("http://") || call.path.starts_with("https://") {
+            call.path.clone()
+        } else {
+            format!("{}{}", self.base, call.path)
+        };
         let (result, attempts) = retry(self.policy, || self.attempt(call, &url)).await;
         match result {
             Ok(r) => Ok(r),

@@ -19,6 +19,8 @@ pub enum AwsError {
     BadToken(&'static str),
     #[error("ECR repository `{repository}` does not exist in account `{account}`: create it or set `registry.create_repositories = true` in krobs.toml")]
     MissingRepository { repository: String, account: String },
+    #[error("ECR repository `{repository}` has immutable tags, but the manifest's `latest` tag must move: run `aws ecr put-image-tag-mutability --repository-name {repository} --image-tag-mutability MUTABLE`, or set `[manifest] repository` in krobs.toml to a repository with mutable tags")]
+    ImmutableManifestRepository { repository: String },
     #[error("ECR `{operation}` failed for repository `{repository}`: {cause}")]
     Repository {
         operation: &'static str,
@@ -77,12 +79,42 @@ impl Ecr {
         decode_token(token)
     }
 
-    /// Makes sure `repository` exists; creates it (immutable tags, scan on push) if allowed.
+    /// Makes sure the image repository `repository` exists; creates it (immutable tags, scan on
+    /// push) if allowed.
     pub async fn ensure_repository(
         &self,
         repository: &str,
         create: bool,
     ) -> Result<RepositoryInfo, AwsError> {
+        self.ensure(repository, create, ImageTagMutability::Immutable)
+            .await
+    }
+
+    /// Makes sure the manifest repository exists with mutable tags (its `latest` moves);
+    /// creates it so if allowed, and refuses one with immutable tags.
+    pub async fn ensure_manifest_repository(
+        &self,
+        repository: &str,
+        create: bool,
+    ) -> Result<RepositoryInfo, AwsError> {
+        let info = self
+            .ensure(repository, create, ImageTagMutability::Mutable)
+            .await?;
+        if info.immutable {
+            return Err(AwsError::ImmutableManifestRepository {
+                repository: repository.to_string(),
+            });
+        }
+        Ok(info)
+    }
+
+    async fn ensure(
+        &self,
+        repository: &str,
+        create: bool,
+        mutability: ImageTagMutability,
+    ) -> Result<RepositoryInfo, AwsError> {
+        let immutable = mutability != ImageTagMutability::Mutable;
         let described = self
             .client
             .describe_repositories()
@@ -120,10 +152,11 @@ impl Ecr {
                     .create_repository()
                     .registry_id(&self.account_id)
                     .repository_name(repository)
-                    .image_tag_mutability(ImageTagMutability::Immutable)
+                    .image_tag_mutability(mutability)
+                    // Images are scanned; the manifest artifact has nothing to scan.
                     .image_scanning_configuration(
                         ImageScanningConfiguration::builder()
-                            .scan_on_push(true)
+                            .scan_on_push(immutable)
                             .build(),
                     )
                     .send()
@@ -134,7 +167,7 @@ impl Ecr {
                         cause: DisplayErrorContext(e).to_string(),
                     })?;
                 Ok(RepositoryInfo {
-                    immutable: true,
+                    immutable,
                     created: true,
                 })
             }

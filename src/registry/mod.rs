@@ -6,7 +6,7 @@ pub mod credentials;
 pub mod ecr;
 pub mod retry;
 
-pub use client::{Lookup, RegistryClient, RegistryError};
+pub use client::{Fetched, Lookup, RegistryClient, RegistryError};
 pub use credentials::{Credentials, Secret};
 
 /// The manifest media types a lookup accepts. Without them the reference registry converts to

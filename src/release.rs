@@ -1,0 +1,716 @@
+//! The manifest as a release in the registry: published as an OCI artifact next to the images
+//! (tagged `git-<commit>` and `latest`, which never moves backwards), and pulled back by tag,
+//! commit or digest for `manifest pull`, `render` and Harness.
+//!
+//! The artifact is an OCI image manifest with `artifactType`
+//! `application/vnd.krobs.manifest.v1+json`, the empty config descriptor and one layer holding
+//! the manifest bytes. Built from the same bytes it is the same artifact, so a rerun finds it
+//! and moves nothing.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use oci_spec::image::{
+    Descriptor, Digest, ImageManifest, ImageManifestBuilder, MediaType, SCHEMA_VERSION,
+};
+use serde::Serialize;
+
+use crate::config::{Config, RegistryConfig};
+use crate::digest::bytes_sha256;
+use crate::git;
+use crate::manifest::{Manifest, FORMAT};
+use crate::registry::credentials::{self, CredentialsError};
+use crate::registry::ecr::{AwsError, Ecr};
+use crate::registry::retry::RetryPolicy;
+use crate::registry::{Lookup, RegistryClient, RegistryError};
+
+/// The `artifactType` of the published manifest, and the media type of its one layer.
+pub const ARTIFACT_TYPE: &str = "application/vnd.krobs.manifest.v1+json";
+/// The media type the artifact is put with.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The layer's `org.opencontainers.image.title`.
+pub const LAYER_TITLE: &str = "krobs-manifest.json";
+/// The tag that names the newest release.
+pub const LATEST: &str = "latest";
+/// The content of the empty config descriptor.
+const EMPTY_CONFIG: &[u8] = b"{}";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("`{reference}` is not a manifest reference: give a tag such as `latest`, `git-<commit>` (a full 40-hex commit is shortened), or a digest `sha256:<64 hex>`")]
+    BadReference { reference: String },
+    #[error("no manifest `{reference}` in `{repository}`: pull `latest` or the `git-<commit>` of a commit a real run published")]
+    Missing {
+        repository: String,
+        reference: String,
+    },
+    #[error("`{reference}` is not a krobs manifest artifact: {why}")]
+    NotKrobs { reference: String, why: String },
+    #[error("`{reference}`: the registry served {what} whose sha256 is `{found}`, not `{expected}`; do not deploy it, publish the release again")]
+    DigestMismatch {
+        reference: String,
+        what: &'static str,
+        expected: String,
+        found: String,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl ReleaseError {
+    /// The documented exit code (README).
+    pub fn exit_code(&self) -> u8 {
+        use crate::error::exit;
+        match self {
+            ReleaseError::Aws(_) => exit::AWS,
+            ReleaseError::BadReference { .. } => exit::USAGE,
+            ReleaseError::Runtime(_) => exit::INTERNAL,
+            _ => exit::REGISTRY,
+        }
+    }
+}
+
+/// The OCI artifact of a manifest: its image manifest and the blobs it names.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// The OCI image manifest, as put.
+    pub manifest: Bytes,
+    /// `sha256:` of [`Artifact::manifest`]: the artifact's name in the registry.
+    pub digest: String,
+    /// The krobs manifest bytes (the layer).
+    pub layer: Bytes,
+    /// `sha256:` of the layer: the manifest's own digest (as in `out/<sha256>.json`).
+    pub layer_digest: String,
+}
+
+fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", bytes_sha256(bytes))
+}
+
+fn descriptor(media_type: MediaType, bytes: &[u8]) -> Descriptor {
+    let digest = Digest::from_str(&sha256_digest(bytes)).expect("a sha256 digest is valid");
+    Descriptor::new(media_type, bytes.len() as u64, digest)
+}
+
+impl Artifact {
+    /// The artifact holding `manifest_bytes`.
+    pub fn new(manifest_bytes: &[u8]) -> Artifact {
+        let mut layer = descriptor(MediaType::Other(ARTIFACT_TYPE.to_string()), manifest_bytes);
+        layer.set_annotations(Some(HashMap::from([(
+            "org.opencontainers.image.title".to_string(),
+            LAYER_TITLE.to_string(),
+        )])));
+        let image: ImageManifest = ImageManifestBuilder::default()
+            .schema_version(SCHEMA_VERSION)
+            .media_type(MediaType::ImageManifest)
+            .artifact_type(MediaType::Other(ARTIFACT_TYPE.to_string()))
+            .config(descriptor(MediaType::EmptyJSON, EMPTY_CONFIG))
+            .layers(vec![layer])
+            .build()
+            .expect("every required field is set");
+        // One annotation per map: the bytes are the same on every run.
+        let manifest = serde_json::to_vec(&image).expect("an image manifest serializes");
+        Artifact {
+            digest: sha256_digest(&manifest),
+            manifest: Bytes::from(manifest),
+            layer_digest: sha256_digest(manifest_bytes),
+            layer: Bytes::copy_from_slice(manifest_bytes),
+        }
+    }
+}
+
+/// A reference to a published manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Tag(String),
+    Digest(String),
+}
+
+impl Reference {
+    /// `latest`, any tag, `git-<commit>`, a full 40-hex commit (as `git-<12 hex>`), or
+    /// `sha256:<64 hex>`.
+    pub fn parse(text: &str) -> Result<Reference, ReleaseError> {
+        let bad = || ReleaseError::BadReference {
+            reference: text.to_string(),
+        };
+        let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+        if let Some(hex) = text.strip_prefix("sha256:") {
+            return if hex.len() == 64 && is_hex(hex) {
+                Ok(Reference::Digest(text.to_ascii_lowercase()))
+            } else {
+                Err(bad())
+            };
+        }
+        if text.len() == 40 && is_hex(text) {
+            return Ok(Reference::Tag(commit_tag(&text.to_ascii_lowercase())));
+        }
+        if let Some(hex) = text.strip_prefix("git-") {
+            if hex.len() > 12 && is_hex(hex) {
+                return Ok(Reference::Tag(commit_tag(&hex.to_ascii_lowercase())));
+            }
+        }
+        // The distribution spec's tag grammar.
+        let mut bytes = text.bytes();
+        let first_ok = bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if first_ok
+            && text.len() <= 128
+            && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        {
+            Ok(Reference::Tag(text.to_string()))
+        } else {
+            Err(bad())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Reference::Tag(s) | Reference::Digest(s) => s,
+        }
+    }
+}
+
+/// `git-<first 12 hex of the commit>`, the tag of a commit's images and manifest.
+pub fn commit_tag(commit: &str) -> String {
+    format!("git-{}", &commit[..commit.len().min(12)])
+}
+
+/// What happened to one tag of the manifest artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagAction {
+    /// Put by this run.
+    Moved,
+    /// Already named this artifact.
+    Unchanged,
+    /// Left on another release (`latest` on a newer commit).
+    Kept,
+    /// Not set by this kind of run (`--only`, no commit).
+    Skipped,
+    /// A dry run: what a real run would do.
+    Planned,
+}
+
+impl TagAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TagAction::Moved => "moved",
+            TagAction::Unchanged => "unchanged",
+            TagAction::Kept => "kept",
+            TagAction::Skipped => "skipped",
+            TagAction::Planned => "planned",
+        }
+    }
+}
+
+/// One tag and what happened to it, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagOutcome {
+    pub tag: String,
+    pub action: TagAction,
+    pub reason: String,
+}
+
+/// Where the manifest went (or, in a dry run, would go).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Publication {
+    /// `host/repository` of the artifact.
+    pub repository: String,
+    /// `host/repository@sha256:...`; `null` in a dry run.
+    pub reference: Option<String>,
+    /// The artifact's digest; `null` in a dry run.
+    pub digest: Option<String>,
+    /// The artifact was put by this run (`false`: it was there already, or a dry run).
+    pub uploaded: bool,
+    /// The repository was created by this run (ECR).
+    pub repository_created: bool,
+    /// `git-<commit>`, then `latest`.
+    pub tags: Vec<TagOutcome>,
+}
+
+impl Publication {
+    /// The tags this run put.
+    pub fn moved(&self) -> impl Iterator<Item = &str> {
+        self.tags
+            .iter()
+            .filter(|t| t.action == TagAction::Moved)
+            .map(|t| t.tag.as_str())
+    }
+}
+
+/// How a run publishes: restricted with `--only` (a partial manifest), at which commit.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub commit: Option<&'a str>,
+    pub partial: bool,
+}
+
+fn skipped_tags(scope: Scope<'_>, action_when_allowed: TagAction) -> Vec<TagOutcome> {
+    let mut tags = Vec::new();
+    let why = if scope.partial {
+        Some("a run restricted with `--only` publishes its partial manifest by digest only")
+    } else if scope.commit.is_none() {
+        Some("the run has no git commit: the manifest is published by digest only")
+    } else {
+        None
+    };
+    match (why, scope.commit) {
+        (Some(why), commit) => {
+            if let Some(c) = commit {
+                tags.push(TagOutcome {
+                    tag: commit_tag(c),
+                    action: TagAction::Skipped,
+                    reason: why.to_string(),
+                });
+            }
+            tags.push(TagOutcome {
+                tag: LATEST.to_string(),
+                action: TagAction::Skipped,
+                reason: why.to_string(),
+            });
+        }
+        (None, Some(c)) if action_when_allowed == TagAction::Planned => {
+            tags.push(TagOutcome {
+                tag: commit_tag(c),
+                action: TagAction::Planned,
+                reason: "names this commit's release".to_string(),
+            });
+            tags.push(TagOutcome {
+                tag: LATEST.to_string(),
+                action: TagAction::Planned,
+                reason: "moves unless it names a release of a newer commit".to_string(),
+            });
+        }
+        _ => {}
+    }
+    tags
+}
+
+/// What a dry run would publish, and where.
+pub fn plan(config: &Config, scope: Scope<'_>) -> Publication {
+    Publication {
+        repository: format!("{}/{}", config.registry.host(), config.manifest_repository),
+        reference: None,
+        digest: None,
+        uploaded: false,
+        repository_created: false,
+        tags: skipped_tags(scope, TagAction::Planned),
+    }
+}
+
+/// Publishes the manifest bytes: the artifact (blobs first, each `HEAD`ed before any upload),
+/// then `git-<commit>` and `latest` as [`Scope`] allows. Nothing is put that is already there.
+pub async fn publish(
+    client: &RegistryClient,
+    config: &Config,
+    manifest_bytes: &[u8],
+    scope: Scope<'_>,
+    repository_created: bool,
+) -> Result<Publication, ReleaseError> {
+    let repo = &config.manifest_repository;
+    let artifact = Artifact::new(manifest_bytes);
+    let present = matches!(
+        client.lookup(repo, &artifact.digest).await?,
+        Lookup::Present { .. }
+    );
+    if !present {
+        client
+            .put_blob(
+                repo,
+                &sha256_digest(EMPTY_CONFIG),
+                Bytes::from_static(EMPTY_CONFIG),
+            )
+            .await?;
+        client
+            .put_blob(repo, &artifact.layer_digest, artifact.layer.clone())
+            .await?;
+        put(client, repo, &artifact.digest, &artifact).await?;
+    }
+    let mut tags = skipped_tags(scope, TagAction::Moved);
+    if let (Some(commit), false) = (scope.commit, scope.partial) {
+        let tag = commit_tag(commit);
+        let action = match client.lookup(repo, &tag).await? {
+            Lookup::Present { digest } if digest == artifact.digest => TagAction::Unchanged,
+            _ => {
+                put(client, repo, &tag, &artifact).await?;
+                TagAction::Moved
+            }
+        };
+        tags.push(TagOutcome {
+            reason: match action {
+                TagAction::Unchanged => "already names this manifest".to_string(),
+                _ => "names this commit's release".to_string(),
+            },
+            tag,
+            action,
+        });
+        let (action, reason) = latest(client, config, commit, &artifact).await?;
+        if action == TagAction::Moved {
+            put(client, repo, LATEST, &artifact).await?;
+        }
+        tags.push(TagOutcome {
+            tag: LATEST.to_string(),
+            action,
+            reason,
+        });
+    }
+    let host = client.host();
+    Ok(Publication {
+        repository: format!("{host}/{repo}"),
+        reference: Some(format!("{host}/{repo}@{}", artifact.digest)),
+        digest: Some(artifact.digest),
+        uploaded: !present,
+        repository_created,
+        tags,
+    })
+}
+
+async fn put(
+    client: &RegistryClient,
+    repo: &str,
+    reference: &str,
+    artifact: &Artifact,
+) -> Result<(), RegistryError> {
+    client
+        .put_manifest(
+            repo,
+            reference,
+            OCI_MANIFEST,
+            artifact.manifest.clone(),
+            &artifact.digest,
+        )
+        .await
+}
+
+/// Whether `latest` moves to this run's artifact: never backwards, onto an older commit.
+async fn latest(
+    client: &RegistryClient,
+    config: &Config,
+    commit: &str,
+    artifact: &Artifact,
+) -> Result<(TagAction, String), ReleaseError> {
+    let repo = &config.manifest_repository;
+    let there = match client.lookup(repo, LATEST).await? {
+        Lookup::Missing => return Ok((TagAction::Moved, "was not set".to_string())),
+        Lookup::Present { digest } if digest == artifact.digest => {
+            return Ok((
+                TagAction::Unchanged,
+                "already names this manifest".to_string(),
+            ))
+        }
+        Lookup::Present { digest } => digest,
+    };
+    let other = match fetch(client, repo, &Reference::Digest(there.clone())).await {
+        Ok(pulled) => pulled,
+        Err(e @ (ReleaseError::NotKrobs { .. } | ReleaseError::DigestMismatch { .. })) => {
+            return Ok((
+                TagAction::Moved,
+                format!("named `{there}`, which is not a usable krobs manifest ({e})"),
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    let short = |c: &str| c[..c.len().min(12)].to_string();
+    let Some(theirs) = other.manifest.commit.as_deref() else {
+        return Ok((
+            TagAction::Moved,
+            "named a manifest without a commit".to_string(),
+        ));
+    };
+    if theirs == commit {
+        return Ok((
+            TagAction::Moved,
+            format!(
+                "named another manifest of this same commit `{}`",
+                short(commit)
+            ),
+        ));
+    }
+    let root: &Path = &config.root;
+    Ok(match git::is_ancestor(root, commit, theirs) {
+        Some(true) => (
+            TagAction::Kept,
+            format!(
+                "names `{}`, a newer commit than `{}` (it descends from it): `latest` never moves backwards",
+                short(theirs),
+                short(commit)
+            ),
+        ),
+        Some(false) if git::is_ancestor(root, theirs, commit) == Some(true) => (
+            TagAction::Moved,
+            format!("named `{}`, an older commit", short(theirs)),
+        ),
+        Some(false) => (
+            TagAction::Moved,
+            format!(
+                "named `{}`, a commit unrelated to this one (neither descends from the other)",
+                short(theirs)
+            ),
+        ),
+        None => (
+            TagAction::Moved,
+            format!("named `{}`, a commit this clone does not have", short(theirs)),
+        ),
+    })
+}
+
+/// A manifest pulled from the registry, every digest checked.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub manifest: Manifest,
+    /// The manifest bytes, exactly as published (and as written to `out/`).
+    pub bytes: Vec<u8>,
+    /// `sha256:` of [`Pulled::bytes`]: the manifest's own digest.
+    pub digest: String,
+    /// `host/repository@sha256:...` of the artifact.
+    pub reference: String,
+}
+
+/// A registry client for the configured registry, with the same credentials as the images:
+/// an ECR token, or the OCI credentials at hand.
+pub async fn client(config: &Config) -> Result<RegistryClient, ReleaseError> {
+    let credentials = match &config.registry {
+        RegistryConfig::Ecr {
+            account_id, region, ..
+        } => Some(Ecr::connect(account_id, region).await.credentials().await?),
+        RegistryConfig::Oci { host } => credentials::for_oci(host)?,
+    };
+    Ok(RegistryClient::new(
+        &config.registry.host(),
+        credentials,
+        RetryPolicy::default(),
+    )?)
+}
+
+/// Pulls the manifest `reference` (see [`Reference::parse`]) from the configured manifest
+/// repository; blocking (for `manifest pull` and `render --manifest REF`).
+pub fn pull(config: &Config, reference: &str) -> Result<Pulled, ReleaseError> {
+    let reference = Reference::parse(reference)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ReleaseError::Runtime)?;
+    runtime.block_on(async {
+        let client = client(config).await?;
+        fetch(&client, &config.manifest_repository, &reference).await
+    })
+}
+
+/// Reads a published manifest: the artifact, its krobs layer, each checked against its digest,
+/// the layer parsed as a `krobs-manifest/v1`.
+pub async fn fetch(
+    client: &RegistryClient,
+    repo: &str,
+    reference: &Reference,
+) -> Result<Pulled, ReleaseError> {
+    let host = client.host();
+    let named = format!(
+        "{host}/{repo}{}{}",
+        if matches!(reference, Reference::Digest(_)) {
+            "@"
+        } else {
+            ":"
+        },
+        reference.as_str()
+    );
+    let fetched = client
+        .get_manifest(repo, reference.as_str())
+        .await?
+        .ok_or_else(|| ReleaseError::Missing {
+            repository: format!("{host}/{repo}"),
+            reference: reference.as_str().to_string(),
+        })?;
+    let digest = sha256_digest(&fetched.body);
+    let expected = match reference {
+        Reference::Digest(d) => Some(d.clone()),
+        Reference::Tag(_) => fetched.digest.clone(),
+    };
+    if let Some(expected) = expected.filter(|e| *e != digest) {
+        return Err(ReleaseError::DigestMismatch {
+            reference: named,
+            what: "an artifact",
+            expected,
+            found: digest,
+        });
+    }
+    let not_krobs = |why: String| ReleaseError::NotKrobs {
+        reference: named.clone(),
+        why,
+    };
+    let image: ImageManifest = serde_json::from_slice(&fetched.body)
+        .map_err(|e| not_krobs(format!("not an OCI image manifest ({e})")))?;
+    let artifact_type = image.artifact_type().as_ref().map(|m| m.to_string());
+    if artifact_type.as_deref() != Some(ARTIFACT_TYPE) {
+        return Err(not_krobs(format!(
+            "its artifactType is {}, not `{ARTIFACT_TYPE}`",
+            artifact_type.map_or("missing".to_string(), |t| format!("`{t}`"))
+        )));
+    }
+    let layer = image
+        .layers()
+        .iter()
+        .find(|l| l.media_type().to_string() == ARTIFACT_TYPE)
+        .ok_or_else(|| not_krobs(format!("it has no `{ARTIFACT_TYPE}` layer")))?;
+    let layer_digest = layer.digest().to_string();
+    let bytes = client
+        .get_blob(repo, &layer_digest)
+        .await?
+        .ok_or_else(|| not_krobs(format!("its layer `{layer_digest}` is not in the registry")))?;
+    let found = sha256_digest(&bytes);
+    if found != layer_digest {
+        return Err(ReleaseError::DigestMismatch {
+            reference: named,
+            what: "a manifest layer",
+            expected: layer_digest,
+            found,
+        });
+    }
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| not_krobs(format!("its layer is not a `{FORMAT}` manifest ({e})")))?;
+    if manifest.format != FORMAT {
+        return Err(not_krobs(format!(
+            "its layer is a `{}` manifest; this krobs-build reads `{FORMAT}`",
+            manifest.format
+        )));
+    }
+    Ok(Pulled {
+        manifest,
+        bytes: bytes.to_vec(),
+        digest: found,
+        reference: format!("{host}/{repo}@{digest}"),
+    })
+}
+
+/// One script of the Harness view: flat, every value a string (Harness artifact attributes).
+#[derive(Debug, Serialize)]
+struct HarnessScript<'a> {
+    id: &'a str,
+    language: &'a str,
+    owner: &'a str,
+    image: &'a str,
+    command: String,
+    kind: &'static str,
+    schedule: &'a str,
+    timeout_seconds: String,
+    retries: String,
+    cpu: &'a str,
+    memory: &'a str,
+    monitor_url: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct HarnessView<'a> {
+    manifest: &'a str,
+    commit: &'a str,
+    scripts: Vec<HarnessScript<'a>>,
+}
+
+/// The view Harness's Custom Artifact source reads (`manifest pull --format harness`): compact
+/// JSON on one line with a final newline, keys in a fixed order, every script value a string
+/// (`""` for none). `manifest_digest` is the `sha256:` of the manifest bytes. The `.harness/`
+/// artifact script prints the same bytes with `jq -c`.
+pub fn harness_view(manifest: &Manifest, manifest_digest: &str) -> String {
+    let monitor_url = manifest.monitor_url.as_deref().unwrap_or("");
+    let view = HarnessView {
+        manifest: manifest_digest,
+        commit: manifest.commit.as_deref().unwrap_or(""),
+        scripts: manifest
+            .scripts
+            .iter()
+            .map(|s| HarnessScript {
+                id: &s.id,
+                language: &s.language,
+                owner: &s.header.owner,
+                image: s.image.as_deref().unwrap_or(""),
+                command: serde_json::to_string(&s.command).expect("strings serialize"),
+                kind: s.job.kind.as_str(),
+                schedule: s.job.schedule.as_deref().unwrap_or(""),
+                timeout_seconds: s.job.active_deadline_seconds.to_string(),
+                retries: s.job.backoff_limit.to_string(),
+                cpu: &s.job.resources.cpu_request,
+                memory: &s.job.resources.memory_request,
+                monitor_url,
+            })
+            .collect(),
+    };
+    let mut line = serde_json::to_string(&view).expect("the view serializes");
+    line.push('\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(
+            Reference::parse("latest").unwrap(),
+            Reference::Tag("latest".into())
+        );
+        assert_eq!(
+            Reference::parse(commit).unwrap(),
+            Reference::Tag("git-0123456789ab".into())
+        );
+        assert_eq!(
+            Reference::parse(&format!("git-{commit}")).unwrap(),
+            Reference::Tag("git-0123456789ab".into())
+        );
+        assert_eq!(
+            Reference::parse("git-0123456789ab").unwrap(),
+            Reference::Tag("git-0123456789ab".into())
+        );
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            Reference::parse(&digest).unwrap(),
+            Reference::Digest(digest.clone())
+        );
+        for bad in ["", "sha256:abc", "-x", "a/b", "latest:x", &"a".repeat(129)] {
+            let e = Reference::parse(bad).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("`{bad}` is not a manifest reference: give a tag such as `latest`, `git-<commit>` (a full 40-hex commit is shortened), or a digest `sha256:<64 hex>`")
+            );
+        }
+    }
+
+    #[test]
+    fn the_artifact_is_the_agreed_oci_manifest_and_the_same_for_the_same_bytes() {
+        let bytes = b"{\"format\":\"krobs-manifest/v1\"}\n";
+        let a = Artifact::new(bytes);
+        let v: serde_json::Value = serde_json::from_slice(&a.manifest).unwrap();
+        let layer_digest = sha256_digest(bytes);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": "application/vnd.krobs.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.empty.v1+json",
+                    "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+                    "size": 2
+                },
+                "layers": [{
+                    "mediaType": "application/vnd.krobs.manifest.v1+json",
+                    "digest": layer_digest,
+                    "size": bytes.len(),
+                    "annotations": {"org.opencontainers.image.title": "krobs-manifest.json"}
+                }]
+            })
+        );
+        assert_eq!(a.digest, sha256_digest(&a.manifest));
+        assert_eq!(a.layer_digest, layer_digest);
+        assert_eq!(Artifact::new(bytes).manifest, a.manifest);
+    }
+}
