@@ -478,6 +478,17 @@ impl Pipeline {
         self.record_output("check-jsonschema", &out);
     }
 
+    /// `check-jsonschema --schemafile schema/report-v1.schema.json` on a `--json` run's stdout.
+    pub fn check_report_schema(&self, run: &Run) {
+        let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/report-v1.schema.json");
+        let file = self.docker_config.path().join("report.json");
+        fs::write(&file, &run.stdout).unwrap();
+        let mut cmd = Command::new("check-jsonschema");
+        cmd.arg("--schemafile").arg(&schema).arg(&file);
+        let out = run_ok(&mut cmd);
+        self.record_output("check-jsonschema (report)", &out);
+    }
+
     // ---------------------------------------------------------------------------------------
     // The registry
     // ---------------------------------------------------------------------------------------
