@@ -125,18 +125,42 @@ fn artifact_puts(p: &Pipeline) -> Vec<String> {
         .collect()
 }
 
-/// A blob of `krobs/manifest`, fetched with curl.
+/// A blob of `krobs/manifest`, fetched with a plain HTTP GET (Python's urllib, basic auth),
+/// as any tool without krobs would.
 fn blob(p: &Pipeline, digest: &str) -> Vec<u8> {
     let (user, password) = p.creds();
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sSfL", "-u"])
-        .arg(format!("{user}:{password}"))
+    let script = r#"
+import base64, sys, urllib.request
+req = urllib.request.Request(sys.argv[1])
+auth = base64.b64encode(sys.stdin.read().encode()).decode()
+req.add_header("Authorization", "Basic " + auth)
+sys.stdout.buffer.write(urllib.request.urlopen(req).read())
+"#;
+    let mut child = Command::new(python3())
+        .arg("-c")
+        .arg(script)
         .arg(format!(
             "http://{}/v2/krobs/manifest/blobs/{digest}",
             p.registry.addr()
-        ));
-    let out = run_ok(&mut cmd);
-    p.record_output("curl blob", &out);
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        format!("{user}:{password}").as_bytes(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    p.record_output("blob GET", &out);
+    assert!(
+        out.status.success(),
+        "GET blob {digest} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
