@@ -27,7 +27,6 @@ pub mod registry;
 pub mod release;
 pub mod report;
 
-use std::io::Write;
 use std::time::Instant;
 
 use cli::{Cli, Command, ManifestCommand, PullFormat, SchemaKind};
@@ -50,12 +49,9 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     if let Some(Command::Manifest(ManifestCommand::Pull { reference, format })) = &cli.command {
         let pulled = release::pull(&config, reference)?;
         return match format {
-            PullFormat::Json => std::io::stdout()
-                .lock()
-                .write_all(&pulled.bytes)
-                .and_then(|()| std::io::stdout().flush()),
+            PullFormat::Json => report::print(&pulled.bytes),
             PullFormat::Harness => {
-                report::print(&release::harness_view(&pulled.manifest, &pulled.digest))
+                report::print(release::harness_view(&pulled.manifest, &pulled.digest))
             }
         }
         .map_err(Error::Output);
@@ -63,7 +59,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     let only = discover::parse_only(&cli.only);
     let inventory = discover::discover(&config, &only)?;
     if cli.command == Some(Command::Lint) {
-        return report::print(&report::lint_ok(&inventory, cli.json)).map_err(Error::Output);
+        return report::print(report::lint_ok(&inventory, cli.json)).map_err(Error::Output);
     }
 
     let commit = git::head_commit(&config.root);

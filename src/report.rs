@@ -402,8 +402,8 @@ pub fn lint_ok(inventory: &Inventory, json: bool) -> String {
 }
 
 /// Writes to stdout, failing cleanly on a closed pipe.
-pub fn print(text: &str) -> std::io::Result<()> {
+pub fn print(text: impl AsRef<[u8]>) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
+    out.write_all(text.as_ref())?;
     out.flush()
 }
