@@ -541,6 +541,28 @@ fn ecr_refuses_an_immutable_manifest_repository_before_any_build() {
     p.assert_no_secrets();
 }
 
+/// With creation off, a missing manifest repository is refused before any build: exit 6, with
+/// the command that creates it right (mutable tags).
+#[test]
+fn ecr_without_creation_refuses_a_missing_manifest_repository_before_any_build() {
+    require_services();
+    let p = Pipeline::ecr(false);
+    create_ecr_repository(&p, "krobs/bash", "IMMUTABLE");
+    let run = p.krobs(&["--only", "bash"]).failure(6);
+    assert_eq!(
+        error_line(&run),
+        format!("error: ECR repository `krobs/manifest` for the manifest does not exist in account `{ECR_ACCOUNT}`: create it with mutable tags (`aws ecr create-repository --repository-name krobs/manifest --image-tag-mutability MUTABLE`) or set `registry.create_repositories = true` in krobs.toml")
+    );
+    assert_eq!(p.blob_uploads(None), 0, "{run}");
+    p.assert_no_manifest(&run);
+
+    // Created as the message says, the run goes through.
+    create_ecr_repository(&p, "krobs/manifest", "MUTABLE");
+    let run = p.krobs(&["--json", "--only", "bash"]).success();
+    assert_eq!(run.json()["publication"]["repository_created"], false);
+    p.assert_no_secrets();
+}
+
 // -------------------------------------------------------------------------------------------------
 // `manifest pull` errors
 // -------------------------------------------------------------------------------------------------

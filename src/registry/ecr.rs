@@ -19,6 +19,8 @@ pub enum AwsError {
     BadToken(&'static str),
     #[error("ECR repository `{repository}` does not exist in account `{account}`: create it or set `registry.create_repositories = true` in krobs.toml")]
     MissingRepository { repository: String, account: String },
+    #[error("ECR repository `{repository}` for the manifest does not exist in account `{account}`: create it with mutable tags (`aws ecr create-repository --repository-name {repository} --image-tag-mutability MUTABLE`) or set `registry.create_repositories = true` in krobs.toml")]
+    MissingManifestRepository { repository: String, account: String },
     #[error("ECR repository `{repository}` has immutable tags, but the manifest's `latest` tag must move: run `aws ecr put-image-tag-mutability --repository-name {repository} --image-tag-mutability MUTABLE`, or set `[manifest] repository` in krobs.toml to a repository with mutable tags")]
     ImmutableManifestRepository { repository: String },
     #[error("ECR `{operation}` failed for repository `{repository}`: {cause}")]
@@ -99,7 +101,17 @@ impl Ecr {
     ) -> Result<RepositoryInfo, AwsError> {
         let info = self
             .ensure(repository, create, ImageTagMutability::Mutable)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                AwsError::MissingRepository {
+                    repository,
+                    account,
+                } => AwsError::MissingManifestRepository {
+                    repository,
+                    account,
+                },
+                e => e,
+            })?;
         if info.immutable {
             return Err(AwsError::ImmutableManifestRepository {
                 repository: repository.to_string(),
