@@ -20,7 +20,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use support::e2e_support::{Pipeline, USER};
-use support::services::{base64_encode, http_request, python3, run_with_stdin, Registry};
+use support::services::{
+    base64_encode, http_request, moto_registry_password, python3, run_with_stdin, Moto, Registry,
+};
 use support::Run;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -158,6 +160,52 @@ fn the_artifact_script_answers_a_bearer_challenge() {
             "list-krobs: the token service of {} answered HTTP 401: check KROBS_REGISTRY_USERNAME / KROBS_REGISTRY_PASSWORD",
             front.addr
         ),
+        "{run}"
+    );
+}
+
+#[test]
+fn the_artifact_script_gets_an_ecr_token_from_the_aws_cli() {
+    // moto answers ECR's GetAuthorizationToken; the registry takes what it hands out (user AWS).
+    let moto = Moto::start();
+    let registry = Registry::start(&[("AWS", &moto_registry_password(moto.account()))]);
+    let manifest = fixture_manifest(false);
+    let pushed = push_release(&registry, "krobs/manifest", &manifest, &["latest"]);
+    let expected = harness_view(&serde_json::from_slice(&manifest).unwrap(), &pushed.layer);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (config, credentials) = (dir.path().join("config"), dir.path().join("credentials"));
+    fs::write(&config, "").unwrap();
+    fs::write(&credentials, "").unwrap();
+    let aws_env = moto.aws_env();
+    let mut env: Vec<(&str, &str)> = aws_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend([
+        ("KROBS_REGISTRY_KIND", "ecr"),
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap()),
+    ]);
+    let run = script_command(&registry.addr(), None, None, &env).success();
+    assert_eq!(run.stdout, format!("{expected}\n"), "{run}");
+    assert!(
+        moto.log().contains("POST / "),
+        "moto saw no GetAuthorizationToken\n{}",
+        moto.log()
+    );
+    assert!(
+        !run.stderr.contains(&moto_registry_password(moto.account())),
+        "{run}"
+    );
+
+    // Without the AWS CLI's credentials, one line says what to check.
+    let no_keys: Vec<(&str, &str)> = env
+        .iter()
+        .copied()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
+        .collect();
+    let run = script_command(&registry.addr(), None, None, &no_keys).failure(1);
+    assert_eq!(
+        run.stderr.lines().last().unwrap(),
+        "list-krobs: aws ecr get-login-password failed in us-east-1: check the delegate's AWS credentials",
         "{run}"
     );
 }
@@ -693,6 +741,11 @@ fn push_release(registry: &Registry, repository: &str, manifest: &[u8], tags: &[
     push_release_as(registry, repository, manifest, MEDIA_TYPE, tags)
 }
 
+/// The registry's first user and password.
+fn creds_of(registry: &Registry) -> (String, String) {
+    registry.users()[0].clone()
+}
+
 fn push_release_as(
     registry: &Registry,
     repository: &str,
@@ -700,6 +753,7 @@ fn push_release_as(
     media_type: &str,
     tags: &[&str],
 ) -> Pushed {
+    let (user, password) = creds_of(registry);
     let empty = push_blob(registry, repository, b"{}");
     let layer = push_blob(registry, repository, bytes);
     let oci = serde_json::json!({
@@ -716,7 +770,7 @@ fn push_release_as(
             &registry.addr(),
             "PUT",
             &format!("/v2/{repository}/manifests/{tag}"),
-            Some((USER, PASSWORD)),
+            Some((&user, &password)),
             &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
             &body,
         )
@@ -732,7 +786,8 @@ fn push_release_as(
 fn push_blob(registry: &Registry, repository: &str, bytes: &[u8]) -> String {
     let digest = sha256_of(bytes);
     let addr = registry.addr();
-    let auth = Some((USER, PASSWORD));
+    let (user, password) = creds_of(registry);
+    let auth = Some((user.as_str(), password.as_str()));
     let start = http_request(
         &addr,
         "POST",

@@ -16,6 +16,8 @@
 #                               OCI registry credentials (basic auth, or for a bearer token)
 #   KROBS_REGISTRY_KIND         ecr or oci (default: ecr when the host is an ECR host)
 #   AWS_REGION                  ECR's region when the host does not name it
+#   AWS_ENDPOINT_URL_ECR / AWS_ENDPOINT_URL
+#                               another ECR API endpoint, as krobs-build honours them
 # Writes to $HARNESS_ARTIFACT_RESULT_PATH when Harness sets it, else to stdout. Credentials are
 # never printed, never put on a command line (they go to curl through a private header file).
 set -euo pipefail
@@ -69,8 +71,11 @@ ecr)
     region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
     if [[ $registry =~ \.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com ]]; then region=${BASH_REMATCH[1]}; fi
     [[ -n $region ]] || die "set AWS_REGION: the ECR host \`$registry\` does not name its region"
+    aws_args=(ecr get-login-password --region "$region")
+    endpoint=${AWS_ENDPOINT_URL_ECR:-${AWS_ENDPOINT_URL:-}}
+    if [[ -n $endpoint ]]; then aws_args+=(--endpoint-url "$endpoint"); fi
     username=AWS
-    password=$(aws ecr get-login-password --region "$region") ||
+    password=$(aws "${aws_args[@]}") ||
         die "aws ecr get-login-password failed in $region: check the delegate's AWS credentials"
     ;;
 oci) ;;
