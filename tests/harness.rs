@@ -52,12 +52,22 @@ const PASSWORD: &str = "pa'ss \"w~rd?";
 #[test]
 fn the_artifact_script_prints_what_manifest_pull_prints() {
     let p = Pipeline::oci();
-    p.krobs(&["--progress", "plain"]).success();
+    // The run report names the published reference (CircleCI prints it with this jq path).
+    let report = p.krobs(&["--progress", "plain", "--json"]).success().json();
+    let published = report["manifest"]["published"]["reference"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no .manifest.published.reference in the report: {report}"))
+        .to_string();
+    let prefix = format!("{}/krobs/manifest@", p.host());
+    let digest = published
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("`{published}` is not {prefix}sha256:..."))
+        .to_string();
     let commit = p.head();
     let (user, password) = p.creds();
     let (user, password) = (user.to_string(), password.to_string());
 
-    for reference in [None, Some(format!("git-{}", &commit[..12]))] {
+    for reference in [None, Some(format!("git-{}", &commit[..12])), Some(digest)] {
         let mut args = vec!["manifest", "pull"];
         if let Some(r) = &reference {
             args.push(r);
