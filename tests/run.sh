@@ -4,7 +4,7 @@
 # (e.g. `--bench pipeline`): the same set-up, then `cargo bench --bench NAME` instead of the tests.
 #
 # Makes sure the real parts the integration tests need are there, then runs the whole test suite:
-#   - Debian packages (docker.io, docker-registry, skopeo, busybox-static, bash-static,
+#   - Debian packages (docker.io, docker-registry, skopeo, busybox-static, bash-static, awscli,
 #     apache2-utils, git) and PyPI packages (moto[server], check-jsonschema, kubernetes-validate);
 #   - a Docker Engine: $DOCKER_HOST if it answers, else the default socket, else a `dockerd`
 #     started here (own socket, pidfile, exec root and data root; no bridge, no iptables);
@@ -39,7 +39,7 @@ OWN_SOCK=unix://$RUN_DIR/docker.sock
 DEFAULT_SOCK=unix:///var/run/docker.sock
 BASE_IMAGE=krobs-test/base:1
 
-APT_PKGS=(docker.io docker-registry skopeo busybox-static bash-static apache2-utils git)
+APT_PKGS=(docker.io docker-registry skopeo busybox-static bash-static apache2-utils git awscli)
 PIP_PKGS=("moto[server]" check-jsonschema kubernetes-validate)
 
 START=$SECONDS
