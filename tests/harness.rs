@@ -54,9 +54,9 @@ fn the_artifact_script_prints_what_manifest_pull_prints() {
     let p = Pipeline::oci();
     // The run report names the published reference (CircleCI prints it with this jq path).
     let report = p.krobs(&["--progress", "plain", "--json"]).success().json();
-    let published = report["manifest"]["published"]["reference"]
+    let published = report["publication"]["reference"]
         .as_str()
-        .unwrap_or_else(|| panic!("no .manifest.published.reference in the report: {report}"))
+        .unwrap_or_else(|| panic!("no .publication.reference in the report: {report}"))
         .to_string();
     let prefix = format!("{}/krobs/manifest@", p.host());
     let digest = published
