@@ -6,6 +6,7 @@ use crate::digest::DigestError;
 use crate::discover::DiscoverError;
 use crate::manifest::ManifestError;
 use crate::publish::PublishError;
+use crate::render::RenderError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,6 +20,8 @@ pub enum Error {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
     #[error("cannot write to stdout: {0}")]
     Output(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
@@ -46,6 +49,7 @@ impl Error {
                 PublishError::Docker(_) | PublishError::NoDigest { .. } => exit::DOCKER,
                 _ => exit::REGISTRY,
             },
+            Error::Render(e) => e.exit_code(),
             Error::Manifest(_) | Error::Output(_) | Error::Runtime(_) => exit::INTERNAL,
         }
     }

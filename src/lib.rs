@@ -23,7 +23,9 @@ pub mod plan;
 pub mod progress;
 pub mod publish;
 pub mod registry;
+pub mod render;
 pub mod report;
+pub mod yaml;
 
 use cli::{Cli, Command};
 use config::Config;
@@ -37,6 +39,10 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         return report::print(manifest::SCHEMA).map_err(Error::Output);
     }
     let config = Config::load(&cli.config)?;
+    if let Some(Command::Render(args)) = &cli.command {
+        let yaml = render::run(&config, args)?;
+        return report::print(&yaml).map_err(Error::Output);
+    }
     let only = discover::parse_only(&cli.only);
     let inventory = discover::discover(&config, &only)?;
     if cli.command == Some(Command::Lint) {
