@@ -533,6 +533,15 @@ fn bad_manifests_are_refused() {
         .failure(INPUT)
         .stderr_is("error: the manifest `v2.json` has format `krobs-manifest/v2`, this krobs-build reads `krobs-manifest/v1`: render it with a krobs-build of its version");
 
+    let mut empty = manifest(text.as_bytes());
+    empty["scripts"] = json!([]);
+    repo.write("empty.json", serde_json::to_vec_pretty(&empty).unwrap());
+    repo.krobs(&["render", "bash/hello", "--manifest", "empty.json"])
+        .failure(USAGE)
+        .stderr_is(
+            "error: no script `bash/hello` in the manifest `empty.json`: it lists no scripts",
+        );
+
     repo.write("junk.json", "not json\n");
     repo.krobs(&["render", "bash/hello", "--manifest", "junk.json"])
         .failure(INPUT)
