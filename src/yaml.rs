@@ -98,10 +98,24 @@ fn string(s: &str) -> String {
         && !s.ends_with(':')
         && !YAML_11_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s));
     if plain {
-        s.to_string()
-    } else {
-        serde_json::to_string(s).expect("a string always serializes")
+        return s.to_string();
     }
+    // JSON leaves these raw; YAML 1.1 does not allow them raw (DEL, C1 controls, BOM,
+    // non-characters) or reads them as line breaks (NEL, U+2028, U+2029).
+    let json = serde_json::to_string(s).expect("a string always serializes");
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '\u{7f}'..='\u{9f}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{feff}'
+            | '\u{fffe}'
+            | '\u{ffff}' => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Words a YAML 1.1 reader takes for booleans or null.
@@ -176,6 +190,11 @@ mod tests {
         ] {
             let out = string(s);
             assert!(out.starts_with('"'), "`{s}` written as `{out}`");
+            assert!(
+                out.chars()
+                    .all(|c| c == ' ' || c.is_ascii_graphic() || (c > '\u{9f}' && c < '\u{2028}')),
+                "{out}"
+            );
             assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
         }
         for s in [

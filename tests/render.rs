@@ -432,6 +432,7 @@ fn edge_cases_render_valid_objects() {
         ("EMPTY", ""),
         ("LINES", "a\nb: c\n# d"),
         ("URL", "http://es:9200/?q=a b"),
+        ("ODD", "tab\there del\u{7f} nel\u{85} ls\u{2028} é ü 漢"),
         ("KROBS_MONITOR_TIMEOUT_SECONDS", "2"),
     ];
     let env_args: Vec<String> = values
