@@ -65,6 +65,28 @@ pub enum Command {
     /// Read the manifest a real run published to the registry.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Print the Kubernetes Job, or CronJob for a scheduled script, that runs one script of a
+    /// release manifest, as YAML for `kubectl apply -f -`.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct RenderArgs {
+    /// The script's id, e.g. `python/expunge_deletes`.
+    pub script_id: String,
+    /// The manifest: a file (default: `[manifest] path` of krobs.toml) or a published one
+    /// (`latest`, `git-<commit>`, `sha256:<digest>`).
+    #[arg(long, value_name = "PATH|REF")]
+    pub manifest: Option<String>,
+    /// The object's name (default: from the script id; a Job's gets a unique suffix).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The namespace (default: `[deploy] namespace` of krobs.toml).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// An extra environment variable of the script's container; repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

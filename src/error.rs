@@ -7,6 +7,7 @@ use crate::discover::DiscoverError;
 use crate::manifest::ManifestError;
 use crate::publish::PublishError;
 use crate::release::ReleaseError;
+use crate::render::RenderError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,6 +23,8 @@ pub enum Error {
     Publish(#[from] PublishError),
     #[error(transparent)]
     Release(#[from] ReleaseError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
     #[error("cannot write to stdout: {0}")]
     Output(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
@@ -50,6 +53,7 @@ impl Error {
                 _ => exit::REGISTRY,
             },
             Error::Release(e) => e.exit_code(),
+            Error::Render(e) => e.exit_code(),
             Error::Manifest(_) | Error::Output(_) | Error::Runtime(_) => exit::INTERNAL,
         }
     }

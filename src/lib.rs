@@ -25,7 +25,9 @@ pub mod progress;
 pub mod publish;
 pub mod registry;
 pub mod release;
+pub mod render;
 pub mod report;
+pub mod yaml;
 
 use std::time::Instant;
 
@@ -55,6 +57,10 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             }
         }
         .map_err(Error::Output);
+    }
+    if let Some(Command::Render(args)) = &cli.command {
+        let yaml = render::run(&config, args)?;
+        return report::print(&yaml).map_err(Error::Output);
     }
     let only = discover::parse_only(&cli.only);
     let inventory = discover::discover(&config, &only)?;

@@ -1,0 +1,850 @@
+//! `krobs-build render`: one script of a release manifest becomes the Kubernetes Job (or
+//! CronJob, when it has a schedule) that runs it, printed as YAML for `kubectl apply -f -`.
+//!
+//! Everything that defines the run comes from the manifest (the image pinned by digest, the
+//! command, the resolved job settings); the command line only names the object, its namespace
+//! and extra environment variables. The defaults follow from krobs being idempotent but never
+//! load-bearing: one run at a time, a deadline and a retry limit always, disruptions not
+//! counted as failures, and the restricted Pod Security profile.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::batch::v1::{
+    CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec, PodFailurePolicy,
+    PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyOnPodConditionsPattern,
+    PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::cli::RenderArgs;
+use crate::config::{is_dns_label, Config};
+use crate::digest::bytes_sha256;
+use crate::error::exit;
+use crate::manifest::{JobKind, Manifest, ManifestScript, FORMAT};
+use crate::release::{self, ReleaseError};
+use crate::yaml;
+
+/// The container that runs the script.
+pub const CONTAINER: &str = "krob";
+/// Longest Job name: the Job controller copies it into a label of every pod it makes.
+pub const MAX_JOB_NAME: usize = 63;
+/// Longest CronJob name: the controller appends `-<minutes since the epoch>` (11 characters)
+/// to name each Job, which must still fit 63.
+pub const MAX_CRONJOB_NAME: usize = 52;
+/// Length of the random suffix that makes every rendered Job name unique (a Job cannot be
+/// applied twice under the same name).
+pub const SUFFIX_LEN: usize = 5;
+/// Letters of the suffix: lowercase letters and digits without vowels, so no word is spelled.
+const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz0123456789";
+/// Length of the hash that replaces the end of a name too long for its kind.
+const HASH_LEN: usize = 8;
+/// A CronJob run that could not start within this many seconds of its time is skipped
+/// rather than started late: the next scheduled run does the work (krobs are idempotent).
+pub const STARTING_DEADLINE_SECONDS: i64 = 300;
+/// Finished Jobs a CronJob keeps, for their logs, on success and on failure.
+pub const SUCCESSFUL_JOBS_HISTORY_LIMIT: i32 = 3;
+pub const FAILED_JOBS_HISTORY_LIMIT: i32 = 3;
+/// CronJob schedules are written in UTC (the header refuses time zones).
+pub const TIME_ZONE: &str = "Etc/UTC";
+/// Exit codes that no retry can turn into a success, so they fail the Job at once: 2 is the
+/// krobs libraries' "bad configuration" (and a usage error for shells and Python), 126 and
+/// 127 a command that cannot be run or found.
+pub const FAIL_JOB_EXIT_CODES: [i32; 3] = [2, 126, 127];
+/// The environment variables render sets itself; `--env` may not override them.
+pub const RESERVED_ENV: [&str; 3] = ["KROBS_ID", "KROBS_IMAGE", "KROBS_MONITOR_URL"];
+/// A manifest larger than this is not one.
+pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Label and annotation keys.
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_SCRIPT: &str = "krobs.dev/script";
+pub const LABEL_LANGUAGE: &str = "krobs.dev/language";
+pub const ANNOTATION_SCRIPT_ID: &str = "krobs.dev/script-id";
+pub const ANNOTATION_OWNER: &str = "krobs.dev/owner";
+pub const ANNOTATION_DESCRIPTION: &str = "krobs.dev/description";
+pub const ANNOTATION_MANIFEST: &str = "krobs.dev/manifest";
+pub const ANNOTATION_COMMIT: &str = "krobs.dev/commit";
+pub const ANNOTATION_IMAGE: &str = "krobs.dev/image";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot read the manifest `{}`: {cause}; run `krobs-build` to write it, or pass `--manifest PATH` or a published reference such as `--manifest latest`", path.display())]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("the manifest `{}` is larger than {MAX_MANIFEST_BYTES} bytes: it is not a krobs manifest", path.display())]
+    TooLarge { path: PathBuf },
+    #[error("the manifest `{origin}` is not a krobs manifest: {message}")]
+    Invalid { origin: String, message: String },
+    #[error("the manifest `{origin}` has format `{format}`, this krobs-build reads `{FORMAT}`: render it with a krobs-build of its version")]
+    Format { origin: String, format: String },
+    #[error("the manifest `{}` is named by sha256 `{named}` but its bytes hash to `{actual}`: it was changed after it was written; pull it again or use the file the run wrote", path.display())]
+    DigestMismatch {
+        path: PathBuf,
+        named: String,
+        actual: String,
+    },
+    #[error("the manifest `{origin}` is a dry-run preview with no image digests: run `krobs-build` without `--dry-run`, or render from a published manifest (`--manifest latest`)")]
+    Preview { origin: String },
+    #[error("script `{id}` of the manifest `{origin}` has image `{image}`, not pinned by digest (`repository@sha256:...`): render only from a manifest a real run wrote")]
+    NotPinned {
+        id: String,
+        origin: String,
+        image: String,
+    },
+    #[error("no script `{id}` in the manifest `{origin}`: did you mean `{closest}`?")]
+    UnknownScript {
+        id: String,
+        origin: String,
+        closest: String,
+    },
+    #[error("no script `{id}` in the manifest `{origin}`: it lists no scripts")]
+    NoScripts { id: String, origin: String },
+    #[error("`--name {name}` is not a valid {kind} name: use at most {max} lowercase letters, digits and `-`, starting with a letter and ending with a letter or digit")]
+    Name {
+        name: String,
+        kind: &'static str,
+        max: usize,
+    },
+    #[error("`--namespace {0}` is not a Kubernetes namespace name: use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit")]
+    Namespace(String),
+    #[error("`--env {arg}`: {why}")]
+    Env { arg: String, why: String },
+    #[error(transparent)]
+    Pull(#[from] ReleaseError),
+    #[error("cannot write the {kind}: {message}")]
+    Serialize { kind: &'static str, message: String },
+}
+
+impl RenderError {
+    /// Bad arguments are usage errors; a manifest that cannot be rendered is bad input.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RenderError::UnknownScript { .. }
+            | RenderError::NoScripts { .. }
+            | RenderError::Name { .. }
+            | RenderError::Namespace(_)
+            | RenderError::Env { .. } => exit::USAGE,
+            RenderError::Pull(e) => e.exit_code(),
+            RenderError::Read { .. }
+            | RenderError::TooLarge { .. }
+            | RenderError::Invalid { .. }
+            | RenderError::Format { .. }
+            | RenderError::DigestMismatch { .. }
+            | RenderError::Preview { .. }
+            | RenderError::NotPinned { .. } => exit::INPUT,
+            RenderError::Serialize { .. } => exit::INTERNAL,
+        }
+    }
+}
+
+/// Where the manifest comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestSource {
+    File(PathBuf),
+    /// A published manifest: `latest`, `git-<commit>` or `sha256:<digest>`.
+    Reference(String),
+}
+
+impl ManifestSource {
+    /// `--manifest`: an existing file; else a registry reference when it looks like one; else a
+    /// file (that will be reported missing). Without it, the configured manifest path.
+    pub fn from_arg(arg: Option<&str>, config: &Config) -> ManifestSource {
+        match arg {
+            None => ManifestSource::File(config.manifest_path()),
+            Some(a) if !Path::new(a).exists() && is_reference(a) => {
+                ManifestSource::Reference(a.to_string())
+            }
+            Some(a) => ManifestSource::File(PathBuf::from(a)),
+        }
+    }
+}
+
+/// `latest`, `git-<7 to 40 hex>` or `sha256:<64 hex>`.
+pub fn is_reference(s: &str) -> bool {
+    let hex = |h: &str| {
+        h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    s == "latest"
+        || s.strip_prefix("git-")
+            .is_some_and(|h| (7..=40).contains(&h.len()) && hex(h))
+        || s.strip_prefix("sha256:")
+            .is_some_and(|h| h.len() == 64 && hex(h))
+}
+
+/// A manifest read and checked, with the digest of its bytes.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub manifest: Manifest,
+    /// `sha256:` of the bytes.
+    pub digest: String,
+    /// Where it came from, for messages.
+    pub origin: String,
+}
+
+/// Reads a manifest file: bounded, a regular file, and when named `<sha256>.json` its bytes
+/// must hash to that name.
+pub fn load_file(path: &Path) -> Result<Loaded, RenderError> {
+    let read_err = |cause| RenderError::Read {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    if !file.metadata().map_err(read_err)?.is_file() {
+        return Err(read_err(std::io::Error::other("not a regular file")));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(RenderError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    let actual = bytes_sha256(&bytes);
+    if let Some(named) = content_name(path) {
+        if named != actual {
+            return Err(RenderError::DigestMismatch {
+                path: path.to_path_buf(),
+                named: named.to_string(),
+                actual,
+            });
+        }
+    }
+    parse(&bytes, path.display().to_string())
+}
+
+/// The hex digest a file is named by, when its name is `<64 hex>.json`.
+fn content_name(path: &Path) -> Option<&str> {
+    let stem = path.file_name()?.to_str()?.strip_suffix(".json")?;
+    (stem.len() == 64
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(stem)
+}
+
+/// Parses manifest bytes (from a file or the registry) and checks the format.
+pub fn parse(bytes: &[u8], origin: String) -> Result<Loaded, RenderError> {
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| RenderError::Invalid {
+        origin: origin.clone(),
+        message: e.to_string(),
+    })?;
+    if manifest.format != FORMAT {
+        return Err(RenderError::Format {
+            origin,
+            format: manifest.format,
+        });
+    }
+    Ok(Loaded {
+        manifest,
+        digest: format!("sha256:{}", bytes_sha256(bytes)),
+        origin,
+    })
+}
+
+/// What the command line adds to the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `--name`: the object's exact name.
+    pub name: Option<String>,
+    pub namespace: String,
+    /// `--env` pairs, in order, checked.
+    pub env: Vec<(String, String)>,
+    /// Appended to a generated Job name to make it unique.
+    pub suffix: String,
+}
+
+/// `krobs-build render`: the YAML of the object that runs `args.script_id`.
+pub fn run(config: &Config, args: &RenderArgs) -> Result<String, RenderError> {
+    let env = parse_env(&args.env)?;
+    let namespace = match &args.namespace {
+        Some(ns) if !is_dns_label(ns) => return Err(RenderError::Namespace(ns.clone())),
+        Some(ns) => ns.clone(),
+        None => config.deploy.namespace.clone(),
+    };
+    let loaded = match ManifestSource::from_arg(args.manifest.as_deref(), config) {
+        ManifestSource::File(path) => load_file(&path)?,
+        ManifestSource::Reference(reference) => {
+            let pulled = release::pull(config, &reference)?;
+            parse(&pulled.bytes, pulled.reference)?
+        }
+    };
+    let options = Options {
+        name: args.name.clone(),
+        namespace,
+        env,
+        suffix: random_suffix(),
+    };
+    render(&loaded, &args.script_id, &options)
+}
+
+/// The YAML of the Job or CronJob for one script of a loaded manifest.
+pub fn render(loaded: &Loaded, script_id: &str, options: &Options) -> Result<String, RenderError> {
+    let m = &loaded.manifest;
+    if m.preview {
+        return Err(RenderError::Preview {
+            origin: loaded.origin.clone(),
+        });
+    }
+    let script = find_script(m, script_id, &loaded.origin)?;
+    let image = match &script.image {
+        Some(image) if is_pinned(image) => image.clone(),
+        Some(image) => {
+            return Err(RenderError::NotPinned {
+                id: script.id.clone(),
+                origin: loaded.origin.clone(),
+                image: image.clone(),
+            })
+        }
+        None => {
+            return Err(RenderError::Preview {
+                origin: loaded.origin.clone(),
+            })
+        }
+    };
+    let kind = script.job.kind;
+    let name = object_name(&script.id, kind, options.name.as_deref(), &options.suffix)?;
+
+    let labels = BTreeMap::from([
+        (
+            LABEL_NAME.to_string(),
+            base_name(&script.id, max_base(kind)),
+        ),
+        (LABEL_MANAGED_BY.to_string(), "krobs".to_string()),
+        (LABEL_SCRIPT.to_string(), label_value(&script.id)),
+        (LABEL_LANGUAGE.to_string(), label_value(&script.language)),
+    ]);
+    let mut annotations = BTreeMap::from([
+        (ANNOTATION_SCRIPT_ID.to_string(), script.id.clone()),
+        (ANNOTATION_OWNER.to_string(), script.header.owner.clone()),
+        (
+            ANNOTATION_DESCRIPTION.to_string(),
+            script.header.description.clone(),
+        ),
+        (ANNOTATION_MANIFEST.to_string(), loaded.digest.clone()),
+        (ANNOTATION_IMAGE.to_string(), image.clone()),
+    ]);
+    if let Some(commit) = &m.commit {
+        annotations.insert(ANNOTATION_COMMIT.to_string(), commit.clone());
+    }
+    let meta = |name: Option<String>, namespace: Option<String>| ObjectMeta {
+        name,
+        namespace,
+        labels: Some(labels.clone()),
+        annotations: Some(annotations.clone()),
+        ..ObjectMeta::default()
+    };
+
+    let mut env = vec![
+        env_var("KROBS_ID", &script.id),
+        env_var("KROBS_IMAGE", &image),
+    ];
+    if let Some(url) = &m.monitor_url {
+        env.push(env_var("KROBS_MONITOR_URL", url));
+    }
+    env.extend(options.env.iter().map(|(k, v)| env_var(k, v)));
+
+    let job_spec = JobSpec {
+        backoff_limit: Some(clamp_i32(u64::from(script.job.backoff_limit))),
+        active_deadline_seconds: Some(
+            i64::try_from(script.job.active_deadline_seconds).unwrap_or(i64::MAX),
+        ),
+        ttl_seconds_after_finished: Some(clamp_i32(script.job.ttl_seconds_after_finished)),
+        pod_failure_policy: Some(pod_failure_policy()),
+        // A replacement pod starts only once the failed one is gone: never two runs at once.
+        pod_replacement_policy: Some("Failed".to_string()),
+        template: PodTemplateSpec {
+            metadata: Some(meta(None, None)),
+            spec: Some(pod_spec(script, image, env)),
+        },
+        ..JobSpec::default()
+    };
+
+    let namespace = Some(options.namespace.clone());
+    let value = match kind {
+        JobKind::Job => serde_json::to_value(Job {
+            metadata: meta(Some(name), namespace),
+            spec: Some(job_spec),
+            ..Job::default()
+        }),
+        JobKind::CronJob => serde_json::to_value(CronJob {
+            metadata: meta(Some(name), namespace),
+            spec: Some(CronJobSpec {
+                schedule: script.job.schedule.clone().unwrap_or_default(),
+                time_zone: Some(TIME_ZONE.to_string()),
+                concurrency_policy: Some(
+                    script
+                        .job
+                        .concurrency_policy
+                        .clone()
+                        .unwrap_or_else(|| "Forbid".to_string()),
+                ),
+                starting_deadline_seconds: Some(STARTING_DEADLINE_SECONDS),
+                successful_jobs_history_limit: Some(SUCCESSFUL_JOBS_HISTORY_LIMIT),
+                failed_jobs_history_limit: Some(FAILED_JOBS_HISTORY_LIMIT),
+                job_template: JobTemplateSpec {
+                    metadata: Some(meta(None, None)),
+                    spec: Some(job_spec),
+                },
+                ..CronJobSpec::default()
+            }),
+            ..CronJob::default()
+        }),
+    };
+    value
+        .map(|v| yaml::to_string(&v))
+        .map_err(|e| RenderError::Serialize {
+            kind: kind.as_str(),
+            message: e.to_string(),
+        })
+}
+
+fn find_script<'a>(
+    m: &'a Manifest,
+    id: &str,
+    origin: &str,
+) -> Result<&'a ManifestScript, RenderError> {
+    if let Some(s) = m.scripts.iter().find(|s| s.id == id) {
+        return Ok(s);
+    }
+    match closest(id, m.scripts.iter().map(|s| s.id.as_str())) {
+        Some(closest) => Err(RenderError::UnknownScript {
+            id: id.to_string(),
+            origin: origin.to_string(),
+            closest: closest.to_string(),
+        }),
+        None => Err(RenderError::NoScripts {
+            id: id.to_string(),
+            origin: origin.to_string(),
+        }),
+    }
+}
+
+/// The candidate nearest to `id` by edit distance (ties: the first in order).
+pub fn closest<'a>(id: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates.min_by_key(|c| strsim::damerau_levenshtein(id, c))
+}
+
+/// The pod: the restricted Pod Security profile (non-root, no privilege escalation, no
+/// capabilities, the runtime's seccomp profile), a read-only root file system with a
+/// writable `/tmp`, no service account token (krobs do not call the Kubernetes API).
+///
+/// No `runAsUser`: every language image names its unprivileged user by number (`USER
+/// 10001:10001`), which the kubelet checks against `runAsNonRoot`; pinning a uid here would
+/// override what each image chose.
+fn pod_spec(script: &ManifestScript, image: String, env: Vec<EnvVar>) -> PodSpec {
+    let r = &script.job.resources;
+    PodSpec {
+        restart_policy: Some("Never".to_string()),
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_string(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        }),
+        containers: vec![Container {
+            name: CONTAINER.to_string(),
+            image: Some(image),
+            // `args`, not `command`: the image's entrypoint, if any, stays in charge.
+            args: Some(script.command.clone()),
+            env: Some(env),
+            resources: Some(ResourceRequirements {
+                requests: Some(BTreeMap::from([
+                    ("cpu".to_string(), Quantity(r.cpu_request.clone())),
+                    ("memory".to_string(), Quantity(r.memory_request.clone())),
+                ])),
+                limits: Some(BTreeMap::from([(
+                    "memory".to_string(),
+                    Quantity(r.memory_limit.clone()),
+                )])),
+                ..ResourceRequirements::default()
+            }),
+            security_context: Some(SecurityContext {
+                allow_privilege_escalation: Some(false),
+                read_only_root_filesystem: Some(true),
+                capabilities: Some(Capabilities {
+                    drop: Some(vec!["ALL".to_string()]),
+                    ..Capabilities::default()
+                }),
+                ..SecurityContext::default()
+            }),
+            // The end of the log is the failure's reason in `kubectl describe`.
+            termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "tmp".to_string(),
+                mount_path: "/tmp".to_string(),
+                ..VolumeMount::default()
+            }]),
+            ..Container::default()
+        }],
+        volumes: Some(vec![Volume {
+            name: "tmp".to_string(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        }]),
+        ..PodSpec::default()
+    }
+}
+
+/// Disruptions (eviction, preemption, a drained node) are retried without counting against
+/// `backoffLimit`; exit codes no retry can fix fail the Job at once.
+fn pod_failure_policy() -> PodFailurePolicy {
+    PodFailurePolicy {
+        rules: vec![
+            PodFailurePolicyRule {
+                action: "Ignore".to_string(),
+                on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                    type_: "DisruptionTarget".to_string(),
+                    status: "True".to_string(),
+                }]),
+                ..PodFailurePolicyRule::default()
+            },
+            PodFailurePolicyRule {
+                action: "FailJob".to_string(),
+                on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                    container_name: Some(CONTAINER.to_string()),
+                    operator: "In".to_string(),
+                    values: FAIL_JOB_EXIT_CODES.to_vec(),
+                }),
+                ..PodFailurePolicyRule::default()
+            },
+        ],
+    }
+}
+
+fn env_var(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        ..EnvVar::default()
+    }
+}
+
+fn clamp_i32(v: u64) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+/// `repository@sha256:<64 hex>`.
+pub fn is_pinned(image: &str) -> bool {
+    image.rsplit_once("@sha256:").is_some_and(|(repo, hex)| {
+        !repo.is_empty()
+            && hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// The longest generated base name of a kind: a Job's leaves room for `-<suffix>`.
+pub fn max_base(kind: JobKind) -> usize {
+    match kind {
+        JobKind::Job => MAX_JOB_NAME - 1 - SUFFIX_LEN,
+        JobKind::CronJob => MAX_CRONJOB_NAME,
+    }
+}
+
+/// `krobs-` and the script id as a DNS-1123 label (`python/expunge_deletes` ->
+/// `krobs-python-expunge-deletes`), at most `max` characters: a longer one keeps its start
+/// and ends with a hash of the whole id, so distinct ids keep distinct names.
+pub fn base_name(id: &str, max: usize) -> String {
+    let mut name = String::from("krobs-");
+    for c in id.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            name.push(c);
+        } else if !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    let name = name.trim_end_matches('-');
+    if name.len() <= max {
+        return name.to_string();
+    }
+    let hash = &bytes_sha256(id.as_bytes())[..HASH_LEN];
+    let head = name[..max - HASH_LEN - 1].trim_end_matches('-');
+    format!("{head}-{hash}")
+}
+
+/// The object's name: `--name` as given (checked), else the base name, with `-<suffix>` for a
+/// Job.
+pub fn object_name(
+    id: &str,
+    kind: JobKind,
+    name: Option<&str>,
+    suffix: &str,
+) -> Result<String, RenderError> {
+    match (name, kind) {
+        (Some(n), _) => {
+            let max = match kind {
+                JobKind::Job => MAX_JOB_NAME,
+                JobKind::CronJob => MAX_CRONJOB_NAME,
+            };
+            let starts_with_letter = n.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
+            if is_dns_label(n) && starts_with_letter && n.len() <= max {
+                Ok(n.to_string())
+            } else {
+                Err(RenderError::Name {
+                    name: n.to_string(),
+                    kind: kind.as_str(),
+                    max,
+                })
+            }
+        }
+        (None, JobKind::Job) => Ok(format!("{}-{suffix}", base_name(id, max_base(kind)))),
+        (None, JobKind::CronJob) => Ok(base_name(id, max_base(kind))),
+    }
+}
+
+/// A fresh suffix of [`SUFFIX_LEN`] characters.
+pub fn random_suffix() -> String {
+    (0..SUFFIX_LEN)
+        .map(|_| char::from(SUFFIX_ALPHABET[fastrand::usize(..SUFFIX_ALPHABET.len())]))
+        .collect()
+}
+
+/// `s` as a label value: at most 63 letters, digits, `-`, `_` and `.`, starting and ending
+/// with a letter or digit; `/` becomes `.` (`python/expunge_deletes` ->
+/// `python.expunge_deletes`), anything else `-`. A longer one ends with a hash of `s`.
+pub fn label_value(s: &str) -> String {
+    let mapped: String = s
+        .chars()
+        .map(|c| match c {
+            '/' => '.',
+            c if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' => c,
+            _ => '-',
+        })
+        .collect();
+    let trim = |v: &str| {
+        v.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+            .to_string()
+    };
+    let value = trim(&mapped);
+    if value.len() <= 63 {
+        return value;
+    }
+    let hash = &bytes_sha256(s.as_bytes())[..HASH_LEN];
+    format!("{}-{hash}", trim(&value[..63 - HASH_LEN - 1]))
+}
+
+/// Checks `--env KEY=VALUE` pairs: a portable variable name, not one render sets, given once.
+pub fn parse_env(args: &[String]) -> Result<Vec<(String, String)>, RenderError> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for arg in args {
+        let bad = |why: String| RenderError::Env {
+            arg: arg.clone(),
+            why,
+        };
+        let Some((key, value)) = arg.split_once('=') else {
+            return Err(bad("expected `KEY=VALUE`".to_string()));
+        };
+        if !is_env_name(key) {
+            return Err(bad(format!(
+                "`{key}` is not an environment variable name: use letters, digits and `_`, not starting with a digit"
+            )));
+        }
+        if RESERVED_ENV.contains(&key) {
+            return Err(bad(format!(
+                "`{key}` is set by render from the manifest and cannot be overridden"
+            )));
+        }
+        if pairs.iter().any(|(k, _)| k == key) {
+            return Err(bad(format!("`{key}` is given more than once")));
+        }
+        pairs.push((key.to_string(), value.to_string()));
+    }
+    Ok(pairs)
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: what every shell and runtime reads.
+pub fn is_env_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_names_follow_the_id() {
+        assert_eq!(
+            base_name("python/expunge_deletes", 57),
+            "krobs-python-expunge-deletes"
+        );
+        assert_eq!(base_name("bash/a--b__c/d", 57), "krobs-bash-a-b-c-d");
+        assert_eq!(base_name("Ruby/X_", 57), "krobs-ruby-x");
+    }
+
+    #[test]
+    fn long_ids_are_cut_and_end_with_a_hash() {
+        let id = format!("python/{}", "very_long_name_".repeat(6));
+        for max in [max_base(JobKind::Job), max_base(JobKind::CronJob)] {
+            let name = base_name(&id, max);
+            // Cut at `max`, less a `-` the cut would leave before the hash.
+            assert!(name.len() == max || name.len() == max - 1, "{name}");
+            assert!(is_dns_label(&name), "{name}");
+            let hash = &bytes_sha256(id.as_bytes())[..HASH_LEN];
+            assert!(name.ends_with(&format!("-{hash}")), "{name}");
+            assert!(name.starts_with("krobs-python-very-long-name-"), "{name}");
+        }
+        // Two ids with the same long start keep distinct names.
+        let other = format!("{id}x");
+        assert_ne!(base_name(&id, 52), base_name(&other, 52));
+        // The cut never leaves `--` before the hash.
+        let dashy = format!("python/{}_{}", "a".repeat(29), "b".repeat(30));
+        assert_eq!(&base_name(&dashy, 99)[42..43], "-");
+        let name = base_name(&dashy, 52);
+        assert!(is_dns_label(&name) && !name.contains("--"), "{name}");
+        // Exactly at the limit: unchanged.
+        let exact = format!("x/{}", "a".repeat(52 - "krobs-x-".len()));
+        assert_eq!(base_name(&exact, 52).len(), 52);
+        assert!(!base_name(&exact, 52).contains(&bytes_sha256(exact.as_bytes())[..8]));
+    }
+
+    #[test]
+    fn job_names_get_a_suffix_cronjob_names_do_not() {
+        let job = object_name("bash/hello", JobKind::Job, None, "x7k2q").unwrap();
+        assert_eq!(job, "krobs-bash-hello-x7k2q");
+        let cron = object_name("bash/hello", JobKind::CronJob, None, "x7k2q").unwrap();
+        assert_eq!(cron, "krobs-bash-hello");
+        let long = format!("bash/{}", "z".repeat(100));
+        assert_eq!(
+            object_name(&long, JobKind::Job, None, "abcde")
+                .unwrap()
+                .len(),
+            MAX_JOB_NAME
+        );
+        assert_eq!(
+            object_name(&long, JobKind::CronJob, None, "abcde")
+                .unwrap()
+                .len(),
+            MAX_CRONJOB_NAME
+        );
+    }
+
+    #[test]
+    fn given_names_are_checked_for_their_kind() {
+        let ok = |n: &str, k| object_name("a/b", k, Some(n), "s").unwrap();
+        assert_eq!(ok("nightly-run", JobKind::Job), "nightly-run");
+        assert_eq!(ok(&"a".repeat(63), JobKind::Job).len(), 63);
+        assert_eq!(ok(&"a".repeat(52), JobKind::CronJob).len(), 52);
+        for (bad, kind) in [
+            ("", JobKind::Job),
+            ("Upper", JobKind::Job),
+            ("has_underscore", JobKind::Job),
+            ("-lead", JobKind::Job),
+            ("trail-", JobKind::Job),
+            ("1starts-with-digit", JobKind::Job),
+            ("dot.ted", JobKind::Job),
+        ] {
+            assert!(object_name("a/b", kind, Some(bad), "s").is_err(), "{bad}");
+        }
+        assert!(object_name("a/b", JobKind::Job, Some(&"a".repeat(64)), "s").is_err());
+        assert!(object_name("a/b", JobKind::CronJob, Some(&"a".repeat(53)), "s").is_err());
+    }
+
+    #[test]
+    fn suffixes_are_fresh_and_name_safe() {
+        let a = random_suffix();
+        assert_eq!(a.len(), SUFFIX_LEN);
+        assert!(a.bytes().all(|b| SUFFIX_ALPHABET.contains(&b)), "{a}");
+        let distinct: std::collections::BTreeSet<String> =
+            (0..50).map(|_| random_suffix()).collect();
+        assert!(distinct.len() > 45, "{distinct:?}");
+    }
+
+    #[test]
+    fn label_values() {
+        assert_eq!(
+            label_value("python/expunge_deletes"),
+            "python.expunge_deletes"
+        );
+        assert_eq!(label_value("_odd/name_"), "odd.name");
+        let long = format!("python/{}", "n".repeat(80));
+        let v = label_value(&long);
+        assert_eq!(v.len(), 63);
+        assert!(
+            v.ends_with(&bytes_sha256(long.as_bytes())[..HASH_LEN]),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn references_and_pinned_images() {
+        for r in [
+            "latest",
+            "git-0123abc",
+            &format!("sha256:{}", "a".repeat(64)),
+        ] {
+            assert!(is_reference(r), "{r}");
+        }
+        for r in [
+            "out/m.json",
+            "m.json",
+            "git-xyz",
+            "git-012",
+            "sha256:abc",
+            "v1",
+        ] {
+            assert!(!is_reference(r), "{r}");
+        }
+        assert!(is_pinned(&format!(
+            "r.example/krobs/bash@sha256:{}",
+            "0".repeat(64)
+        )));
+        assert!(!is_pinned("r.example/krobs/bash:latest"));
+        assert!(!is_pinned(&format!("@sha256:{}", "0".repeat(64))));
+        assert!(!is_pinned(&format!("r/b@sha256:{}", "G".repeat(64))));
+    }
+
+    #[test]
+    fn env_pairs() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_env(&args(&["A=1", "_B=x=y", "C="])).unwrap(),
+            [
+                ("A".to_string(), "1".to_string()),
+                ("_B".to_string(), "x=y".to_string()),
+                ("C".to_string(), String::new())
+            ]
+        );
+        for bad in ["NOEQUALS", "=v", "1A=v", "A-B=v", "KROBS_ID=x", "A B=v"] {
+            assert!(parse_env(&args(&[bad])).is_err(), "{bad}");
+        }
+        assert!(parse_env(&args(&["A=1", "A=2"])).is_err());
+        // Other KROBS_ variables are the libraries' settings, for the caller to set.
+        assert!(parse_env(&args(&["KROBS_MONITOR_TIMEOUT_SECONDS=2"])).is_ok());
+    }
+
+    #[test]
+    fn closest_id() {
+        let ids = ["python/expunge_deletes", "python/drain_node", "bash/hello"];
+        assert_eq!(
+            closest("pyhton/expunge_deletes", ids.into_iter()),
+            Some("python/expunge_deletes")
+        );
+        assert_eq!(
+            closest("expunge_deletes", ids.into_iter()),
+            Some("python/expunge_deletes")
+        );
+        assert_eq!(closest("x", std::iter::empty()), None);
+    }
+}

@@ -1,0 +1,582 @@
+//! `krobs-build render` through the real binary: every script of this repository and the edge
+//! cases give objects `kubernetes-validate --strict` accepts, read back (by PyYAML, a YAML 1.1
+//! reader like kubectl's) with exactly the values the manifest and the command line gave; bad
+//! input gets one line and its exit code.
+//!
+//! Needs `kubernetes-validate` and Python's `yaml` on PATH (tests/run.sh installs them).
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use krobs::digest::bytes_sha256;
+use serde_json::{json, Value};
+use support::{bash_script, copy_project_into, Repo};
+
+const USAGE: i32 = 2;
+const INPUT: i32 = 3;
+/// The Kubernetes versions the objects are checked against: the oldest and the newest that
+/// kubernetes-validate ships schemas for offline, of those render targets.
+const KUBERNETES_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
+
+/// Turns the dry run's preview at `rel` into a published manifest with fake but well-formed
+/// digests; returns its bytes.
+fn publish_fake(repo: &Repo, rel: &str) -> Vec<u8> {
+    repo.krobs(&["--dry-run"]).success();
+    let mut m: Value = serde_json::from_slice(&std::fs::read(repo.path(rel)).unwrap()).unwrap();
+    assert_eq!(m["preview"], true);
+    m["preview"] = json!(false);
+    let mut images = std::collections::BTreeMap::new();
+    for l in m["languages"].as_array_mut().unwrap() {
+        let digest = format!(
+            "sha256:{}",
+            bytes_sha256(l["name"].as_str().unwrap().as_bytes())
+        );
+        let image = format!("{}@{digest}", l["repository"].as_str().unwrap());
+        images.insert(l["name"].as_str().unwrap().to_string(), image.clone());
+        l["digest"] = json!(digest);
+        l["image"] = json!(image);
+    }
+    for s in m["scripts"].as_array_mut().unwrap() {
+        s["image"] = json!(images[s["language"].as_str().unwrap()]);
+    }
+    let mut bytes = serde_json::to_vec_pretty(&m).unwrap();
+    bytes.push(b'\n');
+    repo.write(rel, &bytes);
+    bytes
+}
+
+fn manifest(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+/// Runs `kubernetes-validate --strict` on the documents for every version in
+/// [`KUBERNETES_VERSIONS`]; panics with its output and the documents.
+fn validate(docs: &[String]) {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<String> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let p = dir.path().join(format!("{i}.yaml"));
+            std::fs::write(&p, d).unwrap();
+            p.to_string_lossy().into_owned()
+        })
+        .collect();
+    for version in KUBERNETES_VERSIONS {
+        let out = Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet", "-k", version])
+            .args(&files)
+            .output()
+            .expect("kubernetes-validate runs (tests/run.sh installs it)");
+        assert!(
+            out.status.success(),
+            "kubernetes-validate --strict -k {version} refused:\n{}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            docs.join("\n---\n")
+        );
+    }
+}
+
+/// The one document of `yaml` as PyYAML (YAML 1.1, as kubectl) reads it.
+fn read_yaml(yaml: &str) -> Value {
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "PyYAML cannot read:\n{yaml}");
+    let docs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(docs.as_array().unwrap().len(), 1, "{yaml}");
+    docs[0].clone()
+}
+
+/// The Job spec of a Job or a CronJob.
+fn job_spec(obj: &Value) -> &Value {
+    match obj["kind"].as_str().unwrap() {
+        "Job" => &obj["spec"],
+        "CronJob" => &obj["spec"]["jobTemplate"]["spec"],
+        other => panic!("unexpected kind {other}"),
+    }
+}
+
+fn container(obj: &Value) -> &Value {
+    let containers = job_spec(obj)["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 1, "{obj}");
+    &containers[0]
+}
+
+/// The container's environment as (name, value) pairs, in order.
+fn env(obj: &Value) -> Vec<(String, String)> {
+    container(obj)["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && !s.ends_with('-')
+}
+
+/// Checks what every rendered object holds for `script` of manifest `m` (bytes `bytes`).
+fn check_object(obj: &Value, script: &Value, m: &Value, bytes: &[u8], namespace: &str) {
+    let id = script["id"].as_str().unwrap();
+    let job = &script["job"];
+    assert_eq!(obj["apiVersion"], "batch/v1");
+    assert_eq!(obj["kind"], job["kind"], "{id}");
+    let name = obj["metadata"]["name"].as_str().unwrap();
+    assert!(is_dns_label(name), "{name}");
+    assert_eq!(obj["metadata"]["namespace"], namespace);
+
+    // The script label is the id with `.` for `/`; a longer one is cut and ends with a hash.
+    let script_label = obj["metadata"]["labels"]["krobs.dev/script"]
+        .as_str()
+        .unwrap();
+    let plain = id.replace('/', ".");
+    if plain.len() <= 63 {
+        assert_eq!(script_label, plain);
+    } else {
+        let hash = &bytes_sha256(id.as_bytes())[..8];
+        let head = script_label.strip_suffix(&format!("-{hash}")).unwrap();
+        assert!(
+            script_label.len() <= 63 && plain.starts_with(head),
+            "{script_label}"
+        );
+    }
+    let labels = json!({
+        "app.kubernetes.io/name": obj["metadata"]["labels"]["app.kubernetes.io/name"],
+        "app.kubernetes.io/managed-by": "krobs",
+        "krobs.dev/script": script_label,
+        "krobs.dev/language": script["language"],
+    });
+    let mut annotations = json!({
+        "krobs.dev/script-id": id,
+        "krobs.dev/owner": script["header"]["owner"],
+        "krobs.dev/description": script["header"]["description"],
+        "krobs.dev/manifest": format!("sha256:{}", bytes_sha256(bytes)),
+        "krobs.dev/image": script["image"],
+    });
+    if let Some(commit) = m["commit"].as_str() {
+        annotations["krobs.dev/commit"] = json!(commit);
+    }
+    let mut metas = vec![&obj["metadata"], &job_spec(obj)["template"]["metadata"]];
+    if job["kind"] == "CronJob" {
+        metas.push(&obj["spec"]["jobTemplate"]["metadata"]);
+    }
+    for meta in metas {
+        assert_eq!(meta["labels"], labels, "{id}");
+        assert_eq!(meta["annotations"], annotations, "{id}");
+    }
+    let app = labels["app.kubernetes.io/name"].as_str().unwrap();
+    assert!(is_dns_label(app) && app.starts_with("krobs-"), "{app}");
+
+    let spec = job_spec(obj);
+    assert_eq!(spec["backoffLimit"], job["backoff_limit"], "{id}");
+    assert_eq!(
+        spec["activeDeadlineSeconds"],
+        job["active_deadline_seconds"]
+    );
+    assert_eq!(
+        spec["ttlSecondsAfterFinished"],
+        job["ttl_seconds_after_finished"]
+    );
+    assert_eq!(spec["podReplacementPolicy"], "Failed");
+    assert_eq!(
+        spec["podFailurePolicy"],
+        json!({"rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            {"action": "FailJob", "onExitCodes": {"containerName": "krob", "operator": "In", "values": [2, 126, 127]}},
+        ]})
+    );
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(
+        pod["securityContext"],
+        json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    assert_eq!(pod["volumes"], json!([{"name": "tmp", "emptyDir": {}}]));
+    let c = container(obj);
+    assert_eq!(c["name"], "krob");
+    assert_eq!(c["image"], script["image"]);
+    assert!(c["image"].as_str().unwrap().contains("@sha256:"), "{c}");
+    assert_eq!(c["args"], script["command"]);
+    assert_eq!(c["command"], Value::Null);
+    assert_eq!(
+        c["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}})
+    );
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "tmp", "mountPath": "/tmp"}])
+    );
+    let r = &job["resources"];
+    assert_eq!(
+        c["resources"],
+        json!({
+            "requests": {"cpu": r["cpu_request"], "memory": r["memory_request"]},
+            "limits": {"memory": r["memory_limit"]},
+        })
+    );
+    let env = env(obj);
+    assert_eq!(env[0], ("KROBS_ID".to_string(), id.to_string()));
+    assert_eq!(
+        env[1],
+        (
+            "KROBS_IMAGE".to_string(),
+            script["image"].as_str().unwrap().to_string()
+        )
+    );
+    match m["monitor_url"].as_str() {
+        Some(url) => assert_eq!(env[2], ("KROBS_MONITOR_URL".to_string(), url.to_string())),
+        None => assert!(env.iter().all(|(k, _)| k != "KROBS_MONITOR_URL"), "{env:?}"),
+    }
+
+    if job["kind"] == "CronJob" {
+        assert!(name.len() <= 52, "{name}");
+        let cron = &obj["spec"];
+        assert_eq!(cron["schedule"], job["schedule"]);
+        assert_eq!(cron["timeZone"], "Etc/UTC");
+        assert_eq!(cron["concurrencyPolicy"], "Forbid");
+        assert_eq!(cron["startingDeadlineSeconds"], 300);
+        assert_eq!(cron["successfulJobsHistoryLimit"], 3);
+        assert_eq!(cron["failedJobsHistoryLimit"], 3);
+    } else {
+        assert!(name.len() <= 63, "{name}");
+    }
+}
+
+#[test]
+fn every_script_of_this_repository_renders_a_valid_object() {
+    let repo = Repo::new();
+    copy_project_into(&repo);
+    repo.commit_all("the project");
+    let bytes = publish_fake(&repo, "out/krobs-manifest.json");
+    let m = manifest(&bytes);
+    let scripts = m["scripts"].as_array().unwrap();
+    assert!(scripts.len() >= 8, "{m}");
+    let mut docs = Vec::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    for script in scripts {
+        let id = script["id"].as_str().unwrap();
+        let yaml = repo.krobs(&["render", id]).success().stdout;
+        let obj = read_yaml(&yaml);
+        check_object(&obj, script, &m, &bytes, "krobs");
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        let base = format!("krobs-{}", id.replace(['/', '_'], "-"));
+        if script["job"]["kind"] == "Job" {
+            // A unique suffix: `<base>-xxxxx`, different on the next render.
+            let suffix = name.strip_prefix(&format!("{base}-")).unwrap_or_else(|| {
+                panic!("{name} is not {base}-<suffix>");
+            });
+            assert_eq!(suffix.len(), 5, "{name}");
+            let again = read_yaml(&repo.krobs(&["render", id]).success().stdout);
+            assert_ne!(again["metadata"]["name"], obj["metadata"]["name"]);
+        } else {
+            assert_eq!(name, base);
+        }
+        kinds.insert(obj["kind"].as_str().unwrap().to_string());
+        docs.push(yaml);
+    }
+    assert_eq!(kinds.len(), 2, "both Jobs and CronJobs: {kinds:?}");
+    validate(&docs);
+}
+
+/// A fixture with the edge cases: long ids, schedules, no retries, header resources, and
+/// `[deploy]` settings.
+fn edge_repo() -> Repo {
+    let repo = Repo::fixture();
+    repo.write(
+        "krobs.toml",
+        format!(
+            "{}\n[deploy]\nmonitor_url = \"http://krobs-monitor.platform.svc.cluster.local:8080\"\nnamespace = \"batch-jobs\"\ncpu = \"250m\"\nmemory = \"512Mi\"\nttl_seconds_after_finished = 3600\n",
+            support::CONFIG
+        ),
+    );
+    let long = "a_very_long_script_name_that_goes_on_and_on_past_every_kubernetes_name_limit";
+    repo.write_exec(
+        &format!("languages/bash/scripts/{long}.sh"),
+        bash_script("team-a", "true"),
+    );
+    repo.write_exec(
+        &format!("languages/bash/scripts/{long}_nightly.sh"),
+        "#!/usr/bin/env bash\n# ---\n# owner = \"team-a\"\n# description = \"Nightly.\"\n# schedule = \"@daily\"\n# ---\ntrue\n",
+    );
+    repo.write_exec(
+        "languages/bash/scripts/no_retries.sh",
+        "#!/usr/bin/env bash\n# ---\n# owner = \"team-a\"\n# description = \"Once.\"\n# retries = 0\n# timeout = \"90s\"\n# cpu = \"1\"\n# memory = \"1Gi\"\n# ---\ntrue\n",
+    );
+    repo.write_exec(
+        "languages/bash/scripts/every_quarter_hour.sh",
+        "#!/usr/bin/env bash\n# ---\n# owner = \"team-b: \\\"quoted\\\" # not a comment\"\n# description = \"yes\"\n# schedule = \"*/15 * * * 1-5\"\n# retries = 0\n# cpu = \"0.5\"\n# ---\ntrue\n",
+    );
+    repo.commit_all("edge cases");
+    repo
+}
+
+#[test]
+fn edge_cases_render_valid_objects() {
+    let repo = edge_repo();
+    let bytes = publish_fake(&repo, "out/manifest.json");
+    let m = manifest(&bytes);
+    let script = |id: &str| {
+        m["scripts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {m}"))
+            .clone()
+    };
+    let mut docs = Vec::new();
+    let mut render = |id: &str, extra: &[&str], namespace: &str| {
+        let mut args = vec!["render", id];
+        args.extend_from_slice(extra);
+        let yaml = repo.krobs(&args).success().stdout;
+        let obj = read_yaml(&yaml);
+        check_object(&obj, &script(id), &m, &bytes, namespace);
+        docs.push(yaml);
+        obj
+    };
+
+    // Long ids: cut to the kind's limit (less a `-` the cut would leave), ending with a hash
+    // of the id; a Job's name then gets its suffix.
+    let long = "bash/a_very_long_script_name_that_goes_on_and_on_past_every_kubernetes_name_limit";
+    let full = |id: &str| format!("krobs-{}", id.replace(['/', '_'], "-"));
+    let cut = |name: &str, id: &str, max: usize| {
+        let hash = &bytes_sha256(id.as_bytes())[..8];
+        let head = name
+            .strip_suffix(&format!("-{hash}"))
+            .unwrap_or_else(|| panic!("{name} does not end with the hash of {id}"));
+        assert!(full(id).starts_with(head) && head.len() > 40, "{name}");
+        assert!(name.len() == max || name.len() == max - 1, "{name}");
+    };
+    let job = render(long, &[], "batch-jobs");
+    let name = job["metadata"]["name"].as_str().unwrap();
+    let (base, suffix) = name.rsplit_once('-').unwrap();
+    assert_eq!(suffix.len(), 5, "{name}");
+    cut(base, long, 57);
+    let nightly = format!("{long}_nightly");
+    let cron = render(&nightly, &[], "batch-jobs");
+    cut(cron["metadata"]["name"].as_str().unwrap(), &nightly, 52);
+    assert_eq!(cron["spec"]["schedule"], "@daily");
+    let label = cron["metadata"]["labels"]["krobs.dev/script"]
+        .as_str()
+        .unwrap();
+    assert!(label.len() <= 63, "{label}");
+
+    // No retries, header resources and timeout; [deploy] gives the rest.
+    let once = render("bash/no_retries", &[], "batch-jobs");
+    assert_eq!(job_spec(&once)["backoffLimit"], 0);
+    assert_eq!(job_spec(&once)["activeDeadlineSeconds"], 90);
+    assert_eq!(job_spec(&once)["ttlSecondsAfterFinished"], 3600);
+    assert_eq!(
+        container(&once)["resources"],
+        json!({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}})
+    );
+    let hello = render("bash/hello", &[], "batch-jobs");
+    assert_eq!(
+        container(&hello)["resources"],
+        json!({"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "512Mi"}})
+    );
+
+    // A schedule with ranges and steps, no retries, an owner and description YAML could misread.
+    let quarter = render("bash/every_quarter_hour", &[], "batch-jobs");
+    assert_eq!(quarter["spec"]["schedule"], "*/15 * * * 1-5");
+    assert_eq!(job_spec(&quarter)["backoffLimit"], 0);
+    assert_eq!(
+        quarter["metadata"]["annotations"]["krobs.dev/owner"],
+        "team-b: \"quoted\" # not a comment"
+    );
+    assert_eq!(
+        quarter["metadata"]["annotations"]["krobs.dev/description"],
+        "yes"
+    );
+
+    // --name, --namespace and --env: values a YAML 1.1 reader could misread come back as given.
+    let values = [
+        ("FLAG", "yes"),
+        ("SWITCH", "on"),
+        ("MODE", "0755"),
+        ("COUNT", "1_000"),
+        ("TIME", "1:20"),
+        ("NOTHING", "~"),
+        ("EMPTY", ""),
+        ("LINES", "a\nb: c\n# d"),
+        ("URL", "http://es:9200/?q=a b"),
+        ("ODD", "tab\there del\u{7f} nel\u{85} ls\u{2028} é ü 漢"),
+        ("KROBS_MONITOR_TIMEOUT_SECONDS", "2"),
+    ];
+    let env_args: Vec<String> = values
+        .iter()
+        .flat_map(|(k, v)| ["--env".to_string(), format!("{k}={v}")])
+        .collect();
+    let mut args = vec!["--name", "drain-es-7", "--namespace", "ops"];
+    args.extend(env_args.iter().map(String::as_str));
+    let named = render("bash/hello", &args, "ops");
+    assert_eq!(named["metadata"]["name"], "drain-es-7");
+    let env = env(&named);
+    assert_eq!(env.len(), 3 + values.len(), "{env:?}");
+    for ((k, v), (name, value)) in values.iter().zip(&env[3..]) {
+        assert_eq!((name.as_str(), value.as_str()), (*k, *v));
+    }
+    let named_cron = render("python/report", &["--name", &"c".repeat(52)], "batch-jobs");
+    assert_eq!(named_cron["metadata"]["name"], "c".repeat(52));
+
+    validate(&docs);
+}
+
+/// A file named by its sha256 renders when its bytes match, and is refused when they do not.
+#[test]
+fn manifest_named_by_its_digest() {
+    let repo = Repo::fixture();
+    let bytes = publish_fake(&repo, "out/manifest.json");
+    let hex = bytes_sha256(&bytes);
+    let named = format!("out/{hex}.json");
+    repo.write(&named, &bytes);
+    let yaml = repo
+        .krobs(&["render", "bash/hello", "--manifest", &named])
+        .success()
+        .stdout;
+    let obj = read_yaml(&yaml);
+    assert_eq!(
+        obj["metadata"]["annotations"]["krobs.dev/manifest"],
+        format!("sha256:{hex}")
+    );
+
+    let tampered = String::from_utf8(bytes)
+        .unwrap()
+        .replace("\"backoff_limit\": 1", "\"backoff_limit\": 9");
+    repo.write(&named, &tampered);
+    let actual = bytes_sha256(tampered.as_bytes());
+    repo.krobs(&["render", "bash/hello", "--manifest", &named])
+        .failure(INPUT)
+        .stderr_is(&format!(
+            "error: the manifest `{named}` is named by sha256 `{hex}` but its bytes hash to `{actual}`: it was changed after it was written; pull it again or use the file the run wrote"
+        ));
+}
+
+#[test]
+fn unknown_script_suggests_the_closest() {
+    let repo = Repo::new();
+    copy_project_into(&repo);
+    repo.commit_all("the project");
+    publish_fake(&repo, "out/krobs-manifest.json");
+    repo.krobs(&["render", "pyhton/expunge_delete"])
+        .failure(USAGE)
+        .stderr_is("error: no script `pyhton/expunge_delete` in the manifest `./out/krobs-manifest.json`: did you mean `python/expunge_deletes`?");
+    repo.krobs(&["render", "drain_node"])
+        .failure(USAGE)
+        .stderr_is("error: no script `drain_node` in the manifest `./out/krobs-manifest.json`: did you mean `python/drain_node`?");
+}
+
+#[test]
+fn preview_is_refused() {
+    let repo = Repo::fixture();
+    repo.krobs(&["--dry-run"]).success();
+    repo.krobs(&["render", "bash/hello"])
+        .failure(INPUT)
+        .stderr_is("error: the manifest `./out/manifest.json` is a dry-run preview with no image digests: run `krobs-build` without `--dry-run`, or render from a published manifest (`--manifest latest`)");
+}
+
+#[test]
+fn bad_manifests_are_refused() {
+    let repo = Repo::fixture();
+    repo.krobs(&["render", "bash/hello"])
+        .failure(INPUT)
+        .stderr_is("error: cannot read the manifest `./out/manifest.json`: No such file or directory (os error 2); run `krobs-build` to write it, or pass `--manifest PATH` or a published reference such as `--manifest latest`");
+
+    let bytes = publish_fake(&repo, "out/manifest.json");
+    let text = String::from_utf8(bytes).unwrap();
+    let image = manifest(text.as_bytes())["scripts"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tag = "registry.example.com:5000/krobs/bash:latest";
+    repo.write("unpinned.json", text.replace(&image, tag));
+    repo.krobs(&["render", "bash/hello", "--manifest", "unpinned.json"])
+        .failure(INPUT)
+        .stderr_is(&format!("error: script `bash/hello` of the manifest `unpinned.json` has image `{tag}`, not pinned by digest (`repository@sha256:...`): render only from a manifest a real run wrote"));
+
+    repo.write(
+        "v2.json",
+        text.replace("krobs-manifest/v1", "krobs-manifest/v2"),
+    );
+    repo.krobs(&["render", "bash/hello", "--manifest", "v2.json"])
+        .failure(INPUT)
+        .stderr_is("error: the manifest `v2.json` has format `krobs-manifest/v2`, this krobs-build reads `krobs-manifest/v1`: render it with a krobs-build of its version");
+
+    let mut empty = manifest(text.as_bytes());
+    empty["scripts"] = json!([]);
+    repo.write("empty.json", serde_json::to_vec_pretty(&empty).unwrap());
+    repo.krobs(&["render", "bash/hello", "--manifest", "empty.json"])
+        .failure(USAGE)
+        .stderr_is(
+            "error: no script `bash/hello` in the manifest `empty.json`: it lists no scripts",
+        );
+
+    repo.write("junk.json", "not json\n");
+    repo.krobs(&["render", "bash/hello", "--manifest", "junk.json"])
+        .failure(INPUT)
+        .stderr_is("error: the manifest `junk.json` is not a krobs manifest: expected ident at line 1 column 2");
+
+    let dir = Path::new("out");
+    repo.krobs(&["render", "bash/hello", "--manifest", dir.to_str().unwrap()])
+        .failure(INPUT)
+        .stderr_is("error: cannot read the manifest `out`: not a regular file; run `krobs-build` to write it, or pass `--manifest PATH` or a published reference such as `--manifest latest`");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let repo = Repo::fixture();
+    publish_fake(&repo, "out/manifest.json");
+    let cases: [(&[&str], &str); 9] = [
+        (&["--env", "NOEQUALS"], "error: `--env NOEQUALS`: expected `KEY=VALUE`"),
+        (&["--env", "1BAD=x"], "error: `--env 1BAD=x`: `1BAD` is not an environment variable name: use letters, digits and `_`, not starting with a digit"),
+        (&["--env", "A-B=x"], "error: `--env A-B=x`: `A-B` is not an environment variable name: use letters, digits and `_`, not starting with a digit"),
+        (&["--env", "KROBS_ID=x"], "error: `--env KROBS_ID=x`: `KROBS_ID` is set by render from the manifest and cannot be overridden"),
+        (&["--env", "KROBS_MONITOR_URL=http://x"], "error: `--env KROBS_MONITOR_URL=http://x`: `KROBS_MONITOR_URL` is set by render from the manifest and cannot be overridden"),
+        (&["--env", "A=1", "--env", "A=2"], "error: `--env A=2`: `A` is given more than once"),
+        (&["--name", "Hello_World"], "error: `--name Hello_World` is not a valid Job name: use at most 63 lowercase letters, digits and `-`, starting with a letter and ending with a letter or digit"),
+        (&["--namespace=-ops"], "error: `--namespace -ops` is not a Kubernetes namespace name: use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit"),
+        (&["--namespace", "Ops"], "error: `--namespace Ops` is not a Kubernetes namespace name: use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["render", "bash/hello"];
+        args.extend_from_slice(extra);
+        repo.krobs(&args).failure(USAGE).stderr_is(expected);
+    }
+    // A name that fits a Job is too long for a CronJob, whose Jobs add 11 characters.
+    let name = "c".repeat(53);
+    repo.krobs(&["render", "python/report", "--name", &name])
+        .failure(USAGE)
+        .stderr_is(&format!("error: `--name {name}` is not a valid CronJob name: use at most 52 lowercase letters, digits and `-`, starting with a letter and ending with a letter or digit"));
+}
