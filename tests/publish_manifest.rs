@@ -306,6 +306,41 @@ fn the_manifest_is_published_as_an_oci_artifact_and_pulls_back_byte_for_byte() {
         "{text}"
     );
 
+    // `render --manifest REF` reads the published release: the same object as from the file,
+    // with the published manifest's digest in its annotations.
+    let from_file = p
+        .krobs(&["render", "bash/retry_failed_allocations", "--name", "retry"])
+        .success();
+    for reference in ["latest", &git_tag(&commit), &digest] {
+        let from_registry = p
+            .krobs(&[
+                "render",
+                "bash/retry_failed_allocations",
+                "--name",
+                "retry",
+                "--manifest",
+                reference,
+            ])
+            .success();
+        assert_eq!(from_registry.stdout, from_file.stdout, "{from_registry}");
+    }
+    assert!(
+        from_file.stdout.contains(&sha),
+        "the rendered Job names the manifest digest\n{from_file}"
+    );
+    let missing = p
+        .krobs(&[
+            "render",
+            "bash/retry_failed_allocations",
+            "--manifest",
+            "git-0000000",
+        ])
+        .failure(5);
+    assert!(
+        missing.stderr.starts_with("error: ") && missing.stderr.lines().count() == 1,
+        "{missing}"
+    );
+
     // A repository of images is not a manifest repository.
     p.edit_config(|t| {
         t.replace(
