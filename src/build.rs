@@ -424,7 +424,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn tar_of(root: &std::path::Path) -> Vec<u8> {
-        let ctx = Context::collect(root, "l", &[]).unwrap();
+        let ctx = Context::collect(&crate::repo::Repo::new(root).unwrap(), "l", &[]).unwrap();
         let mut out = Vec::new();
         write_tar(&ctx, "", &mut out).unwrap();
         out
@@ -490,7 +490,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         fs::create_dir_all(t.path().join("l")).unwrap();
         fs::write(t.path().join("l/Dockerfile"), "FROM scratch").unwrap();
-        let ctx = Context::collect(t.path(), "l", &[]).unwrap();
+        let ctx = Context::collect(&crate::repo::Repo::new(t.path()).unwrap(), "l", &[]).unwrap();
         let mut out = Vec::new();
         write_tar(&ctx, &line, &mut out).unwrap();
         let mut archive = tar::Archive::new(out.as_slice());

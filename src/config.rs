@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::names;
+use crate::repo::{Refusal, Repo, RepoError, CONFIG_LIMIT};
+
 /// The build-time default for `[build] concurrency`.
 pub const DEFAULT_CONCURRENCY: usize = 2;
 /// The build-time default for `[build] platform`.
@@ -22,6 +25,12 @@ pub enum ConfigError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error("{0}")]
+    Refused(RepoError),
+    #[error("`{}` is not UTF-8 text: save it as UTF-8", path.display())]
+    NotUtf8 { path: PathBuf },
+    #[error("`[manifest] path`: {0}")]
+    Output(Box<RepoError>),
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
         path: PathBuf,
@@ -118,15 +127,37 @@ pub struct Config {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-            path: path.to_path_buf(),
-            cause,
-        })?;
         let root = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Config::parse(&text, path, &root)
+        let read_err = |cause| ConfigError::Read {
+            path: path.to_path_buf(),
+            cause,
+        };
+        let repo = Repo::new(&root).map_err(|e| match e.refusal {
+            Refusal::Io(cause) => read_err(cause),
+            _ => ConfigError::Refused(e),
+        })?;
+        let name = path
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let bytes = repo
+            .read(&name, CONFIG_LIMIT, "krobs.toml")
+            .map_err(|e| match e.refusal {
+                Refusal::Io(cause) => read_err(cause),
+                refusal => ConfigError::Refused(RepoError {
+                    path: path.display().to_string(),
+                    refusal,
+                }),
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| ConfigError::NotUtf8 {
+            path: path.to_path_buf(),
+        })?;
+        let config = Config::parse(&text, path, &root)?;
+        repo.check_output(&config.manifest_path)
+            .map_err(|e| ConfigError::Output(Box::new(e)))?;
+        Ok(config)
     }
 
     /// Parses configuration text; `path` is used in messages, `root` is the repository root.
@@ -152,6 +183,15 @@ impl Config {
                         Some(r.span()),
                         format!(
                             "`repository = \"{}\"` must contain `{{language}}` so each language gets its own repository",
+                            r.get_ref()
+                        ),
+                    ));
+                }
+                if let Err(m) = names::check_repository(&r.get_ref().replace("{language}", "x")) {
+                    return Err(invalid(
+                        Some(r.span()),
+                        format!(
+                            "`repository = \"{}\"` {m} (e.g. `krobs/{{language}}`)",
                             r.get_ref()
                         ),
                     ));
@@ -188,22 +228,30 @@ impl Config {
             build.build_args = b.build_args;
         }
 
-        let manifest_path = raw
-            .manifest
-            .and_then(|m| m.path)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("out/krobs-manifest.json"));
+        let manifest_path = match raw.manifest.and_then(|m| m.path) {
+            Some(p) => {
+                if let Err(m) = check_relative(p.get_ref()) {
+                    return Err(invalid(Some(p.span()), format!("`manifest.path`: {m}")));
+                }
+                PathBuf::from(p.into_inner())
+            }
+            None => PathBuf::from("out/krobs-manifest.json"),
+        };
+        let languages_dir = match raw.languages_dir {
+            Some(d) => {
+                if let Err(m) = check_relative(d.get_ref()) {
+                    return Err(invalid(Some(d.span()), format!("`languages_dir`: {m}")));
+                }
+                d.into_inner().trim_end_matches('/').to_string()
+            }
+            None => "languages".to_string(),
+        };
 
         let mut languages = BTreeMap::new();
         for (name, lang) in raw.languages {
             let name_ref = name.get_ref();
-            if !is_language_name(name_ref) {
-                return Err(invalid(
-                    Some(name.span()),
-                    format!(
-                        "language name `{name_ref}` is not valid: use lowercase letters, digits, `-` and `_`"
-                    ),
-                ));
+            if let Err(m) = names::check_language(name_ref) {
+                return Err(invalid(Some(name.span()), m));
             }
             if let Some(cmd) = &lang.command {
                 if cmd.get_ref().is_empty() {
@@ -267,7 +315,7 @@ impl Config {
             repository,
             build,
             manifest_path,
-            languages_dir: raw.languages_dir.unwrap_or_else(|| "languages".to_string()),
+            languages_dir,
             languages,
         })
     }
@@ -323,6 +371,11 @@ fn resolve_registry(raw: RawRegistry) -> Result<RegistryConfig, (Option<Range<us
                     format!("`registry.region = \"{r}\"` is not an AWS region such as `eu-west-1`"),
                 ));
             }
+            if let Some(h) = &raw.host {
+                if let Err(m) = names::check_host(h.get_ref()) {
+                    return Err((Some(h.span()), format!("`registry.host` {m}")));
+                }
+            }
             Ok(RegistryConfig::Ecr {
                 account_id: account_id.into_inner(),
                 region: region.into_inner(),
@@ -349,14 +402,8 @@ fn resolve_registry(raw: RawRegistry) -> Result<RegistryConfig, (Option<Range<us
                     "`kind = \"oci\"` needs `host` (e.g. `registry.example.com:5000`)".to_string(),
                 )
             })?;
-            if host.get_ref().is_empty() || host.get_ref().contains('/') {
-                return Err((
-                    Some(host.span()),
-                    format!(
-                        "`registry.host = \"{}\"` must be a host[:port] without a scheme or path",
-                        host.get_ref()
-                    ),
-                ));
+            if let Err(m) = names::check_host(host.get_ref()) {
+                return Err((Some(host.span()), format!("`registry.host` {m}")));
             }
             Ok(RegistryConfig::Oci {
                 host: host.into_inner(),
@@ -367,13 +414,6 @@ fn resolve_registry(raw: RawRegistry) -> Result<RegistryConfig, (Option<Range<us
             format!("unknown registry kind `{other}`: use `ecr` or `oci`"),
         )),
     }
-}
-
-fn is_language_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn check_relative(p: &str) -> Result<(), String> {
@@ -416,7 +456,7 @@ pub fn one_line(message: &str) -> String {
 struct RawConfig {
     registry: RawRegistry,
     repository: Option<Spanned<String>>,
-    languages_dir: Option<String>,
+    languages_dir: Option<Spanned<String>>,
     build: Option<RawBuild>,
     manifest: Option<RawManifest>,
     #[serde(default)]
@@ -445,7 +485,7 @@ struct RawBuild {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
-    path: Option<String>,
+    path: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

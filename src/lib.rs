@@ -9,6 +9,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod cron;
 pub mod digest;
 pub mod discover;
 pub mod dockerignore;
@@ -18,11 +19,14 @@ pub mod header;
 pub mod lint;
 pub mod logging;
 pub mod manifest;
+pub mod names;
 pub mod plan;
 pub mod progress;
 pub mod publish;
 pub mod registry;
+pub mod repo;
 pub mod report;
+pub mod terminal;
 
 use cli::{Cli, Command};
 use config::Config;
@@ -37,7 +41,15 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     }
     let config = Config::load(&cli.config)?;
     let only = discover::parse_only(&cli.only);
-    let inventory = discover::discover(&config, &only)?;
+    let inventory = match discover::discover(&config, &only) {
+        Err(discover::DiscoverError::Problems(problems))
+            if cli.json && cli.command == Some(Command::Lint) =>
+        {
+            report::print(&lint::problems_json(&problems)).map_err(Error::Output)?;
+            return Err(discover::DiscoverError::Problems(problems).into());
+        }
+        result => result?,
+    };
     if cli.command == Some(Command::Lint) {
         return report::print(&report::lint_ok(&inventory, cli.json)).map_err(Error::Output);
     }

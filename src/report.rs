@@ -233,6 +233,6 @@ pub fn lint_ok(inventory: &Inventory, json: bool) -> String {
 /// Writes to stdout, failing cleanly on a closed pipe.
 pub fn print(text: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
+    out.write_all(crate::terminal::escape(text).as_bytes())?;
     out.flush()
 }
