@@ -7,8 +7,8 @@
 //! - patterns: syntax checked like Go's `filepath.Match`, then matched as moby does: `*` and `?`
 //!   never cross `/`, `**` crosses any number of folders, `[...]` classes and `\` escapes follow
 //!   Go's regular expressions, every other character (braces included) is literal; a
-//!   pattern starting with `**` matches as a plain suffix and one ending in `**` as a plain
-//!   prefix, as moby's shortcuts do;
+//!   pattern starting with `**` (and nothing else special) matches as a plain suffix and one
+//!   ending in `**` as a plain prefix, as moby's shortcuts do;
 //! - matching: the last pattern that matches a path or one of its parent folders decides,
 //!   reusing the parent folder's results as moby does while walking; an excluded folder is
 //!   still walked only when an exception's text starts with that folder.
@@ -179,7 +179,9 @@ impl Pattern {
         match &self.matcher {
             Matcher::Exact => path == self.cleaned,
             Matcher::Prefix(p) => path.starts_with(p.as_str()),
-            Matcher::Suffix(s) => path.ends_with(s.as_str()),
+            Matcher::Suffix(s) => {
+                path.ends_with(s.as_str()) || s.strip_prefix('/').is_some_and(|s| path == s)
+            }
             Matcher::Regex(r) => r.is_match(path),
         }
     }
@@ -253,10 +255,7 @@ fn compile(pattern: &str) -> Result<Matcher, String> {
     Ok(match kind {
         Kind::Exact => Matcher::Exact,
         Kind::Prefix => Matcher::Prefix(pattern[..pattern.len() - 2].to_string()),
-        Kind::Suffix => {
-            let suffix = &pattern[2..];
-            Matcher::Suffix(suffix.strip_prefix('/').unwrap_or(suffix).to_string())
-        }
+        Kind::Suffix => Matcher::Suffix(pattern[2..].to_string()),
         Kind::Regex => {
             re.push('$');
             Matcher::Regex(Regex::new(&go_regex_to_rust(&re)).map_err(|e| {
@@ -456,7 +455,10 @@ mod tests {
         assert!(d.excludes("{b,c}"), "braces are literal");
         assert!(!d.excludes("b"));
         // A leading `**` is a plain suffix match in moby.
-        assert!(ignore("**/foo\n").excludes("xfoo"));
+        assert!(ignore("**foo\n").excludes("xfoo"));
+        assert!(!ignore("**/foo\n").excludes("xfoo"));
+        assert!(ignore("**/foo\n").excludes("foo"));
+        assert!(ignore("**/foo\n").excludes("a/foo"));
     }
 
     #[test]
