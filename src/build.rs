@@ -390,10 +390,15 @@ pub fn write_tar(
                 tar.append_data(&mut header, format!("{}/", entry.rel), std::io::empty())?;
             }
             EntryKind::File { executable, .. } => {
-                let file = std::fs::File::open(&entry.source)?;
+                // A regular file still (not swapped for a FIFO or a symlink since the walk).
+                let (file, meta) =
+                    crate::repo::open_regular(&entry.source).map_err(|r| match r {
+                        crate::repo::Refusal::Io(e) => e,
+                        other => std::io::Error::other(other.to_string()),
+                    })?;
                 // The size is fixed when the file is opened; a file that shrinks meanwhile
                 // fails the tar.
-                let size = file.metadata()?.len();
+                let size = meta.len();
                 let suffix = if entry.rel == "Dockerfile" {
                     dockerfile_suffix.as_bytes()
                 } else {

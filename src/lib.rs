@@ -39,14 +39,36 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     if cli.command == Some(Command::Schema) {
         return report::print(manifest::SCHEMA).map_err(Error::Output);
     }
-    let config = Config::load(&cli.config)?;
+    let lint_json = cli.json && cli.command == Some(Command::Lint);
+    let config = match Config::load(&cli.config) {
+        Err(e) if lint_json => {
+            let problem = match &e {
+                config::ConfigError::Invalid {
+                    path,
+                    line,
+                    message,
+                    ..
+                } => lint::Problem::at(path.display().to_string(), *line, message.clone()),
+                other => lint::Problem::new(cli.config.display().to_string(), other.to_string()),
+            };
+            report::print(&lint::problems_json(&lint::Problems(vec![problem])))
+                .map_err(Error::Output)?;
+            return Err(e.into());
+        }
+        result => result?,
+    };
     let only = discover::parse_only(&cli.only);
     let inventory = match discover::discover(&config, &only) {
-        Err(discover::DiscoverError::Problems(problems))
-            if cli.json && cli.command == Some(Command::Lint) =>
-        {
+        Err(e) if lint_json => {
+            let problems = match &e {
+                discover::DiscoverError::Problems(problems) => problems.clone(),
+                other => lint::Problems(vec![lint::Problem::new(
+                    config.languages_dir.clone(),
+                    other.to_string(),
+                )]),
+            };
             report::print(&lint::problems_json(&problems)).map_err(Error::Output)?;
-            return Err(discover::DiscoverError::Problems(problems).into());
+            return Err(e.into());
         }
         result => result?,
     };

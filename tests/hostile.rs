@@ -765,3 +765,23 @@ fn lint_json_still_clean_json_when_fine() {
     let run = krobs(&repo, &["lint", "--json"]).success();
     assert_eq!(run.json()["problems"], serde_json::json!([]));
 }
+
+#[test]
+fn lint_json_prints_json_for_a_configuration_error() {
+    let repo = Repo::fixture();
+    repo.write("krobs.toml", "[registry\n");
+    let run = krobs(&repo, &["lint", "--json"]).failure(INPUT);
+    assert_eq!(
+        run.json(),
+        serde_json::json!({
+            "problems": [{
+                "path": "krobs.toml",
+                "line": 1,
+                "message": "unclosed table, expected `]`",
+            }],
+            "languages": [],
+            "scripts": [],
+        })
+    );
+    run.stderr_is("error: krobs.toml:1:10: unclosed table, expected `]`");
+}
