@@ -785,3 +785,18 @@ fn lint_json_prints_json_for_a_configuration_error() {
     );
     run.stderr_is("error: krobs.toml:1:10: unclosed table, expected `]`");
 }
+
+#[test]
+fn sockets_are_refused_as_dockerfile_and_as_script() {
+    let repo = Repo::fixture();
+    repo.remove("languages/bash/Dockerfile");
+    let _dockerfile =
+        std::os::unix::net::UnixListener::bind(repo.path("languages/bash/Dockerfile")).unwrap();
+    let _script =
+        std::os::unix::net::UnixListener::bind(repo.path("languages/python/scripts/sock.py"))
+            .unwrap();
+    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/Dockerfile: is a socket, not a regular file: replace it with a file",
+        "languages/python/scripts/sock.py: is a socket, not a file, folder or symlink: remove it or add it to `.dockerignore`",
+    ]));
+}
