@@ -143,6 +143,21 @@ pub fn discover(config: &Config, only: &[String]) -> Result<Inventory, DiscoverE
         });
     }
 
+    // Image names (host + repository path) have a length limit.
+    for name in dirs.keys() {
+        let image = format!("{}/{}", config.registry.host(), config.repository_for(name));
+        if image.len() > names::MAX_NAME {
+            problems.push(Problem::new(
+                config.path.display().to_string(),
+                format!(
+                    "the image name `{image}` is {} characters long, more than the {} an image reference allows: shorten `repository` or the language name",
+                    image.len(),
+                    names::MAX_NAME
+                ),
+            ));
+        }
+    }
+
     for name in only {
         if !dirs.contains_key(name) {
             return Err(DiscoverError::UnknownLanguage {

@@ -800,3 +800,17 @@ fn sockets_are_refused_as_dockerfile_and_as_script() {
         "languages/python/scripts/sock.py: is a socket, not a file, folder or symlink: remove it or add it to `.dockerignore`",
     ]));
 }
+
+#[test]
+fn image_name_too_long() {
+    let repo = Repo::fixture();
+    let long = "r".repeat(240);
+    repo.write(
+        "krobs.toml",
+        CONFIG.replace("krobs/{language}", &format!("{long}/{{language}}")),
+    );
+    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+        &format!("krobs.toml: the image name `registry.example.com:5000/{long}/bash` is 271 characters long, more than the 255 an image reference allows: shorten `repository` or the language name"),
+        &format!("krobs.toml: the image name `registry.example.com:5000/{long}/python` is 273 characters long, more than the 255 an image reference allows: shorten `repository` or the language name"),
+    ]));
+}
