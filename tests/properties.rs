@@ -1,13 +1,13 @@
 //! Property tests of the parsers that read repository text (documentation headers, krobs.toml,
-//! `.dockerignore`, cron schedules): arbitrary input never panics, and parsing time grows
-//! linearly with the input.
+//! `.dockerignore`, cron schedules, names): arbitrary input never panics, escaped text holds no
+//! escape sequence, and parsing time grows linearly with the input.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use krobs::config::Config;
 use krobs::dockerignore::DockerIgnore;
-use krobs::{cron, header};
+use krobs::{cron, header, names, terminal};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -80,6 +80,12 @@ fn parse_all(text: &str) {
         }
     }
     let _ = cron::check(text);
+    let _ = names::check_host(text);
+    let _ = names::check_repository(text);
+    let _ = names::check_language(text);
+    let _ = names::check_job_name(&names::job_name(text), names::MAX_JOB_NAME);
+    let escaped = terminal::escape(text);
+    assert!(!escaped.contains('\u{1b}') && !escaped.contains('\r'));
 }
 
 proptest! {
