@@ -248,6 +248,13 @@ fn language(
     let settings = config.languages.get(name).cloned().unwrap_or_default();
     let abs = match repo.resolve(dir) {
         Ok(abs) => abs,
+        Err(e) if e.is_not_found() => {
+            problems.push(Problem::new(
+                dir,
+                format!("the folder of language `{name}` does not exist: create it or fix `[languages.{name}] path` in krobs.toml"),
+            ));
+            return None;
+        }
         Err(e) => {
             problems.push(Problem::new(dir, e.refusal.to_string()));
             return None;

@@ -814,3 +814,15 @@ fn image_name_too_long() {
         &format!("krobs.toml: the image name `registry.example.com:5000/{long}/python` is 273 characters long, more than the 255 an image reference allows: shorten `repository` or the language name"),
     ]));
 }
+
+#[test]
+fn language_path_that_does_not_exist() {
+    let repo = Repo::fixture();
+    repo.write(
+        "krobs.toml",
+        config_with("[languages.ruby]\npath = \"vendor/ruby\""),
+    );
+    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+        "vendor/ruby: the folder of language `ruby` does not exist: create it or fix `[languages.ruby] path` in krobs.toml",
+    ]));
+}
