@@ -87,7 +87,12 @@ fn main() {
     };
 
     let krobs = || {
-        let ctx = Context::collect(tmp.path(), "languages/big", &[]).unwrap();
+        let ctx = Context::collect(
+            &krobs::repo::Repo::new(tmp.path()).unwrap(),
+            "languages/big",
+            &[],
+        )
+        .unwrap();
         std::hint::black_box(digest::compute(&ctx, &inputs).unwrap());
     };
     let list: Vec<u8> = paths

@@ -390,10 +390,15 @@ pub fn write_tar(
                 tar.append_data(&mut header, format!("{}/", entry.rel), std::io::empty())?;
             }
             EntryKind::File { executable, .. } => {
-                let file = std::fs::File::open(&entry.source)?;
+                // A regular file still (not swapped for a FIFO or a symlink since the walk).
+                let (file, meta) =
+                    crate::repo::open_regular(&entry.source).map_err(|r| match r {
+                        crate::repo::Refusal::Io(e) => e,
+                        other => std::io::Error::other(other.to_string()),
+                    })?;
                 // The size is fixed when the file is opened; a file that shrinks meanwhile
                 // fails the tar.
-                let size = file.metadata()?.len();
+                let size = meta.len();
                 let suffix = if entry.rel == "Dockerfile" {
                     dockerfile_suffix.as_bytes()
                 } else {
@@ -424,7 +429,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn tar_of(root: &std::path::Path) -> Vec<u8> {
-        let ctx = Context::collect(root, "l", &[]).unwrap();
+        let ctx = Context::collect(&crate::repo::Repo::new(root).unwrap(), "l", &[]).unwrap();
         let mut out = Vec::new();
         write_tar(&ctx, "", &mut out).unwrap();
         out
@@ -490,7 +495,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         fs::create_dir_all(t.path().join("l")).unwrap();
         fs::write(t.path().join("l/Dockerfile"), "FROM scratch").unwrap();
-        let ctx = Context::collect(t.path(), "l", &[]).unwrap();
+        let ctx = Context::collect(&crate::repo::Repo::new(t.path()).unwrap(), "l", &[]).unwrap();
         let mut out = Vec::new();
         write_tar(&ctx, &line, &mut out).unwrap();
         let mut archive = tar::Archive::new(out.as_slice());

@@ -9,6 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::deploy::{check_cpu, check_memory, DeployConfig};
+use crate::names;
+use crate::repo::{Refusal, Repo, RepoError, CONFIG_LIMIT};
 
 /// The build-time default for `[build] concurrency`.
 pub const DEFAULT_CONCURRENCY: usize = 2;
@@ -26,6 +28,12 @@ pub enum ConfigError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error("{0}")]
+    Refused(RepoError),
+    #[error("`{}` is not UTF-8 text: save it as UTF-8", path.display())]
+    NotUtf8 { path: PathBuf },
+    #[error("`[manifest] path`: {0}")]
+    Output(Box<RepoError>),
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
         path: PathBuf,
@@ -126,15 +134,37 @@ pub struct Config {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-            path: path.to_path_buf(),
-            cause,
-        })?;
         let root = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Config::parse(&text, path, &root)
+        let read_err = |cause| ConfigError::Read {
+            path: path.to_path_buf(),
+            cause,
+        };
+        let repo = Repo::new(&root).map_err(|e| match e.refusal {
+            Refusal::Io(cause) => read_err(cause),
+            _ => ConfigError::Refused(e),
+        })?;
+        let name = path
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let bytes = repo
+            .read(&name, CONFIG_LIMIT, "krobs.toml")
+            .map_err(|e| match e.refusal {
+                Refusal::Io(cause) => read_err(cause),
+                refusal => ConfigError::Refused(RepoError {
+                    path: path.display().to_string(),
+                    refusal,
+                }),
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| ConfigError::NotUtf8 {
+            path: path.to_path_buf(),
+        })?;
+        let config = Config::parse(&text, path, &root)?;
+        repo.check_output(&config.manifest_path)
+            .map_err(|e| ConfigError::Output(Box::new(e)))?;
+        Ok(config)
     }
 
     /// Parses configuration text; `path` is used in messages, `root` is the repository root.
@@ -160,6 +190,15 @@ impl Config {
                         Some(r.span()),
                         format!(
                             "`repository = \"{}\"` must contain `{{language}}` so each language gets its own repository",
+                            r.get_ref()
+                        ),
+                    ));
+                }
+                if let Err(m) = names::check_repository(&r.get_ref().replace("{language}", "x")) {
+                    return Err(invalid(
+                        Some(r.span()),
+                        format!(
+                            "`repository = \"{}\"` {m} (e.g. `krobs/{{language}}`)",
                             r.get_ref()
                         ),
                     ));
@@ -200,9 +239,15 @@ impl Config {
             Some(m) => (m.path, m.repository),
             None => (None, None),
         };
-        let manifest_path = manifest_path
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("out/krobs-manifest.json"));
+        let manifest_path = match manifest_path {
+            Some(p) => {
+                if let Err(m) = check_relative(p.get_ref()) {
+                    return Err(invalid(Some(p.span()), format!("`manifest.path`: {m}")));
+                }
+                PathBuf::from(p.into_inner())
+            }
+            None => PathBuf::from("out/krobs-manifest.json"),
+        };
         let manifest_repository = match manifest_repository {
             Some(r) => {
                 let v = r.get_ref();
@@ -217,17 +262,21 @@ impl Config {
             None => DEFAULT_MANIFEST_REPOSITORY.to_string(),
         };
         let deploy = resolve_deploy(raw.deploy).map_err(|(span, m)| invalid(Some(span), m))?;
+        let languages_dir = match raw.languages_dir {
+            Some(d) => {
+                if let Err(m) = check_relative(d.get_ref()) {
+                    return Err(invalid(Some(d.span()), format!("`languages_dir`: {m}")));
+                }
+                d.into_inner().trim_end_matches('/').to_string()
+            }
+            None => "languages".to_string(),
+        };
 
         let mut languages = BTreeMap::new();
         for (name, lang) in raw.languages {
             let name_ref = name.get_ref();
-            if !is_language_name(name_ref) {
-                return Err(invalid(
-                    Some(name.span()),
-                    format!(
-                        "language name `{name_ref}` is not valid: use lowercase letters, digits, `-` and `_`"
-                    ),
-                ));
+            if let Err(m) = names::check_language(name_ref) {
+                return Err(invalid(Some(name.span()), m));
             }
             if let Some(cmd) = &lang.command {
                 if cmd.get_ref().is_empty() {
@@ -293,7 +342,7 @@ impl Config {
             manifest_path,
             manifest_repository,
             deploy,
-            languages_dir: raw.languages_dir.unwrap_or_else(|| "languages".to_string()),
+            languages_dir,
             languages,
         })
     }
@@ -349,6 +398,11 @@ fn resolve_registry(raw: RawRegistry) -> Result<RegistryConfig, (Option<Range<us
                     format!("`registry.region = \"{r}\"` is not an AWS region such as `eu-west-1`"),
                 ));
             }
+            if let Some(h) = &raw.host {
+                if let Err(m) = names::check_host(h.get_ref()) {
+                    return Err((Some(h.span()), format!("`registry.host` {m}")));
+                }
+            }
             Ok(RegistryConfig::Ecr {
                 account_id: account_id.into_inner(),
                 region: region.into_inner(),
@@ -375,14 +429,8 @@ fn resolve_registry(raw: RawRegistry) -> Result<RegistryConfig, (Option<Range<us
                     "`kind = \"oci\"` needs `host` (e.g. `registry.example.com:5000`)".to_string(),
                 )
             })?;
-            if host.get_ref().is_empty() || host.get_ref().contains('/') {
-                return Err((
-                    Some(host.span()),
-                    format!(
-                        "`registry.host = \"{}\"` must be a host[:port] without a scheme or path",
-                        host.get_ref()
-                    ),
-                ));
+            if let Err(m) = names::check_host(host.get_ref()) {
+                return Err((Some(host.span()), format!("`registry.host` {m}")));
             }
             Ok(RegistryConfig::Oci {
                 host: host.into_inner(),
@@ -477,13 +525,6 @@ fn is_repository_path(s: &str) -> bool {
         })
 }
 
-fn is_language_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
 fn check_relative(p: &str) -> Result<(), String> {
     let path = Path::new(p);
     if p.is_empty() || path.is_absolute() {
@@ -524,7 +565,7 @@ pub fn one_line(message: &str) -> String {
 struct RawConfig {
     registry: RawRegistry,
     repository: Option<Spanned<String>>,
-    languages_dir: Option<String>,
+    languages_dir: Option<Spanned<String>>,
     build: Option<RawBuild>,
     manifest: Option<RawManifest>,
     deploy: Option<RawDeploy>,
@@ -554,7 +595,7 @@ struct RawBuild {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
-    path: Option<String>,
+    path: Option<Spanned<String>>,
     repository: Option<Spanned<String>>,
 }
 

@@ -8,8 +8,9 @@ use std::path::{Component, Path, PathBuf};
 
 use walkdir::WalkDir;
 
-use crate::dockerignore::DockerIgnore;
+use crate::dockerignore::{DockerIgnore, MatchInfo};
 use crate::lint::Problem;
+use crate::repo::{kind_of, Repo, IGNORE_LIMIT};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
@@ -32,63 +33,74 @@ pub struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     pub entries: Vec<Entry>,
+    /// Regular files `.dockerignore` leaves out (lint checks none of them is a documented
+    /// script).
+    pub ignored: Vec<Entry>,
 }
 
 impl Context {
-    /// Walks `root/dir` (and `root/<extra>` for each extra input) into a context.
-    /// `dir` and `extra_inputs` are repository-relative and `/`-separated.
+    /// Walks `dir` (and each extra input) of the repository into a context. `dir` and
+    /// `extra_inputs` are repository-relative and `/`-separated; each must resolve inside the
+    /// repository.
     pub fn collect(
-        root: &Path,
+        repo: &Repo,
         dir: &str,
         extra_inputs: &[String],
     ) -> Result<Context, Vec<Problem>> {
         let mut problems = Vec::new();
-        let base = root.join(dir);
-        let ignore_path = base.join(".dockerignore");
-        let ignore = match std::fs::read(&ignore_path) {
+        let base = match repo.resolve(dir) {
+            Ok(base) => base,
+            Err(e) => return Err(vec![Problem::new(dir, e.refusal.to_string())]),
+        };
+        let ignore_rel = format!("{dir}/.dockerignore");
+        let ignore = match repo.read(&ignore_rel, IGNORE_LIMIT, "a `.dockerignore`") {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => match DockerIgnore::parse(&text) {
                     Ok(ignore) => ignore,
                     Err(e) => {
-                        problems.push(Problem::at(
-                            format!("{dir}/.dockerignore"),
-                            e.line,
-                            e.message,
-                        ));
+                        problems.push(Problem::at(&ignore_rel, e.line, e.message));
                         DockerIgnore::default()
                     }
                 },
                 Err(_) => {
                     problems.push(Problem::new(
-                        format!("{dir}/.dockerignore"),
+                        &ignore_rel,
                         "not UTF-8 text: save it as UTF-8",
                     ));
                     DockerIgnore::default()
                 }
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DockerIgnore::default(),
+            Err(e) if e.is_not_found() => DockerIgnore::default(),
             Err(e) => {
-                problems.push(Problem::new(
-                    format!("{dir}/.dockerignore"),
-                    format!("cannot read: {e}"),
-                ));
+                problems.push(Problem::new(&ignore_rel, e.refusal.to_string()));
                 DockerIgnore::default()
             }
         };
 
         let mut entries = Vec::new();
-        walk(&base, dir, "", &ignore, &mut entries, &mut problems);
+        let mut ignored = Vec::new();
+        let mut walker = Walker {
+            ignore: &ignore,
+            entries: &mut entries,
+            ignored: &mut ignored,
+            problems: &mut problems,
+        };
+        walker.walk(&base, dir, "");
         for extra in extra_inputs {
-            let source = root.join(extra);
-            match std::fs::symlink_metadata(&source) {
-                Ok(_) => walk(&source, extra, extra, &ignore, &mut entries, &mut problems),
-                Err(e) => problems.push(Problem::new(
+            match repo.resolve(extra) {
+                Ok(source) => walker.walk(&source, extra, extra),
+                Err(e) if e.is_not_found() => walker.problems.push(Problem::new(
                     extra.clone(),
-                    format!("extra input of `{dir}` cannot be read ({e}): fix `extra_inputs` in krobs.toml"),
+                    format!(
+                        "extra input of `{dir}` does not exist: fix `extra_inputs` in krobs.toml"
+                    ),
+                )),
+                Err(e) => walker.problems.push(Problem::new(
+                    extra.clone(),
+                    format!("extra input of `{dir}` {}", e.refusal),
                 )),
             }
         }
-
         entries.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
         for pair in entries.windows(2) {
             if pair[0].rel == pair[1].rel && pair[0].kind != EntryKind::Dir {
@@ -104,7 +116,7 @@ impl Context {
         entries.dedup_by(|a, b| a.rel == b.rel);
 
         if problems.is_empty() {
-            Ok(Context { entries })
+            Ok(Context { entries, ignored })
         } else {
             Err(problems)
         }
@@ -119,100 +131,125 @@ impl Context {
     }
 }
 
-/// Walks `source` (shown as `display` in problems) into entries whose context path starts with
-/// `prefix`.
-fn walk(
-    source: &Path,
-    display: &str,
-    prefix: &str,
-    ignore: &DockerIgnore,
-    entries: &mut Vec<Entry>,
-    problems: &mut Vec<Problem>,
-) {
-    let mut it = WalkDir::new(source)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(item) = it.next() {
-        let entry = match item {
-            Ok(entry) => entry,
-            Err(e) => {
-                let path = e
-                    .path()
-                    .and_then(|p| p.strip_prefix(source).ok())
-                    .map(|p| join(display, &p.to_string_lossy()))
-                    .unwrap_or_else(|| display.to_string());
-                let why = e
-                    .io_error()
-                    .map(|io| io.to_string())
-                    .unwrap_or_else(|| e.to_string());
-                problems.push(Problem::new(path, format!("cannot read: {why}")));
+struct Walker<'a> {
+    ignore: &'a DockerIgnore,
+    entries: &'a mut Vec<Entry>,
+    ignored: &'a mut Vec<Entry>,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Walker<'_> {
+    /// Walks `source` (shown as `display` in problems) into entries whose context path starts
+    /// with `prefix`, applying `.dockerignore` as the Docker client does while it walks.
+    fn walk(&mut self, source: &Path, display: &str, prefix: &str) {
+        let mut it = WalkDir::new(source)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter();
+        // The match results of the folders above the current entry, by depth.
+        let mut parents: Vec<MatchInfo> = Vec::new();
+        while let Some(item) = it.next() {
+            let entry = match item {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let path = e
+                        .path()
+                        .and_then(|p| p.strip_prefix(source).ok())
+                        .map(|p| join(display, &p.to_string_lossy()))
+                        .unwrap_or_else(|| display.to_string());
+                    let why = e
+                        .io_error()
+                        .map(|io| io.to_string())
+                        .unwrap_or_else(|| e.to_string());
+                    self.problems
+                        .push(Problem::new(path, format!("cannot read: {why}")));
+                    continue;
+                }
+            };
+            let Ok(sub) = entry.path().strip_prefix(source) else {
+                continue;
+            };
+            let Some(sub) = sub.to_str() else {
+                self.problems.push(Problem::new(
+                    join(display, &sub.to_string_lossy()),
+                    "file name is not valid UTF-8: rename it",
+                ));
+                if entry.file_type().is_dir() {
+                    it.skip_current_dir();
+                }
+                continue;
+            };
+            let rel = if sub.is_empty() {
+                if prefix.is_empty() {
+                    continue; // the context root itself
+                }
+                prefix.to_string()
+            } else {
+                join(prefix, sub)
+            };
+            let depth = entry.depth() + usize::from(!prefix.is_empty());
+            parents.truncate(depth.saturating_sub(1));
+            let parent = if depth >= 2 { parents.last() } else { None };
+            let (excluded, info) = self.ignore.matches(&rel, parent);
+            let file_type = entry.file_type();
+            if file_type.is_dir() {
+                parents.push(info);
+            }
+            let always_sent = prefix.is_empty() && (rel == "Dockerfile" || rel == ".dockerignore");
+            let shown = join(display, sub);
+            if !always_sent && excluded {
+                if file_type.is_dir() {
+                    if !self.ignore.walk_excluded_dir(&rel) {
+                        it.skip_current_dir();
+                    }
+                } else if file_type.is_file() {
+                    self.ignored.push(Entry {
+                        rel,
+                        source: entry.path().to_path_buf(),
+                        kind: EntryKind::File {
+                            executable: false,
+                            size: 0,
+                        },
+                    });
+                }
                 continue;
             }
-        };
-        let Ok(sub) = entry.path().strip_prefix(source) else {
-            continue;
-        };
-        let Some(sub) = sub.to_str() else {
-            problems.push(Problem::new(
-                join(display, &sub.to_string_lossy()),
-                "file name is not valid UTF-8: rename it",
-            ));
-            if entry.file_type().is_dir() {
-                it.skip_current_dir();
-            }
-            continue;
-        };
-        let rel = if sub.is_empty() {
-            if prefix.is_empty() {
-                continue; // the context root itself
-            }
-            prefix.to_string()
-        } else {
-            join(prefix, sub)
-        };
-        let always_sent = prefix.is_empty() && (rel == "Dockerfile" || rel == ".dockerignore");
-        if !always_sent && ignore.excludes(&rel) {
-            if entry.file_type().is_dir() && !ignore.has_exceptions() {
-                it.skip_current_dir();
-            }
-            continue;
+            let kind = if file_type.is_dir() {
+                EntryKind::Dir
+            } else if file_type.is_file() {
+                match entry.metadata() {
+                    Ok(meta) => EntryKind::File {
+                        executable: meta.permissions().mode() & 0o111 != 0,
+                        size: meta.len(),
+                    },
+                    Err(e) => {
+                        self.problems
+                            .push(Problem::new(shown, format!("cannot read: {e}")));
+                        continue;
+                    }
+                }
+            } else if file_type.is_symlink() {
+                match symlink_target(entry.path(), source) {
+                    Ok(target) => EntryKind::Symlink { target },
+                    Err(message) => {
+                        self.problems.push(Problem::new(shown, message));
+                        continue;
+                    }
+                }
+            } else {
+                let what = entry.metadata().map_or("special file", |m| kind_of(&m));
+                self.problems.push(Problem::new(
+                    shown,
+                    format!("is a {what}, not a file, folder or symlink: remove it or add it to `.dockerignore`"),
+                ));
+                continue;
+            };
+            self.entries.push(Entry {
+                rel,
+                source: entry.path().to_path_buf(),
+                kind,
+            });
         }
-        let shown = join(display, sub);
-        let file_type = entry.file_type();
-        let kind = if file_type.is_dir() {
-            EntryKind::Dir
-        } else if file_type.is_file() {
-            match entry.metadata() {
-                Ok(meta) => EntryKind::File {
-                    executable: meta.permissions().mode() & 0o111 != 0,
-                    size: meta.len(),
-                },
-                Err(e) => {
-                    problems.push(Problem::new(shown, format!("cannot read: {e}")));
-                    continue;
-                }
-            }
-        } else if file_type.is_symlink() {
-            match symlink_target(entry.path(), source) {
-                Ok(target) => EntryKind::Symlink { target },
-                Err(message) => {
-                    problems.push(Problem::new(shown, message));
-                    continue;
-                }
-            }
-        } else {
-            problems.push(Problem::new(
-                shown,
-                "is not a file, folder or symlink (a socket or device?): remove it or add it to `.dockerignore`",
-            ));
-            continue;
-        };
-        entries.push(Entry {
-            rel,
-            source: entry.path().to_path_buf(),
-            kind,
-        });
     }
 }
 
@@ -279,7 +316,7 @@ mod tests {
         fs::write(d.join("scripts/b.py"), "b").unwrap();
         fs::write(d.join("scripts/a.py"), "a").unwrap();
         fs::write(d.join("scripts/__pycache__/a.pyc"), "x").unwrap();
-        let ctx = Context::collect(t.path(), "languages/py", &[]).unwrap();
+        let ctx = Context::collect(&Repo::new(t.path()).unwrap(), "languages/py", &[]).unwrap();
         assert_eq!(
             rels(&ctx),
             [
@@ -299,13 +336,13 @@ mod tests {
         fs::create_dir_all(d.join("s")).unwrap();
         fs::write(d.join("Dockerfile"), "FROM x\n").unwrap();
         std::os::unix::fs::symlink("../Dockerfile", d.join("s/inside")).unwrap();
-        let ctx = Context::collect(t.path(), "l", &[]).unwrap();
+        let ctx = Context::collect(&Repo::new(t.path()).unwrap(), "l", &[]).unwrap();
         assert!(ctx.entries.iter().any(|e| e.kind
             == EntryKind::Symlink {
                 target: "../Dockerfile".into()
             }));
         std::os::unix::fs::symlink("../../secret", d.join("s/out")).unwrap();
-        let problems = Context::collect(t.path(), "l", &[]).unwrap_err();
+        let problems = Context::collect(&Repo::new(t.path()).unwrap(), "l", &[]).unwrap_err();
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].path, "l/s/out");
         assert!(problems[0]
@@ -320,7 +357,12 @@ mod tests {
         fs::create_dir_all(t.path().join("shared/lib")).unwrap();
         fs::write(t.path().join("l/Dockerfile"), "FROM x\n").unwrap();
         fs::write(t.path().join("shared/lib/m.py"), "m").unwrap();
-        let ctx = Context::collect(t.path(), "l", &["shared/lib".to_string()]).unwrap();
+        let ctx = Context::collect(
+            &Repo::new(t.path()).unwrap(),
+            "l",
+            &["shared/lib".to_string()],
+        )
+        .unwrap();
         assert_eq!(rels(&ctx), ["Dockerfile", "shared/lib", "shared/lib/m.py"]);
     }
 }

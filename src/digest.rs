@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -121,7 +120,10 @@ fn hash_file(path: &std::path::Path) -> Result<[u8; 32], DigestError> {
         path: path.to_path_buf(),
         cause,
     };
-    let mut file = File::open(path).map_err(err)?;
+    let (mut file, _) = crate::repo::open_regular(path).map_err(|refusal| match refusal {
+        crate::repo::Refusal::Io(cause) => err(cause),
+        other => err(std::io::Error::other(other.to_string())),
+    })?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -167,7 +169,8 @@ mod tests {
     }
 
     fn digest_of(root: &Path, inputs: &BuildInputs) -> InputDigest {
-        let ctx = Context::collect(root, "languages/py", &[]).unwrap();
+        let ctx =
+            Context::collect(&crate::repo::Repo::new(root).unwrap(), "languages/py", &[]).unwrap();
         compute(&ctx, inputs).unwrap()
     }
 

@@ -6,9 +6,11 @@ use std::path::Path;
 
 use crate::config::{Config, DEFAULT_IMAGE_SCRIPTS_DIR};
 use crate::context::{Context, EntryKind};
-use crate::digest::{self, BuildInputs};
+use crate::digest::BuildInputs;
 use crate::header::{self, Header};
 use crate::lint::{Problem, Problems};
+use crate::names;
+use crate::repo::{self, Repo, DOCKERFILE_LIMIT, HEADER_LIMIT};
 
 /// The folder under a language holding its krobs.
 pub const SCRIPTS_DIR: &str = "scripts";
@@ -77,8 +79,24 @@ pub fn discover(config: &Config, only: &[String]) -> Result<Inventory, DiscoverE
 
     // Folders under languages/, then configured languages that live elsewhere.
     let mut dirs: BTreeMap<String, String> = BTreeMap::new();
-    let languages_dir = config.root.join(&config.languages_dir);
-    if let Ok(read) = std::fs::read_dir(&languages_dir) {
+    let repo = Repo::new(&config.root).map_err(|e| {
+        Problems(vec![Problem::new(
+            config.root.display().to_string(),
+            e.refusal.to_string(),
+        )])
+    })?;
+    let languages_dir = match repo.resolve(&config.languages_dir) {
+        Ok(real) => Some(real),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => {
+            problems.push(Problem::new(
+                config.languages_dir.clone(),
+                format!("(`languages_dir`) {}", e.refusal),
+            ));
+            None
+        }
+    };
+    if let Some(read) = languages_dir.and_then(|d| std::fs::read_dir(d).ok()) {
         for entry in read.flatten() {
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
@@ -92,6 +110,13 @@ pub fn discover(config: &Config, only: &[String]) -> Result<Inventory, DiscoverE
                 continue;
             };
             if name.starts_with('.') {
+                continue;
+            }
+            if let Err(m) = names::check_language(name) {
+                problems.push(Problem::new(
+                    format!("{}/{name}", config.languages_dir),
+                    format!("{m}: rename the folder"),
+                ));
                 continue;
             }
             dirs.insert(name.to_string(), format!("{}/{name}", config.languages_dir));
@@ -118,6 +143,21 @@ pub fn discover(config: &Config, only: &[String]) -> Result<Inventory, DiscoverE
         });
     }
 
+    // Image names (host + repository path) have a length limit.
+    for name in dirs.keys() {
+        let image = format!("{}/{}", config.registry.host(), config.repository_for(name));
+        if image.len() > names::MAX_NAME {
+            problems.push(Problem::new(
+                config.path.display().to_string(),
+                format!(
+                    "the image name `{image}` is {} characters long, more than the {} an image reference allows: shorten `repository` or the language name",
+                    image.len(),
+                    names::MAX_NAME
+                ),
+            ));
+        }
+    }
+
     for name in only {
         if !dirs.contains_key(name) {
             return Err(DiscoverError::UnknownLanguage {
@@ -133,7 +173,7 @@ pub fn discover(config: &Config, only: &[String]) -> Result<Inventory, DiscoverE
         if !only.is_empty() && !only.contains(name) {
             continue;
         }
-        if let Some((lang, lang_scripts)) = language(config, name, dir, &mut problems) {
+        if let Some((lang, lang_scripts)) = language(config, &repo, name, dir, &mut problems) {
             languages.push(lang);
             scripts.extend(lang_scripts);
         }
@@ -163,6 +203,32 @@ pub fn discover(config: &Config, only: &[String]) -> Result<Inventory, DiscoverE
         }
     }
 
+    // Harness names each Job after the script's Kubernetes name: no two may share one.
+    let mut by_job: BTreeMap<String, Vec<&Script>> = BTreeMap::new();
+    for s in &scripts {
+        by_job.entry(names::job_name(&s.id)).or_default().push(s);
+    }
+    for (job, same) in &by_job {
+        let ids: BTreeSet<&str> = same.iter().map(|s| s.id.as_str()).collect();
+        if ids.len() > 1 {
+            for s in same {
+                let others: Vec<String> = same
+                    .iter()
+                    .filter(|o| o.id != s.id)
+                    .map(|o| format!("`{}`", o.path))
+                    .collect();
+                problems.push(Problem::new(
+                    s.path.clone(),
+                    format!(
+                        "script id `{}` maps to the Kubernetes name `{job}`, as {} does: rename one of them",
+                        s.id,
+                        others.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+
     if problems.is_empty() {
         Ok(Inventory { languages, scripts })
     } else {
@@ -174,27 +240,54 @@ pub fn discover(config: &Config, only: &[String]) -> Result<Inventory, DiscoverE
 
 fn language(
     config: &Config,
+    repo: &Repo,
     name: &str,
     dir: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<(Language, Vec<Script>)> {
     let settings = config.languages.get(name).cloned().unwrap_or_default();
-    let abs = config.root.join(dir);
-    let dockerfile = abs.join("Dockerfile");
-    if !dockerfile.is_file() {
-        let empty = std::fs::read_dir(&abs).map_or(true, |mut d| d.next().is_none());
-        problems.push(Problem::new(
-            dir,
-            if empty {
-                format!("empty language folder: add a `Dockerfile` and `{SCRIPTS_DIR}/`, or remove the folder")
-            } else {
-                format!("missing Dockerfile for language `{name}`: add `{dir}/Dockerfile`")
-            },
-        ));
-        return None;
-    }
+    let abs = match repo.resolve(dir) {
+        Ok(abs) => abs,
+        Err(e) if e.is_not_found() => {
+            problems.push(Problem::new(
+                dir,
+                format!("the folder of language `{name}` does not exist: create it or fix `[languages.{name}] path` in krobs.toml"),
+            ));
+            return None;
+        }
+        Err(e) => {
+            problems.push(Problem::new(dir, e.refusal.to_string()));
+            return None;
+        }
+    };
+    let dockerfile_text = match repo.read(
+        &format!("{dir}/Dockerfile"),
+        DOCKERFILE_LIMIT,
+        "a Dockerfile",
+    ) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.is_not_found() => {
+            let empty = std::fs::read_dir(&abs).map_or(true, |mut d| d.next().is_none());
+            problems.push(Problem::new(
+                dir,
+                if empty {
+                    format!("empty language folder: add a `Dockerfile` and `{SCRIPTS_DIR}/`, or remove the folder")
+                } else {
+                    format!("missing Dockerfile for language `{name}`: add `{dir}/Dockerfile`")
+                },
+            ));
+            return None;
+        }
+        Err(e) => {
+            problems.push(Problem::new(
+                format!("{dir}/Dockerfile"),
+                e.refusal.to_string(),
+            ));
+            return None;
+        }
+    };
 
-    let context = match Context::collect(&config.root, dir, &settings.extra_inputs) {
+    let context = match Context::collect(repo, dir, &settings.extra_inputs) {
         Ok(context) => context,
         Err(p) => {
             problems.extend(p);
@@ -204,7 +297,6 @@ fn language(
 
     let mut build_args = config.build.build_args.clone();
     build_args.extend(settings.build_args.clone());
-    let dockerfile_text = std::fs::read_to_string(&dockerfile).unwrap_or_default();
     let base_image = build_args
         .get("BASE_IMAGE")
         .cloned()
@@ -225,8 +317,33 @@ fn language(
 
     let mut scripts = Vec::new();
     let prefix = format!("{SCRIPTS_DIR}/");
+    let marker_for = |file: &str| {
+        settings
+            .comment
+            .clone()
+            .unwrap_or_else(|| comment_for(file).to_string())
+    };
+    for entry in &context.ignored {
+        if entry.rel.starts_with(&prefix) && has_header(&entry.source, &marker_for(&entry.rel)) {
+            problems.push(Problem::new(
+                format!("{dir}/{}", entry.rel),
+                "documented script is excluded by `.dockerignore`, so no image holds it: remove the pattern that excludes it, or the script",
+            ));
+        }
+    }
     for entry in &context.entries {
         let Some(sub) = entry.rel.strip_prefix(&prefix) else {
+            if matches!(entry.kind, EntryKind::File { .. })
+                && entry.rel != "Dockerfile"
+                && entry.rel.starts_with(|c: char| c != '.')
+                && entry.source.starts_with(&abs)
+                && has_header(&entry.source, &marker_for(&entry.rel))
+            {
+                problems.push(Problem::new(
+                    format!("{dir}/{}", entry.rel),
+                    format!("has a documentation header but is not under `{SCRIPTS_DIR}/`, so it is not a krob: move it to `{dir}/{SCRIPTS_DIR}/` or remove the header"),
+                ));
+            }
             continue;
         };
         let path = format!("{dir}/{}", entry.rel);
@@ -288,13 +405,6 @@ fn script(
     image_scripts_dir: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<Script> {
-    let bytes = match std::fs::read(source) {
-        Ok(b) => b,
-        Err(e) => {
-            problems.push(Problem::new(path, format!("cannot read: {e}")));
-            return None;
-        }
-    };
     let stem = match sub.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() && !stem.ends_with('/') && !ext.contains('/') => stem,
         _ => sub,
@@ -302,24 +412,40 @@ fn script(
     if !stem.split('/').all(is_id_part) {
         problems.push(Problem::new(
             path,
-            "script name makes a bad id: use lowercase letters, digits, `-` and `_` (the id names Kubernetes Jobs)",
+            format!(
+                "script name makes a bad id: use lowercase letters, digits, `-` and `_` (the id names Kubernetes Jobs){}",
+                names::suggestion(stem)
+            ),
         ));
         return None;
     }
+    let read = match repo::read_script(source, HEADER_LIMIT) {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(Problem::new(path, e.to_string()));
+            return None;
+        }
+    };
     let marker = comment
         .clone()
         .unwrap_or_else(|| comment_for(sub).to_string());
-    let text = String::from_utf8_lossy(&bytes);
-    let header = match header::parse(&text, &marker) {
+    let text = String::from_utf8_lossy(&read.prefix);
+    let header = match header::parse_prefix(&text, &marker, read.truncated) {
         Ok(h) => h,
         Err(ps) => {
             problems.extend(ps.into_iter().map(|p| Problem::at(path, p.line, p.message)));
             return None;
         }
     };
+    let id = format!("{language}/{stem}");
+    let max = names::max_job_name(header.schedule.is_some());
+    if let Err(m) = names::check_job_name(&names::job_name(&id), max) {
+        problems.push(Problem::new(path, format!("script id `{id}`: {m}")));
+        return None;
+    }
     let image_path = format!("{}/{sub}", image_scripts_dir.trim_end_matches('/'));
     Some(Script {
-        id: format!("{language}/{stem}"),
+        id,
         language: language.to_string(),
         path: path.to_string(),
         command: command
@@ -327,9 +453,21 @@ fn script(
             .map(|a| a.replace("{script}", &image_path))
             .collect(),
         image_path,
-        sha256: digest::bytes_sha256(&bytes),
+        sha256: read.sha256,
         header,
     })
+}
+
+/// Whether a file starts with a documentation header (after an optional `#!` line).
+fn has_header(source: &Path, marker: &str) -> bool {
+    let Ok(prefix) = repo::read_prefix(source, 4096) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&prefix);
+    let fence = format!("{marker} ---");
+    text.lines()
+        .find(|l| !l.starts_with("#!"))
+        .is_some_and(|l| l.trim_end() == fence)
 }
 
 fn is_id_part(part: &str) -> bool {

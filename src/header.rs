@@ -13,7 +13,6 @@
 
 use std::time::Duration;
 
-use croner::parser::{CronParser, Seconds, Year};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -58,6 +57,32 @@ struct RawHeader {
     retries: Option<Spanned<i64>>,
     cpu: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
+}
+
+/// Parses the header from the first bytes of a script (`truncated` when the script is longer):
+/// a header that does not end within them is refused as such.
+pub fn parse_prefix(
+    text: &str,
+    comment: &str,
+    truncated: bool,
+) -> Result<Header, Vec<HeaderProblem>> {
+    match parse(text, comment) {
+        Err(problems)
+            if truncated
+                && problems
+                    .iter()
+                    .any(|p| p.message.starts_with("documentation header is never closed")) =>
+        {
+            Err(vec![HeaderProblem {
+                line: 1,
+                message: format!(
+                    "documentation header does not end within the first {} KiB of the script: keep it short and close it with a `{comment} ---` line",
+                    crate::repo::HEADER_LIMIT / 1024
+                ),
+            }])
+        }
+        result => result,
+    }
 }
 
 /// Parses the header at the start of `text`, with `comment` the language's line-comment
@@ -240,36 +265,13 @@ pub fn parse(text: &str, comment: &str) -> Result<Header, Vec<HeaderProblem>> {
     }
 }
 
-/// A schedule must be what a Kubernetes CronJob accepts: five fields or a `@` macro.
+/// A schedule must be what the Kubernetes CronJob controller accepts (see [`crate::cron`]).
 fn check_schedule(s: &str) -> Result<(), String> {
-    let bad = |why: &str| {
-        Err(format!(
+    crate::cron::check(s).map_err(|why| {
+        format!(
             "header `schedule = \"{s}\"` is not a valid cron expression: {why}; use five fields `minute hour day-of-month month day-of-week`, e.g. \"*/15 * * * *\""
-        ))
-    };
-    if s.contains("TZ=") {
-        return bad("time zones are not part of the schedule (CronJobs run in UTC)");
-    }
-    if s.starts_with("@every") {
-        return bad("`@every` is not supported");
-    }
-    if !s.starts_with('@') {
-        let fields = s.split_whitespace().count();
-        if fields != 5 {
-            return bad(&format!("it has {fields} fields"));
-        }
-        if s.contains(['L', 'W', '#']) {
-            return bad("`L`, `W` and `#` are not supported by Kubernetes CronJobs");
-        }
-    }
-    let parser = CronParser::builder()
-        .seconds(Seconds::Disallowed)
-        .year(Year::Disallowed)
-        .build();
-    match parser.parse(s) {
-        Ok(_) => Ok(()),
-        Err(e) => bad(&e.to_string().to_lowercase()),
-    }
+        )
+    })
 }
 
 fn check_timeout(s: &str) -> Result<u64, String> {
@@ -328,7 +330,7 @@ mod tests {
         let lines: Vec<usize> = p.iter().map(|(l, _)| *l).collect();
         assert_eq!(lines, [1, 2, 3, 4, 5], "{p:?}");
         assert!(p[0].1.contains("no `owner`"));
-        assert!(p[2].1.contains("it has 3 fields"));
+        assert!(p[2].1.contains("expected exactly 5 fields, found 3"));
     }
 
     #[test]
@@ -346,7 +348,7 @@ mod tests {
             "* * * * * *",
             "61 * * * *",
             "0 0 L * *",
-            "@every 5m",
+            "@every 5",
             "CRON_TZ=UTC 0 0 * * *",
             "",
         ] {

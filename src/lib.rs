@@ -10,6 +10,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod cron;
 pub mod deploy;
 pub mod digest;
 pub mod discover;
@@ -20,13 +21,16 @@ pub mod header;
 pub mod lint;
 pub mod logging;
 pub mod manifest;
+pub mod names;
 pub mod plan;
 pub mod progress;
 pub mod publish;
 pub mod registry;
 pub mod release;
 pub mod render;
+pub mod repo;
 pub mod report;
+pub mod terminal;
 pub mod yaml;
 
 use std::time::Instant;
@@ -47,11 +51,28 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         };
         return report::print(schema).map_err(Error::Output);
     }
-    let config = Config::load(&cli.config)?;
+    let lint_json = cli.json && cli.command == Some(Command::Lint);
+    let config = match Config::load(&cli.config) {
+        Err(e) if lint_json => {
+            let problem = match &e {
+                config::ConfigError::Invalid {
+                    path,
+                    line,
+                    message,
+                    ..
+                } => lint::Problem::at(path.display().to_string(), *line, message.clone()),
+                other => lint::Problem::new(cli.config.display().to_string(), other.to_string()),
+            };
+            report::print(lint::problems_json(&lint::Problems(vec![problem])))
+                .map_err(Error::Output)?;
+            return Err(e.into());
+        }
+        result => result?,
+    };
     if let Some(Command::Manifest(ManifestCommand::Pull { reference, format })) = &cli.command {
         let pulled = release::pull(&config, reference)?;
         return match format {
-            PullFormat::Json => report::print(&pulled.bytes),
+            PullFormat::Json => report::print_bytes(&pulled.bytes),
             PullFormat::Harness => {
                 report::print(release::harness_view(&pulled.manifest, &pulled.digest))
             }
@@ -63,7 +84,20 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         return report::print(&yaml).map_err(Error::Output);
     }
     let only = discover::parse_only(&cli.only);
-    let inventory = discover::discover(&config, &only)?;
+    let inventory = match discover::discover(&config, &only) {
+        Err(e) if lint_json => {
+            let problems = match &e {
+                discover::DiscoverError::Problems(problems) => problems.clone(),
+                other => lint::Problems(vec![lint::Problem::new(
+                    config.languages_dir.clone(),
+                    other.to_string(),
+                )]),
+            };
+            report::print(lint::problems_json(&problems)).map_err(Error::Output)?;
+            return Err(e.into());
+        }
+        result => result?,
+    };
     if cli.command == Some(Command::Lint) {
         return report::print(report::lint_ok(&inventory, cli.json)).map_err(Error::Output);
     }

@@ -56,3 +56,17 @@ impl fmt::Display for Problems {
 }
 
 impl std::error::Error for Problems {}
+
+/// `lint --json` when there are problems: the same object as a clean lint, with every problem.
+pub fn problems_json(problems: &Problems) -> String {
+    let v = serde_json::json!({
+        "problems": problems.0.iter().map(|p| serde_json::json!({
+            "path": p.path,
+            "line": p.line,
+            "message": p.message,
+        })).collect::<Vec<_>>(),
+        "languages": [],
+        "scripts": [],
+    });
+    format!("{v}\n")
+}

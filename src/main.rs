@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         Err(err) => {
             if let Error::Discover(DiscoverError::Problems(problems)) = &err {
                 for p in &problems.0 {
-                    eprintln!("{p}");
+                    eprintln!("{}", krobs::terminal::escape(&p.to_string()));
                 }
             }
             let mut message = format!("error: {err}");
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
                 message.push_str(&format!(": {cause}"));
                 source = cause.source();
             }
-            eprintln!("{message}");
+            eprintln!("{}", krobs::terminal::escape(&message));
             ExitCode::from(err.exit_code())
         }
     }

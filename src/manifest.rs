@@ -251,6 +251,15 @@ pub fn write(manifest: &Manifest, path: &Path, partial: bool) -> Result<Written,
         move |cause| ManifestError { path: p, cause }
     };
     std::fs::create_dir_all(dir).map_err(err(dir))?;
+    // Replace only a regular file: never follow a symlink or clobber a FIFO, device or folder.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_file() {
+            let kind = crate::repo::kind_of(&meta);
+            return Err(err(path)(std::io::Error::other(format!(
+                "it is a {kind}, not a regular file"
+            ))));
+        }
+    }
     let content_path = if manifest.preview {
         None
     } else {

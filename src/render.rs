@@ -28,19 +28,13 @@ use crate::config::{is_dns_label, Config};
 use crate::digest::bytes_sha256;
 use crate::error::exit;
 use crate::manifest::{JobKind, Manifest, ManifestScript, FORMAT};
+use crate::names;
 use crate::release::{self, ReleaseError};
 use crate::yaml;
 
 /// The container that runs the script.
 pub const CONTAINER: &str = "krob";
-/// Longest Job name: the Job controller copies it into a label of every pod it makes.
-pub const MAX_JOB_NAME: usize = 63;
-/// Longest CronJob name: the controller appends `-<minutes since the epoch>` (11 characters)
-/// to name each Job, which must still fit 63.
-pub const MAX_CRONJOB_NAME: usize = 52;
-/// Length of the random suffix that makes every rendered Job name unique (a Job cannot be
-/// applied twice under the same name).
-pub const SUFFIX_LEN: usize = 5;
+pub use crate::names::{JOB_SUFFIX_LEN as SUFFIX_LEN, MAX_CRONJOB_NAME, MAX_JOB_NAME};
 /// Letters of the suffix: lowercase letters and digits without vowels, so no word is spelled.
 const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz0123456789";
 /// Length of the hash that replaces the end of a name too long for its kind.
@@ -552,16 +546,19 @@ pub fn is_pinned(image: &str) -> bool {
 
 /// The longest generated base name of a kind: a Job's leaves room for `-<suffix>`.
 pub fn max_base(kind: JobKind) -> usize {
-    match kind {
-        JobKind::Job => MAX_JOB_NAME - 1 - SUFFIX_LEN,
-        JobKind::CronJob => MAX_CRONJOB_NAME,
-    }
+    names::max_job_name(kind == JobKind::CronJob)
 }
 
 /// `krobs-` and the script id as a DNS-1123 label (`python/expunge_deletes` ->
 /// `krobs-python-expunge-deletes`), at most `max` characters: a longer one keeps its start
 /// and ends with a hash of the whole id, so distinct ids keep distinct names.
 pub fn base_name(id: &str, max: usize) -> String {
+    // What lint checked every script of a krobs manifest against; other ids (a manifest
+    // written by hand or by another tool) are made valid below.
+    let checked = names::job_name(id);
+    if checked.len() <= max && is_dns_label(&checked) {
+        return checked;
+    }
     let mut name = String::from("krobs-");
     for c in id.chars() {
         let c = c.to_ascii_lowercase();
@@ -689,7 +686,8 @@ mod tests {
             base_name("python/expunge_deletes", 57),
             "krobs-python-expunge-deletes"
         );
-        assert_eq!(base_name("bash/a--b__c/d", 57), "krobs-bash-a-b-c-d");
+        assert_eq!(base_name("bash/a--b__c/d", 57), "krobs-bash-a--b--c-d");
+        assert_eq!(base_name("bash/a--b__c/", 57), "krobs-bash-a-b-c");
         assert_eq!(base_name("Ruby/X_", 57), "krobs-ruby-x");
     }
 

@@ -401,9 +401,16 @@ pub fn lint_ok(inventory: &Inventory, json: bool) -> String {
     }
 }
 
-/// Writes to stdout, failing cleanly on a closed pipe.
-pub fn print(text: impl AsRef<[u8]>) -> std::io::Result<()> {
+/// Writes text to stdout, with what could rewrite a terminal escaped, failing cleanly on a
+/// closed pipe.
+pub fn print(text: impl AsRef<str>) -> std::io::Result<()> {
+    print_bytes(crate::terminal::escape(text.as_ref()).as_bytes())
+}
+
+/// Writes bytes to stdout exactly as given: for verified content whose bytes are its identity
+/// (a pulled manifest is JSON, whose own escaping keeps control characters out).
+pub fn print_bytes(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_ref())?;
+    out.write_all(bytes)?;
     out.flush()
 }

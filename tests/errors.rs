@@ -143,7 +143,7 @@ fn bad_cron_and_every_problem_at_once() {
         "# ---\n# schedule = \"0 0 31 2 *\"\n# retries = 99\n# ---\n",
     );
     repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
-        "languages/bash/scripts/cron.sh:4: header `schedule = \"*/5 * * *\"` is not a valid cron expression: it has 4 fields; use five fields `minute hour day-of-month month day-of-week`, e.g. \"*/15 * * * *\"",
+        "languages/bash/scripts/cron.sh:4: header `schedule = \"*/5 * * *\"` is not a valid cron expression: expected exactly 5 fields, found 4; use five fields `minute hour day-of-month month day-of-week`, e.g. \"*/15 * * * *\"",
         "languages/python/scripts/nodoc.py:1: header has no `description`: add `description = \"what it does and the env it takes\"`",
         "languages/python/scripts/nodoc.py:1: header has no `owner`: add `owner = \"team (#channel)\"`",
         "languages/python/scripts/nodoc.py:3: header `retries = 99` is out of range: use 0 to 10",
@@ -247,7 +247,7 @@ fn bad_script_name() {
         bash_script("a", "echo"),
     );
     repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
-        "languages/bash/scripts/Drain Node.sh: script name makes a bad id: use lowercase letters, digits, `-` and `_` (the id names Kubernetes Jobs)",
+        "languages/bash/scripts/Drain Node.sh: script name makes a bad id: use lowercase letters, digits, `-` and `_` (the id names Kubernetes Jobs) (e.g. `drain-node`)",
     ]));
 }
 
