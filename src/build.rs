@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::context::{Context, EntryKind};
+use crate::engine::{self, EngineError};
 use crate::registry::Credentials;
 
 /// How many log lines a failed build repeats in its error.
@@ -25,8 +26,9 @@ const TAR_CHUNKS_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error("cannot reach the Docker Engine ({host}): {cause}; start it or set `DOCKER_HOST`")]
-    Connect { host: String, cause: String },
+    /// Reaching it: the address, TLS, the certificates.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
     #[error("build [{language}] failed at `{step}`: {message}{}", tail(.last_lines))]
     Build {
         language: String,
@@ -60,21 +62,12 @@ fn tail(lines: &[String]) -> String {
     s
 }
 
-/// Connects to the Docker Engine named by `DOCKER_HOST` (or the default socket) and agrees on
-/// an API version. Registry credentials are re-encoded the way the daemon decodes them.
+/// Connects to the Docker Engine named by `DOCKER_HOST` (a Unix socket, or TCP with TLS by the
+/// Docker CLI's conventions: see [`crate::engine`]) and agrees on an API version. Registry
+/// credentials are re-encoded the way the daemon decodes them.
 pub async fn connect() -> Result<Docker, DockerError> {
-    let host =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
-    let fail = |e: bollard::errors::Error| DockerError::Connect {
-        host: host.clone(),
-        cause: e.to_string(),
-    };
-    let docker = Docker::connect_with_defaults()
-        .map_err(fail)?
-        .with_request_modifier(url_safe_registry_auth);
-    let docker = docker.negotiate_version().await.map_err(fail)?;
-    tracing::debug!(host, api = %docker.client_version(), "connected to the Docker Engine");
-    Ok(docker)
+    let docker = engine::connect().await?;
+    Ok(docker.with_request_modifier(url_safe_registry_auth))
 }
 
 /// bollard encodes `X-Registry-Auth` and `X-Registry-Config` with standard base64, but the
@@ -147,7 +140,7 @@ pub async fn build(
             Err(bollard::errors::Error::DockerStreamError { error }) => {
                 return Err(fail(&step, error.trim().to_string(), &last))
             }
-            Err(e) => return Err(fail(&step, e.to_string(), &last)),
+            Err(e) => return Err(fail(&step, engine::chain(&e), &last)),
         };
         if let Some(detail) = info.error_detail {
             let message = detail

@@ -15,6 +15,7 @@ pub mod deploy;
 pub mod digest;
 pub mod discover;
 pub mod dockerignore;
+pub mod engine;
 pub mod error;
 pub mod git;
 pub mod header;

@@ -5,7 +5,7 @@
 #
 # Makes sure the real parts the integration tests need are there, then runs the whole test suite:
 #   - Debian packages (docker.io, docker-registry, skopeo, busybox-static, bash-static, awscli,
-#     apache2-utils, git) and PyPI packages (moto[server], check-jsonschema, kubernetes-validate);
+#     apache2-utils, git, socat) and PyPI packages (moto[server], check-jsonschema, kubernetes-validate);
 #   - a Docker Engine: $DOCKER_HOST if it answers, else the default socket, else a `dockerd`
 #     started here (own socket, pidfile, exec root and data root; no bridge, no iptables);
 #   - the base image `krobs-test/base:1`, made locally (busybox-static + bash-static), since no
@@ -39,7 +39,7 @@ OWN_SOCK=unix://$RUN_DIR/docker.sock
 DEFAULT_SOCK=unix:///var/run/docker.sock
 BASE_IMAGE=krobs-test/base:1
 
-APT_PKGS=(docker.io docker-registry skopeo busybox-static bash-static apache2-utils git awscli)
+APT_PKGS=(docker.io docker-registry skopeo busybox-static bash-static apache2-utils git awscli socat)
 PIP_PKGS=("moto[server]" check-jsonschema kubernetes-validate)
 
 START=$SECONDS

@@ -198,6 +198,18 @@ impl Pipeline {
         (&self.creds.0, &self.creds.1)
     }
 
+    /// The `DOCKER_CONFIG` folder of the runs (empty until a test writes its `config.json`).
+    pub fn docker_config_dir(&self) -> &Path {
+        self.docker_config.path()
+    }
+
+    /// Runs without `KROBS_REGISTRY_USERNAME` / `KROBS_REGISTRY_PASSWORD`: the credentials must
+    /// then come from the Docker config.
+    pub fn without_env_credentials(&mut self) {
+        self.hidden_env
+            .retain(|(k, _)| k != "KROBS_REGISTRY_USERNAME" && k != "KROBS_REGISTRY_PASSWORD");
+    }
+
     /// One more string that must appear nowhere.
     pub fn add_secret(&self, what: &str, secret: impl Into<String>) {
         let secret = secret.into();
