@@ -162,8 +162,10 @@ impl Config {
             path: path.to_path_buf(),
         })?;
         let config = Config::parse(&text, path, &root)?;
-        repo.check_output(&config.manifest_path)
-            .map_err(|e| ConfigError::Output(Box::new(e)))?;
+        for output in [&config.manifest_path, &preview_path(&config.manifest_path)] {
+            repo.check_output(output)
+                .map_err(|e| ConfigError::Output(Box::new(e)))?;
+        }
         Ok(config)
     }
 
@@ -356,6 +358,25 @@ impl Config {
     pub fn manifest_path(&self) -> PathBuf {
         self.root.join(&self.manifest_path)
     }
+
+    /// Where a dry run writes its preview: beside the manifest, never over it.
+    pub fn preview_path(&self) -> PathBuf {
+        self.root.join(preview_path(&self.manifest_path))
+    }
+}
+
+/// `out/krobs-manifest.json` -> `out/krobs-manifest.preview.json`: a dry run's preview has a
+/// path of its own, so the release record is never a preview, even after a failed real run.
+pub fn preview_path(manifest: &Path) -> PathBuf {
+    let stem = manifest
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match manifest.extension() {
+        Some(ext) => format!("{stem}.preview.{}", ext.to_string_lossy()),
+        None => format!("{stem}.preview"),
+    };
+    manifest.with_file_name(name)
 }
 
 fn resolve_registry(raw: RawRegistry) -> Result<RegistryConfig, (Option<Range<usize>>, String)> {

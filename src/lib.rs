@@ -161,7 +161,12 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         ))?,
     };
     timings.publication = millis(images_done);
-    let written = manifest::write(&manifest, &config.manifest_path(), partial)?;
+    let path = if manifest.preview {
+        config.preview_path()
+    } else {
+        config.manifest_path()
+    };
+    let written = manifest::write(&manifest, &path, partial)?;
     timings.total = millis(started);
     let report = report::Report::new(
         &plan,

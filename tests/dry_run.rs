@@ -88,9 +88,10 @@ fn dry_run_on_this_repository() {
     }
 
     // The preview has the manifest's shape, with no image digests.
-    let preview: Value =
-        serde_json::from_slice(&std::fs::read(repo.path("out/krobs-manifest.json")).unwrap())
-            .unwrap();
+    let preview: Value = serde_json::from_slice(
+        &std::fs::read(repo.path("out/krobs-manifest.preview.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(preview["format"], "krobs-manifest/v1");
     assert_eq!(preview["preview"], true);
     assert_eq!(
@@ -122,7 +123,7 @@ fn same_inputs_same_digests_and_byte_identical_preview_from_any_path() {
     let b = Repo::fixture();
     b.commit_all("one");
     let va = a.krobs(&["--dry-run", "--json"]).success().json();
-    let first = std::fs::read(a.path("out/manifest.json")).unwrap();
+    let first = std::fs::read(a.path("out/manifest.preview.json")).unwrap();
     let vb = b.krobs(&["--dry-run", "--json"]).success().json();
     for lang in ["bash", "python"] {
         assert_eq!(
@@ -133,7 +134,7 @@ fn same_inputs_same_digests_and_byte_identical_preview_from_any_path() {
     a.krobs(&["--dry-run"]).success();
     assert_eq!(
         first,
-        std::fs::read(a.path("out/manifest.json")).unwrap(),
+        std::fs::read(a.path("out/manifest.preview.json")).unwrap(),
         "the preview is deterministic"
     );
 }
@@ -435,7 +436,7 @@ fn the_manifest_is_the_same_with_and_without_since() {
         bash_script("team-a", "echo hello again"),
     );
     repo.commit_all("bash: hello again");
-    let manifest = || std::fs::read(repo.path("out/manifest.json")).unwrap();
+    let manifest = || std::fs::read(repo.path("out/manifest.preview.json")).unwrap();
     let without = repo.krobs(&["--dry-run", "--json"]).success();
     let bytes = manifest();
     let with = repo

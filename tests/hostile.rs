@@ -826,3 +826,19 @@ fn language_path_that_does_not_exist() {
         "vendor/ruby: the folder of language `ruby` does not exist: create it or fix `[languages.ruby] path` in krobs.toml",
     ]));
 }
+
+#[test]
+fn a_dry_run_never_writes_the_release_record() {
+    // The preview has its own path, so a failed real run after a dry run cannot leave a
+    // preview where Harness and `render` read the release.
+    let repo = Repo::fixture();
+    repo.write("out/manifest.json", "previous release\n");
+    krobs(&repo, &["--dry-run"]).success();
+    assert_eq!(
+        fs::read_to_string(repo.path("out/manifest.json")).unwrap(),
+        "previous release\n"
+    );
+    let preview: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo.path("out/manifest.preview.json")).unwrap()).unwrap();
+    assert_eq!(preview["preview"], true);
+}

@@ -25,7 +25,9 @@ const KUBERNETES_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
 /// digests; returns its bytes.
 fn publish_fake(repo: &Repo, rel: &str) -> Vec<u8> {
     repo.krobs(&["--dry-run"]).success();
-    let mut m: Value = serde_json::from_slice(&std::fs::read(repo.path(rel)).unwrap()).unwrap();
+    let preview = rel.replace(".json", ".preview.json");
+    let mut m: Value =
+        serde_json::from_slice(&std::fs::read(repo.path(&preview)).unwrap()).unwrap();
     assert_eq!(m["preview"], true);
     m["preview"] = json!(false);
     let mut images = std::collections::BTreeMap::new();
@@ -500,9 +502,9 @@ fn unknown_script_suggests_the_closest() {
 fn preview_is_refused() {
     let repo = Repo::fixture();
     repo.krobs(&["--dry-run"]).success();
-    repo.krobs(&["render", "bash/hello"])
+    repo.krobs(&["render", "bash/hello", "--manifest", "out/manifest.preview.json"])
         .failure(INPUT)
-        .stderr_is("error: the manifest `./out/manifest.json` is a dry-run preview with no image digests: run `krobs-build` without `--dry-run`, or render from a published manifest (`--manifest latest`)");
+        .stderr_is("error: the manifest `out/manifest.preview.json` is a dry-run preview with no image digests: run `krobs-build` without `--dry-run`, or render from a published manifest (`--manifest latest`)");
 }
 
 #[test]

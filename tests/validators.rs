@@ -40,11 +40,11 @@ fn manifest_preview_matches_the_published_schema() {
         "/schema/manifest-v1.schema.json"
     );
     let mut cmd = Command::new("check-jsonschema");
-    cmd.args(["--schemafile", schema, "out/krobs-manifest.json"]);
+    cmd.args(["--schemafile", schema, "out/krobs-manifest.preview.json"]);
     Run::new(cmd, &repo.root, &[], &[]).success();
 
     // The schema is not a check that cannot fail: a preview claiming a digest is refused.
-    let text = std::fs::read_to_string(repo.path("out/krobs-manifest.json")).unwrap();
+    let text = std::fs::read_to_string(repo.path("out/krobs-manifest.preview.json")).unwrap();
     let broken = text.replacen("\"digest\": null", "\"digest\": \"sha256:abc\"", 1);
     assert_ne!(text, broken);
     std::fs::write(repo.path("out/broken.json"), broken).unwrap();
