@@ -611,6 +611,37 @@ fn script_fifo() {
     ]));
 }
 
+/// A character device (the same as `/dev/zero`) inside the repository: made with `mknod`,
+/// which the test suite can do since it runs as root (`tests/run.sh`).
+#[test]
+fn device_files_inside_the_repository_are_never_read() {
+    let cases = [
+        (
+            "languages/bash/scripts/zero.sh",
+            "languages/bash/scripts/zero.sh: is a character device, not a file, folder or symlink: remove it or add it to `.dockerignore`",
+        ),
+        (
+            "languages/bash/Dockerfile",
+            "languages/bash/Dockerfile: is a character device, not a regular file: replace it with a file",
+        ),
+    ];
+    for (rel, problem) in cases {
+        let repo = Repo::fixture();
+        let p = repo.path(rel);
+        if p.exists() {
+            repo.remove(rel);
+        }
+        let out = Command::new("mknod")
+            .args([p.to_str().unwrap(), "c", "1", "5"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mknod (needs root): {out:?}");
+        let started = Instant::now();
+        lint(&repo).failure(INPUT).stderr_is(&problems(&[problem]));
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+}
+
 #[test]
 fn script_symlinked_outside() {
     let repo = Repo::fixture();
