@@ -122,7 +122,15 @@ fn end_to_end_publishes_every_language_and_an_image_pulled_by_digest_runs_its_kr
         assert_eq!(l["action"], "build", "{l}\n{dry}");
         assert_eq!(l["status"], "planned", "{l}\n{dry}");
     }
-    assert_eq!(p.manifest()["preview"], true);
+    let preview: Value = serde_json::from_slice(
+        &std::fs::read(p.repo.path("out/krobs-manifest.preview.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(preview["preview"], true);
+    assert!(
+        !p.manifest_path().exists(),
+        "a dry run never writes the release record"
+    );
     let looked_up = p.registry_requests();
     for lang in LANGUAGES {
         let tag = string(language(&plan, lang), "tag");
@@ -193,8 +201,12 @@ fn end_to_end_publishes_every_language_and_an_image_pulled_by_digest_runs_its_kr
     );
     assert_eq!(
         p.out_files(),
-        [copy, "krobs-manifest.json".to_string()],
-        "out/ holds the manifest and its content-named copy only (no temporary files)"
+        [
+            copy,
+            "krobs-manifest.json".to_string(),
+            "krobs-manifest.preview.json".to_string()
+        ],
+        "out/ holds the manifest, its content-named copy and the dry run's preview only (no temporary files)"
     );
 
     // Pull the bash image back from the registry by digest: nothing local is left to use.
