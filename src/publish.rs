@@ -1,23 +1,29 @@
-//! The real run after the plan: registry session, one lookup per language, builds of what is
-//! missing (concurrently, up to `[build] concurrency`), pushes checked by a `HEAD` that must
-//! answer the pushed digest, and the extra tags.
+//! The real run after the plan, Skaffold-style: one typed [`Decision`] per language from the
+//! registry (reuse the image, put the scripts layer on a runtime that is there, or have the
+//! Docker Engine build the runtime first), carried out concurrently (runtime builds up to
+//! `[build] concurrency` at a time), each ending in one [`Outcome`] that the manifest and the
+//! report are derived from. The registry and the Docker Engine are behind the [`Registry`]
+//! and [`Engine`] traits, so that the orchestration runs on in-memory fakes in unit tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
-use crate::build::{self, BuildRequest, DockerError};
+use crate::build::DockerError;
 use crate::config::{Config, RegistryConfig};
+use crate::engine::{Engine, RuntimeBuild};
 use crate::git;
-use crate::manifest::Published;
+use crate::layer::{self, Blob, ComposeError, Runtime};
+use crate::manifest::{Outcome, Published};
 use crate::plan::{LanguagePlan, Plan, RegistryState};
 use crate::progress::Progress;
 use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, Ecr, RepositoryInfo};
 use crate::registry::retry::RetryPolicy;
-use crate::registry::{Credentials, Lookup, RegistryClient, RegistryError};
+use crate::registry::{Credentials, Lookup, Registry, RegistryClient, RegistryError};
 
 /// The mutable alias pushed where the repository allows moving tags.
 pub const ALIAS_TAG: &str = "latest";
@@ -39,11 +45,13 @@ pub enum PublishError {
         expected: String,
         found: String,
     },
-    #[error("[{language}] the pushed image `{image}` has no digest for `{repository}` in the Docker Engine")]
-    NoDigest {
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    #[error("[{language}] the runtime `{image}` was pushed but the registry does not have it{}: rerun once the registry is healthy", .what.as_deref().map(|w| format!(" ({w})")).unwrap_or_default())]
+    RuntimeMissing {
         language: String,
         image: String,
-        repository: String,
+        what: Option<String>,
     },
     #[error("{failed} of {total} languages failed ({names}); first: {first}")]
     Several {
@@ -62,15 +70,6 @@ impl PublishError {
             other => other,
         }
     }
-}
-
-/// Where a build comes from, for its labels and its cache.
-#[derive(Debug, Default)]
-struct Provenance {
-    /// The `origin` remote, credentials stripped.
-    source: Option<String>,
-    /// HEAD's first parent, whose `git-` tags name the previous images.
-    parent: Option<String>,
 }
 
 /// A registry ready for use: its client (with credentials) and what each repository allows.
@@ -146,7 +145,7 @@ pub fn dry_run_credentials(config: &Config) -> Result<Option<Credentials>, Crede
 
 /// Looks every language's content tag up, concurrently.
 pub async fn lookup_all(
-    client: &RegistryClient,
+    client: &impl Registry,
     config: &Config,
     plan: &mut Plan,
 ) -> Result<(), RegistryError> {
@@ -165,81 +164,188 @@ pub async fn lookup_all(
     Ok(())
 }
 
-/// Builds and pushes what is missing; returns what every language ended as.
+/// What a language needs, decided from the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The image's content tag is in the registry.
+    Reuse { digest: String },
+    /// The runtime is in the registry: put the scripts layer on it.
+    AppendScripts { runtime: String },
+    /// The runtime is missing: the Docker Engine builds it, then the scripts layer goes on.
+    BuildRuntime,
+}
+
+/// Decides for one language: its content tag (looked up by [`lookup_all`]), then its runtime.
+pub async fn decide(
+    registry: &impl Registry,
+    config: &Config,
+    lp: &LanguagePlan,
+) -> Result<Decision, RegistryError> {
+    if let RegistryState::Present { digest } = &lp.registry {
+        return Ok(Decision::Reuse {
+            digest: digest.clone(),
+        });
+    }
+    let repo = repository_path(config, &lp.language.name);
+    Ok(match registry.lookup(&repo, &lp.runtime_tag).await? {
+        Lookup::Present { digest } => Decision::AppendScripts { runtime: digest },
+        Lookup::Missing => Decision::BuildRuntime,
+    })
+}
+
+/// The labels of a runtime: content only (no commit, no source URL), so that the same inputs
+/// give the same image wherever they are built.
+fn runtime_labels(lp: &LanguagePlan) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "org.opencontainers.image.title".to_string(),
+            format!("krobs-{}", lp.language.name),
+        ),
+        (
+            "dev.krobs.runtime-digest".to_string(),
+            lp.runtime_digest.to_string(),
+        ),
+    ])
+}
+
+/// The labels Krobs adds to the image: content only.
+fn image_labels(plan: &Plan, lp: &LanguagePlan) -> BTreeMap<String, String> {
+    let name = &lp.language.name;
+    let mut labels = runtime_labels(lp);
+    labels.extend([
+        (
+            "dev.krobs.input-digest".to_string(),
+            lp.input_digest.to_string(),
+        ),
+        (
+            "dev.krobs.scripts-layer".to_string(),
+            lp.layer.blob.digest.clone(),
+        ),
+        (
+            "dev.krobs.scripts".to_string(),
+            plan.scripts
+                .iter()
+                .filter(|s| &s.language == name)
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ]);
+    labels
+}
+
+/// Carries out every language's decision; returns what every language ended as.
 pub async fn publish(
     config: &Config,
     plan: &Plan,
-    session: &Session,
+    registry: &impl Registry,
+    repositories: &HashMap<String, RepositoryInfo>,
+    engine: &impl Engine,
     progress: &Progress,
 ) -> Result<Vec<Published>, PublishError> {
-    let needs_docker = plan
-        .languages
-        .iter()
-        .any(|lp| !matches!(lp.registry, RegistryState::Present { .. }));
-    let docker = if needs_docker {
-        Some(build::connect().await?)
-    } else {
-        None
-    };
-    // What only a build needs: the labels' source, and the previous commit for the cache.
-    let provenance = if needs_docker {
-        Provenance {
-            source: git::source_url(&config.root),
-            parent: plan
-                .commit
-                .as_ref()
-                .and_then(|_| git::first_parent(&config.root)),
-        }
-    } else {
-        Provenance::default()
-    };
+    // HEAD's first parent, whose `git-` tag names the previous image: build cache for a
+    // runtime, asked only when a runtime is built.
+    let parent = tokio::sync::OnceCell::new();
+    let parent = &parent;
     let semaphore = Arc::new(Semaphore::new(config.build.concurrency));
     let jobs = plan.languages.iter().map(|lp| {
-        let docker = docker.as_ref();
         let semaphore = semaphore.clone();
-        let provenance = &provenance;
         async move {
-            let result = match &lp.registry {
-                RegistryState::Present { digest } => Ok(Published {
-                    language: lp.language.name.clone(),
-                    digest: digest.clone(),
-                    tags: vec![lp.tag.clone()],
-                    commit_tag: None,
-                    built: false,
-                }),
-                _ => {
-                    let _permit = semaphore
-                        .acquire()
-                        .await
-                        .expect("the semaphore is never closed");
-                    let docker = docker.expect("Docker is connected when something is built");
-                    build_and_push(config, plan, lp, session, docker, provenance, progress).await
-                }
-            };
+            let name = &lp.language.name;
+            let result = async {
+                let repo = repository_path(config, name);
+                let outcome = match decide(registry, config, lp).await? {
+                    Decision::Reuse { digest } => {
+                        return Ok((digest, Outcome::Reused));
+                    }
+                    Decision::AppendScripts { runtime } => {
+                        progress.log(
+                            name,
+                            &format!("runtime `{}` is there ({runtime})", lp.runtime_tag),
+                        );
+                        Outcome::ScriptsAppended { runtime }
+                    }
+                    Decision::BuildRuntime => {
+                        let _permit = semaphore
+                            .acquire()
+                            .await
+                            .expect("the semaphore is never closed");
+                        let parent = parent
+                            .get_or_init(|| async {
+                                plan.commit
+                                    .as_ref()
+                                    .and_then(|_| git::first_parent(&config.root))
+                            })
+                            .await;
+                        let cache = cache_source(registry, &repo, parent.as_deref()).await;
+                        engine
+                            .build_and_push(
+                                RuntimeBuild {
+                                    language: name,
+                                    context: &lp.runtime_context,
+                                    repository: &lp.repository,
+                                    tag: &lp.runtime_tag,
+                                    build_args: lp
+                                        .language
+                                        .inputs
+                                        .build_args
+                                        .clone()
+                                        .into_iter()
+                                        .collect(),
+                                    labels: runtime_labels(lp),
+                                    platform: lp.language.inputs.platform.clone(),
+                                    cache,
+                                    credentials: registry.credentials(),
+                                    host: registry.host(),
+                                },
+                                progress,
+                            )
+                            .await?;
+                        // The registry says the runtime's digest, not the daemon.
+                        let runtime = match registry.lookup(&repo, &lp.runtime_tag).await? {
+                            Lookup::Present { digest } => digest,
+                            Lookup::Missing => {
+                                return Err(PublishError::RuntimeMissing {
+                                    language: name.clone(),
+                                    image: format!("{}:{}", lp.repository, lp.runtime_tag),
+                                    what: None,
+                                })
+                            }
+                        };
+                        Outcome::RuntimeBuilt { runtime }
+                    }
+                };
+                progress.stage(name, "putting the scripts layer on the runtime");
+                let digest = append_scripts(config, plan, lp, registry).await?;
+                Ok((digest, outcome))
+            }
+            .await;
             let result = match result {
-                Ok(mut p) => extra_tags(config, plan, lp, session, &p.digest, progress)
-                    .await
-                    .map(|extra| {
-                        p.tags.extend(extra.alias);
-                        p.commit_tag = extra.commit;
-                        p
-                    }),
+                Ok((digest, outcome)) => {
+                    extra_tags(config, plan, lp, registry, repositories, &digest, progress)
+                        .await
+                        .map(|extra| {
+                            let mut tags = vec![lp.tag.clone()];
+                            tags.extend(extra.alias);
+                            Published {
+                                language: name.clone(),
+                                digest,
+                                tags,
+                                commit_tag: extra.commit,
+                                outcome,
+                            }
+                        })
+                }
                 Err(e) => Err(e),
             };
             match &result {
-                Ok(p) if p.built => {
-                    progress.finish(&lp.language.name, &format!("built and pushed {}", p.digest))
-                }
-                Ok(p) => progress.finish(
-                    &lp.language.name,
-                    &format!("reused {} (already in the registry)", p.digest),
-                ),
+                Ok(p) => progress.finish(name, &finished(p)),
                 Err(e) => {
                     // The full error, with the build's last lines, closes the run.
                     let text = e.to_string();
                     let first = text.lines().next().unwrap_or_default();
                     let first = first.trim_end_matches("; last lines:");
-                    progress.finish(&lp.language.name, &format!("failed: {first}"))
+                    progress.finish(name, &format!("failed: {first}"))
                 }
             }
             result
@@ -275,116 +381,166 @@ pub async fn publish(
     }
 
     // Every image the manifest will name has answered a HEAD with the digest it records:
-    // reused ones at the lookup, built ones right after their push.
+    // reused ones at the lookup, made ones right after their manifest was put.
     Ok(published)
+}
+
+/// The last progress line of a language.
+fn finished(p: &Published) -> String {
+    match &p.outcome {
+        Outcome::Reused => format!("reused {} (already in the registry)", p.digest),
+        Outcome::ScriptsAppended { .. } => {
+            format!("scripts layer on the runtime, pushed {}", p.digest)
+        }
+        Outcome::RuntimeBuilt { .. } => {
+            format!(
+                "built the runtime and pushed {} with the scripts layer",
+                p.digest
+            )
+        }
+    }
+}
+
+/// Reads the runtime from the registry: its manifest (or index, and every platform's
+/// manifest) and configs. Layers are never read.
+async fn fetch_runtime(
+    registry: &impl Registry,
+    lp: &LanguagePlan,
+    repo: &str,
+) -> Result<Runtime, PublishError> {
+    let image = format!("{}:{}", lp.repository, lp.runtime_tag);
+    let missing = |what: String| PublishError::RuntimeMissing {
+        language: lp.language.name.clone(),
+        image: image.clone(),
+        what: Some(what),
+    };
+    let fetched = registry
+        .get_manifest(repo, &lp.runtime_tag)
+        .await?
+        .ok_or_else(|| missing("its manifest".to_string()))?;
+    let media_type = layer::media_type_of(&fetched.body, fetched.media_type.as_deref());
+    let config_of = |manifest: Bytes| {
+        let image = &image;
+        let missing = &missing;
+        async move {
+            let manifest = Blob::new(manifest);
+            let digest = layer::config_digest(image, &manifest.bytes)?;
+            let config = registry
+                .get_blob(repo, &digest)
+                .await?
+                .ok_or_else(|| missing(format!("its config {digest}")))?;
+            Ok::<_, PublishError>((manifest, Blob::new(config)))
+        }
+    };
+    if media_type.as_deref().is_some_and(layer::is_index) {
+        let mut images = Vec::new();
+        for digest in layer::index_images(&image, &fetched.body)? {
+            let child = registry
+                .get_manifest(repo, &digest)
+                .await?
+                .ok_or_else(|| missing(format!("its manifest {digest}")))?;
+            images.push(config_of(child.body).await?);
+        }
+        Ok(Runtime::Index {
+            index: Blob::new(fetched.body),
+            images,
+        })
+    } else {
+        let (manifest, config) = config_of(fetched.body).await?;
+        Ok(Runtime::Image { manifest, config })
+    }
+}
+
+/// Puts the scripts layer on the runtime, through the registry API only: the layer blob
+/// (mounted from another language's repository when it holds the same layer), the configs,
+/// the manifests; the content tag must then answer the digest of the bytes put.
+async fn append_scripts(
+    config: &Config,
+    plan: &Plan,
+    lp: &LanguagePlan,
+    registry: &impl Registry,
+) -> Result<String, PublishError> {
+    let name = &lp.language.name;
+    let repo = repository_path(config, name);
+    let runtime = fetch_runtime(registry, lp, &repo).await?;
+    let image = layer::compose(
+        &format!("{}:{}", lp.repository, lp.runtime_tag),
+        &runtime,
+        &lp.layer,
+        &image_labels(plan, lp),
+    )?;
+    let mount_from = plan
+        .languages
+        .iter()
+        .filter(|other| other.layer.blob.digest == lp.layer.blob.digest)
+        .map(|other| repository_path(config, &other.language.name))
+        .find(|other| *other != repo);
+    let pushed = registry
+        .push_blob(
+            &repo,
+            &lp.layer.blob.digest,
+            lp.layer.blob.bytes.clone(),
+            mount_from.as_deref(),
+        )
+        .await?;
+    progress_blob(name, &lp.layer.blob, pushed);
+    for config_blob in &image.configs {
+        registry
+            .push_blob(&repo, &config_blob.digest, config_blob.bytes.clone(), None)
+            .await?;
+    }
+    for (media_type, child) in &image.children {
+        registry
+            .put_manifest(
+                &repo,
+                &child.digest,
+                media_type,
+                child.bytes.clone(),
+                &child.digest,
+            )
+            .await?;
+    }
+    registry
+        .put_manifest(
+            &repo,
+            &lp.tag,
+            &image.media_type,
+            image.top.bytes.clone(),
+            image.digest(),
+        )
+        .await?;
+    verify(registry, config, lp, image.digest()).await?;
+    Ok(image.digest().to_string())
+}
+
+fn progress_blob(language: &str, blob: &Blob, pushed: crate::registry::BlobPush) {
+    tracing::debug!(
+        language,
+        digest = blob.digest,
+        size = blob.size(),
+        ?pushed,
+        "scripts layer"
+    );
 }
 
 /// The content tag must name exactly `digest` in the registry.
 async fn verify(
-    session: &Session,
+    registry: &impl Registry,
     config: &Config,
     lp: &LanguagePlan,
     digest: &str,
 ) -> Result<(), PublishError> {
     let repo = repository_path(config, &lp.language.name);
-    match session.client.lookup(&repo, &lp.tag).await? {
-        Lookup::Present { digest: found } if found == digest => Ok(()),
-        Lookup::Present { digest: found } => Err(PublishError::Conflict {
-            language: lp.language.name.clone(),
-            image: lp.image.clone(),
-            expected: digest.to_string(),
-            found,
-        }),
-        Lookup::Missing => Err(PublishError::Conflict {
-            language: lp.language.name.clone(),
-            image: lp.image.clone(),
-            expected: digest.to_string(),
-            found: "nothing".to_string(),
-        }),
-    }
-}
-
-async fn build_and_push(
-    config: &Config,
-    plan: &Plan,
-    lp: &LanguagePlan,
-    session: &Session,
-    docker: &bollard::Docker,
-    provenance: &Provenance,
-    progress: &Progress,
-) -> Result<Published, PublishError> {
-    let name = &lp.language.name;
-    let log = |line: &str| progress.log(name, line);
-
-    progress.stage(name, "building");
-    let mut labels = BTreeMap::from([
-        (
-            "org.opencontainers.image.title".to_string(),
-            format!("krobs-{name}"),
-        ),
-        (
-            "dev.krobs.input-digest".to_string(),
-            lp.input_digest.to_string(),
-        ),
-        (
-            "dev.krobs.scripts".to_string(),
-            plan.scripts
-                .iter()
-                .filter(|s| &s.language == name)
-                .map(|s| s.id.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    ]);
-    if let Some(commit) = &plan.commit {
-        labels.insert(
-            "org.opencontainers.image.revision".to_string(),
-            commit.clone(),
-        );
-    }
-    if let Some(source) = &provenance.source {
-        labels.insert(
-            "org.opencontainers.image.source".to_string(),
-            source.to_string(),
-        );
-    }
-    let cache_from = cache_source(
-        config,
-        provenance.parent.as_deref(),
-        lp,
-        session,
-        docker,
-        progress,
-    )
-    .await;
-    build::build(
-        docker,
-        BuildRequest {
-            language: name,
-            context: &lp.language.context,
-            image: lp.image.clone(),
-            build_args: lp.language.inputs.build_args.clone().into_iter().collect(),
-            labels,
-            platform: lp.language.inputs.platform.clone(),
-            cache_from,
-        },
-        &log,
-    )
-    .await?;
-
-    progress.stage(name, "pushing");
-    let host = session.client.host().to_string();
-    let creds = session.client.credentials();
-    build::push(docker, name, &lp.repository, &lp.tag, creds, &host, &log).await?;
-    let digest = pushed_digest(docker, name, &lp.image, &lp.repository).await?;
-    verify(session, config, lp, &digest).await?;
-
-    Ok(Published {
-        language: name.clone(),
-        digest,
-        tags: vec![lp.tag.clone()],
-        commit_tag: None,
-        built: true,
+    let found = match registry.lookup(&repo, &lp.tag).await? {
+        Lookup::Present { digest: found } if found == digest => return Ok(()),
+        Lookup::Present { digest: found } => found,
+        Lookup::Missing => "nothing".to_string(),
+    };
+    Err(PublishError::Conflict {
+        language: lp.language.name.clone(),
+        image: lp.image.clone(),
+        expected: digest.to_string(),
+        found,
     })
 }
 
@@ -403,13 +559,14 @@ async fn extra_tags(
     config: &Config,
     plan: &Plan,
     lp: &LanguagePlan,
-    session: &Session,
+    registry: &impl Registry,
+    repositories: &HashMap<String, RepositoryInfo>,
     digest: &str,
     progress: &Progress,
 ) -> Result<ExtraTags, PublishError> {
     let name = &lp.language.name;
     let repo = repository_path(config, name);
-    let immutable = session.repositories.get(name).is_some_and(|r| r.immutable);
+    let immutable = repositories.get(name).is_some_and(|r| r.immutable);
     let commit_tag = plan
         .commit
         .as_ref()
@@ -429,7 +586,7 @@ async fn extra_tags(
             let Some(tag) = tag else {
                 return Ok(None);
             };
-            match session.client.lookup(repo, &tag).await? {
+            match registry.lookup(repo, &tag).await? {
                 Lookup::Present { digest: there } if there == digest => {}
                 Lookup::Present { digest: there } if immutable => {
                     progress.log(
@@ -438,7 +595,7 @@ async fn extra_tags(
                     );
                     return Ok(None);
                 }
-                _ => session.client.put_tag(repo, digest, &tag).await?,
+                _ => registry.put_tag(repo, digest, &tag).await?,
             }
             Ok::<_, PublishError>(Some(tag))
         }
@@ -450,80 +607,17 @@ async fn extra_tags(
     })
 }
 
-/// The image of this language at the previous commit (`git-<parent>`), as build cache for a
-/// runner that starts cold: pulled when the registry has it and the daemon does not. A cache
-/// that cannot be had only costs time.
+/// The image of this language at the previous commit (`git-<parent>`), whose layers start
+/// with the previous runtime's: build cache for a runner that starts cold.
 async fn cache_source(
-    config: &Config,
+    registry: &impl Registry,
+    repo: &str,
     parent: Option<&str>,
-    lp: &LanguagePlan,
-    session: &Session,
-    docker: &bollard::Docker,
-    progress: &Progress,
-) -> Vec<String> {
-    let name = &lp.language.name;
-    let Some(parent) = parent else {
-        return Vec::new();
-    };
+) -> Option<String> {
+    let parent = parent?;
     let tag = format!("git-{}", &parent[..parent.len().min(12)]);
-    let digest = match session
-        .client
-        .lookup(&repository_path(config, name), &tag)
-        .await
-    {
-        Ok(Lookup::Present { digest }) => digest,
-        _ => return Vec::new(),
-    };
-    // By digest: extra tags are set registry-side, so the daemon knows the image, if at all,
-    // by the digest it pushed or pulled it under.
-    let image = format!("{}@{digest}", lp.repository);
-    if build::has_image(docker, &image).await {
-        return vec![image];
+    match registry.lookup(repo, &tag).await {
+        Ok(Lookup::Present { digest }) => Some(digest),
+        _ => None,
     }
-    progress.stage(name, &format!("pulling {image} as build cache"));
-    match build::pull(
-        docker,
-        name,
-        &lp.repository,
-        &digest,
-        session.client.credentials(),
-        session.client.host(),
-    )
-    .await
-    {
-        Ok(()) => vec![image],
-        Err(e) => {
-            progress.log(name, &format!("building without cache: {e}"));
-            Vec::new()
-        }
-    }
-}
-
-/// The registry digest of a pushed image, from the daemon's repo digests (bollard's push
-/// stream does not carry it).
-async fn pushed_digest(
-    docker: &bollard::Docker,
-    language: &str,
-    image: &str,
-    repository: &str,
-) -> Result<String, PublishError> {
-    let inspect = docker
-        .inspect_image(image)
-        .await
-        .map_err(|e| DockerError::Api {
-            language: language.to_string(),
-            call: "inspect_image",
-            cause: e.to_string(),
-        })?;
-    let prefix = format!("{repository}@");
-    inspect
-        .repo_digests
-        .unwrap_or_default()
-        .iter()
-        .find_map(|d| d.strip_prefix(&prefix).map(str::to_string))
-        .ok_or_else(|| PublishError::NoDigest {
-            language: language.to_string(),
-            image: image.to_string(),
-            repository: repository.to_string(),
-        })
 }

@@ -207,7 +207,7 @@ impl Report {
                     },
                     notes: lp.notes.clone(),
                     status: match p {
-                        Some(p) if p.built => Status::Built,
+                        Some(p) if p.outcome.made() => Status::Built,
                         Some(_) => Status::Reused,
                         None => Status::Planned,
                     },
