@@ -389,15 +389,14 @@ pub async fn publish(
 fn finished(p: &Published) -> String {
     match &p.outcome {
         Outcome::Reused => format!("reused {} (already in the registry)", p.digest),
-        Outcome::ScriptsAppended { .. } => {
-            format!("scripts layer on the runtime, pushed {}", p.digest)
-        }
-        Outcome::RuntimeBuilt { .. } => {
-            format!(
-                "built the runtime and pushed {} with the scripts layer",
-                p.digest
-            )
-        }
+        Outcome::ScriptsAppended { runtime } => format!(
+            "pushed {} (the scripts layer on the runtime {runtime}, no build)",
+            p.digest
+        ),
+        Outcome::RuntimeBuilt { runtime } => format!(
+            "built and pushed {} (the runtime {runtime}, then the scripts layer)",
+            p.digest
+        ),
     }
 }
 
