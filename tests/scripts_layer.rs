@@ -146,7 +146,7 @@ fn a_scripts_only_change_contacts_no_docker_engine_and_uploads_one_small_layer()
         "the layer ({size} bytes) is more than the scripts"
     );
     assert_eq!(
-        string(&layers.last().unwrap(), "mediaType"),
+        string(layers.last().unwrap(), "mediaType"),
         string(&runtime_layers[0], "mediaType"),
         "the layer is of the runtime's media type family"
     );
