@@ -248,13 +248,16 @@ pub async fn publish(
     let parent = tokio::sync::OnceCell::new();
     let parent = &parent;
     let semaphore = Arc::new(Semaphore::new(config.build.concurrency));
-    let jobs = plan.languages.iter().map(|lp| {
+    // Every decision first, so that runtime builds wait for their turn in the plan's order
+    // (the semaphore is first come, first served).
+    let decisions = join_all(plan.languages.iter().map(|lp| decide(registry, config, lp))).await;
+    let jobs = plan.languages.iter().zip(decisions).map(|(lp, decision)| {
         let semaphore = semaphore.clone();
         async move {
             let name = &lp.language.name;
             let result = async {
                 let repo = repository_path(config, name);
-                let outcome = match decide(registry, config, lp).await? {
+                let outcome = match decision? {
                     Decision::Reuse { digest } => {
                         return Ok((digest, Outcome::Reused));
                     }

@@ -90,6 +90,7 @@ fn a_scripts_only_change_contacts_no_docker_engine_and_uploads_one_small_layer()
     let report = run.json();
     let bash = report_of(&report, "bash");
     assert_eq!(bash["status"], "built", "{run}");
+    assert_eq!(bash["runtime"], "reused", "{run}");
     let tag = string(bash, "tag");
     assert_ne!(tag, old_tag);
     assert!(!run.stderr.contains("Step "), "something was built\n{run}");
@@ -170,6 +171,7 @@ fn a_runtime_change_rebuilds_the_runtime_then_appends_the_same_layer() {
 
     let run = p.krobs(&["--json", "--only", "bash"]).success();
     assert!(run.stderr.contains("[bash] Step "), "no build\n{run}");
+    assert_eq!(report_of(&run.json(), "bash")["runtime"], "built", "{run}");
     let tag = string(report_of(&run.json(), "bash"), "tag");
     assert_ne!(tag, old_tag);
     let old = raw(&p, &format!("bash:{old_tag}"), false);
