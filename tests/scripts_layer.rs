@@ -300,3 +300,63 @@ fn the_pulled_image_holds_every_script_readable_by_the_runtime_user_and_they_run
     assert_eq!(String::from_utf8_lossy(&hello.stdout), "hello from 10001\n");
     p.assert_no_secrets();
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Two languages with the same scripts have the same layer: the second repository gets it by
+/// a cross-repository mount from the first (`POST ?mount=&from=`), not by an upload.
+#[test]
+fn the_same_layer_in_another_repository_is_mounted_not_uploaded() {
+    require_services();
+    let p = Pipeline::oci();
+    copy_dir(
+        &p.repo.path("languages/bash"),
+        &p.repo.path("languages/bash2"),
+    );
+    p.commit("bash2: the same scripts as bash");
+    let first = p.krobs(&["--json", "--only", "bash"]).success().json();
+    let layer = string(report_of(&first, "bash"), "scripts_layer");
+    let before = p.registry_requests().len();
+
+    let run = p.krobs(&["--json", "--only", "bash,bash2"]).success();
+    let report = run.json();
+    assert_eq!(report_of(&report, "bash")["status"], "reused", "{run}");
+    assert_eq!(report_of(&report, "bash2")["status"], "built", "{run}");
+    assert_eq!(string(report_of(&report, "bash2"), "scripts_layer"), layer);
+    let requests: Vec<(String, String)> = p.registry_requests().split_off(before);
+    assert!(
+        requests.contains(&(
+            "POST".to_string(),
+            format!("/v2/krobs/bash2/blobs/uploads/?mount={layer}&from=krobs/bash")
+        )),
+        "no mount: {requests:?}"
+    );
+    let layer_puts = requests
+        .iter()
+        .filter(|(m, path)| {
+            m == "PUT"
+                && path.starts_with("/v2/krobs/bash2/blobs/uploads/")
+                && path.ends_with(&format!("digest={layer}"))
+        })
+        .count();
+    assert_eq!(layer_puts, 0, "the layer was uploaded: {requests:?}");
+    // The image in bash2 holds the layer all the same.
+    let tag = string(report_of(&report, "bash2"), "tag");
+    let m = raw(&p, &format!("bash2:{tag}"), false);
+    assert_eq!(
+        m["layers"].as_array().unwrap().last().unwrap()["digest"],
+        layer.as_str()
+    );
+    p.assert_no_secrets();
+}
