@@ -257,7 +257,7 @@ pub async fn publish(
             let name = &lp.language.name;
             let result = async {
                 let repo = repository_path(config, name);
-                let outcome = match decision? {
+                let (runtime, built) = match decision? {
                     Decision::Reuse { digest } => {
                         return Ok((digest, Outcome::Reused));
                     }
@@ -266,7 +266,7 @@ pub async fn publish(
                             name,
                             &format!("runtime `{}` is there ({runtime})", lp.runtime_tag),
                         );
-                        Outcome::ScriptsAppended { runtime }
+                        (runtime, false)
                     }
                     Decision::BuildRuntime => {
                         let _permit = semaphore
@@ -315,11 +315,16 @@ pub async fn publish(
                                 })
                             }
                         };
-                        Outcome::RuntimeBuilt { runtime }
+                        (runtime, true)
                     }
                 };
                 progress.stage(name, "putting the scripts layer on the runtime");
-                let digest = append_scripts(config, plan, lp, registry).await?;
+                let digest = append_scripts(config, plan, lp, &runtime, registry).await?;
+                let outcome = if built {
+                    Outcome::RuntimeBuilt { runtime }
+                } else {
+                    Outcome::ScriptsAppended { runtime }
+                };
                 Ok((digest, outcome))
             }
             .await;
@@ -409,6 +414,7 @@ async fn fetch_runtime(
     registry: &impl Registry,
     lp: &LanguagePlan,
     repo: &str,
+    digest: &str,
 ) -> Result<Runtime, PublishError> {
     let image = format!("{}:{}", lp.repository, lp.runtime_tag);
     let missing = |what: String| PublishError::RuntimeMissing {
@@ -416,8 +422,9 @@ async fn fetch_runtime(
         image: image.clone(),
         what: Some(what),
     };
+    // By the digest the decision saw, so the image is made of exactly that runtime.
     let fetched = registry
-        .get_manifest(repo, &lp.runtime_tag)
+        .get_manifest(repo, digest)
         .await?
         .ok_or_else(|| missing("its manifest".to_string()))?;
     let media_type = layer::media_type_of(&fetched.body, fetched.media_type.as_deref());
@@ -460,11 +467,12 @@ async fn append_scripts(
     config: &Config,
     plan: &Plan,
     lp: &LanguagePlan,
+    runtime: &str,
     registry: &impl Registry,
 ) -> Result<String, PublishError> {
     let name = &lp.language.name;
     let repo = repository_path(config, name);
-    let runtime = fetch_runtime(registry, lp, &repo).await?;
+    let runtime = fetch_runtime(registry, lp, &repo, runtime).await?;
     let image = layer::compose(
         &format!("{}:{}", lp.repository, lp.runtime_tag),
         &runtime,
