@@ -259,7 +259,7 @@ pub async fn publish(
                 let repo = repository_path(config, name);
                 let (runtime, built) = match decision? {
                     Decision::Reuse { digest } => {
-                        return Ok((digest, Outcome::Reused));
+                        return Ok((digest, Outcome::Reused, None));
                     }
                     Decision::AppendScripts { runtime } => {
                         progress.log(
@@ -281,29 +281,36 @@ pub async fn publish(
                             })
                             .await;
                         let cache = cache_source(registry, &repo, parent.as_deref()).await;
-                        engine
-                            .build_and_push(
-                                RuntimeBuild {
-                                    language: name,
-                                    context: &lp.runtime_context,
-                                    repository: &lp.repository,
-                                    tag: &lp.runtime_tag,
-                                    build_args: lp
-                                        .language
-                                        .inputs
-                                        .build_args
-                                        .clone()
-                                        .into_iter()
-                                        .collect(),
-                                    labels: runtime_labels(lp),
-                                    platform: lp.language.inputs.platform.clone(),
-                                    cache,
-                                    credentials: registry.credentials(),
-                                    host: registry.host(),
-                                },
-                                progress,
-                            )
-                            .await?;
+                        let request = || RuntimeBuild {
+                            language: name,
+                            context: &lp.runtime_context,
+                            repository: &lp.repository,
+                            tag: &lp.runtime_tag,
+                            build_args: lp.language.inputs.build_args.clone().into_iter().collect(),
+                            labels: runtime_labels(lp),
+                            platform: lp.language.inputs.platform.clone(),
+                            cache: cache.clone(),
+                            credentials: registry.credentials(),
+                            host: registry.host(),
+                        };
+                        if let Err(e) = engine.build_and_push(request(), progress).await {
+                            // Runs sharing a Docker Engine may push the same runtime at once,
+                            // and the daemon's concurrent pushes of one image can fail each
+                            // other. The registry decides: a runtime it now holds is used, a
+                            // push that failed otherwise is tried once more.
+                            if !matches!(e, DockerError::Push { .. }) {
+                                return Err(e.into());
+                            }
+                            match registry.lookup(&repo, &lp.runtime_tag).await {
+                                Ok(Lookup::Present { .. }) => {}
+                                Ok(Lookup::Missing) => {
+                                    progress.log(name, &format!("{e}; pushing once more"));
+                                    engine.build_and_push(request(), progress).await?;
+                                }
+                                // The registry is gone: the push's error says which language.
+                                Err(_) => return Err(e.into()),
+                            }
+                        }
                         // The registry says the runtime's digest, not the daemon.
                         let runtime = match registry.lookup(&repo, &lp.runtime_tag).await? {
                             Lookup::Present { digest } => digest,
@@ -319,30 +326,44 @@ pub async fn publish(
                     }
                 };
                 progress.stage(name, "putting the scripts layer on the runtime");
-                let digest = append_scripts(config, plan, lp, &runtime, registry).await?;
+                let image = append_scripts(config, plan, lp, &runtime, registry).await?;
                 let outcome = if built {
                     Outcome::RuntimeBuilt { runtime }
                 } else {
                     Outcome::ScriptsAppended { runtime }
                 };
-                Ok((digest, outcome))
+                Ok((
+                    image.digest().to_string(),
+                    outcome,
+                    Some((image.media_type, image.top.bytes)),
+                ))
             }
             .await;
             let result = match result {
-                Ok((digest, outcome)) => {
-                    extra_tags(config, plan, lp, registry, repositories, &digest, progress)
-                        .await
-                        .map(|extra| {
-                            let mut tags = vec![lp.tag.clone()];
-                            tags.extend(extra.alias);
-                            Published {
-                                language: name.clone(),
-                                digest,
-                                tags,
-                                commit_tag: extra.commit,
-                                outcome,
-                            }
-                        })
+                Ok((digest, outcome, made)) => {
+                    let made = made.as_ref().map(|(mt, bytes)| (mt.as_str(), bytes));
+                    extra_tags(
+                        config,
+                        plan,
+                        lp,
+                        registry,
+                        repositories,
+                        &digest,
+                        made,
+                        progress,
+                    )
+                    .await
+                    .map(|extra| {
+                        let mut tags = vec![lp.tag.clone()];
+                        tags.extend(extra.alias);
+                        Published {
+                            language: name.clone(),
+                            digest,
+                            tags,
+                            commit_tag: extra.commit,
+                            outcome,
+                        }
+                    })
                 }
                 Err(e) => Err(e),
             };
@@ -469,7 +490,7 @@ async fn append_scripts(
     lp: &LanguagePlan,
     runtime: &str,
     registry: &impl Registry,
-) -> Result<String, PublishError> {
+) -> Result<layer::Image, PublishError> {
     let name = &lp.language.name;
     let repo = repository_path(config, name);
     let runtime = fetch_runtime(registry, lp, &repo, runtime).await?;
@@ -485,20 +506,21 @@ async fn append_scripts(
         .filter(|other| other.layer.blob.digest == lp.layer.blob.digest)
         .map(|other| repository_path(config, &other.language.name))
         .find(|other| *other != repo);
-    let pushed = registry
-        .push_blob(
-            &repo,
-            &lp.layer.blob.digest,
-            lp.layer.blob.bytes.clone(),
-            mount_from.as_deref(),
-        )
-        .await?;
+    // The layer and the configs at once: each is a `HEAD`, then maybe a `POST` and a `PUT`.
+    let layer_push = registry.push_blob(
+        &repo,
+        &lp.layer.blob.digest,
+        lp.layer.blob.bytes.clone(),
+        mount_from.as_deref(),
+    );
+    let config_pushes = futures_util::future::try_join_all(
+        image
+            .configs
+            .iter()
+            .map(|c| registry.push_blob(&repo, &c.digest, c.bytes.clone(), None)),
+    );
+    let (pushed, _) = futures_util::future::try_join(layer_push, config_pushes).await?;
     progress_blob(name, &lp.layer.blob, pushed);
-    for config_blob in &image.configs {
-        registry
-            .push_blob(&repo, &config_blob.digest, config_blob.bytes.clone(), None)
-            .await?;
-    }
     for (media_type, child) in &image.children {
         registry
             .put_manifest(
@@ -520,7 +542,7 @@ async fn append_scripts(
         )
         .await?;
     verify(registry, config, lp, image.digest()).await?;
-    Ok(image.digest().to_string())
+    Ok(image)
 }
 
 fn progress_blob(language: &str, blob: &Blob, pushed: crate::registry::BlobPush) {
@@ -564,7 +586,9 @@ struct ExtraTags {
 
 /// Adds the extra tags, registry-side: `git-<commit>` always, and the mutable alias where the
 /// repository lets tags move. An immutable tag that already names other content is left as it
-/// is, and said so.
+/// is, and said so. An image this run made is put under the tag from the bytes at hand (its
+/// media type and manifest); a reused one is read from the registry first.
+#[allow(clippy::too_many_arguments)]
 async fn extra_tags(
     config: &Config,
     plan: &Plan,
@@ -572,6 +596,7 @@ async fn extra_tags(
     registry: &impl Registry,
     repositories: &HashMap<String, RepositoryInfo>,
     digest: &str,
+    made: Option<(&str, &Bytes)>,
     progress: &Progress,
 ) -> Result<ExtraTags, PublishError> {
     let name = &lp.language.name;
@@ -605,7 +630,14 @@ async fn extra_tags(
                     );
                     return Ok(None);
                 }
-                _ => registry.put_tag(repo, digest, &tag).await?,
+                _ => match made {
+                    Some((media_type, bytes)) => {
+                        registry
+                            .put_manifest(repo, &tag, media_type, bytes.clone(), digest)
+                            .await?
+                    }
+                    None => registry.put_tag(repo, digest, &tag).await?,
+                },
             }
             Ok::<_, PublishError>(Some(tag))
         }
@@ -782,6 +814,8 @@ mod tests {
     struct FakeEngine<'a> {
         registry: &'a FakeRegistry,
         fail: HashSet<String>,
+        /// Languages whose next push fails, as a daemon pushing the same image twice at once.
+        push_fails_once: Mutex<HashSet<String>>,
         builds: Mutex<Vec<(String, String, Option<String>)>>,
     }
 
@@ -790,6 +824,7 @@ mod tests {
             FakeEngine {
                 registry,
                 fail: fail.iter().map(|s| s.to_string()).collect(),
+                push_fails_once: Mutex::default(),
                 builds: Mutex::new(Vec::new()),
             }
         }
@@ -832,6 +867,13 @@ mod tests {
                     step: "Step 2/3 : RUN false".to_string(),
                     message: "exit 1".to_string(),
                     last_lines: Vec::new(),
+                });
+            }
+            if self.push_fails_once.lock().unwrap().remove(req.language) {
+                return Err(DockerError::Push {
+                    language: req.language.to_string(),
+                    image: format!("{}:{}", req.repository, req.tag),
+                    message: "manifest blob unknown: blob unknown to registry".to_string(),
                 });
             }
             let repo = req
@@ -1036,6 +1078,24 @@ mod tests {
             "build [a] failed at `Step 2/3 : RUN false`: exit 1"
         );
         assert_eq!(engine.built(), ["a", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_runtime_push_that_fails_is_tried_once_more_and_a_build_that_fails_is_not() {
+        let t = repo();
+        let registry = FakeRegistry::default();
+        let engine = FakeEngine::new(&registry, &[]);
+        engine
+            .push_fails_once
+            .lock()
+            .unwrap()
+            .insert("b".to_string());
+        let published = run(t.path(), &registry, &engine).await.unwrap();
+        assert_eq!(
+            outcomes(&published),
+            [("a", "built"), ("b", "built"), ("c", "built")]
+        );
+        assert_eq!(engine.built(), ["a", "b", "b", "c"]);
     }
 
     #[tokio::test]
