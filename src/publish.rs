@@ -621,7 +621,12 @@ async fn extra_tags(
             let Some(tag) = tag else {
                 return Ok(None);
             };
-            match registry.lookup(repo, &tag).await? {
+            // Where tags may move, an image made just now is put under them without asking.
+            let there = match (made, immutable) {
+                (Some(_), false) => Lookup::Missing,
+                _ => registry.lookup(repo, &tag).await?,
+            };
+            match there {
                 Lookup::Present { digest: there } if there == digest => {}
                 Lookup::Present { digest: there } if immutable => {
                     progress.log(
@@ -649,8 +654,10 @@ async fn extra_tags(
     })
 }
 
-/// The image of this language at the previous commit (`git-<parent>`), whose layers start
-/// with the previous runtime's: build cache for a runner that starts cold.
+/// The runtime of this language at the previous commit, as build cache for a runner that
+/// starts cold: the runtime the `git-<parent>` image names in its `dev.krobs.runtime-digest`
+/// label (which a warm runner has built itself), else that image itself (its layers begin with
+/// the runtime's). A cache that cannot be had only costs time.
 async fn cache_source(
     registry: &impl Registry,
     repo: &str,
@@ -658,6 +665,27 @@ async fn cache_source(
 ) -> Option<String> {
     let parent = parent?;
     let tag = format!("git-{}", &parent[..parent.len().min(12)]);
+    let Ok(Lookup::Present { digest: image }) = registry.lookup(repo, &tag).await else {
+        return None;
+    };
+    Some(
+        previous_runtime(registry, repo, &image)
+            .await
+            .unwrap_or(image),
+    )
+}
+
+/// The digest of the runtime an image of this repository was made on.
+async fn previous_runtime(registry: &impl Registry, repo: &str, image: &str) -> Option<String> {
+    let manifest = registry.get_manifest(repo, image).await.ok()??;
+    let config_digest = layer::config_digest(repo, &manifest.body).ok()?;
+    let config = registry.get_blob(repo, &config_digest).await.ok()??;
+    let config: serde_json::Value = serde_json::from_slice(&config).ok()?;
+    let runtime = config
+        .pointer("/config/Labels/dev.krobs.runtime-digest")?
+        .as_str()?
+        .strip_prefix("sha256:")?;
+    let tag = format!("runtime-{}", runtime.get(..32)?);
     match registry.lookup(repo, &tag).await {
         Ok(Lookup::Present { digest }) => Some(digest),
         _ => None,
