@@ -326,7 +326,35 @@ pub async fn publish(
                     }
                 };
                 progress.stage(name, "putting the scripts layer on the runtime");
-                let image = append_scripts(config, plan, lp, &runtime, registry).await?;
+                // Another run sharing the engine may have pushed its own build of the same
+                // runtime meanwhile (the classic builder is not reproducible): the tag names
+                // the last push, and every run ends on that one, so that they agree. A
+                // conflict on the content tag from such a run is settled the same way.
+                let mut runtime = runtime;
+                let mut attempts = 0;
+                let image = loop {
+                    attempts += 1;
+                    let made = append_scripts(config, plan, lp, &runtime, registry).await;
+                    let now = match registry.lookup(&repo, &lp.runtime_tag).await? {
+                        Lookup::Present { digest } => digest,
+                        Lookup::Missing => runtime.clone(),
+                    };
+                    match made {
+                        Ok(image) if now == runtime => break image,
+                        Err(e) if now == runtime || attempts == 3 => return Err(e),
+                        Ok(image) if attempts == 3 => break image,
+                        _ => {
+                            progress.log(
+                                name,
+                                &format!(
+                                    "`{}` moved to {now}: the scripts layer goes on it",
+                                    lp.runtime_tag
+                                ),
+                            );
+                            runtime = now;
+                        }
+                    }
+                };
                 let outcome = if built {
                     Outcome::RuntimeBuilt { runtime }
                 } else {
