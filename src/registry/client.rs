@@ -388,10 +388,19 @@ impl RegistryClient {
         );
         put.push = true;
         put.body = Some((media_type.to_string(), bytes));
-        let reply = self
-            .request(&put)
-            .await?
-            .ok_or_else(|| self.status_error(&put, StatusCode::NOT_FOUND))?;
+        let reply = match self.request(&put).await {
+            // Runs uploading the same blob at once: the reference registry can refuse a
+            // manifest naming it (400, blob unknown) until the other upload has settled.
+            Err(RegistryError::Status {
+                status: StatusCode::BAD_REQUEST,
+                ..
+            }) => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                self.request(&put).await
+            }
+            other => other,
+        }?
+        .ok_or_else(|| self.status_error(&put, StatusCode::NOT_FOUND))?;
         match digest_of(&reply.headers) {
             Some(d) if d != digest => Err(self.status_error(&put, StatusCode::CONFLICT)),
             _ => Ok(()),
