@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::context::{Context, EntryKind};
-use crate::engine::{self, EngineError};
+use crate::docker_host::{self, EngineError};
 use crate::registry::Credentials;
 
 /// How many log lines a failed build repeats in its error.
@@ -66,7 +66,7 @@ fn tail(lines: &[String]) -> String {
 /// Docker CLI's conventions: see [`crate::engine`]) and agrees on an API version. Registry
 /// credentials are re-encoded the way the daemon decodes them.
 pub async fn connect() -> Result<Docker, DockerError> {
-    let docker = engine::connect().await?;
+    let docker = docker_host::connect().await?;
     Ok(docker.with_request_modifier(url_safe_registry_auth))
 }
 
@@ -140,7 +140,7 @@ pub async fn build(
             Err(bollard::errors::Error::DockerStreamError { error }) => {
                 return Err(fail(&step, error.trim().to_string(), &last))
             }
-            Err(e) => return Err(fail(&step, engine::chain(&e), &last)),
+            Err(e) => return Err(fail(&step, docker_host::chain(&e), &last)),
         };
         if let Some(detail) = info.error_detail {
             let message = detail

@@ -12,7 +12,8 @@ use sha2::{Digest as _, Sha256};
 use crate::context::{Context, EntryKind};
 
 /// Bumped whenever what goes into the digest changes, so old tags are never reused wrongly.
-pub const FORMAT: &str = "krobs-input-digest/v1";
+/// v2: the runtime's context no longer holds `scripts/`, which ride on it as a layer.
+pub const FORMAT: &str = "krobs-input-digest/v2";
 
 /// `sha256:` + 64 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,6 +32,24 @@ impl InputDigest {
     pub fn tag(&self) -> String {
         format!("input-{}", &self.hex()[..32])
     }
+
+    /// The tag of the runtime this digest names: `runtime-` + the first 32 hex digits.
+    pub fn runtime_tag(&self) -> String {
+        format!("runtime-{}", &self.hex()[..32])
+    }
+}
+
+/// What goes into an image's digest besides its runtime's and its scripts layer's.
+pub const IMAGE_FORMAT: &str = "krobs-image/v1";
+
+/// The identity of an image: its runtime's input digest and its scripts layer's digest, so
+/// identical runtime and scripts give the same tag on any machine, at any commit.
+pub fn image(runtime: &InputDigest, layer_digest: &str) -> InputDigest {
+    let mut h = Sha256::new();
+    field(&mut h, IMAGE_FORMAT.as_bytes());
+    field(&mut h, runtime.as_str().as_bytes());
+    field(&mut h, layer_digest.as_bytes());
+    InputDigest(format!("sha256:{}", hex::encode(h.finalize())))
 }
 
 impl fmt::Display for InputDigest {

@@ -297,6 +297,13 @@ fn language(
 
     let mut build_args = config.build.build_args.clone();
     build_args.extend(settings.build_args.clone());
+    for line in scripts_copies(&dockerfile_text) {
+        problems.push(Problem::at(
+            format!("{dir}/Dockerfile"),
+            line,
+            format!("copies `{SCRIPTS_DIR}/`: the Dockerfile builds the runtime only, and Krobs lays `{SCRIPTS_DIR}/` on top of it as a layer of its own (at `image_scripts_dir`); remove the line"),
+        ));
+    }
     let base_image = build_args
         .get("BASE_IMAGE")
         .cloned()
@@ -524,6 +531,34 @@ pub fn base_image_of(dockerfile: &str) -> Option<String> {
     from
 }
 
+/// The 1-based lines of `COPY`/`ADD` instructions whose sources are in `scripts/` of the
+/// build context (not `--from` another stage).
+pub fn scripts_copies(dockerfile: &str) -> Vec<usize> {
+    let mut lines = Vec::new();
+    for (i, line) in dockerfile.lines().enumerate() {
+        let mut words = line.split_whitespace();
+        let instruction = words.next().unwrap_or("").to_ascii_uppercase();
+        if instruction != "COPY" && instruction != "ADD" {
+            continue;
+        }
+        let args: Vec<&str> = words.collect();
+        if args.iter().any(|w| w.starts_with("--from")) {
+            continue;
+        }
+        let options = args.iter().take_while(|w| w.starts_with("--")).count();
+        let sources = &args[options..args.len().saturating_sub(1).max(options)];
+        let in_scripts = |w: &&str| {
+            let w = w.trim_matches(|c| c == '"' || c == '[' || c == ']' || c == ',');
+            let w = w.trim_start_matches("./");
+            w == SCRIPTS_DIR || w.starts_with(&format!("{SCRIPTS_DIR}/"))
+        };
+        if sources.iter().any(in_scripts) {
+            lines.push(i + 1);
+        }
+    }
+    lines
+}
+
 /// Names that appear in more than one set; used for `--only` parsing.
 pub fn parse_only(values: &[String]) -> Vec<String> {
     let set: BTreeSet<String> = values
@@ -550,6 +585,14 @@ mod tests {
             Some("debian:12")
         );
         assert_eq!(base_image_of("FROM ${X}\n"), None);
+    }
+
+    #[test]
+    fn dockerfiles_copying_scripts_are_found() {
+        let text = "FROM x\nCOPY lib/ /opt/krobs/lib/\nCOPY scripts/ /opt/krobs/scripts/\n\
+                    add --chown=1:1 ./scripts/a.sh /a\nCOPY --from=b /scripts/ /s/\n\
+                    COPY [\"scripts\", \"/s\"]\nCOPY lib/scripts.txt /scripts/\n";
+        assert_eq!(scripts_copies(text), [3, 4, 6]);
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl Error {
                 PublishError::Aws(_) => exit::AWS,
                 // A push that fails is the registry failing, seen through the daemon.
                 PublishError::Docker(DockerError::Push { .. }) => exit::REGISTRY,
-                PublishError::Docker(_) | PublishError::NoDigest { .. } => exit::DOCKER,
+                PublishError::Docker(_) => exit::DOCKER,
                 _ => exit::REGISTRY,
             },
             Error::Release(e) => e.exit_code(),

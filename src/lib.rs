@@ -14,11 +14,13 @@ pub mod cron;
 pub mod deploy;
 pub mod digest;
 pub mod discover;
+pub mod docker_host;
 pub mod dockerignore;
 pub mod engine;
 pub mod error;
 pub mod git;
 pub mod header;
+pub mod layer;
 pub mod lint;
 pub mod logging;
 pub mod manifest;
@@ -140,7 +142,16 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         let (published, session) = runtime.block_on(async {
             let session = publish::open(&config, &plan, &progress).await?;
             publish::lookup_all(&session.client, &config, &mut plan).await?;
-            let published = publish::publish(&config, &plan, &session, &progress).await?;
+            let engine = engine::DockerEngine::default();
+            let published = publish::publish(
+                &config,
+                &plan,
+                &session.client,
+                &session.repositories,
+                &engine,
+                &progress,
+            )
+            .await?;
             Ok::<_, publish::PublishError>((published, session))
         })?;
         (published, Some(session))

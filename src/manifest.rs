@@ -130,7 +130,25 @@ pub struct Published {
     /// `git-<commit>`, set in the registry for this run's commit; the manifest records the
     /// commit itself instead.
     pub commit_tag: Option<String>,
-    pub built: bool,
+    pub outcome: Outcome,
+}
+
+/// How a language's image came to be in the registry in this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The image was there already.
+    Reused,
+    /// The runtime was there; Krobs put the scripts layer on it.
+    ScriptsAppended { runtime: String },
+    /// The Docker Engine built the runtime, then Krobs put the scripts layer on it.
+    RuntimeBuilt { runtime: String },
+}
+
+impl Outcome {
+    /// Whether an image was put in this run.
+    pub fn made(&self) -> bool {
+        !matches!(self, Outcome::Reused)
+    }
 }
 
 impl Manifest {

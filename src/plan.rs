@@ -4,9 +4,11 @@
 use std::fmt;
 
 use crate::config::Config;
+use crate::context::Context;
 use crate::digest::{self, DigestError, InputDigest};
-use crate::discover::{Inventory, Language, Script};
+use crate::discover::{Inventory, Language, Script, SCRIPTS_DIR};
 use crate::git::Changes;
+use crate::layer::{self, ScriptsLayer};
 
 /// What the run does with a language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,9 +62,18 @@ impl RegistryState {
 #[derive(Debug, Clone)]
 pub struct LanguagePlan {
     pub language: Language,
+    /// The image's identity: the runtime's input digest and the scripts layer's digest.
     pub input_digest: InputDigest,
-    /// Content tag, derived from the input digest.
+    /// Content tag of the image, derived from the input digest.
     pub tag: String,
+    /// The runtime's build context: the language's minus `scripts/`.
+    pub runtime_context: Context,
+    /// The runtime's input digest (its context, build args, base image, platform).
+    pub runtime_digest: InputDigest,
+    /// `runtime-<digest>`.
+    pub runtime_tag: String,
+    /// The scripts layer, written at plan time: it is small and decides the image's tag.
+    pub layer: ScriptsLayer,
     /// `host/repository`.
     pub repository: String,
     /// `host/repository:tag`.
@@ -96,7 +107,10 @@ pub fn make(
     let host = config.registry.host();
     let mut languages = Vec::with_capacity(inventory.languages.len());
     for language in inventory.languages {
-        let input_digest = digest::compute(&language.context, &language.inputs)?;
+        let runtime_context = runtime_context(&language.context);
+        let runtime_digest = digest::compute(&runtime_context, &language.inputs)?;
+        let layer = layer::scripts_layer(&language.context, &language.image_scripts_dir)?;
+        let input_digest = digest::image(&runtime_digest, &layer.blob.digest);
         let tag = input_digest.tag();
         let repository = format!("{host}/{}", config.repository_for(&language.name));
         let mut prefixes: Vec<&str> = vec![language.dir.as_str()];
@@ -119,6 +133,10 @@ pub fn make(
             image: format!("{repository}:{tag}"),
             input_digest,
             tag,
+            runtime_tag: runtime_digest.runtime_tag(),
+            runtime_digest,
+            runtime_context,
+            layer,
             repository,
             changed_files,
             action: Action::BuildIfMissing,
@@ -134,6 +152,20 @@ pub fn make(
         languages,
         scripts: inventory.scripts,
     })
+}
+
+/// A language's context without its scripts: what the Docker Engine builds the runtime from.
+pub fn runtime_context(context: &Context) -> Context {
+    let prefix = format!("{SCRIPTS_DIR}/");
+    Context {
+        entries: context
+            .entries
+            .iter()
+            .filter(|e| e.rel != SCRIPTS_DIR && !e.rel.starts_with(&prefix))
+            .cloned()
+            .collect(),
+        ignored: context.ignored.clone(),
+    }
 }
 
 impl LanguagePlan {

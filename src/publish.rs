@@ -1,23 +1,29 @@
-//! The real run after the plan: registry session, one lookup per language, builds of what is
-//! missing (concurrently, up to `[build] concurrency`), pushes checked by a `HEAD` that must
-//! answer the pushed digest, and the extra tags.
+//! The real run after the plan, Skaffold-style: one typed [`Decision`] per language from the
+//! registry (reuse the image, put the scripts layer on a runtime that is there, or have the
+//! Docker Engine build the runtime first), carried out concurrently (runtime builds up to
+//! `[build] concurrency` at a time), each ending in one [`Outcome`] that the manifest and the
+//! report are derived from. The registry and the Docker Engine are behind the [`Registry`]
+//! and [`Engine`] traits, so that the orchestration runs on in-memory fakes in unit tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
-use crate::build::{self, BuildRequest, DockerError};
+use crate::build::DockerError;
 use crate::config::{Config, RegistryConfig};
+use crate::engine::{Engine, RuntimeBuild};
 use crate::git;
-use crate::manifest::Published;
+use crate::layer::{self, Blob, ComposeError, Runtime};
+use crate::manifest::{Outcome, Published};
 use crate::plan::{LanguagePlan, Plan, RegistryState};
 use crate::progress::Progress;
 use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, Ecr, RepositoryInfo};
 use crate::registry::retry::RetryPolicy;
-use crate::registry::{Credentials, Lookup, RegistryClient, RegistryError};
+use crate::registry::{Credentials, Lookup, Registry, RegistryClient, RegistryError};
 
 /// The mutable alias pushed where the repository allows moving tags.
 pub const ALIAS_TAG: &str = "latest";
@@ -39,11 +45,13 @@ pub enum PublishError {
         expected: String,
         found: String,
     },
-    #[error("[{language}] the pushed image `{image}` has no digest for `{repository}` in the Docker Engine")]
-    NoDigest {
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    #[error("[{language}] the runtime `{image}` was pushed but the registry does not have it{}: rerun once the registry is healthy", .what.as_deref().map(|w| format!(" ({w})")).unwrap_or_default())]
+    RuntimeMissing {
         language: String,
         image: String,
-        repository: String,
+        what: Option<String>,
     },
     #[error("{failed} of {total} languages failed ({names}); first: {first}")]
     Several {
@@ -62,15 +70,6 @@ impl PublishError {
             other => other,
         }
     }
-}
-
-/// Where a build comes from, for its labels and its cache.
-#[derive(Debug, Default)]
-struct Provenance {
-    /// The `origin` remote, credentials stripped.
-    source: Option<String>,
-    /// HEAD's first parent, whose `git-` tags name the previous images.
-    parent: Option<String>,
 }
 
 /// A registry ready for use: its client (with credentials) and what each repository allows.
@@ -146,7 +145,7 @@ pub fn dry_run_credentials(config: &Config) -> Result<Option<Credentials>, Crede
 
 /// Looks every language's content tag up, concurrently.
 pub async fn lookup_all(
-    client: &RegistryClient,
+    client: &impl Registry,
     config: &Config,
     plan: &mut Plan,
 ) -> Result<(), RegistryError> {
@@ -165,81 +164,245 @@ pub async fn lookup_all(
     Ok(())
 }
 
-/// Builds and pushes what is missing; returns what every language ended as.
+/// What a language needs, decided from the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The image's content tag is in the registry.
+    Reuse { digest: String },
+    /// The runtime is in the registry: put the scripts layer on it.
+    AppendScripts { runtime: String },
+    /// The runtime is missing: the Docker Engine builds it, then the scripts layer goes on.
+    BuildRuntime,
+}
+
+/// Decides for one language: its content tag (looked up by [`lookup_all`]), then its runtime.
+pub async fn decide(
+    registry: &impl Registry,
+    config: &Config,
+    lp: &LanguagePlan,
+) -> Result<Decision, RegistryError> {
+    if let RegistryState::Present { digest } = &lp.registry {
+        return Ok(Decision::Reuse {
+            digest: digest.clone(),
+        });
+    }
+    let repo = repository_path(config, &lp.language.name);
+    Ok(match registry.lookup(&repo, &lp.runtime_tag).await? {
+        Lookup::Present { digest } => Decision::AppendScripts { runtime: digest },
+        Lookup::Missing => Decision::BuildRuntime,
+    })
+}
+
+/// The labels of a runtime: content only (no commit, no source URL), so that the same inputs
+/// give the same image wherever they are built.
+fn runtime_labels(lp: &LanguagePlan) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "org.opencontainers.image.title".to_string(),
+            format!("krobs-{}", lp.language.name),
+        ),
+        (
+            "dev.krobs.runtime-digest".to_string(),
+            lp.runtime_digest.to_string(),
+        ),
+    ])
+}
+
+/// The labels Krobs adds to the image: content only.
+fn image_labels(plan: &Plan, lp: &LanguagePlan) -> BTreeMap<String, String> {
+    let name = &lp.language.name;
+    let mut labels = runtime_labels(lp);
+    labels.extend([
+        (
+            "dev.krobs.input-digest".to_string(),
+            lp.input_digest.to_string(),
+        ),
+        (
+            "dev.krobs.scripts-layer".to_string(),
+            lp.layer.blob.digest.clone(),
+        ),
+        (
+            "dev.krobs.scripts".to_string(),
+            plan.scripts
+                .iter()
+                .filter(|s| &s.language == name)
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ]);
+    labels
+}
+
+/// Carries out every language's decision; returns what every language ended as.
 pub async fn publish(
     config: &Config,
     plan: &Plan,
-    session: &Session,
+    registry: &impl Registry,
+    repositories: &HashMap<String, RepositoryInfo>,
+    engine: &impl Engine,
     progress: &Progress,
 ) -> Result<Vec<Published>, PublishError> {
-    let needs_docker = plan
-        .languages
-        .iter()
-        .any(|lp| !matches!(lp.registry, RegistryState::Present { .. }));
-    let docker = if needs_docker {
-        Some(build::connect().await?)
-    } else {
-        None
-    };
-    // What only a build needs: the labels' source, and the previous commit for the cache.
-    let provenance = if needs_docker {
-        Provenance {
-            source: git::source_url(&config.root),
-            parent: plan
-                .commit
-                .as_ref()
-                .and_then(|_| git::first_parent(&config.root)),
-        }
-    } else {
-        Provenance::default()
-    };
+    // HEAD's first parent, whose `git-` tag names the previous image: build cache for a
+    // runtime, asked only when a runtime is built.
+    let parent = tokio::sync::OnceCell::new();
+    let parent = &parent;
     let semaphore = Arc::new(Semaphore::new(config.build.concurrency));
-    let jobs = plan.languages.iter().map(|lp| {
-        let docker = docker.as_ref();
+    // Every decision first, so that runtime builds wait for their turn in the plan's order
+    // (the semaphore is first come, first served).
+    let decisions = join_all(plan.languages.iter().map(|lp| decide(registry, config, lp))).await;
+    let jobs = plan.languages.iter().zip(decisions).map(|(lp, decision)| {
         let semaphore = semaphore.clone();
-        let provenance = &provenance;
         async move {
-            let result = match &lp.registry {
-                RegistryState::Present { digest } => Ok(Published {
-                    language: lp.language.name.clone(),
-                    digest: digest.clone(),
-                    tags: vec![lp.tag.clone()],
-                    commit_tag: None,
-                    built: false,
-                }),
-                _ => {
-                    let _permit = semaphore
-                        .acquire()
-                        .await
-                        .expect("the semaphore is never closed");
-                    let docker = docker.expect("Docker is connected when something is built");
-                    build_and_push(config, plan, lp, session, docker, provenance, progress).await
-                }
-            };
+            let name = &lp.language.name;
+            let result = async {
+                let repo = repository_path(config, name);
+                let (runtime, built) = match decision? {
+                    Decision::Reuse { digest } => {
+                        return Ok((digest, Outcome::Reused, None));
+                    }
+                    Decision::AppendScripts { runtime } => {
+                        progress.log(
+                            name,
+                            &format!("runtime `{}` is there ({runtime})", lp.runtime_tag),
+                        );
+                        (runtime, false)
+                    }
+                    Decision::BuildRuntime => {
+                        let _permit = semaphore
+                            .acquire()
+                            .await
+                            .expect("the semaphore is never closed");
+                        let parent = parent
+                            .get_or_init(|| async {
+                                plan.commit
+                                    .as_ref()
+                                    .and_then(|_| git::first_parent(&config.root))
+                            })
+                            .await;
+                        let cache = cache_source(registry, &repo, parent.as_deref()).await;
+                        let request = || RuntimeBuild {
+                            language: name,
+                            context: &lp.runtime_context,
+                            repository: &lp.repository,
+                            tag: &lp.runtime_tag,
+                            build_args: lp.language.inputs.build_args.clone().into_iter().collect(),
+                            labels: runtime_labels(lp),
+                            platform: lp.language.inputs.platform.clone(),
+                            cache: cache.clone(),
+                            credentials: registry.credentials(),
+                            host: registry.host(),
+                        };
+                        if let Err(e) = engine.build_and_push(request(), progress).await {
+                            // Runs sharing a Docker Engine may push the same runtime at once,
+                            // and the daemon's concurrent pushes of one image can fail each
+                            // other. The registry decides: a runtime it now holds is used, a
+                            // push that failed otherwise is tried once more.
+                            if !matches!(e, DockerError::Push { .. }) {
+                                return Err(e.into());
+                            }
+                            match registry.lookup(&repo, &lp.runtime_tag).await {
+                                Ok(Lookup::Present { .. }) => {}
+                                Ok(Lookup::Missing) => {
+                                    progress.log(name, &format!("{e}; pushing once more"));
+                                    engine.build_and_push(request(), progress).await?;
+                                }
+                                // The registry is gone: the push's error says which language.
+                                Err(_) => return Err(e.into()),
+                            }
+                        }
+                        // The registry says the runtime's digest, not the daemon.
+                        let runtime = match registry.lookup(&repo, &lp.runtime_tag).await? {
+                            Lookup::Present { digest } => digest,
+                            Lookup::Missing => {
+                                return Err(PublishError::RuntimeMissing {
+                                    language: name.clone(),
+                                    image: format!("{}:{}", lp.repository, lp.runtime_tag),
+                                    what: None,
+                                })
+                            }
+                        };
+                        (runtime, true)
+                    }
+                };
+                progress.stage(name, "putting the scripts layer on the runtime");
+                // Another run sharing the engine may have pushed its own build of the same
+                // runtime meanwhile (the classic builder is not reproducible): the tag names
+                // the last push, and every run ends on that one, so that they agree. A
+                // conflict on the content tag from such a run is settled the same way.
+                let mut runtime = runtime;
+                let mut attempts = 0;
+                let image = loop {
+                    attempts += 1;
+                    let made = append_scripts(config, plan, lp, &runtime, registry).await;
+                    let now = match registry.lookup(&repo, &lp.runtime_tag).await? {
+                        Lookup::Present { digest } => digest,
+                        Lookup::Missing => runtime.clone(),
+                    };
+                    match made {
+                        Ok(image) if now == runtime => break image,
+                        Err(e) if now == runtime || attempts == 3 => return Err(e),
+                        Ok(image) if attempts == 3 => break image,
+                        _ => {
+                            progress.log(
+                                name,
+                                &format!(
+                                    "`{}` moved to {now}: the scripts layer goes on it",
+                                    lp.runtime_tag
+                                ),
+                            );
+                            runtime = now;
+                        }
+                    }
+                };
+                let outcome = if built {
+                    Outcome::RuntimeBuilt { runtime }
+                } else {
+                    Outcome::ScriptsAppended { runtime }
+                };
+                Ok((
+                    image.digest().to_string(),
+                    outcome,
+                    Some((image.media_type, image.top.bytes)),
+                ))
+            }
+            .await;
             let result = match result {
-                Ok(mut p) => extra_tags(config, plan, lp, session, &p.digest, progress)
+                Ok((digest, outcome, made)) => {
+                    let made = made.as_ref().map(|(mt, bytes)| (mt.as_str(), bytes));
+                    extra_tags(
+                        config,
+                        plan,
+                        lp,
+                        registry,
+                        repositories,
+                        &digest,
+                        made,
+                        progress,
+                    )
                     .await
                     .map(|extra| {
-                        p.tags.extend(extra.alias);
-                        p.commit_tag = extra.commit;
-                        p
-                    }),
+                        let mut tags = vec![lp.tag.clone()];
+                        tags.extend(extra.alias);
+                        Published {
+                            language: name.clone(),
+                            digest,
+                            tags,
+                            commit_tag: extra.commit,
+                            outcome,
+                        }
+                    })
+                }
                 Err(e) => Err(e),
             };
             match &result {
-                Ok(p) if p.built => {
-                    progress.finish(&lp.language.name, &format!("built and pushed {}", p.digest))
-                }
-                Ok(p) => progress.finish(
-                    &lp.language.name,
-                    &format!("reused {} (already in the registry)", p.digest),
-                ),
+                Ok(p) => progress.finish(name, &finished(p)),
                 Err(e) => {
                     // The full error, with the build's last lines, closes the run.
                     let text = e.to_string();
                     let first = text.lines().next().unwrap_or_default();
                     let first = first.trim_end_matches("; last lines:");
-                    progress.finish(&lp.language.name, &format!("failed: {first}"))
+                    progress.finish(name, &format!("failed: {first}"))
                 }
             }
             result
@@ -275,116 +438,169 @@ pub async fn publish(
     }
 
     // Every image the manifest will name has answered a HEAD with the digest it records:
-    // reused ones at the lookup, built ones right after their push.
+    // reused ones at the lookup, made ones right after their manifest was put.
     Ok(published)
+}
+
+/// The last progress line of a language.
+fn finished(p: &Published) -> String {
+    match &p.outcome {
+        Outcome::Reused => format!("reused {} (already in the registry)", p.digest),
+        Outcome::ScriptsAppended { runtime } => format!(
+            "pushed {} (the scripts layer on the runtime {runtime}, no build)",
+            p.digest
+        ),
+        Outcome::RuntimeBuilt { runtime } => format!(
+            "built and pushed {} (the runtime {runtime}, then the scripts layer)",
+            p.digest
+        ),
+    }
+}
+
+/// Reads the runtime from the registry: its manifest (or index, and every platform's
+/// manifest) and configs. Layers are never read.
+async fn fetch_runtime(
+    registry: &impl Registry,
+    lp: &LanguagePlan,
+    repo: &str,
+    digest: &str,
+) -> Result<Runtime, PublishError> {
+    let image = format!("{}:{}", lp.repository, lp.runtime_tag);
+    let missing = |what: String| PublishError::RuntimeMissing {
+        language: lp.language.name.clone(),
+        image: image.clone(),
+        what: Some(what),
+    };
+    // By the digest the decision saw, so the image is made of exactly that runtime.
+    let fetched = registry
+        .get_manifest(repo, digest)
+        .await?
+        .ok_or_else(|| missing("its manifest".to_string()))?;
+    let media_type = layer::media_type_of(&fetched.body, fetched.media_type.as_deref());
+    let config_of = |manifest: Bytes| {
+        let image = &image;
+        let missing = &missing;
+        async move {
+            let manifest = Blob::new(manifest);
+            let digest = layer::config_digest(image, &manifest.bytes)?;
+            let config = registry
+                .get_blob(repo, &digest)
+                .await?
+                .ok_or_else(|| missing(format!("its config {digest}")))?;
+            Ok::<_, PublishError>((manifest, Blob::new(config)))
+        }
+    };
+    if media_type.as_deref().is_some_and(layer::is_index) {
+        let mut images = Vec::new();
+        for digest in layer::index_images(&image, &fetched.body)? {
+            let child = registry
+                .get_manifest(repo, &digest)
+                .await?
+                .ok_or_else(|| missing(format!("its manifest {digest}")))?;
+            images.push(config_of(child.body).await?);
+        }
+        Ok(Runtime::Index {
+            index: Blob::new(fetched.body),
+            images,
+        })
+    } else {
+        let (manifest, config) = config_of(fetched.body).await?;
+        Ok(Runtime::Image { manifest, config })
+    }
+}
+
+/// Puts the scripts layer on the runtime, through the registry API only: the layer blob
+/// (mounted from another language's repository when it holds the same layer), the configs,
+/// the manifests; the content tag must then answer the digest of the bytes put.
+async fn append_scripts(
+    config: &Config,
+    plan: &Plan,
+    lp: &LanguagePlan,
+    runtime: &str,
+    registry: &impl Registry,
+) -> Result<layer::Image, PublishError> {
+    let name = &lp.language.name;
+    let repo = repository_path(config, name);
+    let runtime = fetch_runtime(registry, lp, &repo, runtime).await?;
+    let image = layer::compose(
+        &format!("{}:{}", lp.repository, lp.runtime_tag),
+        &runtime,
+        &lp.layer,
+        &image_labels(plan, lp),
+    )?;
+    let mount_from = plan
+        .languages
+        .iter()
+        .filter(|other| other.layer.blob.digest == lp.layer.blob.digest)
+        .map(|other| repository_path(config, &other.language.name))
+        .find(|other| *other != repo);
+    // The layer and the configs at once: each is a `HEAD`, then maybe a `POST` and a `PUT`.
+    let layer_push = registry.push_blob(
+        &repo,
+        &lp.layer.blob.digest,
+        lp.layer.blob.bytes.clone(),
+        mount_from.as_deref(),
+    );
+    let config_pushes = futures_util::future::try_join_all(
+        image
+            .configs
+            .iter()
+            .map(|c| registry.push_blob(&repo, &c.digest, c.bytes.clone(), None)),
+    );
+    let (pushed, _) = futures_util::future::try_join(layer_push, config_pushes).await?;
+    progress_blob(name, &lp.layer.blob, pushed);
+    for (media_type, child) in &image.children {
+        registry
+            .put_manifest(
+                &repo,
+                &child.digest,
+                media_type,
+                child.bytes.clone(),
+                &child.digest,
+            )
+            .await?;
+    }
+    registry
+        .put_manifest(
+            &repo,
+            &lp.tag,
+            &image.media_type,
+            image.top.bytes.clone(),
+            image.digest(),
+        )
+        .await?;
+    verify(registry, config, lp, image.digest()).await?;
+    Ok(image)
+}
+
+fn progress_blob(language: &str, blob: &Blob, pushed: crate::registry::BlobPush) {
+    tracing::debug!(
+        language,
+        digest = blob.digest,
+        size = blob.size(),
+        ?pushed,
+        "scripts layer"
+    );
 }
 
 /// The content tag must name exactly `digest` in the registry.
 async fn verify(
-    session: &Session,
+    registry: &impl Registry,
     config: &Config,
     lp: &LanguagePlan,
     digest: &str,
 ) -> Result<(), PublishError> {
     let repo = repository_path(config, &lp.language.name);
-    match session.client.lookup(&repo, &lp.tag).await? {
-        Lookup::Present { digest: found } if found == digest => Ok(()),
-        Lookup::Present { digest: found } => Err(PublishError::Conflict {
-            language: lp.language.name.clone(),
-            image: lp.image.clone(),
-            expected: digest.to_string(),
-            found,
-        }),
-        Lookup::Missing => Err(PublishError::Conflict {
-            language: lp.language.name.clone(),
-            image: lp.image.clone(),
-            expected: digest.to_string(),
-            found: "nothing".to_string(),
-        }),
-    }
-}
-
-async fn build_and_push(
-    config: &Config,
-    plan: &Plan,
-    lp: &LanguagePlan,
-    session: &Session,
-    docker: &bollard::Docker,
-    provenance: &Provenance,
-    progress: &Progress,
-) -> Result<Published, PublishError> {
-    let name = &lp.language.name;
-    let log = |line: &str| progress.log(name, line);
-
-    progress.stage(name, "building");
-    let mut labels = BTreeMap::from([
-        (
-            "org.opencontainers.image.title".to_string(),
-            format!("krobs-{name}"),
-        ),
-        (
-            "dev.krobs.input-digest".to_string(),
-            lp.input_digest.to_string(),
-        ),
-        (
-            "dev.krobs.scripts".to_string(),
-            plan.scripts
-                .iter()
-                .filter(|s| &s.language == name)
-                .map(|s| s.id.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    ]);
-    if let Some(commit) = &plan.commit {
-        labels.insert(
-            "org.opencontainers.image.revision".to_string(),
-            commit.clone(),
-        );
-    }
-    if let Some(source) = &provenance.source {
-        labels.insert(
-            "org.opencontainers.image.source".to_string(),
-            source.to_string(),
-        );
-    }
-    let cache_from = cache_source(
-        config,
-        provenance.parent.as_deref(),
-        lp,
-        session,
-        docker,
-        progress,
-    )
-    .await;
-    build::build(
-        docker,
-        BuildRequest {
-            language: name,
-            context: &lp.language.context,
-            image: lp.image.clone(),
-            build_args: lp.language.inputs.build_args.clone().into_iter().collect(),
-            labels,
-            platform: lp.language.inputs.platform.clone(),
-            cache_from,
-        },
-        &log,
-    )
-    .await?;
-
-    progress.stage(name, "pushing");
-    let host = session.client.host().to_string();
-    let creds = session.client.credentials();
-    build::push(docker, name, &lp.repository, &lp.tag, creds, &host, &log).await?;
-    let digest = pushed_digest(docker, name, &lp.image, &lp.repository).await?;
-    verify(session, config, lp, &digest).await?;
-
-    Ok(Published {
-        language: name.clone(),
-        digest,
-        tags: vec![lp.tag.clone()],
-        commit_tag: None,
-        built: true,
+    let found = match registry.lookup(&repo, &lp.tag).await? {
+        Lookup::Present { digest: found } if found == digest => return Ok(()),
+        Lookup::Present { digest: found } => found,
+        Lookup::Missing => "nothing".to_string(),
+    };
+    Err(PublishError::Conflict {
+        language: lp.language.name.clone(),
+        image: lp.image.clone(),
+        expected: digest.to_string(),
+        found,
     })
 }
 
@@ -398,18 +614,22 @@ struct ExtraTags {
 
 /// Adds the extra tags, registry-side: `git-<commit>` always, and the mutable alias where the
 /// repository lets tags move. An immutable tag that already names other content is left as it
-/// is, and said so.
+/// is, and said so. An image this run made is put under the tag from the bytes at hand (its
+/// media type and manifest); a reused one is read from the registry first.
+#[allow(clippy::too_many_arguments)]
 async fn extra_tags(
     config: &Config,
     plan: &Plan,
     lp: &LanguagePlan,
-    session: &Session,
+    registry: &impl Registry,
+    repositories: &HashMap<String, RepositoryInfo>,
     digest: &str,
+    made: Option<(&str, &Bytes)>,
     progress: &Progress,
 ) -> Result<ExtraTags, PublishError> {
     let name = &lp.language.name;
     let repo = repository_path(config, name);
-    let immutable = session.repositories.get(name).is_some_and(|r| r.immutable);
+    let immutable = repositories.get(name).is_some_and(|r| r.immutable);
     let commit_tag = plan
         .commit
         .as_ref()
@@ -429,7 +649,12 @@ async fn extra_tags(
             let Some(tag) = tag else {
                 return Ok(None);
             };
-            match session.client.lookup(repo, &tag).await? {
+            // Where tags may move, an image made just now is put under them without asking.
+            let there = match (made, immutable) {
+                (Some(_), false) => Lookup::Missing,
+                _ => registry.lookup(repo, &tag).await?,
+            };
+            match there {
                 Lookup::Present { digest: there } if there == digest => {}
                 Lookup::Present { digest: there } if immutable => {
                     progress.log(
@@ -438,7 +663,14 @@ async fn extra_tags(
                     );
                     return Ok(None);
                 }
-                _ => session.client.put_tag(repo, digest, &tag).await?,
+                _ => match made {
+                    Some((media_type, bytes)) => {
+                        registry
+                            .put_manifest(repo, &tag, media_type, bytes.clone(), digest)
+                            .await?
+                    }
+                    None => registry.put_tag(repo, digest, &tag).await?,
+                },
             }
             Ok::<_, PublishError>(Some(tag))
         }
@@ -450,80 +682,495 @@ async fn extra_tags(
     })
 }
 
-/// The image of this language at the previous commit (`git-<parent>`), as build cache for a
-/// runner that starts cold: pulled when the registry has it and the daemon does not. A cache
-/// that cannot be had only costs time.
+/// The runtime of this language at the previous commit, as build cache for a runner that
+/// starts cold: the runtime the `git-<parent>` image names in its `dev.krobs.runtime-digest`
+/// label (which a warm runner has built itself), else that image itself (its layers begin with
+/// the runtime's). A cache that cannot be had only costs time.
 async fn cache_source(
-    config: &Config,
+    registry: &impl Registry,
+    repo: &str,
     parent: Option<&str>,
-    lp: &LanguagePlan,
-    session: &Session,
-    docker: &bollard::Docker,
-    progress: &Progress,
-) -> Vec<String> {
-    let name = &lp.language.name;
-    let Some(parent) = parent else {
-        return Vec::new();
-    };
+) -> Option<String> {
+    let parent = parent?;
     let tag = format!("git-{}", &parent[..parent.len().min(12)]);
-    let digest = match session
-        .client
-        .lookup(&repository_path(config, name), &tag)
-        .await
-    {
-        Ok(Lookup::Present { digest }) => digest,
-        _ => return Vec::new(),
+    let Ok(Lookup::Present { digest: image }) = registry.lookup(repo, &tag).await else {
+        return None;
     };
-    // By digest: extra tags are set registry-side, so the daemon knows the image, if at all,
-    // by the digest it pushed or pulled it under.
-    let image = format!("{}@{digest}", lp.repository);
-    if build::has_image(docker, &image).await {
-        return vec![image];
-    }
-    progress.stage(name, &format!("pulling {image} as build cache"));
-    match build::pull(
-        docker,
-        name,
-        &lp.repository,
-        &digest,
-        session.client.credentials(),
-        session.client.host(),
+    Some(
+        previous_runtime(registry, repo, &image)
+            .await
+            .unwrap_or(image),
     )
-    .await
-    {
-        Ok(()) => vec![image],
-        Err(e) => {
-            progress.log(name, &format!("building without cache: {e}"));
-            Vec::new()
-        }
+}
+
+/// The digest of the runtime an image of this repository was made on.
+async fn previous_runtime(registry: &impl Registry, repo: &str, image: &str) -> Option<String> {
+    let manifest = registry.get_manifest(repo, image).await.ok()??;
+    let config_digest = layer::config_digest(repo, &manifest.body).ok()?;
+    let config = registry.get_blob(repo, &config_digest).await.ok()??;
+    let config: serde_json::Value = serde_json::from_slice(&config).ok()?;
+    let runtime = config
+        .pointer("/config/Labels/dev.krobs.runtime-digest")?
+        .as_str()?
+        .strip_prefix("sha256:")?;
+    let tag = format!("runtime-{}", runtime.get(..32)?);
+    match registry.lookup(repo, &tag).await {
+        Ok(Lookup::Present { digest }) => Some(digest),
+        _ => None,
     }
 }
 
-/// The registry digest of a pushed image, from the daemon's repo digests (bollard's push
-/// stream does not carry it).
-async fn pushed_digest(
-    docker: &bollard::Docker,
-    language: &str,
-    image: &str,
-    repository: &str,
-) -> Result<String, PublishError> {
-    let inspect = docker
-        .inspect_image(image)
-        .await
-        .map_err(|e| DockerError::Api {
-            language: language.to_string(),
-            call: "inspect_image",
-            cause: e.to_string(),
-        })?;
-    let prefix = format!("{repository}@");
-    inspect
-        .repo_digests
-        .unwrap_or_default()
-        .iter()
-        .find_map(|d| d.strip_prefix(&prefix).map(str::to_string))
-        .ok_or_else(|| PublishError::NoDigest {
-            language: language.to_string(),
-            image: image.to_string(),
-            repository: repository.to_string(),
-        })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli;
+    use crate::git::Changes;
+    use crate::registry::BlobPush;
+    use crate::registry::Fetched;
+    use serde_json::json;
+    use std::collections::HashSet;
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    const HOST: &str = "registry.test:5000";
+
+    /// An in-memory registry: manifests by (repository, tag or digest), blobs by
+    /// (repository, digest), and what was sent.
+    #[derive(Default)]
+    struct FakeRegistry {
+        manifests: Mutex<HashMap<(String, String), (String, Bytes)>>,
+        blobs: Mutex<HashMap<(String, String), Bytes>>,
+        uploads: Mutex<Vec<(String, String)>>,
+        mounts: Mutex<Vec<(String, String)>>,
+        manifest_puts: Mutex<Vec<(String, String)>>,
+    }
+
+    impl FakeRegistry {
+        fn store_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: Bytes) {
+            let digest = layer::sha256(&bytes);
+            let mut m = self.manifests.lock().unwrap();
+            m.insert(
+                (repo.to_string(), digest),
+                (media_type.to_string(), bytes.clone()),
+            );
+            m.insert(
+                (repo.to_string(), reference.to_string()),
+                (media_type.to_string(), bytes),
+            );
+        }
+
+        fn uploads(&self) -> Vec<(String, String)> {
+            self.uploads.lock().unwrap().clone()
+        }
+    }
+
+    impl Registry for FakeRegistry {
+        fn host(&self) -> &str {
+            HOST
+        }
+
+        fn credentials(&self) -> Option<&Credentials> {
+            None
+        }
+
+        async fn lookup(&self, repository: &str, reference: &str) -> Result<Lookup, RegistryError> {
+            let m = self.manifests.lock().unwrap();
+            Ok(
+                match m.get(&(repository.to_string(), reference.to_string())) {
+                    Some((_, bytes)) => Lookup::Present {
+                        digest: layer::sha256(bytes),
+                    },
+                    None => Lookup::Missing,
+                },
+            )
+        }
+
+        async fn get_manifest(
+            &self,
+            repository: &str,
+            reference: &str,
+        ) -> Result<Option<Fetched>, RegistryError> {
+            let m = self.manifests.lock().unwrap();
+            Ok(m.get(&(repository.to_string(), reference.to_string()))
+                .map(|(mt, bytes)| Fetched {
+                    media_type: Some(mt.clone()),
+                    digest: Some(layer::sha256(bytes)),
+                    body: bytes.clone(),
+                }))
+        }
+
+        async fn get_blob(
+            &self,
+            repository: &str,
+            digest: &str,
+        ) -> Result<Option<Bytes>, RegistryError> {
+            let b = self.blobs.lock().unwrap();
+            Ok(b.get(&(repository.to_string(), digest.to_string()))
+                .cloned())
+        }
+
+        async fn push_blob(
+            &self,
+            repository: &str,
+            digest: &str,
+            bytes: Bytes,
+            mount_from: Option<&str>,
+        ) -> Result<BlobPush, RegistryError> {
+            assert_eq!(layer::sha256(&bytes), digest);
+            let mut b = self.blobs.lock().unwrap();
+            let key = (repository.to_string(), digest.to_string());
+            if b.contains_key(&key) {
+                return Ok(BlobPush::Present);
+            }
+            let mounted = mount_from
+                .is_some_and(|from| b.contains_key(&(from.to_string(), digest.to_string())));
+            b.insert(key.clone(), bytes);
+            if mounted {
+                self.mounts.lock().unwrap().push(key);
+                Ok(BlobPush::Mounted)
+            } else {
+                self.uploads.lock().unwrap().push(key);
+                Ok(BlobPush::Uploaded)
+            }
+        }
+
+        async fn put_manifest(
+            &self,
+            repository: &str,
+            reference: &str,
+            media_type: &str,
+            bytes: Bytes,
+            digest: &str,
+        ) -> Result<(), RegistryError> {
+            assert_eq!(layer::sha256(&bytes), digest);
+            self.manifest_puts
+                .lock()
+                .unwrap()
+                .push((repository.to_string(), reference.to_string()));
+            self.store_manifest(repository, reference, media_type, bytes);
+            Ok(())
+        }
+
+        async fn put_tag(
+            &self,
+            repository: &str,
+            digest: &str,
+            tag: &str,
+        ) -> Result<(), RegistryError> {
+            let (mt, bytes) = self.manifests.lock().unwrap()
+                [&(repository.to_string(), digest.to_string())]
+                .clone();
+            self.store_manifest(repository, tag, &mt, bytes);
+            Ok(())
+        }
+    }
+
+    /// An engine that "builds" a one-layer runtime straight into the fake registry, or fails
+    /// for the languages named.
+    struct FakeEngine<'a> {
+        registry: &'a FakeRegistry,
+        fail: HashSet<String>,
+        /// Languages whose next push fails, as a daemon pushing the same image twice at once.
+        push_fails_once: Mutex<HashSet<String>>,
+        builds: Mutex<Vec<(String, String, Option<String>)>>,
+    }
+
+    impl<'a> FakeEngine<'a> {
+        fn new(registry: &'a FakeRegistry, fail: &[&str]) -> FakeEngine<'a> {
+            FakeEngine {
+                registry,
+                fail: fail.iter().map(|s| s.to_string()).collect(),
+                push_fails_once: Mutex::default(),
+                builds: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn built(&self) -> Vec<String> {
+            let mut b: Vec<String> = self
+                .builds
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(l, _, _)| l.clone())
+                .collect();
+            b.sort();
+            b
+        }
+    }
+
+    impl Engine for FakeEngine<'_> {
+        async fn build_and_push(
+            &self,
+            req: RuntimeBuild<'_>,
+            _progress: &Progress,
+        ) -> Result<(), DockerError> {
+            self.builds.lock().unwrap().push((
+                req.language.to_string(),
+                req.tag.to_string(),
+                req.cache.clone(),
+            ));
+            assert!(
+                req.context
+                    .entries
+                    .iter()
+                    .all(|e| !e.rel.starts_with("scripts")),
+                "the runtime's context holds no scripts"
+            );
+            tokio::task::yield_now().await;
+            if self.fail.contains(req.language) {
+                return Err(DockerError::Build {
+                    language: req.language.to_string(),
+                    step: "Step 2/3 : RUN false".to_string(),
+                    message: "exit 1".to_string(),
+                    last_lines: Vec::new(),
+                });
+            }
+            if self.push_fails_once.lock().unwrap().remove(req.language) {
+                return Err(DockerError::Push {
+                    language: req.language.to_string(),
+                    image: format!("{}:{}", req.repository, req.tag),
+                    message: "manifest blob unknown: blob unknown to registry".to_string(),
+                });
+            }
+            let repo = req
+                .repository
+                .strip_prefix(&format!("{HOST}/"))
+                .unwrap()
+                .to_string();
+            let config = Blob::new(
+                serde_json::to_vec(&json!({
+                    "architecture": "amd64", "os": "linux",
+                    "config": {"User": "10001:10001", "Labels": req.labels},
+                    "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", req.language)]},
+                    "history": [{"created_by": "RUN build"}],
+                }))
+                .unwrap(),
+            );
+            let manifest = serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": layer::DOCKER_MANIFEST,
+                "config": {"mediaType": layer::DOCKER_CONFIG, "size": config.size(), "digest": config.digest},
+                "layers": [{"mediaType": layer::DOCKER_LAYER, "size": 1, "digest": "sha256:base"}],
+            }))
+            .unwrap();
+            self.registry
+                .blobs
+                .lock()
+                .unwrap()
+                .insert((repo.clone(), config.digest.clone()), config.bytes);
+            self.registry
+                .store_manifest(&repo, req.tag, layer::DOCKER_MANIFEST, manifest.into());
+            Ok(())
+        }
+    }
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// A repository with three languages; `b` and `c` have the same scripts.
+    fn repo() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        write(
+            t.path(),
+            "krobs.toml",
+            &format!("repository = \"krobs/{{language}}\"\n[registry]\nkind = \"oci\"\nhost = \"{HOST}\"\n[build]\nconcurrency = 1\n"),
+        );
+        for l in ["a", "b", "c"] {
+            write(
+                t.path(),
+                &format!("languages/{l}/Dockerfile"),
+                &format!("FROM {l}\n"),
+            );
+            let body = if l == "a" { "echo a" } else { "echo same" };
+            write(
+                t.path(),
+                &format!("languages/{l}/scripts/run.sh"),
+                &format!("# ---\n# owner = \"t\"\n# description = \"d\"\n# ---\n{body}\n"),
+            );
+        }
+        t
+    }
+
+    fn plan_of(root: &Path) -> (Config, Plan) {
+        let config = Config::load(&root.join("krobs.toml")).unwrap();
+        let inventory = crate::discover::discover(&config, &[]).unwrap();
+        let plan = crate::plan::make(&config, inventory, None, None, Changes::NotAsked).unwrap();
+        (config, plan)
+    }
+
+    async fn run(
+        root: &Path,
+        registry: &FakeRegistry,
+        engine: &FakeEngine<'_>,
+    ) -> Result<Vec<Published>, PublishError> {
+        let (config, mut plan) = plan_of(root);
+        lookup_all(registry, &config, &mut plan).await.unwrap();
+        let progress = Progress::new(cli::Progress::Plain, &[]);
+        publish(&config, &plan, registry, &HashMap::new(), engine, &progress).await
+    }
+
+    fn outcomes(published: &[Published]) -> Vec<(&str, &'static str)> {
+        published
+            .iter()
+            .map(|p| {
+                (
+                    p.language.as_str(),
+                    match p.outcome {
+                        Outcome::Reused => "reused",
+                        Outcome::ScriptsAppended { .. } => "appended",
+                        Outcome::RuntimeBuilt { .. } => "built",
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn runtimes_are_built_once_then_scripts_changes_only_append_a_layer() {
+        let t = repo();
+        let registry = FakeRegistry::default();
+
+        let engine = FakeEngine::new(&registry, &[]);
+        let first = run(t.path(), &registry, &engine).await.unwrap();
+        assert_eq!(
+            outcomes(&first),
+            [("a", "built"), ("b", "built"), ("c", "built")]
+        );
+        assert_eq!(engine.built(), ["a", "b", "c"]);
+        // Each image is the runtime plus one layer, under its content tag, digest checked.
+        let (_, plan) = plan_of(t.path());
+        for (p, lp) in first.iter().zip(&plan.languages) {
+            let repo = format!("krobs/{}", p.language);
+            let fetched = registry
+                .get_manifest(&repo, &lp.tag)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(layer::sha256(&fetched.body), p.digest);
+            let m: serde_json::Value = serde_json::from_slice(&fetched.body).unwrap();
+            assert_eq!(m["layers"][1]["digest"], lp.layer.blob.digest);
+            assert_eq!(p.tags, [lp.tag.clone(), ALIAS_TAG.to_string()]);
+        }
+        // `b` and `c` have the same scripts layer: one of them uploads it, the other mounts
+        // it (concurrency 1 builds them in turn) or finds it.
+        let layer_uploads = |l: &str| {
+            registry
+                .uploads()
+                .iter()
+                .filter(|(r, d)| {
+                    r == &format!("krobs/{l}") && d == &plan.languages[1].layer.blob.digest
+                })
+                .count()
+        };
+        assert_eq!(layer_uploads("b") + layer_uploads("c"), 1);
+        assert_eq!(registry.mounts.lock().unwrap().len(), 1);
+
+        // Nothing changed: nothing built or put.
+        let puts = registry.manifest_puts.lock().unwrap().len();
+        let engine = FakeEngine::new(&registry, &[]);
+        let second = run(t.path(), &registry, &engine).await.unwrap();
+        assert_eq!(
+            outcomes(&second),
+            [("a", "reused"), ("b", "reused"), ("c", "reused")]
+        );
+        assert!(engine.built().is_empty());
+        assert_eq!(registry.manifest_puts.lock().unwrap().len(), puts);
+        assert_eq!(
+            first.iter().map(|p| &p.digest).collect::<Vec<_>>(),
+            second.iter().map(|p| &p.digest).collect::<Vec<_>>()
+        );
+
+        // One script changes: its language gets a new layer on the same runtime, no build.
+        write(
+            t.path(),
+            "languages/a/scripts/run.sh",
+            "# ---\n# owner = \"t\"\n# description = \"d\"\n# ---\necho A\n",
+        );
+        let uploads = registry.uploads().len();
+        let engine = FakeEngine::new(&registry, &[]);
+        let third = run(t.path(), &registry, &engine).await.unwrap();
+        assert_eq!(
+            outcomes(&third),
+            [("a", "appended"), ("b", "reused"), ("c", "reused")]
+        );
+        assert!(engine.built().is_empty());
+        // The layer and the config: two blobs.
+        assert_eq!(registry.uploads().len(), uploads + 2);
+        assert_ne!(third[0].digest, first[0].digest);
+
+        // The runtime changes: it is built again, then the layer goes on.
+        write(t.path(), "languages/a/Dockerfile", "FROM a2\n");
+        let engine = FakeEngine::new(&registry, &[]);
+        let fourth = run(t.path(), &registry, &engine).await.unwrap();
+        assert_eq!(
+            outcomes(&fourth),
+            [("a", "built"), ("b", "reused"), ("c", "reused")]
+        );
+        assert_eq!(engine.built(), ["a"]);
+    }
+
+    #[tokio::test]
+    async fn failures_are_all_named_and_the_others_still_finish() {
+        let t = repo();
+        let registry = FakeRegistry::default();
+        let engine = FakeEngine::new(&registry, &["a", "c"]);
+        let e = run(t.path(), &registry, &engine).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "2 of 3 languages failed (`a`, `c`); first: build [a] failed at `Step 2/3 : RUN false`: exit 1"
+        );
+        assert!(matches!(
+            e.root(),
+            PublishError::Docker(DockerError::Build { .. })
+        ));
+        // `b` was published all the same: a rerun reuses it.
+        let engine = FakeEngine::new(&registry, &["a"]);
+        let e = run(t.path(), &registry, &engine).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "build [a] failed at `Step 2/3 : RUN false`: exit 1"
+        );
+        assert_eq!(engine.built(), ["a", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_runtime_push_that_fails_is_tried_once_more_and_a_build_that_fails_is_not() {
+        let t = repo();
+        let registry = FakeRegistry::default();
+        let engine = FakeEngine::new(&registry, &[]);
+        engine
+            .push_fails_once
+            .lock()
+            .unwrap()
+            .insert("b".to_string());
+        let published = run(t.path(), &registry, &engine).await.unwrap();
+        assert_eq!(
+            outcomes(&published),
+            [("a", "built"), ("b", "built"), ("c", "built")]
+        );
+        assert_eq!(engine.built(), ["a", "b", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_tag_that_answers_other_content_is_a_conflict() {
+        let t = repo();
+        let registry = FakeRegistry::default();
+        let engine = FakeEngine::new(&registry, &[]);
+        run(t.path(), &registry, &engine).await.unwrap();
+        let (config, plan) = plan_of(t.path());
+        let lp = &plan.languages[0];
+        let e = verify(&registry, &config, lp, "sha256:other")
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "[a] `{}` is in the registry as `sha256:",
+                lp.image
+            )),
+            "{e}"
+        );
+    }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::discover::{Inventory, Script};
 use crate::git::Changes;
-use crate::manifest::{Published, Written};
+use crate::manifest::{Outcome, Published, Written};
 use crate::plan::{Plan, RegistryState};
 use crate::release::Publication;
 
@@ -95,6 +95,16 @@ pub struct LanguageReport {
     /// Every tag that names the image after the run, `git-<commit>` included; `null` in a dry
     /// run.
     pub tags: Option<Vec<String>>,
+    /// `runtime-<digest>`: the runtime the Docker Engine builds.
+    pub runtime_tag: String,
+    /// What the run did with the runtime: `built`, `reused` (it was in the registry), or
+    /// `null` (the image itself was reused, or a dry run).
+    pub runtime: Option<&'static str>,
+    /// The runtime's manifest digest in the registry, when the run used it.
+    pub runtime_digest: Option<String>,
+    /// The scripts layer Krobs writes: its digest and size in bytes.
+    pub scripts_layer: String,
+    pub scripts_layer_size: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -207,13 +217,26 @@ impl Report {
                     },
                     notes: lp.notes.clone(),
                     status: match p {
-                        Some(p) if p.built => Status::Built,
+                        Some(p) if p.outcome.made() => Status::Built,
                         Some(_) => Status::Reused,
                         None => Status::Planned,
                     },
                     digest: p.map(|p| p.digest.clone()),
                     pinned: p.map(|p| format!("{}@{}", lp.repository, p.digest)),
                     tags: p.map(|p| p.tags.iter().chain(&p.commit_tag).cloned().collect()),
+                    runtime_tag: lp.runtime_tag.clone(),
+                    runtime: p.and_then(|p| match &p.outcome {
+                        Outcome::Reused => None,
+                        Outcome::ScriptsAppended { .. } => Some("reused"),
+                        Outcome::RuntimeBuilt { .. } => Some("built"),
+                    }),
+                    runtime_digest: p.and_then(|p| match &p.outcome {
+                        Outcome::Reused => None,
+                        Outcome::ScriptsAppended { runtime }
+                        | Outcome::RuntimeBuilt { runtime } => Some(runtime.clone()),
+                    }),
+                    scripts_layer: lp.layer.blob.digest.clone(),
+                    scripts_layer_size: lp.layer.blob.size(),
                 }
             })
             .collect();
@@ -284,6 +307,15 @@ impl Report {
             };
             out.push_str(&format!("\n{}  {status}\n", l.name));
             out.push_str(&format!("  input    {}\n", l.input_digest));
+            if let (Some(what), Some(digest)) = (l.runtime, &l.runtime_digest) {
+                out.push_str(&format!("  runtime  {} {what} ({digest})\n", l.runtime_tag));
+            }
+            if l.status != Status::Reused {
+                out.push_str(&format!(
+                    "  scripts  layer {} ({} bytes)\n",
+                    l.scripts_layer, l.scripts_layer_size
+                ));
+            }
             match (&l.pinned, &l.tags) {
                 (Some(pinned), Some(tags)) => {
                     out.push_str(&format!("  image    {pinned}\n"));

@@ -77,6 +77,18 @@ fn missing_dockerfile() {
 }
 
 #[test]
+fn a_dockerfile_copying_scripts_breaks_the_runtime_contract() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/python/Dockerfile",
+        "FROM python:3.12-slim\nCOPY scripts/ /opt/krobs/scripts/\n",
+    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/python/Dockerfile:2: copies `scripts/`: the Dockerfile builds the runtime only, and Krobs lays `scripts/` on top of it as a layer of its own (at `image_scripts_dir`); remove the line",
+    ]));
+}
+
+#[test]
 fn empty_language_folder() {
     let repo = Repo::fixture();
     std::fs::create_dir_all(repo.path("languages/go")).unwrap();

@@ -132,8 +132,19 @@ pub struct Fetched {
 
 /// A successful answer.
 struct Reply {
+    status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
+}
+
+/// How a blob came to be in a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobPush {
+    /// It was there already (`HEAD`).
+    Present,
+    /// Mounted from another repository of the registry, without sending the bytes.
+    Mounted,
+    Uploaded,
 }
 
 fn digest_of(headers: &HeaderMap) -> Option<String> {
@@ -308,19 +319,36 @@ impl RegistryClient {
         digest: &str,
         bytes: Bytes,
     ) -> Result<(), RegistryError> {
+        self.push_blob(repository, digest, bytes, None).await?;
+        Ok(())
+    }
+
+    /// Puts a small blob into `repository`: nothing when a `HEAD` finds it; else a
+    /// cross-repository mount from `mount_from` when given (`POST ?mount=&from=`), which a
+    /// registry that cannot mount answers with an upload location; else one upload.
+    pub async fn push_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        bytes: Bytes,
+        mount_from: Option<&str>,
+    ) -> Result<BlobPush, RegistryError> {
         if self.has_blob(repository, digest).await? {
-            return Ok(());
+            return Ok(BlobPush::Present);
         }
-        let mut start = Call::new(
-            Method::POST,
-            format!("/v2/{repository}/blobs/uploads/"),
-            Some(repository),
-        );
+        let path = match mount_from {
+            Some(from) => format!("/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"),
+            None => format!("/v2/{repository}/blobs/uploads/"),
+        };
+        let mut start = Call::new(Method::POST, path, Some(repository));
         start.push = true;
         let reply = self
             .request(&start)
             .await?
             .ok_or_else(|| self.status_error(&start, StatusCode::NOT_FOUND))?;
+        if reply.status == StatusCode::CREATED {
+            return Ok(BlobPush::Mounted);
+        }
         let location =
             header(&reply.headers, "location").ok_or_else(|| RegistryError::NoHeader {
                 registry: self.host.clone(),
@@ -340,7 +368,7 @@ impl RegistryClient {
         self.request(&put)
             .await?
             .ok_or_else(|| self.status_error(&put, StatusCode::NOT_FOUND))?;
-        Ok(())
+        Ok(BlobPush::Uploaded)
     }
 
     /// Puts a manifest under `reference` (a tag, or its own digest); returns the digest the
@@ -360,10 +388,19 @@ impl RegistryClient {
         );
         put.push = true;
         put.body = Some((media_type.to_string(), bytes));
-        let reply = self
-            .request(&put)
-            .await?
-            .ok_or_else(|| self.status_error(&put, StatusCode::NOT_FOUND))?;
+        let reply = match self.request(&put).await {
+            // Runs uploading the same blob at once: the reference registry can refuse a
+            // manifest naming it (400, blob unknown) until the other upload has settled.
+            Err(RegistryError::Status {
+                status: StatusCode::BAD_REQUEST,
+                ..
+            }) => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                self.request(&put).await
+            }
+            other => other,
+        }?
+        .ok_or_else(|| self.status_error(&put, StatusCode::NOT_FOUND))?;
         match digest_of(&reply.headers) {
             Some(d) if d != digest => Err(self.status_error(&put, StatusCode::CONFLICT)),
             _ => Ok(()),
@@ -444,7 +481,11 @@ impl RegistryClient {
             s if s.is_success() => {
                 let headers = response.headers().clone();
                 let body = response.bytes().await.map_err(Attempt::Http)?;
-                Ok(Some(Reply { headers, body }))
+                Ok(Some(Reply {
+                    status: s,
+                    headers,
+                    body,
+                }))
             }
             StatusCode::NOT_FOUND => Ok(None),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Attempt::Unauthorized(header(

@@ -6,8 +6,107 @@ pub mod credentials;
 pub mod ecr;
 pub mod retry;
 
-pub use client::{Fetched, Lookup, RegistryClient, RegistryError};
+pub use client::{BlobPush, Fetched, Lookup, RegistryClient, RegistryError};
 pub use credentials::{Credentials, Secret};
+
+use bytes::Bytes;
+
+/// The distribution API calls the orchestration makes, so that it can run on an in-memory
+/// registry in unit tests; [`RegistryClient`] is the real one.
+#[allow(async_fn_in_trait)]
+pub trait Registry {
+    fn host(&self) -> &str;
+    fn credentials(&self) -> Option<&Credentials>;
+    /// One manifest `HEAD`.
+    async fn lookup(&self, repository: &str, reference: &str) -> Result<Lookup, RegistryError>;
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<Fetched>, RegistryError>;
+    async fn get_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<Bytes>, RegistryError>;
+    async fn push_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        bytes: Bytes,
+        mount_from: Option<&str>,
+    ) -> Result<BlobPush, RegistryError>;
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: Bytes,
+        digest: &str,
+    ) -> Result<(), RegistryError>;
+    async fn put_tag(&self, repository: &str, digest: &str, tag: &str)
+        -> Result<(), RegistryError>;
+}
+
+impl Registry for RegistryClient {
+    fn host(&self) -> &str {
+        RegistryClient::host(self)
+    }
+
+    fn credentials(&self) -> Option<&Credentials> {
+        RegistryClient::credentials(self)
+    }
+
+    async fn lookup(&self, repository: &str, reference: &str) -> Result<Lookup, RegistryError> {
+        RegistryClient::lookup(self, repository, reference).await
+    }
+
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<Fetched>, RegistryError> {
+        RegistryClient::get_manifest(self, repository, reference).await
+    }
+
+    async fn get_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<Bytes>, RegistryError> {
+        RegistryClient::get_blob(self, repository, digest).await
+    }
+
+    async fn push_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        bytes: Bytes,
+        mount_from: Option<&str>,
+    ) -> Result<BlobPush, RegistryError> {
+        RegistryClient::push_blob(self, repository, digest, bytes, mount_from).await
+    }
+
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: Bytes,
+        digest: &str,
+    ) -> Result<(), RegistryError> {
+        RegistryClient::put_manifest(self, repository, reference, media_type, bytes, digest).await
+    }
+
+    async fn put_tag(
+        &self,
+        repository: &str,
+        digest: &str,
+        tag: &str,
+    ) -> Result<(), RegistryError> {
+        RegistryClient::put_tag(self, repository, digest, tag).await
+    }
+}
 
 /// The manifest media types a lookup accepts. Without them the reference registry converts to
 /// schema 1 and answers a different digest.

@@ -54,7 +54,7 @@ impl Repo {
         repo.write("krobs.toml", CONFIG);
         repo.write(
             "languages/bash/Dockerfile",
-            "ARG BASE_IMAGE=debian:bookworm-slim\nFROM ${BASE_IMAGE}\nCOPY scripts/ /opt/krobs/scripts/\n",
+            "ARG BASE_IMAGE=debian:bookworm-slim\nFROM ${BASE_IMAGE}\n",
         );
         repo.write_exec(
             "languages/bash/scripts/hello.sh",
@@ -62,7 +62,7 @@ impl Repo {
         );
         repo.write(
             "languages/python/Dockerfile",
-            "ARG BASE_IMAGE=python:3.12-slim\nFROM ${BASE_IMAGE}\nCOPY scripts/ /opt/krobs/scripts/\n",
+            "ARG BASE_IMAGE=python:3.12-slim\nFROM ${BASE_IMAGE}\n",
         );
         repo.write(
             "languages/python/scripts/report.py",
