@@ -25,6 +25,7 @@ pub mod lint;
 pub mod logging;
 pub mod manifest;
 pub mod names;
+pub mod options;
 pub mod plan;
 pub mod progress;
 pub mod publish;
@@ -38,24 +39,25 @@ pub mod yaml;
 
 use std::time::Instant;
 
-use cli::{Cli, Command, ManifestCommand, PullFormat, SchemaKind};
+use cli::{PullFormat, SchemaKind};
 use config::Config;
 pub use error::Error;
 use git::Changes;
 use manifest::Manifest;
+use options::{Options, Task};
 
-/// Runs the command line.
-pub fn run(cli: &Cli) -> Result<(), Error> {
+/// Runs what the command line asked for.
+pub fn run(opts: &Options) -> Result<(), Error> {
     let started = Instant::now();
-    if let Some(Command::Schema { which }) = &cli.command {
+    if let Task::Schema(which) = &opts.task {
         let schema = match which {
             SchemaKind::Manifest => manifest::SCHEMA,
             SchemaKind::Report => report::SCHEMA,
         };
         return report::print(schema).map_err(Error::Output);
     }
-    let lint_json = cli.json && cli.command == Some(Command::Lint);
-    let config = match Config::load(&cli.config) {
+    let lint_json = opts.json && opts.task == Task::Lint;
+    let config = match Config::load(&opts.config) {
         Err(e) if lint_json => {
             let problem = match &e {
                 config::ConfigError::Invalid {
@@ -64,7 +66,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
                     message,
                     ..
                 } => lint::Problem::at(path.display().to_string(), *line, message.clone()),
-                other => lint::Problem::new(cli.config.display().to_string(), other.to_string()),
+                other => lint::Problem::new(opts.config.display().to_string(), other.to_string()),
             };
             report::print(lint::problems_json(&lint::Problems(vec![problem])))
                 .map_err(Error::Output)?;
@@ -72,7 +74,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         }
         result => result?,
     };
-    if let Some(Command::Manifest(ManifestCommand::Pull { reference, format })) = &cli.command {
+    if let Task::PullManifest { reference, format } = &opts.task {
         let pulled = release::pull(&config, reference)?;
         return match format {
             PullFormat::Json => report::print_bytes(&pulled.bytes),
@@ -82,12 +84,12 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         }
         .map_err(Error::Output);
     }
-    if let Some(Command::Render(args)) = &cli.command {
+    if let Task::Render(args) = &opts.task {
         let yaml = render::run(&config, args)?;
         return report::print(&yaml).map_err(Error::Output);
     }
-    let only = discover::parse_only(&cli.only);
-    let inventory = match discover::discover(&config, &only) {
+    let only = &opts.only;
+    let inventory = match discover::discover(&config, only) {
         Err(e) if lint_json => {
             let problems = match &e {
                 discover::DiscoverError::Problems(problems) => problems.clone(),
@@ -101,19 +103,24 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         }
         result => result?,
     };
-    if cli.command == Some(Command::Lint) {
-        return report::print(report::lint_ok(&inventory, cli.json)).map_err(Error::Output);
-    }
+    let Task::Publish {
+        dry_run,
+        since,
+        progress,
+    } = &opts.task
+    else {
+        return report::print(report::lint_ok(&inventory, opts.json)).map_err(Error::Output);
+    };
 
     let commit = git::head_commit(&config.root);
-    let changes = match &cli.since {
+    let changes = match since {
         Some(rev) => git::changes_since(&config.root, rev),
         None => Changes::NotAsked,
     };
     if let Changes::Unknown { warning } = &changes {
         eprintln!("warning: {warning}");
     }
-    let mut plan = plan::make(&config, inventory, commit, cli.since.clone(), changes)?;
+    let mut plan = plan::make(&config, inventory, commit, since.clone(), changes)?;
     let mut timings = report::Timings {
         plan: millis(started),
         ..Default::default()
@@ -129,7 +136,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         partial,
     };
 
-    let (published, session) = if cli.dry_run {
+    let (published, session) = if *dry_run {
         runtime.block_on(dry_run_lookups(&config, &mut plan));
         (Vec::new(), None)
     } else {
@@ -138,7 +145,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             .iter()
             .map(|l| l.language.name.clone())
             .collect();
-        let progress = progress::Progress::new(cli.progress, &names);
+        let progress = progress::Progress::new(*progress, &names);
         let (published, session) = runtime.block_on(async {
             let session = publish::open(&config, &plan, &progress).await?;
             publish::lookup_all(&session.client, &config, &mut plan).await?;
@@ -181,14 +188,14 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
     timings.total = millis(started);
     let report = report::Report::new(
         &plan,
-        cli.dry_run,
+        *dry_run,
         &published,
         &written,
         partial,
         publication,
         timings,
     );
-    let text = if cli.json {
+    let text = if opts.json {
         report.json()
     } else {
         report.text()

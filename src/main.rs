@@ -2,12 +2,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use krobs::discover::DiscoverError;
+use krobs::options::Options;
 use krobs::{cli::Cli, Error};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let options = Options::from(Cli::parse());
     krobs::logging::init();
-    match krobs::run(&cli) {
+    match krobs::run(&options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if let Error::Discover(DiscoverError::Problems(problems)) = &err {

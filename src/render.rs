@@ -23,12 +23,12 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::cli::RenderArgs;
 use crate::config::{is_dns_label, Config};
 use crate::digest::bytes_sha256;
 use crate::error::exit;
 use crate::manifest::{JobKind, Manifest, ManifestScript, FORMAT};
 use crate::names;
+use crate::options::RenderOptions;
 use crate::release::{self, ReleaseError};
 use crate::yaml;
 
@@ -261,7 +261,7 @@ pub struct Options {
 }
 
 /// `krobs-build render`: the YAML of the object that runs `args.script_id`.
-pub fn run(config: &Config, args: &RenderArgs) -> Result<String, RenderError> {
+pub fn run(config: &Config, args: &RenderOptions) -> Result<String, RenderError> {
     let env = parse_env(&args.env)?;
     let namespace = match &args.namespace {
         Some(ns) if !is_dns_label(ns) => return Err(RenderError::Namespace(ns.clone())),

@@ -1,0 +1,80 @@
+//! What a run is asked to do, resolved from the command line: the library's input. The clap
+//! struct stays in [`crate::cli`]; `Options::from(cli)` turns it into ready values, so that the
+//! library never reads raw arguments.
+
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command, ManifestCommand, Progress, PullFormat, SchemaKind};
+use crate::discover;
+
+/// The resolved command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `krobs.toml`; the repository root is its folder.
+    pub config: PathBuf,
+    /// One JSON object on stdout instead of text.
+    pub json: bool,
+    /// The languages the run is restricted to (empty: all).
+    pub only: Vec<String>,
+    pub task: Task,
+}
+
+/// The one thing a run does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Task {
+    /// Build, push and publish (or, with `dry_run`, show what that would do).
+    Publish {
+        dry_run: bool,
+        since: Option<String>,
+        progress: Progress,
+    },
+    Lint,
+    Schema(SchemaKind),
+    PullManifest {
+        reference: String,
+        format: PullFormat,
+    },
+    Render(RenderOptions),
+}
+
+/// `krobs-build render`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderOptions {
+    pub script_id: String,
+    /// A manifest file, or a published reference; `None`: the configured manifest path.
+    pub manifest: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    /// `KEY=VALUE` pairs, checked by `render`.
+    pub env: Vec<String>,
+}
+
+impl From<Cli> for Options {
+    fn from(cli: Cli) -> Options {
+        let task = match cli.command {
+            None => Task::Publish {
+                dry_run: cli.dry_run,
+                since: cli.since,
+                progress: cli.progress,
+            },
+            Some(Command::Lint) => Task::Lint,
+            Some(Command::Schema { which }) => Task::Schema(which),
+            Some(Command::Manifest(ManifestCommand::Pull { reference, format })) => {
+                Task::PullManifest { reference, format }
+            }
+            Some(Command::Render(args)) => Task::Render(RenderOptions {
+                script_id: args.script_id,
+                manifest: args.manifest,
+                name: args.name,
+                namespace: args.namespace,
+                env: args.env,
+            }),
+        };
+        Options {
+            config: cli.config,
+            json: cli.json,
+            only: discover::parse_only(&cli.only),
+            task,
+        }
+    }
+}
