@@ -253,7 +253,7 @@ impl Config {
         let manifest_repository = match manifest_repository {
             Some(r) => {
                 let v = r.get_ref();
-                if !is_repository_path(v) {
+                if v.len() > names::MAX_NAME || names::check_repository(v).is_err() {
                     return Err(invalid(
                         Some(r.span()),
                         format!("`manifest.repository = \"{v}\"` is not a repository path: use lowercase path components such as `krobs/manifest`"),
@@ -491,7 +491,7 @@ fn resolve_deploy(raw: Option<RawDeploy>) -> Result<DeployConfig, (Range<usize>,
     }
     if let Some(ns) = raw.namespace {
         let v = ns.get_ref();
-        if !is_dns_label(v) {
+        if !names::is_dns_label(v) {
             return Err((
                 ns.span(),
                 format!("`deploy.namespace = \"{v}\"` is not a Kubernetes namespace name: use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit"),
@@ -521,29 +521,6 @@ fn resolve_deploy(raw: Option<RawDeploy>) -> Result<DeployConfig, (Range<usize>,
         deploy.ttl_seconds_after_finished = ttl.into_inner();
     }
     Ok(deploy)
-}
-
-/// A DNS-1123 label, as Kubernetes names namespaces.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// A repository path of the distribution spec: `/`-separated lowercase components.
-fn is_repository_path(s: &str) -> bool {
-    s.len() <= 255
-        && s.split('/').all(|c| {
-            !c.is_empty()
-                && c.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-                })
-                && c.as_bytes()[0].is_ascii_alphanumeric()
-                && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
-        })
 }
 
 fn check_relative(p: &str) -> Result<(), String> {

@@ -141,15 +141,25 @@ pub fn max_job_name(cron: bool) -> usize {
     }
 }
 
-/// A Job or CronJob name: an RFC 1123 label (lowercase letters, digits, `-`, starting and
-/// ending with a letter or digit) of at most `max` characters.
-pub fn check_job_name(name: &str, max: usize) -> Result<(), String> {
+/// The characters of an RFC 1123 label: lowercase letters, digits and `-`, starting and
+/// ending with a letter or digit (its length is the caller's rule).
+fn has_label_shape(name: &str) -> bool {
     let b = name.as_bytes();
-    let label = !b.is_empty()
+    !b.is_empty()
         && is_alnum(b[0])
         && is_alnum(b[b.len() - 1])
-        && b.iter().all(|x| is_alnum(*x) || *x == b'-');
-    if !label {
+        && b.iter().all(|x| is_alnum(*x) || *x == b'-')
+}
+
+/// A DNS-1123 label of at most 63 characters, as Kubernetes names namespaces.
+pub fn is_dns_label(name: &str) -> bool {
+    name.len() <= MAX_JOB_NAME && has_label_shape(name)
+}
+
+/// A Job or CronJob name: an RFC 1123 label of at most `max` characters.
+pub fn check_job_name(name: &str, max: usize) -> Result<(), String> {
+    let b = name.as_bytes();
+    if !has_label_shape(name) {
         return Err(format!(
             "its Kubernetes name `{name}` is not an RFC 1123 label: use lowercase letters, digits and `-`, starting and ending with a letter or digit"
         ));

@@ -24,6 +24,7 @@ use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, Ecr, RepositoryInfo};
 use crate::registry::retry::RetryPolicy;
 use crate::registry::{Credentials, Lookup, Registry, RegistryClient, RegistryError};
+use crate::release::commit_tag;
 
 /// The mutable alias pushed where the repository allows moving tags.
 pub const ALIAS_TAG: &str = "latest";
@@ -630,10 +631,7 @@ async fn extra_tags(
     let name = &lp.language.name;
     let repo = repository_path(config, name);
     let immutable = repositories.get(name).is_some_and(|r| r.immutable);
-    let commit_tag = plan
-        .commit
-        .as_ref()
-        .map(|c| format!("git-{}", &c[..c.len().min(12)]));
+    let commit_tag = plan.commit.as_ref().map(|c| commit_tag(c));
     let alias = if immutable {
         progress.log(
             name,
@@ -692,7 +690,7 @@ async fn cache_source(
     parent: Option<&str>,
 ) -> Option<String> {
     let parent = parent?;
-    let tag = format!("git-{}", &parent[..parent.len().min(12)]);
+    let tag = commit_tag(parent);
     let Ok(Lookup::Present { digest: image }) = registry.lookup(repo, &tag).await else {
         return None;
     };

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::config::{Config, RegistryConfig};
 use crate::digest::bytes_sha256;
 use crate::git;
+use crate::layer::OCI_MANIFEST;
 use crate::manifest::{Manifest, FORMAT};
 use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, Ecr};
@@ -28,8 +29,6 @@ use crate::registry::{Lookup, RegistryClient, RegistryError};
 
 /// The `artifactType` of the published manifest, and the media type of its one layer.
 pub const ARTIFACT_TYPE: &str = "application/vnd.krobs.manifest.v1+json";
-/// The media type the artifact is put with.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// The layer's `org.opencontainers.image.title`.
 pub const LAYER_TITLE: &str = "krobs-manifest.json";
 /// The tag that names the newest release.

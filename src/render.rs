@@ -23,11 +23,11 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::config::{is_dns_label, Config};
+use crate::config::Config;
 use crate::digest::bytes_sha256;
 use crate::error::exit;
 use crate::manifest::{JobKind, Manifest, ManifestScript, FORMAT};
-use crate::names;
+use crate::names::{self, is_dns_label};
 use crate::options::RenderOptions;
 use crate::release::{self, ReleaseError};
 use crate::yaml;
