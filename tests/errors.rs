@@ -3,19 +3,9 @@
 
 mod support;
 
-use support::{bash_script, Repo, CONFIG};
+use support::{bash_script, problems, Repo, CONFIG};
 
 const INPUT: i32 = 3;
-
-/// What `krobs-build` prints for these problems: one line each, then the summary.
-fn problems(lines: &[&str]) -> String {
-    let n = lines.len();
-    let (s, them) = if n == 1 { ("", "it") } else { ("s", "them") };
-    format!(
-        "{}\nerror: {n} problem{s} in the repository: fix {them} and run `krobs-build lint` again",
-        lines.join("\n")
-    )
-}
 
 #[test]
 fn missing_config_file() {

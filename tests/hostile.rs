@@ -10,22 +10,13 @@ use std::os::unix::fs::symlink;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{bash_script, krobs_command, Repo, Run, CONFIG};
+use support::{bash_script, krobs_command, problems, Repo, Run, CONFIG};
 
 const INPUT: i32 = 3;
 /// What a secret outside the repository holds; it must never be printed.
 const SECRET: &str = "AWS_SECRET_ACCESS_KEY=hunter2-do-not-print";
 /// Most memory (resident) a run may use on a huge file (each huge file is larger).
 const MAX_RSS_KIB: i64 = 150 * 1024;
-
-fn problems(lines: &[&str]) -> String {
-    let n = lines.len();
-    let (s, them) = if n == 1 { ("", "it") } else { ("s", "them") };
-    format!(
-        "{}\nerror: {n} problem{s} in the repository: fix {them} and run `krobs-build lint` again",
-        lines.join("\n")
-    )
-}
 
 /// `krobs-build` in the repository, killed (and the test failed) if it runs longer than 60 s:
 /// a FIFO must never block a run.

@@ -26,6 +26,16 @@ host = "registry.example.com:5000"
 path = "out/manifest.json"
 "#;
 
+/// What `krobs-build` prints for these problems: one line each, then the summary.
+pub fn problems(lines: &[&str]) -> String {
+    let n = lines.len();
+    let (s, them) = if n == 1 { ("", "it") } else { ("s", "them") };
+    format!(
+        "{}\nerror: {n} problem{s} in the repository: fix {them} and run `krobs-build lint` again",
+        lines.join("\n")
+    )
+}
+
 /// A documented bash script.
 pub fn bash_script(owner: &str, body: &str) -> String {
     format!(
