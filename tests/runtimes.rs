@@ -1,0 +1,164 @@
+//! The shipped runtimes, built as they are on the Debian bases of `bash tests/run.sh` (only
+//! `BASE_IMAGE` changed; Scala's `jre` stage, since the Ammonite download needs the internet),
+//! published by the real binary, pulled back by the digest the manifest names, and run as
+//! `render` runs them: a non-root user, a read-only root file system, a tmpfs `/tmp`.
+
+mod support;
+
+use serde_json::Value;
+use support::e2e_support::*;
+use support::services::{debian_base, require_services};
+
+/// Each language, the variable naming its Debian base, and the commands its interpreter must
+/// answer, each with a word of what it prints.
+const RUNTIMES: [(&str, &str, &[(&[&str], &str)]); 4] = [
+    (
+        "bash",
+        "KROBS_TEST_BASE_BASH",
+        &[
+            (&["bash", "--version"], "GNU bash, version 5."),
+            (&["curl", "--version"], "curl 7."),
+        ],
+    ),
+    (
+        "python",
+        "KROBS_TEST_BASE_PYTHON",
+        &[(&["python3", "--version"], "Python 3.")],
+    ),
+    (
+        "ruby",
+        "KROBS_TEST_BASE_RUBY",
+        &[(&["ruby", "--version"], "ruby 3.")],
+    ),
+    (
+        "scala",
+        "KROBS_TEST_BASE_JRE",
+        &[(&["java", "-version"], "openjdk version \"17.")],
+    ),
+];
+
+/// krobs.toml with each language on its Debian base (Scala keeps its `jre` target).
+fn on_debian_bases(text: &str) -> String {
+    let mut sections = String::new();
+    for (lang, var, _) in RUNTIMES {
+        let base = debian_base(var);
+        if lang == "scala" {
+            continue;
+        }
+        sections.push_str(&format!(
+            "\n[languages.{lang}]\nbuild_args = {{ BASE_IMAGE = \"{base}\" }}\n"
+        ));
+    }
+    let scala = "[languages.scala]\ntarget = \"jre\"\n";
+    assert!(
+        text.contains(scala),
+        "the e2e config builds Scala's jre stage"
+    );
+    text.replace(
+        scala,
+        &format!(
+            "{scala}build_args = {{ BASE_IMAGE = \"{}\" }}\n{sections}",
+            debian_base("KROBS_TEST_BASE_JRE")
+        ),
+    )
+}
+
+/// `docker run` of `image` the way `render`'s pod runs it.
+fn run_confined(p: &Pipeline, image: &str, command: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "--rm",
+        "--user",
+        "10001:10001",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--network",
+        "none",
+        "--entrypoint",
+        command[0],
+        image,
+    ];
+    args.extend_from_slice(&command[1..]);
+    p.docker_run(&args)
+}
+
+#[test]
+fn every_runtime_builds_on_its_debian_base_and_runs_as_10001_on_a_read_only_root() {
+    require_services();
+    let p = Pipeline::oci();
+    p.edit_config(on_debian_bases);
+    let run = p.krobs(&["--json"]).success();
+    let manifest: Value = p.manifest_of(&run);
+
+    let (user, password) = p.creds();
+    let login = p.docker.login(&p.registry.addr(), user, password);
+    p.record_output("docker login", &login);
+    assert!(login.status.success(), "docker login failed");
+
+    for (lang, var, checks) in RUNTIMES {
+        let image = string(language(&manifest, lang), "image");
+        assert!(image.contains("@sha256:"), "{lang}: {image}");
+        // What runs is what the registry holds under the manifest's digest.
+        p.forget_local_images(lang);
+        p.docker_ok(&["pull", &image]);
+        let inspect = |format: &str| {
+            String::from_utf8(
+                p.docker_ok(&["image", "inspect", "--format", format, &image])
+                    .stdout,
+            )
+            .unwrap()
+            .trim()
+            .to_string()
+        };
+        assert_eq!(inspect("{{.Config.User}}"), "10001:10001", "{lang}");
+        // Built on the Debian base: its layers are the image's first ones.
+        let base_layers = String::from_utf8(
+            p.docker_ok(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{json .RootFS.Layers}}",
+                &debian_base(var),
+            ])
+            .stdout,
+        )
+        .unwrap();
+        let base_layers: Vec<String> = serde_json::from_str(base_layers.trim()).unwrap();
+        let layers: Vec<String> =
+            serde_json::from_str(&inspect("{{json .RootFS.Layers}}")).unwrap();
+        assert_eq!(layers[..base_layers.len()], base_layers[..], "{lang}");
+
+        for (command, expected) in checks {
+            let out = run_confined(&p, &image, command);
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success() && text.contains(expected),
+                "{lang}: `{}` as 10001 on a read-only root: {:?}\n{text}",
+                command.join(" "),
+                out.status
+            );
+        }
+        // The user, a writable /tmp, and a root file system nobody writes to.
+        let out = run_confined(
+            &p,
+            &image,
+            &[
+                "sh",
+                "-c",
+                "id -u; touch /tmp/ok && echo tmp writable; touch /opt/krobs/x 2>/dev/null || echo root read-only",
+            ],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "10001\ntmp writable\nroot read-only\n",
+            "{lang}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    p.assert_no_secrets();
+}
