@@ -9,9 +9,12 @@ use serde_json::Value;
 use support::e2e_support::*;
 use support::services::{debian_base, require_services};
 
+/// A command and the start of what it prints.
+type Check = (&'static [&'static str], &'static str);
+
 /// Each language, the variable naming its Debian base, and the commands its interpreter must
-/// answer, each with a word of what it prints.
-const RUNTIMES: [(&str, &str, &[(&[&str], &str)]); 4] = [
+/// answer.
+const RUNTIMES: [(&str, &str, &[Check]); 4] = [
     (
         "bash",
         "KROBS_TEST_BASE_BASH",
