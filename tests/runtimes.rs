@@ -165,3 +165,78 @@ fn every_runtime_builds_on_its_debian_base_and_runs_as_10001_on_a_read_only_root
     }
     p.assert_no_secrets();
 }
+
+/// The shipped Scala Dockerfile, whole (Ammonite stage included), with the launcher served
+/// from a loopback server instead of GitHub: a download whose sha256 is not `AMMONITE_SHA256`
+/// fails the build with a message saying so, an empty `AMMONITE_SHA256` fails it too, and the
+/// right one gives a runtime whose `amm` runs as 10001 on a read-only root.
+#[test]
+fn scalas_ammonite_download_is_refused_unless_it_hashes_to_the_pinned_sha256() {
+    require_services();
+    // A stand-in launcher: what the Dockerfile does with it is what it does with Ammonite's.
+    let launcher = "exec java -version \"$@\"\n";
+    let served = launcher.to_string();
+    let server = FakeHttp::start(move |_| (200, served.clone()));
+    let url = format!(
+        "{}/Ammonite/releases/download/3.0.2/2.13-3.0.2",
+        server.url()
+    );
+    let right = sha256_hex(launcher.as_bytes());
+    let wrong = sha256_hex(b"something else");
+
+    let p = Pipeline::oci();
+    let jre = debian_base("KROBS_TEST_BASE_JRE");
+    let mut current = "[languages.scala]\ntarget = \"jre\"\n".to_string();
+    let mut configure = |sha: &str| {
+        let next = format!(
+            "[languages.scala]\nbuild_args = {{ BASE_IMAGE = \"{jre}\", AMMONITE_URL = \"{url}\", AMMONITE_SHA256 = \"{sha}\" }}\n"
+        );
+        p.edit_config(|t| t.replace(&current, &next));
+        current = next;
+    };
+
+    configure(&wrong);
+    let run = p.krobs(&["--only", "scala"]).failure(4);
+    assert!(
+        run.stderr.contains(&format!(
+            "the Ammonite download {url} has sha256 {right}, not AMMONITE_SHA256={wrong}: refusing it"
+        )),
+        "{run}"
+    );
+    p.assert_no_manifest(&run);
+
+    configure("");
+    let run = p.krobs(&["--only", "scala"]).failure(4);
+    assert!(
+        run.stderr.contains(&format!(
+            "AMMONITE_SHA256 is empty: set it to the sha256 of {url}"
+        )),
+        "{run}"
+    );
+
+    configure(&right);
+    let run = p.krobs(&["--json", "--only", "scala"]).success();
+    let image = string(language(&p.manifest_of(&run), "scala"), "image");
+    let (user, password) = p.creds();
+    assert!(p
+        .docker
+        .login(&p.registry.addr(), user, password)
+        .status
+        .success());
+    p.forget_local_images("scala");
+    p.docker_ok(&["pull", &image]);
+    let out = run_confined(&p, &image, &["amm"]);
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("openjdk version \"17."),
+        "amm as 10001 on a read-only root: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.assert_no_secrets();
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
