@@ -93,6 +93,18 @@ fn the_repository_passes_and_every_script_but_scalas_is_checked() {
         "{run}"
     );
     assert_eq!(without_progress(&run), SCALA_NOTE, "{run}");
+
+    let scripts = v["scripts"].as_array().unwrap().len();
+    let text = repo.krobs(&["lint", "--syntax"]).success();
+    assert_eq!(
+        text.stdout,
+        format!(
+            "lint: {scripts} scripts in 4 languages are documented\nlint: the syntax of {} scripts is fine ({} not checked: see the notes)\n",
+            checked.len(),
+            scripts - checked.len()
+        ),
+        "{text}"
+    );
 }
 
 #[test]
