@@ -84,6 +84,7 @@ fn main() {
         build_args: BTreeMap::new(),
         base_image: None,
         platform: "linux/amd64".into(),
+        target: None,
     };
 
     let krobs = || {

@@ -598,13 +598,17 @@ impl Bench {
         }
     }
 
-    fn naive_build_args(&self) -> Vec<String> {
-        vec![
+    /// What the naive build of `language` is given: the local base image, and for Scala the
+    /// `jre` stage (krobs.toml's `target`: the Ammonite download needs the internet).
+    fn naive_build_args(&self, language: &str) -> Vec<String> {
+        let mut args = vec![
             "--build-arg".to_string(),
             format!("BASE_IMAGE={}", services::base_image()),
-            "--build-arg".to_string(),
-            "AMMONITE_URL=".to_string(),
-        ]
+        ];
+        if language == "scala" {
+            args.extend(["--target".to_string(), "jre".to_string()]);
+        }
+        args
     }
 
     /// `docker build` (without the layer cache if `no_cache`) then `docker push` of one language
@@ -631,7 +635,7 @@ impl Bench {
             "-t".to_string(),
             image.clone(),
         ];
-        args.extend(self.naive_build_args());
+        args.extend(self.naive_build_args(language));
         if no_cache {
             args.push("--no-cache".to_string());
         }
@@ -828,7 +832,7 @@ host = "{host}"
 
 [build]
 concurrency = 2
-build_args = {{ BASE_IMAGE = "{base}", AMMONITE_URL = "" }}
+build_args = {{ BASE_IMAGE = "{base}" }}
 
 [manifest]
 path = "out/krobs-manifest.json"
@@ -841,6 +845,7 @@ command = ["ruby", "{{script}}"]
 
 [languages.scala]
 command = ["amm", "--silent", "{{script}}"]
+target = "jre"
 
 [languages.bash]
 command = ["bash", "{{script}}"]

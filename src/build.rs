@@ -101,6 +101,8 @@ pub struct BuildRequest<'a> {
     pub platform: String,
     /// Images whose layers may be reused.
     pub cache_from: Vec<String>,
+    /// The stage to build (`FROM ... AS <target>`); `None`: the last one.
+    pub target: Option<String>,
 }
 
 /// Builds the image; every log line goes to `log`. Returns the image id.
@@ -115,13 +117,17 @@ pub async fn build(
         buildargs: Some(req.build_args.clone()),
         platform: req.platform.clone(),
         cachefrom: (!req.cache_from.is_empty()).then(|| req.cache_from.clone()),
+        target: req.target.clone().unwrap_or_default(),
         rm: true,
         forcerm: true,
         ..Default::default()
     };
     let body = bollard::body_try_stream(tar_stream(
         req.context.clone(),
-        label_instruction(&req.labels),
+        DockerfileLabels {
+            instruction: label_instruction(&req.labels),
+            target: req.target.clone(),
+        },
     ));
     let mut stream = docker.build_image(options, None, Some(body));
 
@@ -310,12 +316,90 @@ pub fn label_instruction(labels: &BTreeMap<String, String>) -> String {
     format!("\nLABEL {}\n", pairs.join(" "))
 }
 
+/// One `FROM` line of a Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// 0-based line index of the `FROM` instruction.
+    pub line: usize,
+    /// Its `AS <name>`, if any.
+    pub name: Option<String>,
+}
+
+/// The stages of a Dockerfile: its `FROM` instructions (not counting words of a continued
+/// line), in order.
+pub fn stages(dockerfile: &str) -> Vec<Stage> {
+    let mut stages = Vec::new();
+    let mut continued = false;
+    for (i, line) in dockerfile.lines().enumerate() {
+        let trimmed = line.trim();
+        let was_continued = continued;
+        // A comment line inside a continued instruction does not end it.
+        if !(was_continued && trimmed.starts_with('#')) {
+            continued = trimmed.ends_with('\\');
+        }
+        if was_continued || trimmed.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = trimmed.split_whitespace().collect();
+        if words
+            .first()
+            .is_some_and(|w| w.eq_ignore_ascii_case("FROM"))
+        {
+            let name = match words.as_slice() {
+                [.., as_, name] if as_.eq_ignore_ascii_case("AS") => Some((*name).to_string()),
+                _ => None,
+            };
+            stages.push(Stage { line: i, name });
+        }
+    }
+    stages
+}
+
+/// The `LABEL` instruction Krobs adds to a Dockerfile, and the stage it goes in.
+#[derive(Debug, Clone, Default)]
+pub struct DockerfileLabels {
+    /// From [`label_instruction`]; empty for none.
+    pub instruction: String,
+    /// The stage built; `None`: the last one, where the instruction is appended.
+    pub target: Option<String>,
+}
+
+impl DockerfileLabels {
+    /// The Dockerfile with the instruction at the end of the built stage: appended without a
+    /// target, else before the `FROM` that follows the target stage (the classic builder
+    /// stops at the target, so labels after it would be lost).
+    pub fn apply(&self, dockerfile: &str) -> String {
+        let next_from = self.target.as_deref().and_then(|target| {
+            let all = stages(dockerfile);
+            let at = all.iter().position(|s| {
+                s.name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(target))
+            })?;
+            all.get(at + 1).map(|s| s.line)
+        });
+        match next_from {
+            None => format!("{dockerfile}{}", self.instruction),
+            Some(line) => {
+                let mut out = String::with_capacity(dockerfile.len() + self.instruction.len());
+                for (i, l) in dockerfile.split_inclusive('\n').enumerate() {
+                    if i == line {
+                        out.push_str(self.instruction.trim_start_matches('\n'));
+                    }
+                    out.push_str(l);
+                }
+                out
+            }
+        }
+    }
+}
+
 /// The context as a tar stream: sorted, fixed mtime, owner and group 0, modes normalized to
-/// 0644 / 0755 (executable bit kept), `dockerfile_suffix` appended to the Dockerfile. Written
+/// 0644 / 0755 (executable bit kept), Krobs's labels added to the Dockerfile. Written
 /// by a blocking thread in chunks, never whole.
 pub fn tar_stream(
     context: Context,
-    dockerfile_suffix: String,
+    labels: DockerfileLabels,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(TAR_CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
@@ -323,7 +407,7 @@ pub fn tar_stream(
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        if let Err(e) = write_tar(&context, &dockerfile_suffix, writer) {
+        if let Err(e) = write_tar(&context, &labels, writer) {
             let _ = tx.blocking_send(Err(e));
         }
     });
@@ -365,7 +449,7 @@ impl Write for ChannelWriter {
 /// Writes the deterministic tar of a context.
 pub fn write_tar(
     context: &Context,
-    dockerfile_suffix: &str,
+    labels: &DockerfileLabels,
     out: impl Write,
 ) -> std::io::Result<()> {
     let mut tar = tar::Builder::new(out);
@@ -389,19 +473,25 @@ pub fn write_tar(
                         crate::repo::Refusal::Io(e) => e,
                         other => std::io::Error::other(other.to_string()),
                     })?;
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(if *executable { 0o755 } else { 0o644 });
+                if entry.rel == "Dockerfile" {
+                    // Read whole (discovery bounded it) to put the labels in their stage.
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(
+                        &mut std::io::Read::take(file, crate::repo::DOCKERFILE_LIMIT),
+                        &mut text,
+                    )?;
+                    let text = labels.apply(&text);
+                    header.set_size(text.len() as u64);
+                    tar.append_data(&mut header, &entry.rel, text.as_bytes())?;
+                    continue;
+                }
                 // The size is fixed when the file is opened; a file that shrinks meanwhile
                 // fails the tar.
                 let size = meta.len();
-                let suffix = if entry.rel == "Dockerfile" {
-                    dockerfile_suffix.as_bytes()
-                } else {
-                    &[]
-                };
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(if *executable { 0o755 } else { 0o644 });
-                header.set_size(size + suffix.len() as u64);
-                let data = std::io::Read::chain(std::io::Read::take(file, size), suffix);
-                tar.append_data(&mut header, &entry.rel, data)?;
+                header.set_size(size);
+                tar.append_data(&mut header, &entry.rel, std::io::Read::take(file, size))?;
             }
             EntryKind::Symlink { target } => {
                 header.set_entry_type(tar::EntryType::Symlink);
@@ -424,7 +514,7 @@ mod tests {
     fn tar_of(root: &std::path::Path) -> Vec<u8> {
         let ctx = Context::collect(&crate::repo::Repo::new(root).unwrap(), "l", &[]).unwrap();
         let mut out = Vec::new();
-        write_tar(&ctx, "", &mut out).unwrap();
+        write_tar(&ctx, &DockerfileLabels::default(), &mut out).unwrap();
         out
     }
 
@@ -490,12 +580,51 @@ mod tests {
         fs::write(t.path().join("l/Dockerfile"), "FROM scratch").unwrap();
         let ctx = Context::collect(&crate::repo::Repo::new(t.path()).unwrap(), "l", &[]).unwrap();
         let mut out = Vec::new();
-        write_tar(&ctx, &line, &mut out).unwrap();
+        let labels = DockerfileLabels {
+            instruction: line.clone(),
+            target: None,
+        };
+        write_tar(&ctx, &labels, &mut out).unwrap();
         let mut archive = tar::Archive::new(out.as_slice());
         let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
         let mut text = String::new();
         std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
         assert_eq!(text, format!("FROM scratch{line}"));
+    }
+
+    #[test]
+    fn stages_and_labels_in_the_target_stage() {
+        let text =
+            "ARG B=x\nFROM ${B} AS jre\nRUN a \\\n  from x \\\n# c\n  b\nFROM jre as full\nRUN c\n";
+        assert_eq!(
+            stages(text),
+            [
+                Stage {
+                    line: 1,
+                    name: Some("jre".into())
+                },
+                Stage {
+                    line: 6,
+                    name: Some("full".into())
+                },
+            ]
+        );
+        let labels = |target: Option<&str>| DockerfileLabels {
+            instruction: "\nLABEL \"a\"=\"1\"\n".into(),
+            target: target.map(str::to_string),
+        };
+        assert_eq!(
+            labels(Some("JRE")).apply(text),
+            "ARG B=x\nFROM ${B} AS jre\nRUN a \\\n  from x \\\n# c\n  b\nLABEL \"a\"=\"1\"\nFROM jre as full\nRUN c\n"
+        );
+        assert_eq!(
+            labels(Some("full")).apply(text),
+            format!("{text}\nLABEL \"a\"=\"1\"\n")
+        );
+        assert_eq!(
+            labels(None).apply(text),
+            format!("{text}\nLABEL \"a\"=\"1\"\n")
+        );
     }
 
     #[test]

@@ -56,7 +56,12 @@ pub struct Cli {
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Check every script's documentation header and the language folders; report every problem.
-    Lint,
+    Lint {
+        /// Also check each script's syntax with its language's check, run in its runtime image
+        /// (built by the Docker Engine) with no network.
+        #[arg(long)]
+        syntax: bool,
+    },
     /// Print a JSON Schema: the manifest's (default) or the `--json` run report's.
     Schema {
         #[arg(value_enum, default_value_t = SchemaKind::Manifest)]

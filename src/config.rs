@@ -90,6 +90,11 @@ pub struct LanguageConfig {
     pub comment: Option<String>,
     /// Where the Dockerfile copies the scripts in the image.
     pub image_scripts_dir: Option<String>,
+    /// The Dockerfile stage to build (`FROM ... AS <target>`) instead of the last one.
+    pub target: Option<String>,
+    /// The command `lint --syntax` runs on each script in the runtime image; `{script}` is
+    /// replaced by the script's path there (default: from the language name).
+    pub syntax_check: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,6 +307,28 @@ impl Config {
                     ));
                 }
             }
+            if let Some(t) = &lang.target {
+                if let Err(m) = check_stage_name(t.get_ref()) {
+                    return Err(invalid(
+                        Some(t.span()),
+                        format!("`languages.{name_ref}.target = \"{}\"` {m}", t.get_ref()),
+                    ));
+                }
+            }
+            if let Some(check) = &lang.syntax_check {
+                if check.get_ref().is_empty() || check.get_ref()[0].trim().is_empty() {
+                    return Err(invalid(
+                        Some(check.span()),
+                        format!("`languages.{name_ref}.syntax_check` is empty: give the program and `{{script}}`, e.g. `[\"bash\", \"-n\", \"{{script}}\"]`"),
+                    ));
+                }
+                if !check.get_ref().iter().any(|a| a.contains("{script}")) {
+                    return Err(invalid(
+                        Some(check.span()),
+                        format!("`languages.{name_ref}.syntax_check` never mentions `{{script}}`: add it where the script path goes"),
+                    ));
+                }
+            }
             for input in &lang.extra_inputs {
                 if let Err(m) = check_relative(input.get_ref()) {
                     return Err(invalid(
@@ -331,6 +358,8 @@ impl Config {
                     command: lang.command.map(Spanned::into_inner),
                     comment: lang.comment.map(Spanned::into_inner),
                     image_scripts_dir: lang.image_scripts_dir,
+                    target: lang.target.map(Spanned::into_inner),
+                    syntax_check: lang.syntax_check.map(Spanned::into_inner),
                 },
             );
         }
@@ -523,6 +552,18 @@ fn resolve_deploy(raw: Option<RawDeploy>) -> Result<DeployConfig, (Range<usize>,
     Ok(deploy)
 }
 
+/// A Dockerfile stage name as `FROM ... AS <name>` takes it.
+fn check_stage_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err("is not a Dockerfile stage name: use the name of a `FROM ... AS <name>` line (a letter, then letters, digits, `_`, `-`, `.`)".to_string())
+    }
+}
+
 fn check_relative(p: &str) -> Result<(), String> {
     let path = Path::new(p);
     if p.is_empty() || path.is_absolute() {
@@ -618,6 +659,8 @@ struct RawLanguage {
     command: Option<Spanned<Vec<String>>>,
     comment: Option<Spanned<String>>,
     image_scripts_dir: Option<String>,
+    target: Option<Spanned<String>>,
+    syntax_check: Option<Spanned<Vec<String>>>,
 }
 
 #[cfg(test)]
@@ -657,6 +700,31 @@ mod tests {
         );
         assert_eq!(py.build_args["BASE_IMAGE"], "x");
         assert_eq!(py.extra_inputs, ["shared"]);
+    }
+
+    #[test]
+    fn target_and_syntax_check_are_read_and_checked() {
+        let c = parse(&format!(
+            "{ECR}[languages.scala]\ntarget = \"jre\"\nsyntax_check = [\"scalac\", \"{{script}}\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.languages["scala"].target.as_deref(), Some("jre"));
+        assert_eq!(
+            c.languages["scala"].syntax_check.as_deref().unwrap(),
+            ["scalac", "{script}"]
+        );
+        assert_eq!(
+            parse(&format!("{ECR}[languages.scala]\ntarget = \"1 jre\"\n")).unwrap_err(),
+            "krobs.toml:6:10: `languages.scala.target = \"1 jre\"` is not a Dockerfile stage name: use the name of a `FROM ... AS <name>` line (a letter, then letters, digits, `_`, `-`, `.`)"
+        );
+        assert_eq!(
+            parse(&format!("{ECR}[languages.x]\nsyntax_check = [\"sh\", \"-n\"]\n")).unwrap_err(),
+            "krobs.toml:6:16: `languages.x.syntax_check` never mentions `{script}`: add it where the script path goes"
+        );
+        assert_eq!(
+            parse(&format!("{ECR}[languages.x]\nsyntax_check = []\n")).unwrap_err(),
+            "krobs.toml:6:16: `languages.x.syntax_check` is empty: give the program and `{script}`, e.g. `[\"bash\", \"-n\", \"{script}\"]`"
+        );
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct BuildInputs {
     pub build_args: BTreeMap<String, String>,
     pub base_image: Option<String>,
     pub platform: String,
+    /// The Dockerfile stage built (`[languages.x] target`); `None`: the last stage.
+    pub target: Option<String>,
 }
 
 /// Digests a context and its build inputs. File contents are hashed in parallel, streamed in
@@ -94,6 +96,11 @@ pub fn compute(context: &Context, inputs: &BuildInputs) -> Result<InputDigest, D
         &mut h,
         inputs.base_image.as_deref().unwrap_or("").as_bytes(),
     );
+    // Only when set, so that the digests of languages without one stay what they were.
+    if let Some(target) = &inputs.target {
+        field(&mut h, b"target");
+        field(&mut h, target.as_bytes());
+    }
     for (k, v) in &inputs.build_args {
         field(&mut h, b"arg");
         field(&mut h, k.as_bytes());
@@ -184,6 +191,7 @@ mod tests {
             build_args: BTreeMap::from([("BASE_IMAGE".into(), "python:3.12".into())]),
             base_image: Some("python:3.12".into()),
             platform: "linux/amd64".into(),
+            target: None,
         }
     }
 
@@ -276,6 +284,8 @@ mod tests {
         let mut i = inputs();
         i.platform = "linux/arm64".into();
         changed("the platform", digest_of(t.path(), &i));
+        i.target = Some("jre".into());
+        changed("the target stage", digest_of(t.path(), &i));
 
         fs::write(d.join(".dockerignore"), "*.log\n!debug.log\n").unwrap();
         changed(

@@ -308,10 +308,35 @@ fn language(
         .get("BASE_IMAGE")
         .cloned()
         .or_else(|| base_image_of(&dockerfile_text));
+    if let Some(target) = &settings.target {
+        let stages = crate::build::stages(&dockerfile_text);
+        if !stages.iter().any(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(target))
+        }) {
+            let named: Vec<String> = stages
+                .iter()
+                .filter_map(|s| s.name.as_ref().map(|n| format!("`{n}`")))
+                .collect();
+            problems.push(Problem::new(
+                format!("{dir}/Dockerfile"),
+                format!(
+                    "has no stage `{target}` (`[languages.{name}] target` in krobs.toml): name one with `FROM ... AS {target}`{}",
+                    if named.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", or use one of {}", named.join(", "))
+                    }
+                ),
+            ));
+        }
+    }
     let inputs = BuildInputs {
         build_args,
         base_image,
         platform: config.build.platform.clone(),
+        target: settings.target.clone(),
     };
     let image_scripts_dir = settings
         .image_scripts_dir

@@ -25,6 +25,8 @@ pub struct RuntimeBuild<'a> {
     pub build_args: HashMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub platform: String,
+    /// The Dockerfile stage to build; `None`: the last.
+    pub target: Option<String>,
     /// The digest of a previous image of this language in `repository`, whose layers may
     /// serve as build cache.
     pub cache: Option<String>,
@@ -112,6 +114,7 @@ impl Engine for DockerEngine {
                 labels: req.labels.clone(),
                 platform: req.platform.clone(),
                 cache_from,
+                target: req.target.clone(),
             },
             &log,
         )

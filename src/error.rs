@@ -8,6 +8,7 @@ use crate::manifest::ManifestError;
 use crate::publish::PublishError;
 use crate::release::ReleaseError;
 use crate::render::RenderError;
+use crate::syntax::SyntaxCheckError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,6 +26,8 @@ pub enum Error {
     Release(#[from] ReleaseError),
     #[error(transparent)]
     Render(#[from] RenderError),
+    #[error(transparent)]
+    Syntax(#[from] SyntaxCheckError),
     #[error("cannot write to stdout: {0}")]
     Output(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
@@ -53,6 +56,10 @@ impl Error {
                 _ => exit::REGISTRY,
             },
             Error::Release(e) => e.exit_code(),
+            Error::Syntax(SyntaxCheckError::Digest(_) | SyntaxCheckError::Read { .. }) => {
+                exit::INPUT
+            }
+            Error::Syntax(SyntaxCheckError::Docker(_)) => exit::DOCKER,
             Error::Render(e) => e.exit_code(),
             Error::Manifest(_) | Error::Output(_) | Error::Runtime(_) => exit::INTERNAL,
         }

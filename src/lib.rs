@@ -34,6 +34,7 @@ pub mod release;
 pub mod render;
 pub mod repo;
 pub mod report;
+pub mod syntax;
 pub mod terminal;
 pub mod yaml;
 
@@ -56,7 +57,7 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         };
         return report::print(schema).map_err(Error::Output);
     }
-    let lint_json = opts.json && opts.task == Task::Lint;
+    let lint_json = opts.json && matches!(opts.task, Task::Lint { .. });
     let config = match Config::load(&opts.config) {
         Err(e) if lint_json => {
             let problem = match &e {
@@ -103,13 +104,14 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         }
         result => result?,
     };
-    let Task::Publish {
-        dry_run,
-        since,
-        progress,
-    } = &opts.task
-    else {
-        return report::print(report::lint_ok(&inventory, opts.json)).map_err(Error::Output);
+    let (dry_run, since, progress) = match &opts.task {
+        Task::Publish {
+            dry_run,
+            since,
+            progress,
+        } => (dry_run, since, progress),
+        Task::Lint { syntax: true } => return lint_syntax(&config, &inventory, opts.json),
+        _ => return report::print(report::lint_ok(&inventory, opts.json)).map_err(Error::Output),
     };
 
     let commit = git::head_commit(&config.root);
@@ -201,6 +203,29 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         report.text()
     };
     report::print(&text).map_err(Error::Output)
+}
+
+/// `lint --syntax`: the headers are fine; now each script's syntax, in its runtime image.
+fn lint_syntax(config: &Config, inventory: &discover::Inventory, json: bool) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let log = |line: &str| eprintln!("{}", terminal::escape(line));
+    let checked = runtime.block_on(syntax::check(config, inventory, &log))?;
+    for note in &checked.notes {
+        eprintln!("note: {}", terminal::escape(note));
+    }
+    if !checked.problems.is_empty() {
+        let mut problems = checked.problems;
+        problems.sort();
+        let problems = lint::Problems(problems);
+        if json {
+            report::print(lint::problems_json(&problems)).map_err(Error::Output)?;
+        }
+        return Err(discover::DiscoverError::Problems(problems).into());
+    }
+    report::print(report::lint_syntax_ok(inventory, &checked, json)).map_err(Error::Output)
 }
 
 fn millis(since: Instant) -> u64 {

@@ -28,7 +28,10 @@ pub enum Task {
         since: Option<String>,
         progress: Progress,
     },
-    Lint,
+    /// Check the headers and folders; with `syntax`, also each script's syntax.
+    Lint {
+        syntax: bool,
+    },
     Schema(SchemaKind),
     PullManifest {
         reference: String,
@@ -57,7 +60,7 @@ impl From<Cli> for Options {
                 since: cli.since,
                 progress: cli.progress,
             },
-            Some(Command::Lint) => Task::Lint,
+            Some(Command::Lint { syntax }) => Task::Lint { syntax },
             Some(Command::Schema { which }) => Task::Schema(which),
             Some(Command::Manifest(ManifestCommand::Pull { reference, format })) => {
                 Task::PullManifest { reference, format }

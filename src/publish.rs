@@ -290,6 +290,7 @@ pub async fn publish(
                             build_args: lp.language.inputs.build_args.clone().into_iter().collect(),
                             labels: runtime_labels(lp),
                             platform: lp.language.inputs.platform.clone(),
+                            target: lp.language.inputs.target.clone(),
                             cache: cache.clone(),
                             credentials: registry.credentials(),
                             host: registry.host(),

@@ -433,6 +433,41 @@ pub fn lint_ok(inventory: &Inventory, json: bool) -> String {
     }
 }
 
+/// `lint --syntax` without problems: `lint`'s report, with what the syntax checks covered
+/// (`"syntax": {"checked": [script ids], "notes": [...]}` in JSON).
+pub fn lint_syntax_ok(
+    inventory: &Inventory,
+    checked: &crate::syntax::SyntaxReport,
+    json: bool,
+) -> String {
+    if json {
+        let v = json!({
+            "problems": [],
+            "languages": inventory.languages.iter().map(|l| &l.name).collect::<Vec<_>>(),
+            "scripts": inventory.scripts.iter().map(ScriptReport::new).collect::<Vec<_>>(),
+            "syntax": {
+                "checked": checked.checked,
+                "notes": checked.notes,
+            },
+        });
+        format!("{v}\n")
+    } else {
+        format!(
+            "{}lint: the syntax of {} scripts is fine{}\n",
+            lint_ok(inventory, false),
+            checked.checked.len(),
+            if checked.notes.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} not checked: see the notes)",
+                    inventory.scripts.len() - checked.checked.len()
+                )
+            }
+        )
+    }
+}
+
 /// Writes text to stdout, with what could rewrite a terminal escaped, failing cleanly on a
 /// closed pipe.
 pub fn print(text: impl AsRef<str>) -> std::io::Result<()> {

@@ -633,27 +633,27 @@ fn on_a_terminal_progress_is_live_and_ends_with_each_outcome() {
 fn the_registry_stopped_mid_run_fails_without_a_manifest_and_the_rerun_reuses_what_was_pushed() {
     require_services();
     let mut p = Pipeline::oci();
-    // One build at a time: bash is built and pushed, then scala builds slowly.
+    // One build at a time: bash is built and pushed, then python builds slowly.
     p.edit_config(|t| t.replace("concurrency = 2", "concurrency = 1"));
     // The nonce keeps the step out of the build cache of an earlier run of this test.
     let slow = format!("RUN echo slow step {} && sleep 5", nonce());
-    p.append_to_dockerfile("scala", &slow);
-    p.commit("scala: a slow step");
+    p.append_to_dockerfile("python", &slow);
+    p.commit("python: a slow step");
 
-    let mut bg = p.spawn(&["--only", "bash,scala"]);
+    let mut bg = p.spawn(&["--only", "bash,python"]);
     bg.wait_for(
-        "bash pushed and scala's slow step started",
+        "bash pushed and python's slow step started",
         Duration::from_secs(120),
         |stderr| {
             logged(stderr, "bash", "built and pushed")
                 && stderr
                     .lines()
-                    .any(|l| l.starts_with("[scala] Step ") && l.ends_with(&slow))
+                    .any(|l| l.starts_with("[python] Step ") && l.ends_with(&slow))
         },
     );
     assert!(
-        !logged(&bg.stderr(), "scala", "pushing"),
-        "scala reached its push before the registry was stopped:\n{}",
+        !logged(&bg.stderr(), "python", "pushing"),
+        "python reached its push before the registry was stopped:\n{}",
         bg.stderr()
     );
     p.registry.stop();
@@ -665,18 +665,18 @@ fn the_registry_stopped_mid_run_fails_without_a_manifest_and_the_rerun_reuses_wh
     );
     let error = error_line(&run);
     assert!(
-        error.contains("[scala]") && error.contains(&p.registry.addr()),
+        error.contains("[python]") && error.contains(&p.registry.addr()),
         "the error should name the language and the registry: {error}\n{run}"
     );
     p.assert_no_manifest(&run);
 
     p.registry.restart();
-    let rerun = p.krobs(&["--json", "--only", "bash,scala"]).success();
+    let rerun = p.krobs(&["--json", "--only", "bash,python"]).success();
     let report = rerun.json();
     assert_eq!(language(&report, "bash")["status"], "reused", "{rerun}");
-    assert_eq!(language(&report, "scala")["status"], "built", "{rerun}");
+    assert_eq!(language(&report, "python")["status"], "built", "{rerun}");
     let manifest = p.manifest_of(&rerun);
-    for lang in ["bash", "scala"] {
+    for lang in ["bash", "python"] {
         let m = language(&manifest, lang);
         let tag = string(language(&report, lang), "tag");
         assert_eq!(
@@ -685,7 +685,7 @@ fn the_registry_stopped_mid_run_fails_without_a_manifest_and_the_rerun_reuses_wh
         );
     }
     // The rerun after the failure wrote the manifest any later run of the commit writes.
-    let again = p.krobs(&["--json", "--only", "bash,scala"]).success();
+    let again = p.krobs(&["--json", "--only", "bash,python"]).success();
     assert_eq!(
         again.json()["manifest"]["sha256"],
         report["manifest"]["sha256"],

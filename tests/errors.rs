@@ -67,6 +67,41 @@ fn missing_dockerfile() {
 }
 
 #[test]
+fn a_target_stage_the_dockerfile_lacks_is_a_lint_problem() {
+    let repo = Repo::fixture();
+    repo.write(
+        "krobs.toml",
+        format!("{CONFIG}\n[languages.python]\ntarget = \"slim\"\n"),
+    );
+    repo.write(
+        "languages/python/Dockerfile",
+        "FROM python:3.12-slim AS base\nFROM base AS full\n",
+    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/python/Dockerfile: has no stage `slim` (`[languages.python] target` in krobs.toml): name one with `FROM ... AS slim`, or use one of `base`, `full`",
+    ]));
+    // Named, it is fine, and it is part of the runtime's input digest.
+    let runtime_tag = |target: &str| {
+        repo.write(
+            "krobs.toml",
+            format!("{CONFIG}\n[languages.python]\ntarget = \"{target}\"\n"),
+        );
+        repo.krobs(&["lint"]).success();
+        let run = repo.krobs(&["--dry-run", "--json"]).success();
+        let report = run.json();
+        let python = report["languages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == "python")
+            .unwrap()
+            .clone();
+        python["runtime_tag"].as_str().unwrap().to_string()
+    };
+    assert_ne!(runtime_tag("base"), runtime_tag("full"));
+}
+
+#[test]
 fn a_dockerfile_copying_scripts_breaks_the_runtime_contract() {
     let repo = Repo::fixture();
     repo.write(

@@ -46,7 +46,8 @@ pub enum RegistryKind {
     Ecr { create_repositories: bool },
 }
 
-/// `krobs.toml` for the copy of this repository: the local base image, no Ammonite download.
+/// `krobs.toml` for the copy of this repository: the local base image, and Scala's `jre`
+/// stage (everything but the Ammonite download, which needs the internet).
 pub fn config_toml(kind: &RegistryKind, host: &str) -> String {
     let registry = match kind {
         RegistryKind::Oci => format!("kind = \"oci\"\nhost = \"{host}\"\n"),
@@ -64,10 +65,13 @@ pub fn config_toml(kind: &RegistryKind, host: &str) -> String {
 {registry}
 [build]
 concurrency = 2
-build_args = {{ BASE_IMAGE = "{base}", AMMONITE_URL = "" }}
+build_args = {{ BASE_IMAGE = "{base}" }}
 
 [manifest]
 path = "out/krobs-manifest.json"
+
+[languages.scala]
+target = "jre"
 "#,
         base = base_image()
     )

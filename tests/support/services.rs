@@ -83,6 +83,14 @@ pub fn base_image() -> String {
     required_env("KROBS_TEST_BASE_IMAGE")
 }
 
+/// A Debian runtime base made by `tests/run.sh` (mmdebstrap, `docker import`), named by its
+/// variable: `KROBS_TEST_BASE_PYTHON` (python3), `KROBS_TEST_BASE_RUBY` (ruby),
+/// `KROBS_TEST_BASE_BASH` (bash, curl, jq), `KROBS_TEST_BASE_JRE` (a headless JRE 17).
+/// Fails the test when it is not set.
+pub fn debian_base(var: &str) -> String {
+    required_env(var)
+}
+
 /// `DOCKER_HOST`, when set (run.sh always sets it); `None` means the client default.
 pub fn docker_host() -> Option<String> {
     std::env::var("DOCKER_HOST").ok().filter(|v| !v.is_empty())
