@@ -8,10 +8,14 @@
 #     apache2-utils, git, socat) and PyPI packages (moto[server], check-jsonschema, kubernetes-validate);
 #   - a Docker Engine: $DOCKER_HOST if it answers, else the default socket, else a `dockerd`
 #     started here (own socket, pidfile, exec root and data root; no bridge, no iptables);
-#   - the base image `krobs-test/base:1`, made locally (busybox-static + bash-static), since no
-#     image can be pulled;
+#   - base images made locally, since no image can be pulled: `krobs-test/base:1` (busybox-static
+#     + bash-static, for tests that never run a script) and one Debian bookworm image per
+#     language runtime made by `mmdebstrap` from the machine's apt sources and `docker import`ed
+#     (`krobs-test/debian-{python,ruby,bash,jre}:1`); each carries the hash of its recipe as a
+#     label, so a warm machine keeps it and a changed recipe remakes it;
 # and exports for the tests:
-#   KROBS_TEST_SERVICES=1, DOCKER_HOST, KROBS_TEST_BASE_IMAGE, KROBS_TEST_REGISTRY_BIN,
+#   KROBS_TEST_SERVICES=1, DOCKER_HOST, KROBS_TEST_BASE_IMAGE, KROBS_TEST_BASE_PYTHON,
+#   KROBS_TEST_BASE_RUBY, KROBS_TEST_BASE_BASH, KROBS_TEST_BASE_JRE, KROBS_TEST_REGISTRY_BIN,
 #   KROBS_TEST_MOTO_BIN.
 # The registries (docker-registry with htpasswd auth) and the moto server are started by the
 # tests themselves (tests/support/services.rs), one per test, on free loopback ports.
@@ -39,7 +43,7 @@ OWN_SOCK=unix://$RUN_DIR/docker.sock
 DEFAULT_SOCK=unix:///var/run/docker.sock
 BASE_IMAGE=krobs-test/base:1
 
-APT_PKGS=(docker.io docker-registry skopeo busybox-static bash-static apache2-utils git awscli socat)
+APT_PKGS=(docker.io docker-registry skopeo busybox-static bash-static apache2-utils git awscli socat mmdebstrap)
 PIP_PKGS=("moto[server]" check-jsonschema kubernetes-validate)
 
 START=$SECONDS
@@ -288,12 +292,65 @@ if [[ $have != "$BASE_RECIPE" ]]; then
     docker image prune --force --filter label=krobs.test.base.recipe >/dev/null 2>&1 || true
 fi
 
+# ---------------------------------------------------------------------------------------------
+# Debian runtime bases: what the shipped Dockerfiles' default bases bring, from Debian packages.
+# ---------------------------------------------------------------------------------------------
+# language | image | packages (besides Essential and apt, which the `apt` variant brings)
+DEBIAN_BASES=(
+    "python|krobs-test/debian-python:1|python3 ca-certificates"
+    "ruby|krobs-test/debian-ruby:1|ruby ca-certificates"
+    "bash|krobs-test/debian-bash:1|bash curl jq ca-certificates"
+    "jre|krobs-test/debian-jre:1|openjdk-17-jre-headless ca-certificates"
+)
+make_debian_base() {
+    local image=$1 packages=$2 recipe=$3 log=$4 tarball=$5
+    # To a file first: a failed mmdebstrap must not leave a half image under the final tag.
+    # (/usr/share/man stays: the JRE's update-alternatives links its man pages there.)
+    mmdebstrap --variant=apt --format=tar --include="${packages// /,}" \
+        --aptopt='Acquire::Languages "none"' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
+        bookworm "$tarball" >"$log" 2>&1
+    docker import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'CMD ["/bin/bash"]' \
+        --change "LABEL krobs.test.base.recipe=$recipe" \
+        --message "krobs test base: Debian bookworm with $packages" \
+        "$tarball" "$image" >>"$log" 2>&1
+    rm -f "$tarball"
+}
+pids=() names=()
+for entry in "${DEBIAN_BASES[@]}"; do
+    IFS='|' read -r lang image packages <<<"$entry"
+    recipe=$({ declare -f make_debian_base; echo "$packages"; } | sha256sum | cut -c1-16)
+    have=$(docker image inspect --format '{{ index .Config.Labels "krobs.test.base.recipe" }}' "$image" 2>/dev/null || true)
+    [[ $have == "$recipe" ]] && continue
+    say "making the base image $image with mmdebstrap (log: $LOG_DIR/base-$lang.log)"
+    make_debian_base "$image" "$packages" "$recipe" "$LOG_DIR/base-$lang.log" "$LOG_DIR/base-$lang.tar" &
+    pids+=($!) names+=("$lang")
+done
+for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+        log_tail "$LOG_DIR/base-${names[$i]}.log"
+        die "making the ${names[$i]} base image failed"
+    fi
+done
+if ((${#pids[@]})); then
+    docker image prune --force --filter label=krobs.test.base.recipe >/dev/null 2>&1 || true
+fi
+
 flock -u 9
 exec 9>&-
 
 export KROBS_TEST_SERVICES=1
 export DOCKER_HOST
 export KROBS_TEST_BASE_IMAGE=$BASE_IMAGE
+export KROBS_TEST_BASE_PYTHON=krobs-test/debian-python:1
+export KROBS_TEST_BASE_RUBY=krobs-test/debian-ruby:1
+export KROBS_TEST_BASE_BASH=krobs-test/debian-bash:1
+export KROBS_TEST_BASE_JRE=krobs-test/debian-jre:1
 export KROBS_TEST_REGISTRY_BIN=$REGISTRY_BIN
 export KROBS_TEST_MOTO_BIN=$MOTO_BIN
 say "ready in $((SECONDS - START)) s: DOCKER_HOST=$DOCKER_HOST KROBS_TEST_BASE_IMAGE=$BASE_IMAGE"
