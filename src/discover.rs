@@ -321,6 +321,17 @@ fn language(
         .command
         .clone()
         .unwrap_or_else(|| default_command(name));
+    let bin = crate::entrypoint::PATH
+        .rsplit_once('/')
+        .map_or("", |(bin, _)| bin);
+    let under_bin = format!("/{}/", image_scripts_dir.trim_matches('/'));
+    if under_bin.starts_with(&format!("{bin}/")) {
+        problems.push(Problem::new(
+            dir,
+            format!("`languages.{name}.image_scripts_dir = \"{image_scripts_dir}\"` is inside `{bin}`, where Krobs puts its entrypoint `krobs-run`: choose another folder, e.g. `/opt/krobs/scripts`"),
+        ));
+        return None;
+    }
 
     let mut scripts = Vec::new();
     let prefix = format!("{SCRIPTS_DIR}/");
