@@ -84,7 +84,7 @@ fn scripts_cannot_go_where_the_entrypoint_is() {
     for dir in ["/opt/krobs/bin", "/opt/krobs/bin/tools/"] {
         repo.write(
             "krobs.toml",
-            &format!("{CONFIG}\n[languages.python]\nimage_scripts_dir = \"{dir}\"\n"),
+            format!("{CONFIG}\n[languages.python]\nimage_scripts_dir = \"{dir}\"\n"),
         );
         repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
             &format!("languages/python: `languages.python.image_scripts_dir = \"{dir}\"` is inside `/opt/krobs/bin`, where Krobs puts its entrypoint `krobs-run`: choose another folder, e.g. `/opt/krobs/scripts`"),
