@@ -39,7 +39,7 @@ pub struct Script {
     pub image_path: String,
     /// Lowercase hex sha256 of its bytes.
     pub sha256: String,
-    /// The container command that runs it.
+    /// The container command that runs it: the language's command through `krobs-run`.
     pub command: Vec<String>,
     pub header: Header,
 }
@@ -346,6 +346,17 @@ fn language(
         .command
         .clone()
         .unwrap_or_else(|| default_command(name));
+    let bin = crate::entrypoint::PATH
+        .rsplit_once('/')
+        .map_or("", |(bin, _)| bin);
+    let under_bin = format!("/{}/", image_scripts_dir.trim_matches('/'));
+    if under_bin.starts_with(&format!("{bin}/")) {
+        problems.push(Problem::new(
+            dir,
+            format!("`languages.{name}.image_scripts_dir = \"{image_scripts_dir}\"` is inside `{bin}`, where Krobs puts its entrypoint `krobs-run`: choose another folder, e.g. `/opt/krobs/scripts`"),
+        ));
+        return None;
+    }
 
     let mut scripts = Vec::new();
     let prefix = format!("{SCRIPTS_DIR}/");
@@ -476,14 +487,16 @@ fn script(
         return None;
     }
     let image_path = format!("{}/{sub}", image_scripts_dir.trim_end_matches('/'));
+    let language_command: Vec<String> = command
+        .iter()
+        .map(|a| a.replace("{script}", &image_path))
+        .collect();
+    let command = crate::entrypoint::command(&id, &language_command);
     Some(Script {
         id,
         language: language.to_string(),
         path: path.to_string(),
-        command: command
-            .iter()
-            .map(|a| a.replace("{script}", &image_path))
-            .collect(),
+        command,
         image_path,
         sha256: read.sha256,
         header,

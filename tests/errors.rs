@@ -114,6 +114,20 @@ fn a_dockerfile_copying_scripts_breaks_the_runtime_contract() {
 }
 
 #[test]
+fn scripts_cannot_go_where_the_entrypoint_is() {
+    let repo = Repo::fixture();
+    for dir in ["/opt/krobs/bin", "/opt/krobs/bin/tools/"] {
+        repo.write(
+            "krobs.toml",
+            format!("{CONFIG}\n[languages.python]\nimage_scripts_dir = \"{dir}\"\n"),
+        );
+        repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+            &format!("languages/python: `languages.python.image_scripts_dir = \"{dir}\"` is inside `/opt/krobs/bin`, where Krobs puts its entrypoint `krobs-run`: choose another folder, e.g. `/opt/krobs/scripts`"),
+        ]));
+    }
+}
+
+#[test]
 fn empty_language_folder() {
     let repo = Repo::fixture();
     std::fs::create_dir_all(repo.path("languages/go")).unwrap();
