@@ -95,6 +95,9 @@ pub enum SchemaKind {
     Manifest,
     /// `schema/report-v1.schema.json`.
     Report,
+    /// `schema/monitor-event-v1.schema.json`: what krobs-run and the language libraries send
+    /// to the monitor.
+    Monitor,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]

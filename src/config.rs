@@ -472,19 +472,34 @@ fn resolve_deploy(raw: Option<RawDeploy>) -> Result<DeployConfig, (Range<usize>,
     };
     if let Some(url) = raw.monitor_url {
         let v = url.get_ref();
-        let rest = v
-            .strip_prefix("http://")
-            .or_else(|| v.strip_prefix("https://"));
+        if v.get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+        {
+            return Err((
+                url.span(),
+                format!("`deploy.monitor_url = \"{v}\"` must be `http://`: krobs-run speaks plain HTTP to the monitor inside the cluster; put TLS in the mesh or a sidecar"),
+            ));
+        }
+        let rest = v.strip_prefix("http://");
         if !rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)) {
             return Err((
                 url.span(),
-                format!("`deploy.monitor_url = \"{v}\"` is not an http(s) URL: use e.g. `http://krobs-monitor.platform:8080`"),
+                format!("`deploy.monitor_url = \"{v}\"` is not an http:// URL: use e.g. `http://krobs-monitor.platform:8080`"),
             ));
         }
         if rest.is_some_and(|r| r.split('/').next().is_some_and(|h| h.contains('@'))) {
             return Err((
                 url.span(),
                 "`deploy.monitor_url` carries credentials (`user:password@`): they would be printed in every Job; give the monitor a token through a Secret instead".to_string(),
+            ));
+        }
+        let authority = rest.and_then(|r| r.split(['/', '?']).next()).unwrap_or("");
+        let host_port = regex::Regex::new(r"^([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
+            .expect("a valid pattern");
+        if !host_port.is_match(authority) || v.contains('#') {
+            return Err((
+                url.span(),
+                format!("`deploy.monitor_url = \"{v}\"` is not a URL krobs-run can post to: give `http://<host>[:<port>][/<path>]`, e.g. `http://krobs-monitor.platform:8080/events`"),
             ));
         }
         deploy.monitor_url = Some(url.into_inner());
@@ -657,6 +672,41 @@ mod tests {
         );
         assert_eq!(py.build_args["BASE_IMAGE"], "x");
         assert_eq!(py.extra_inputs, ["shared"]);
+    }
+
+    #[test]
+    fn the_monitor_url_is_plain_http_that_krobs_run_can_post_to() {
+        let deploy = |url: &str| parse(&format!("{ECR}[deploy]\nmonitor_url = \"{url}\"\n"));
+        for good in [
+            "http://krobs-monitor.platform.svc.cluster.local:8080",
+            "http://10.0.0.1/events?source=krobs",
+            "http://[::1]:9000/",
+        ] {
+            assert_eq!(
+                deploy(good).unwrap().deploy.monitor_url.as_deref(),
+                Some(good)
+            );
+        }
+        assert_eq!(
+            deploy("https://monitor:8443").unwrap_err(),
+            "krobs.toml:6:15: `deploy.monitor_url = \"https://monitor:8443\"` must be `http://`: krobs-run speaks plain HTTP to the monitor inside the cluster; put TLS in the mesh or a sidecar"
+        );
+        assert_eq!(
+            deploy("http://mon itor").unwrap_err(),
+            "krobs.toml:6:15: `deploy.monitor_url = \"http://mon itor\"` is not an http:// URL: use e.g. `http://krobs-monitor.platform:8080`"
+        );
+        for bad in [
+            "http://monitor:port",
+            "http://monitor:8080#frag",
+            "http://mon%69tor",
+        ] {
+            assert!(
+                deploy(bad)
+                    .unwrap_err()
+                    .contains("is not a URL krobs-run can post to"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub struct Script {
     pub image_path: String,
     /// Lowercase hex sha256 of its bytes.
     pub sha256: String,
-    /// The container command that runs it.
+    /// The container command that runs it: the language's command through `krobs-run`.
     pub command: Vec<String>,
     pub header: Header,
 }
@@ -451,14 +451,16 @@ fn script(
         return None;
     }
     let image_path = format!("{}/{sub}", image_scripts_dir.trim_end_matches('/'));
+    let language_command: Vec<String> = command
+        .iter()
+        .map(|a| a.replace("{script}", &image_path))
+        .collect();
+    let command = crate::entrypoint::command(&id, &language_command);
     Some(Script {
         id,
         language: language.to_string(),
         path: path.to_string(),
-        command: command
-            .iter()
-            .map(|a| a.replace("{script}", &image_path))
-            .collect(),
+        command,
         image_path,
         sha256: read.sha256,
         header,

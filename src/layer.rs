@@ -1,7 +1,7 @@
 //! The scripts layer Krobs writes itself, and the image it makes on top of a runtime.
 //!
-//! The layer is a tar of a language's `scripts/` placed at its `image_scripts_dir`: parent
-//! folders first, entries sorted by path, mtime 0, owner and group 0, mode 0755 for folders
+//! The layer is a tar of Krobs's entrypoint at `/opt/krobs/bin/krobs-run` (mode 0755) and of a
+//! language's `scripts/` placed at its `image_scripts_dir`: parent folders first, entries sorted by path, mtime 0, owner and group 0, mode 0755 for folders
 //! and executables and 0644 for the rest, gzipped with fixed settings and an empty gzip header
 //! (no name, no time). The same scripts give the same bytes on any machine.
 //!
@@ -25,6 +25,7 @@ use std::path::Path;
 use crate::context::{Context, EntryKind};
 use crate::digest::DigestError;
 use crate::discover::SCRIPTS_DIR;
+use crate::entrypoint;
 
 /// The creation time of the history entry: fixed, so the config is reproducible.
 pub const EPOCH: &str = "1970-01-01T00:00:00Z";
@@ -94,15 +95,40 @@ pub fn scripts_layer(context: &Context, image_dir: &str) -> Result<ScriptsLayer,
         h.set_mtime(0);
         h
     };
-    // The parent folders of the scripts folder, then the folder itself.
+    // Krobs's entrypoint (its folders, then the file), then the folders down to the scripts
+    // folder that are not there yet, then the folder itself.
+    let mut folders = Vec::new();
+    let mut add_folders = |tar: &mut tar::Builder<Vec<u8>>, path: &str| -> std::io::Result<()> {
+        let mut parent = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            parent.push_str(part);
+            parent.push('/');
+            if !folders.contains(&parent) {
+                tar.append_data(&mut dir_header(), &parent, std::io::empty())?;
+                folders.push(parent.clone());
+            }
+        }
+        Ok(())
+    };
+    let (bin, name) = entrypoint::PATH
+        .rsplit_once('/')
+        .unwrap_or(("", entrypoint::PATH));
+    add_folders(&mut tar, bin).map_err(err(scripts))?;
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o755);
+    h.set_size(entrypoint::BYTES.len() as u64);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    tar.append_data(
+        &mut h,
+        format!("{}/{name}", bin.trim_start_matches('/')),
+        entrypoint::BYTES,
+    )
+    .map_err(err(scripts))?;
     let inside = image_dir.trim_start_matches('/');
-    let mut parent = String::new();
-    for part in inside.split('/').filter(|p| !p.is_empty()) {
-        parent.push_str(part);
-        parent.push('/');
-        tar.append_data(&mut dir_header(), &parent, std::io::empty())
-            .map_err(err(scripts))?;
-    }
+    add_folders(&mut tar, inside).map_err(err(scripts))?;
     let prefix = format!("{SCRIPTS_DIR}/");
     for entry in &context.entries {
         let Some(sub) = entry.rel.strip_prefix(&prefix) else {
@@ -478,6 +504,8 @@ mod tests {
             [
                 ("opt/".to_string(), 0o755, 0, 0, 0),
                 ("opt/krobs/".to_string(), 0o755, 0, 0, 0),
+                ("opt/krobs/bin/".to_string(), 0o755, 0, 0, 0),
+                ("opt/krobs/bin/krobs-run".to_string(), 0o755, 0, 0, 0),
                 ("opt/krobs/scripts/".to_string(), 0o755, 0, 0, 0),
                 ("opt/krobs/scripts/a.sh".to_string(), 0o755, 0, 0, 0),
                 ("opt/krobs/scripts/b.sh".to_string(), 0o644, 0, 0, 0),

@@ -17,6 +17,7 @@ pub mod discover;
 pub mod docker_host;
 pub mod dockerignore;
 pub mod engine;
+pub mod entrypoint;
 pub mod error;
 pub mod git;
 pub mod header;
@@ -53,6 +54,7 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         let schema = match which {
             SchemaKind::Manifest => manifest::SCHEMA,
             SchemaKind::Report => report::SCHEMA,
+            SchemaKind::Monitor => entrypoint::EVENT_SCHEMA,
         };
         return report::print(schema).map_err(Error::Output);
     }

@@ -426,6 +426,35 @@ fn schema_report_prints_the_report_schema() {
     );
 }
 
+#[test]
+fn schema_monitor_prints_the_monitor_event_schema() {
+    let repo = Repo::fixture();
+    let run = repo.krobs(&["schema", "monitor"]).success();
+    assert_eq!(
+        run.stdout,
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/monitor-event-v1.schema.json"
+        ))
+        .unwrap()
+    );
+    let kinds: Vec<Value> = run.json()["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["properties"]["event"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            serde_json::json!({"const": "start"}),
+            serde_json::json!({"enum": ["finish", "failure"]}),
+            serde_json::json!({"const": "message"}),
+            serde_json::json!({"const": "metric"})
+        ]
+    );
+}
+
 /// `--since` explains the run; the manifest does not depend on it.
 #[test]
 fn the_manifest_is_the_same_with_and_without_since() {
@@ -488,6 +517,10 @@ fn language_overrides_path_extra_inputs_comment_and_command() {
     assert_eq!(
         script["command"],
         serde_json::json!([
+            "/opt/krobs/bin/krobs-run",
+            "--id",
+            "node/ping",
+            "--",
             "node",
             "--unhandled-rejections=strict",
             "/srv/krobs/ping.js"

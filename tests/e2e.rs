@@ -303,6 +303,9 @@ fn end_to_end_publishes_every_language_and_an_image_pulled_by_digest_runs_its_kr
         "--rm",
         "--network",
         "host",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
         "-e",
         es_env.as_str(),
         "-e",
@@ -347,19 +350,24 @@ fn end_to_end_publishes_every_language_and_an_image_pulled_by_digest_runs_its_kr
         .iter()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["start", "finish"], "{events:?}\n{krob_text}");
+    assert_eq!(
+        kinds,
+        ["start", "message", "finish"],
+        "{events:?}\n{krob_text}"
+    );
     for e in &events {
         assert_eq!(e["krob"], "bash/retry_failed_allocations", "{e}");
     }
-    assert_eq!(events[0]["details"], json!({"dry_run": true}));
+    assert_eq!(events[0]["command"], json!(command[4..]), "{krob_text}");
     assert_eq!(
-        events[1]["message"],
+        events[1]["text"],
         "DRY_RUN: would retry allocation of 1 shards"
     );
     assert_eq!(
         events[1]["details"]["failed_before"],
         json!(["logs-2026.11[0]p"])
     );
+    assert_eq!(events[2]["exit_code"], 0, "{krob_text}");
 
     p.assert_no_secrets();
 }

@@ -132,7 +132,7 @@ fn the_artifact_script_reads_the_agreed_artifact_with_basic_auth() {
         "{}\n",
         harness_view(&serde_json::from_slice(&manifest).unwrap(), &pushed.layer)
     );
-    assert!(expected.contains(r#""command":"[\"python3\",\"/opt/krobs/scripts/report.py\"]""#));
+    assert!(expected.contains(r#""command":"[\"/opt/krobs/bin/krobs-run\",\"--id\",\"python/report\",\"--\",\"python3\",\"/opt/krobs/scripts/report.py\"]""#));
     assert!(expected.contains(r#""schedule":"","timeout_seconds":"3600","retries":"1""#));
 
     for reference in [None, Some("git-0123456789ab"), Some(pushed.oci.as_str())] {
@@ -707,7 +707,8 @@ fn fixture_manifest(preview: bool) -> Vec<u8> {
                 "path": "languages/bash/scripts/clear_read_only_blocks.sh",
                 "image_path": "/opt/krobs/scripts/clear_read_only_blocks.sh",
                 "image": image("bash", '1'), "sha256": "ab".repeat(32),
-                "command": ["bash", "/opt/krobs/scripts/clear_read_only_blocks.sh"],
+                "command": ["/opt/krobs/bin/krobs-run", "--id", "bash/clear_read_only_blocks", "--",
+                            "bash", "/opt/krobs/scripts/clear_read_only_blocks.sh"],
                 "header": {"owner": "search-infra \"core\" (#search-oncall)", "description": "Clears.",
                            "schedule": null, "timeout_seconds": null, "retries": null, "cpu": null, "memory": null},
                 "job": {"kind": "Job", "schedule": null, "concurrency_policy": null,
@@ -719,7 +720,8 @@ fn fixture_manifest(preview: bool) -> Vec<u8> {
                 "path": "languages/python/scripts/report.py",
                 "image_path": "/opt/krobs/scripts/report.py",
                 "image": image("python", '2'), "sha256": "cd".repeat(32),
-                "command": ["python3", "/opt/krobs/scripts/report.py"],
+                "command": ["/opt/krobs/bin/krobs-run", "--id", "python/report", "--",
+                            "python3", "/opt/krobs/scripts/report.py"],
                 "header": {"owner": "team-b", "description": "Reports.", "schedule": "0 3 * * *",
                            "timeout_seconds": 7200, "retries": 0, "cpu": "250m", "memory": "1Gi"},
                 "job": {"kind": "CronJob", "schedule": "0 3 * * *", "concurrency_policy": "Forbid",

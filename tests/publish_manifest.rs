@@ -277,7 +277,7 @@ fn the_manifest_is_published_as_an_oci_artifact_and_pulls_back_byte_for_byte() {
         retry["command"]
             .as_str()
             .unwrap()
-            .starts_with("[\"bash\",\"/opt/krobs/scripts/"),
+            .starts_with("[\"/opt/krobs/bin/krobs-run\",\"--id\",\"bash/retry_failed_allocations\",\"--\",\"bash\",\"/opt/krobs/scripts/"),
         "{retry}"
     );
 

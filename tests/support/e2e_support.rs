@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::services::{
-    base64_encode, base_image, describe, moto_authorization_token, moto_registry_password, python3,
-    run_ok, skopeo_inspect, DockerCli, Moto, Registry, MOTO_DEFAULT_ACCOUNT,
+    base64_encode, base_image, debian_base, describe, moto_authorization_token,
+    moto_registry_password, python3, run_ok, skopeo_inspect, DockerCli, Moto, Registry,
+    MOTO_DEFAULT_ACCOUNT,
 };
 use super::{copy_project_into, krobs_command, Repo, Run};
 
@@ -68,8 +69,13 @@ build_args = {{ BASE_IMAGE = "{base}", AMMONITE_URL = "" }}
 
 [manifest]
 path = "out/krobs-manifest.json"
+
+# The Bash krobs run in the tests: their runtime is built on a Debian base, as shipped.
+[languages.bash]
+build_args = {{ BASE_IMAGE = "{bash_base}" }}
 "#,
-        base = base_image()
+        base = base_image(),
+        bash_base = debian_base("KROBS_TEST_BASE_BASH")
     )
 }
 

@@ -83,6 +83,25 @@ pub fn base_image() -> String {
     required_env("KROBS_TEST_BASE_IMAGE")
 }
 
+/// A Debian bookworm base image made locally by `tests/run.sh` (`mmdebstrap`), named by the
+/// variable `var` (`KROBS_TEST_BASE_PYTHON`, `_RUBY`, `_BASH`, `_JRE`).
+pub fn debian_base(var: &str) -> String {
+    required_env(var)
+}
+
+/// The Debian bases of every runtime, as (variable, image).
+pub fn debian_bases() -> Vec<(&'static str, String)> {
+    [
+        "KROBS_TEST_BASE_PYTHON",
+        "KROBS_TEST_BASE_RUBY",
+        "KROBS_TEST_BASE_BASH",
+        "KROBS_TEST_BASE_JRE",
+    ]
+    .into_iter()
+    .map(|var| (var, debian_base(var)))
+    .collect()
+}
+
 /// `DOCKER_HOST`, when set (run.sh always sets it); `None` means the client default.
 pub fn docker_host() -> Option<String> {
     std::env::var("DOCKER_HOST").ok().filter(|v| !v.is_empty())

@@ -19,8 +19,7 @@
 #   ELASTICSEARCH_TIMEOUT_SECONDS  timeout of one request (default 60)
 #
 # Credentials never appear on a command line or in a log: curl reads them from a
-# config on its standard input, and logged URLs have no user-info. Without curl (a
-# busybox-only image) GET and POST go through wget, without credentials.
+# config on its standard input, and logged URLs have no user-info.
 
 ES_BASE=""
 ES_AUTH_CONFIG=""
@@ -62,12 +61,6 @@ es_init() {
   if [ -n "${ELASTICSEARCH_CA_CERT:-}" ]; then
     ES_AUTH_CONFIG+=$'\n'"cacert = $(es_curl_quote "$ELASTICSEARCH_CA_CERT")"
   fi
-  if ! command -v curl >/dev/null 2>&1; then
-    if [ -n "$ES_AUTH_CONFIG" ] || ! command -v wget >/dev/null 2>&1; then
-      krobs_fail "curl is required to call Elasticsearch (with credentials or a CA) and is not installed" '{}'
-    fi
-    krobs_log "warning: curl is not installed; using wget, which can only send GET and POST"
-  fi
 }
 
 es_urldecode() {
@@ -103,50 +96,8 @@ es_quote() {
   printf '%s' "$out"
 }
 
-# es_wget_request METHOD PATH [JSON_BODY]: es_request for images without curl (busybox
-# wget: GET and POST only, no response body on errors, no credentials).
-es_wget_request() {
-  local method=$1 path=$2 body=${3-} tmp err rc=0 cmd
-  ES_BODY=""
-  if [ "$method" != GET ] && [ "$method" != POST ]; then
-    ES_STATUS=0
-    ES_ERROR="cannot send $method ${path%%\?*} without curl (wget only sends GET and POST)"
-    return 1
-  fi
-  tmp=$(mktemp)
-  err=$(mktemp)
-  cmd=(wget -O "$tmp" --header 'Accept: application/json')
-  if [ "$method" = POST ]; then
-    cmd+=(--header 'Content-Type: application/json' --post-data "${body:-}")
-  fi
-  if command -v timeout >/dev/null 2>&1; then cmd=(timeout "$ES_TIMEOUT" "${cmd[@]}"); fi
-  "${cmd[@]}" "$ES_BASE$path" 2>"$err" || rc=$?
-  ES_BODY=$(cat "$tmp")
-  if [ "$rc" -eq 0 ]; then
-    ES_STATUS=200
-  elif [[ $(cat "$err") =~ HTTP/[0-9.]+\ ([0-9]{3}) ]] || [[ $(cat "$err") =~ ERROR\ ([0-9]{3}) ]]; then
-    ES_STATUS=${BASH_REMATCH[1]}
-  else
-    ES_STATUS=0
-  fi
-  rm -f "$tmp" "$err"
-  if [ "$rc" -eq 0 ]; then
-    return 0
-  fi
-  if [ "$ES_STATUS" = 0 ]; then
-    ES_ERROR="cannot reach Elasticsearch at $ES_BASE ($method ${path%%\?*}): wget exit code $rc"
-  else
-    ES_ERROR="$method ${path%%\?*} returned HTTP $ES_STATUS"
-  fi
-  return 1
-}
-
 # es_request METHOD PATH [JSON_BODY]: PATH may carry a query string.
 es_request() {
-  if ! command -v curl >/dev/null 2>&1; then
-    es_wget_request "$@"
-    return
-  fi
   local method=$1 path=$2 body=${3-} tmp rc=0 status
   local args=(-sS -X "$method" -m "$ES_TIMEOUT" --connect-timeout 30 -H 'Accept: application/json')
   if [ "$#" -ge 3 ]; then

@@ -1,32 +1,22 @@
 # shellcheck shell=bash disable=SC2034 # sets variables read by the krobs that source it
-# Shared helper for Bash krobs: logging, JSON quoting, environment checks and monitor
-# reports. Source it, do not run it.
+# What Bash krobs share beyond the run contract: logging, JSON quoting, environment checks, and
+# the `message` / `metric` events a script sends on purpose (`krobs-build schema monitor`).
+# Source it, do not run it.
 #
-# Every krob reports three kinds of event to the Krobs monitor service by POSTing
-# JSON to $KROBS_MONITOR_URL:
-#
-#   {"krob": "bash/<script stem>", "event": "start" | "finish" | "failure",
-#    "message": "...", "details": {...}}
-#
-# Monitoring must never make a krob fail: when KROBS_MONITOR_URL is unset the event
-# is logged to stderr instead, and when the monitor cannot be reached (curl, else
-# wget) the error is logged and the krob carries on.
-#
-# Typical use, with `set -euo pipefail`:
+# The entrypoint /opt/krobs/bin/krobs-run already tells the monitor `start`, `finish` and
+# `failure`, forwards SIGTERM and passes the exit code through; a script only exits with its
+# documented code. Typical use, with `set -euo pipefail`:
 #
 #   . "${KROBS_LIB:-$(dirname "${BASH_SOURCE[0]}")/../lib}/krobs_monitor.sh"
-#   krobs_begin                       # start event, and a failure event on any early exit
 #   krobs_parse_dry_run               # KROBS_DRY_RUN=1 or 0
-#   ...                               # krobs_fail "message" '{"k":1}' [exit code]
-#   krobs_finish "message" '{"deleted":3}'
+#   ...                               # krobs_fail "text" '{"k":1}' [exit code]
+#   krobs_metric krobs.deleted 3 count '{"cluster":"main"}'
+#   krobs_finish "text" '{"deleted":3}'  # logged, sent as a message, exit 0
 #
-# Environment:
-#   KROBS_MONITOR_URL              where to POST events (optional)
-#   KROBS_MONITOR_TIMEOUT_SECONDS  timeout of one POST (default 5)
+# Environment: KROBS_ID (set by krobs-run), KROBS_MONITOR_URL (unset: events go to stderr),
+# KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s then 2 s apart).
 
-KROBS_LANGUAGE=bash
-KROBS_KROB="${KROBS_LANGUAGE}/$(basename "${0%.*}")"
-KROBS_REPORTED=""
+KROBS_KROB=${KROBS_ID:-bash/$(basename "${0%.*}")}
 KROBS_DRY_RUN=0
 KROBS_EXIT_FAILURE=1
 KROBS_EXIT_CONFIG=2
@@ -38,8 +28,8 @@ krobs_log() {
 # krobs_json_string TEXT: TEXT as a JSON string literal, quotes included.
 krobs_json_string() {
   local s
-  # Drop control characters other than tab, newline and carriage return.
-  s=$(printf '%s' "$1" | LC_ALL=C tr -d '\000-\010\013\014\016-\037'; printf x)
+  # Drop control characters other than tab, newline and carriage return, and invalid UTF-8.
+  s=$(printf '%s' "$1" | LC_ALL=C tr -d '\000-\010\013\014\016-\037' | iconv -c -f UTF-8 -t UTF-8 2>/dev/null; printf x)
   s=${s%x}
   s=${s//\\/\\\\}
   s=${s//\"/\\\"}
@@ -98,81 +88,58 @@ krobs_parse_dry_run() {
 
 # --- monitor -----------------------------------------------------------------------
 
-# krobs_report EVENT MESSAGE [DETAILS_JSON]: POST one event; never fails.
-krobs_report() {
-  local event=$1 message=$2 details=${3:-} body url timeout status rc
-  [ -n "$details" ] || details='{}'
-  body="{\"krob\":$(krobs_json_string "$KROBS_KROB"),\"event\":$(krobs_json_string "$event"),\"message\":$(krobs_json_string "$message"),\"details\":$details}"
-  url=${KROBS_MONITOR_URL:-}
-  timeout=${KROBS_MONITOR_TIMEOUT_SECONDS:-5}
-  [[ $timeout =~ ^[0-9]+$ ]] || timeout=5
+# krobs_post EVENT FIELDS_JSON: send one event (FIELDS_JSON: its own fields, with a leading
+# comma); never fails.
+krobs_post() {
+  local event=$1 body url=${KROBS_MONITOR_URL:-} timeout=${KROBS_MONITOR_TIMEOUT_SECONDS:-5} attempt status rc
+  body="{\"version\":1,\"event\":\"$event\",\"krob\":$(krobs_json_string "$KROBS_KROB"),\"host\":$(krobs_json_string "${HOSTNAME:-}"),\"time\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"$2}"
   if [ -z "$url" ]; then
-    krobs_log "monitor: KROBS_MONITOR_URL is not set; $event event: $body"
-  elif command -v curl >/dev/null 2>&1; then
+    krobs_log "monitor: $body"
+    return 0
+  fi
+  [[ $timeout =~ ^[1-9][0-9]{0,5}$ ]] || timeout=5
+  for attempt in 1 2 3; do
     rc=0
     status=$(printf '%s' "$body" | curl -sS -o /dev/null -w '%{http_code}' -m "$timeout" \
-      -H 'Content-Type: application/json' -H "User-Agent: krobs/$KROBS_KROB" \
-      --data-binary @- "$url" 2>/dev/null) || rc=$?
-    if [ "$rc" -ne 0 ]; then
-      krobs_log "monitor: could not send $event event (curl exit code $rc); carrying on"
-    elif [ "${status:0:1}" != 2 ]; then
-      krobs_log "monitor: $event event refused with HTTP $status; carrying on"
+      -H 'Content-Type: application/json' --data-binary @- "$url" 2>/dev/null) || rc=$?
+    if [ "$rc" -eq 0 ] && [ "${status:0:1}" = 2 ]; then
+      return 0
     fi
-  elif command -v wget >/dev/null 2>&1; then
-    # busybox wget has no reliable timeout option of its own: bound it with timeout(1).
-    local bounded=()
-    if command -v timeout >/dev/null 2>&1; then bounded=(timeout "$timeout"); fi
-    if ! "${bounded[@]}" wget -q -O /dev/null --header 'Content-Type: application/json' \
-      --post-data "$body" "$url" >/dev/null 2>&1; then
-      krobs_log "monitor: could not send $event event (wget failed); carrying on"
+    if [ "$rc" -eq 0 ] && [ "${status:0:1}" = 4 ]; then
+      break
     fi
-  else
-    krobs_log "monitor: neither curl nor wget is available; $event event: $body"
-  fi
+    if [ "$attempt" -lt 3 ]; then sleep "$attempt"; fi
+  done
+  krobs_log "monitor: could not send the $event event (curl exit code $rc, HTTP ${status:-none}); carrying on"
   return 0
 }
 
-# krobs_begin: report the start event and arm a trap that reports a failure event if
-# the krob exits non-zero without having reported its end.
-krobs_begin() {
-  local dry
-  case "$(printf '%s' "${DRY_RUN:-}" | tr '[:upper:]' '[:lower:]')" in
-    1 | true | yes | on) dry=true ;;
-    "" | 0 | false | no | off) dry=false ;;
-    *) dry=$(krobs_json_string "$DRY_RUN") ;;
-  esac
-  krobs_report start "started" "{\"dry_run\":$dry}"
-  trap 'krobs_on_exit $?' EXIT
-  # SIGTERM: the Job's deadline passed or the pod was evicted (the trap runs once the
-  # current foreground command, e.g. a sleep between polls, returns).
-  trap 'krobs_fail "terminated by SIGTERM (deadline passed or pod evicted)" "{}" 143' TERM
-  trap 'krobs_fail "interrupted by SIGINT" "{}" 130' INT
+# krobs_message TEXT [DETAILS_JSON_OBJECT]: a message for the monitor (Slack).
+krobs_message() {
+  local details=${2:-}
+  krobs_post message ",\"text\":$(krobs_json_string "$1"),\"details\":${details:-"{}"}"
 }
 
-krobs_on_exit() {
-  local code=$1
-  if [ -z "$KROBS_REPORTED" ] && [ "$code" -ne 0 ]; then
-    KROBS_REPORTED=failure
-    krobs_log "FAILED: exited with status $code"
-    krobs_report failure "exited with status $code" "{\"exit_code\":$code}"
+# krobs_metric NAME VALUE [gauge|count] [TAGS_JSON_OBJECT]: a metric for the monitor (Datadog).
+krobs_metric() {
+  if ! [[ $2 =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; then
+    krobs_log "monitor: metric \`$1\` has a value that is not a number (\`$2\`); not sent"
+    return 0
   fi
+  local tags=${4:-}
+  krobs_post metric ",\"metric\":{\"name\":$(krobs_json_string "$1"),\"value\":$2,\"type\":$(krobs_json_string "${3:-gauge}"),\"tags\":${tags:-"{}"}}"
 }
 
-# krobs_fail MESSAGE [DETAILS_JSON] [EXIT_CODE]: report a failure event and exit (default 1).
+# krobs_fail TEXT [DETAILS_JSON] [EXIT_CODE]: log, send as a message, and exit (default 1).
 krobs_fail() {
-  local code=${3:-$KROBS_EXIT_FAILURE} message=${1:-failed}
-  if [ -z "$KROBS_REPORTED" ]; then
-    KROBS_REPORTED=failure
-    krobs_log "FAILED: $message"
-    krobs_report failure "$message" "${2:-}"
-  fi
-  exit "$code"
+  krobs_log "FAILED: ${1:-failed}"
+  krobs_message "FAILED: ${1:-failed}" "${2:-}"
+  exit "${3:-$KROBS_EXIT_FAILURE}"
 }
 
-# krobs_finish MESSAGE [DETAILS_JSON]: report the finish event and exit 0.
+# krobs_finish TEXT [DETAILS_JSON]: log, send as a message, and exit 0.
 krobs_finish() {
-  KROBS_REPORTED=finish
   krobs_log "finished: $1"
-  krobs_report finish "$1" "${2:-}"
+  krobs_message "$1" "${2:-}"
   exit 0
 }

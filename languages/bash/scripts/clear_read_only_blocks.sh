@@ -28,7 +28,6 @@ KROBS_LIB=${KROBS_LIB:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../lib" && pwd)}
 
 SETTING=index.blocks.read_only_allow_delete
 
-krobs_begin
 krobs_parse_dry_run
 pattern=${INDEX_PATTERN:-*}
 max_disk=${MAX_DISK_PERCENT:-90}

@@ -22,7 +22,6 @@ KROBS_LIB=${KROBS_LIB:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../lib" && pwd)}
 # shellcheck source-path=SCRIPTDIR source=../lib/krobs_es.sh
 . "$KROBS_LIB/krobs_es.sh"
 
-krobs_begin
 krobs_parse_dry_run
 wait_timeout=${WAIT_TIMEOUT_SECONDS:-1800}
 krobs_require_int WAIT_TIMEOUT_SECONDS "$wait_timeout" 0 86400

@@ -101,8 +101,6 @@ class Elasticsearch:
                 status, raw = response.status, response.read()
         except urllib.error.HTTPError as err:
             status, raw = err.code, err.read()
-        except KrobError:  # SIGTERM while waiting for an answer
-            raise
         except Exception as err:
             raise EsError(
                 f"cannot reach Elasticsearch at {redact(self.base_url)} ({method} {path}): {err}"

@@ -1,62 +1,43 @@
-"""Shared helper for Python krobs: logging, environment parsing and monitor reports.
+"""What Python krobs share beyond the run contract: environment helpers, logging, and the
+`message` / `metric` events a script sends on purpose (`krobs-build schema monitor`).
 
-Every krob reports three kinds of event to the Krobs monitor service by POSTing
-JSON to ``$KROBS_MONITOR_URL``::
+The entrypoint /opt/krobs/bin/krobs-run already tells the monitor `start`, `finish` and
+`failure`, forwards SIGTERM and passes the exit code through; a script only exits with its
+documented code. Typical use::
 
-    {"krob": "python/<script stem>", "event": "start" | "finish" | "failure",
-     "message": "...", "details": {...}}
+    from krobs_monitor import KrobError, env_int, message, metric, run
 
-Monitoring must never make a krob fail: when ``KROBS_MONITOR_URL`` is unset the
-event is logged to stderr instead, and when the monitor cannot be reached the
-error is logged and the krob carries on.
-
-Typical use::
-
-    from krobs_monitor import ConfigError, KrobError, run
-
-    def main(monitor):
-        ...                          # do the work, raise KrobError on failure
-        return "done", {"count": 3}  # message and details of the finish event
+    def main():
+        ...                           # raise KrobError(text, details, exit_code) on failure
+        return "done", {"count": 3}   # logged, and sent as a message
 
     if __name__ == "__main__":
         run(main)
 
-Environment:
-    KROBS_MONITOR_URL              where to POST events (optional)
-    KROBS_MONITOR_TIMEOUT_SECONDS  timeout of one POST (default 5)
+Environment: KROBS_ID (set by krobs-run), KROBS_MONITOR_URL (unset: events go to stderr),
+KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s then 2 s apart).
 """
 
 import datetime
 import json
 import os
-import signal
+import socket
 import sys
-import urllib.error
+import time
 import urllib.request
 from pathlib import Path
 
-LANGUAGE = "python"
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"", "0", "false", "no", "off"}
-
 
 class KrobError(Exception):
-    """A failure the krob reports to the monitor, with details and an exit code."""
+    """A failure the krob reports, with details and its exit code."""
 
     def __init__(self, message, details=None, exit_code=EXIT_FAILURE):
         super().__init__(message)
         self.details = details or {}
         self.exit_code = exit_code
-
-
-class TerminatedError(KrobError):
-    """SIGTERM arrived: the Job's deadline passed or the pod is being evicted."""
-
-    def __init__(self, signum):
-        super().__init__(f"terminated by signal {signum} (deadline passed or pod evicted)", {}, 128 + signum)
 
 
 class ConfigError(KrobError):
@@ -66,16 +47,18 @@ class ConfigError(KrobError):
         super().__init__(message, details, EXIT_CONFIG)
 
 
-def krob_id(script=None):
-    """The krob's id, `python/<script stem>`, from the running script's file name."""
-    script = script or sys.argv[0] or "unknown"
-    return f"{LANGUAGE}/{Path(script).stem}"
+def krob_id():
+    """The krob's id: KROBS_ID from krobs-run, else `python/<script stem>`."""
+    return os.environ.get("KROBS_ID") or f"python/{Path(sys.argv[0] or 'unknown').stem}"
 
 
-def log(message):
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def log(text):
     """One timestamped line on stderr."""
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    print(f"{now} [{krob_id()}] {message}", file=sys.stderr, flush=True)
+    print(f"{_now()} [{krob_id()}] {text}", file=sys.stderr, flush=True)
 
 
 # --- environment -----------------------------------------------------------------
@@ -90,36 +73,29 @@ def env_str(name, default=None, required=False):
     return default
 
 
-def env_int(name, default, minimum=None, maximum=None):
+def _env_number(name, default, parse, kind, minimum, maximum):
     raw = env_str(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"`{name}` must be an integer, got `{raw}`") from None
+        raise ConfigError(f"`{name}` must be {kind}, got `{raw}`") from None
+    if value != value:  # NaN
+        raise ConfigError(f"`{name}` must be {kind}, got `{raw}`")
     if minimum is not None and value < minimum:
         raise ConfigError(f"`{name}` must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"`{name}` must be at most {maximum}, got {value}")
     return value
+
+
+def env_int(name, default, minimum=None, maximum=None):
+    return _env_number(name, default, int, "an integer", minimum, maximum)
 
 
 def env_float(name, default, minimum=None, maximum=None):
-    raw = env_str(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"`{name}` must be a number, got `{raw}`") from None
-    if value != value:  # NaN
-        raise ConfigError(f"`{name}` must be a number, got `{raw}`")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"`{name}` must be at least {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"`{name}` must be at most {maximum}, got {value}")
-    return value
+    return _env_number(name, default, float, "a number", minimum, maximum)
 
 
 def env_bool(name, default=False):
@@ -127,9 +103,9 @@ def env_bool(name, default=False):
     if raw is None:
         return default
     value = raw.strip().lower()
-    if value in _TRUE:
+    if value in ("1", "true", "yes", "on"):
         return True
-    if value in _FALSE:
+    if value in ("", "0", "false", "no", "off"):
         return False
     raise ConfigError(f"`{name}` must be 1 or 0 (or true/false), got `{raw}`")
 
@@ -142,101 +118,58 @@ def dry_run():
 # --- monitor ---------------------------------------------------------------------
 
 
-class Monitor:
-    """Posts start/finish/failure events; never raises."""
-
-    def __init__(self, krob=None, url=None, timeout=None):
-        self.krob = krob or krob_id()
-        self.url = (os.environ.get("KROBS_MONITOR_URL", "") if url is None else url).strip()
-        if timeout is None:
+def _post(fields):
+    """Send one event; never raises."""
+    try:
+        event = {"version": 1, "krob": krob_id(), "host": socket.gethostname(), "time": _now(), **fields}
+        body = json.dumps(event, default=str, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+        url = os.environ.get("KROBS_MONITOR_URL", "").strip()
+        if not url:
+            log(f"monitor: {body.decode('utf-8')}")
+            return
+        try:
+            timeout = max(1.0, float(os.environ.get("KROBS_MONITOR_TIMEOUT_SECONDS", "5")))
+        except ValueError:
+            timeout = 5.0
+        for attempt in (1, 2, 3):
             try:
-                timeout = float(os.environ.get("KROBS_MONITOR_TIMEOUT_SECONDS", "5"))
-            except ValueError:
-                timeout = 5.0
-        self.timeout = timeout
-
-    def report(self, event, message, details=None):
-        """POST one event. Returns True when the monitor accepted it."""
-        try:
-            body = json.dumps(
-                {
-                    "krob": self.krob,
-                    "event": event,
-                    "message": str(message),
-                    "details": details or {},
-                },
-                default=str,
-            ).encode("utf-8")
-        except Exception as err:  # details that cannot be serialised must not kill the krob
-            log(f"monitor: could not encode {event} event ({err}); sending it without details")
-            body = json.dumps(
-                {"krob": self.krob, "event": event, "message": str(message), "details": {}}
-            ).encode("utf-8")
-        if not self.url:
-            log(f"monitor: KROBS_MONITOR_URL is not set; {event} event: {body.decode('utf-8')}")
-            return False
-        try:
-            request = urllib.request.Request(
-                self.url,
-                data=body,
-                method="POST",
-                headers={"Content-Type": "application/json", "User-Agent": f"krobs/{self.krob}"},
-            )
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
-            return True
-        except TerminatedError:
-            raise
-        except urllib.error.HTTPError as err:
-            log(f"monitor: {event} event refused with HTTP {err.code}; carrying on")
-        except Exception as err:
-            log(f"monitor: could not send {event} event ({err}); carrying on")
-        return False
-
-    def start(self, message, details=None):
-        return self.report("start", message, details)
-
-    def finish(self, message, details=None):
-        return self.report("finish", message, details)
-
-    def failure(self, message, details=None):
-        return self.report("failure", message, details)
+                request = urllib.request.Request(
+                    url, data=body, method="POST", headers={"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    response.read()
+                return
+            except Exception as err:
+                if attempt == 3 or getattr(err, "code", 500) < 500:
+                    log(f"monitor: could not send the {fields['event']} event ({err}); carrying on")
+                    return
+                time.sleep(attempt)
+    except Exception as err:  # an event must never make the krob fail
+        log(f"monitor: could not send an event ({err}); carrying on")
 
 
-def run(main, krob=None):
-    """Run ``main(monitor)``, report start and then finish or failure, and exit.
+def message(text, details=None):
+    """A message for the monitor (Slack): text and a JSON object of details."""
+    _post({"event": "message", "text": str(text), "details": dict(details or {})})
 
-    ``main`` returns ``(message, details)`` for the finish event. A ``KrobError``
-    becomes a failure event with its details and exit code; any other exception a
-    failure event and exit code 1.
+
+def metric(name, value, type="gauge", tags=None):
+    """A metric for the monitor (Datadog): `type` is "gauge" or "count"; tags map to strings."""
+    tags = {str(k): str(v) for k, v in (tags or {}).items()}
+    _post({"event": "metric", "metric": {"name": name, "value": value, "type": type, "tags": tags}})
+
+
+def run(main):
+    """Run ``main()``, which returns ``(text, details)``; log it and send it as a message.
+
+    A ``KrobError`` is logged and sent the same way, and the script exits with its code.
     """
-    monitor = Monitor(krob)
-
-    def terminated(signum, _frame):
-        # Kubernetes sends SIGTERM when the Job's deadline passes or the pod is evicted.
-        raise TerminatedError(signum)
-
-    signal.signal(signal.SIGTERM, terminated)
     try:
-        start_details = {"dry_run": dry_run()}
-    except ConfigError:
-        start_details = {"dry_run": os.environ.get("DRY_RUN")}
-    try:
-        monitor.start("started", start_details)
-        result = main(monitor)
-        message, details = result if isinstance(result, tuple) else (result or "finished", {})
+        text, details = main()
     except KrobError as err:
         log(f"FAILED: {err}")
-        monitor.failure(str(err), err.details)
+        message(f"FAILED: {err}", err.details)
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        log("FAILED: interrupted")
-        monitor.failure("interrupted", {})
-        sys.exit(130)
-    except Exception as err:  # anything unexpected is still reported
-        log(f"FAILED: unexpected {type(err).__name__}: {err}")
-        monitor.failure(f"unexpected {type(err).__name__}: {err}", {})
-        sys.exit(EXIT_FAILURE)
-    log(f"finished: {message}")
-    monitor.finish(message, details)
+    log(f"finished: {text}")
+    message(text, details)
     sys.exit(0)

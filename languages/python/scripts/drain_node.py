@@ -56,7 +56,7 @@ def shards_on(es, node):
     return held
 
 
-def main(monitor):
+def main():
     node = env_str("NODE_NAME", required=True)
     if any(ch in node for ch in ",*? "):
         raise ConfigError(f"`NODE_NAME` must be one exact node name, got `{node}`")

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
 from krobs_es import Elasticsearch, EsError, quote_index  # noqa: E402
-from krobs_monitor import KrobError, dry_run, env_float, env_int, env_str, log, run  # noqa: E402
+from krobs_monitor import KrobError, dry_run, env_float, env_int, env_str, log, metric, run  # noqa: E402
 
 
 def as_int(value):
@@ -64,7 +64,7 @@ def candidates(es, pattern, min_ratio, min_deleted):
     return found, len(rows)
 
 
-def main(monitor):
+def main():
     pattern = env_str("INDEX_PATTERN", "*")
     min_ratio = env_float("MIN_DELETED_RATIO", 0.2, minimum=0.0, maximum=1.0)
     min_deleted = env_int("MIN_DELETED_DOCS", 1000, minimum=0)
@@ -123,6 +123,7 @@ def main(monitor):
             merged.append(item)
 
     details.update({"merged": merged, "failed": failed})
+    metric("krobs.expunge_deletes.merged_indices", len(merged), "count", {"pattern": pattern})
     if failed:
         raise KrobError(f"force merge failed on {len(failed)} of {len(chosen)} indices", details)
     return f"expunged deletes on {len(merged)} indices", details

@@ -1,43 +1,32 @@
 # frozen_string_literal: true
 
-# Shared helper for Ruby krobs: logging, environment parsing and monitor reports.
+# What Ruby krobs share beyond the run contract: environment helpers, logging, and the
+# `message` / `metric` events a script sends on purpose (`krobs-build schema monitor`).
 #
-# Every krob reports three kinds of event to the Krobs monitor service by POSTing
-# JSON to $KROBS_MONITOR_URL:
-#
-#   {"krob": "ruby/<script stem>", "event": "start" | "finish" | "failure",
-#    "message": "...", "details": {...}}
-#
-# Monitoring must never make a krob fail: when KROBS_MONITOR_URL is unset the
-# event is logged to stderr instead, and when the monitor cannot be reached the
-# error is logged and the krob carries on.
-#
-# Typical use:
+# The entrypoint /opt/krobs/bin/krobs-run already tells the monitor `start`, `finish` and
+# `failure`, forwards SIGTERM and passes the exit code through; a script only exits with its
+# documented code. Typical use:
 #
 #   require_relative "../lib/krobs_monitor"
-#   Krobs.run do |monitor|
-#     ...                                  # raise Krobs::Error on failure
-#     ["done", { "count" => 3 }]           # message and details of the finish event
+#   Krobs.run do
+#     ...                               # raise Krobs::Error.new(text, details, code) on failure
+#     ["done", { "count" => 3 }]        # logged, and sent as a message
 #   end
 #
-# Environment:
-#   KROBS_MONITOR_URL              where to POST events (optional)
-#   KROBS_MONITOR_TIMEOUT_SECONDS  timeout of one POST (default 5)
+# Environment: KROBS_ID (set by krobs-run), KROBS_MONITOR_URL (unset: events go to stderr),
+# KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s then 2 s apart).
 
 require "json"
 require "net/http"
+require "socket"
 require "time"
 require "uri"
 
 module Krobs
-  LANGUAGE = "ruby"
   EXIT_FAILURE = 1
   EXIT_CONFIG = 2
 
-  TRUE_WORDS = %w[1 true yes on].freeze
-  FALSE_WORDS = ["", "0", "false", "no", "off"].freeze
-
-  # A failure the krob reports to the monitor, with details and an exit code.
+  # A failure the krob reports, with details and its exit code.
   class Error < StandardError
     attr_reader :details, :exit_code
 
@@ -57,13 +46,17 @@ module Krobs
 
   module_function
 
-  # The krob's id, `ruby/<script stem>`, from the running script's file name.
-  def krob_id(script = $PROGRAM_NAME)
-    "#{LANGUAGE}/#{File.basename(script.to_s, '.*')}"
+  # The krob's id: KROBS_ID from krobs-run, else `ruby/<script stem>`.
+  def krob_id
+    ENV.fetch("KROBS_ID", "").empty? ? "ruby/#{File.basename($PROGRAM_NAME.to_s, '.*')}" : ENV["KROBS_ID"]
+  end
+
+  def now
+    Time.now.utc.strftime("%Y-%m-%dT%H:%M:%SZ")
   end
 
   def log(message)
-    warn "#{Time.now.utc.strftime('%Y-%m-%dT%H:%M:%SZ')} [#{krob_id}] #{message}"
+    warn "#{now} [#{krob_id}] #{message}"
   end
 
   # --- environment -----------------------------------------------------------
@@ -92,10 +85,8 @@ module Krobs
   def env_bool(name, default = false)
     raw = ENV[name]
     return default if raw.nil?
-
-    word = raw.strip.downcase
-    return true if TRUE_WORDS.include?(word)
-    return false if FALSE_WORDS.include?(word)
+    return true if %w[1 true yes on].include?(raw.strip.downcase)
+    return false if ["", "0", "false", "no", "off"].include?(raw.strip.downcase)
 
     raise ConfigError, "`#{name}` must be 1 or 0 (or true/false), got `#{raw}`"
   end
@@ -107,100 +98,57 @@ module Krobs
 
   # --- monitor ---------------------------------------------------------------
 
-  # Posts start/finish/failure events; never raises.
-  class Monitor
-    attr_reader :krob, :url
-
-    def initialize(krob: Krobs.krob_id, url: ENV.fetch("KROBS_MONITOR_URL", ""), timeout: nil)
-      @krob = krob
-      @url = url.to_s.strip
-      @timeout = timeout || begin
-        Float(ENV.fetch("KROBS_MONITOR_TIMEOUT_SECONDS", "5"))
-      rescue ArgumentError
-        5.0
-      end
-    end
-
-    # POST one event. Returns true when the monitor accepted it.
-    def report(event, message, details = {})
-      body = encode(event, message, details)
-      if @url.empty?
-        Krobs.log("monitor: KROBS_MONITOR_URL is not set; #{event} event: #{body}")
-        return false
-      end
-      uri = URI.parse(@url)
-      http = Net::HTTP.new(uri.host, uri.port)
-      http.use_ssl = uri.scheme == "https"
-      http.open_timeout = @timeout
-      http.read_timeout = @timeout
-      http.write_timeout = @timeout if http.respond_to?(:write_timeout=)
-      request = Net::HTTP::Post.new(uri.request_uri,
-                                    "Content-Type" => "application/json",
-                                    "User-Agent" => "krobs/#{@krob}")
-      request.body = body
-      response = http.request(request)
-      return true if response.is_a?(Net::HTTPSuccess)
-
-      Krobs.log("monitor: #{event} event refused with HTTP #{response.code}; carrying on")
-      false
-    rescue StandardError => e
-      Krobs.log("monitor: could not send #{event} event (#{e.class}: #{e.message}); carrying on")
-      false
-    end
-
-    def start(message, details = {})
-      report("start", message, details)
-    end
-
-    def finish(message, details = {})
-      report("finish", message, details)
-    end
-
-    def failure(message, details = {})
-      report("failure", message, details)
-    end
-
-    private
-
-    def encode(event, message, details)
-      JSON.generate("krob" => @krob, "event" => event, "message" => message.to_s, "details" => details || {})
-    rescue StandardError => e
-      Krobs.log("monitor: could not encode #{event} event (#{e.message}); sending it without details")
-      JSON.generate("krob" => @krob, "event" => event, "message" => message.to_s.scrub, "details" => {})
-    end
+  # A message for the monitor (Slack): text and a Hash of details.
+  def message(text, details = {})
+    post("event" => "message", "text" => text.to_s, "details" => details.to_h)
   end
 
-  # Run the block with a Monitor, report start and then finish or failure, and exit.
-  # The block returns [message, details] for the finish event.
+  # A metric for the monitor (Datadog): type "gauge" or "count"; tags map to strings.
+  def metric(name, value, type = "gauge", tags = {})
+    post("event" => "metric", "metric" => { "name" => name.to_s, "value" => value, "type" => type,
+                                            "tags" => tags.to_h.to_h { |k, v| [k.to_s, v.to_s] } })
+  end
+
+  # Send one event; never raises.
+  def post(fields)
+    event = { "version" => 1, "krob" => krob_id, "host" => Socket.gethostname, "time" => now }.merge(fields)
+    body = JSON.generate(event)
+    url = ENV.fetch("KROBS_MONITOR_URL", "").strip
+    return log("monitor: #{body}") if url.empty?
+
+    timeout = [Float(ENV.fetch("KROBS_MONITOR_TIMEOUT_SECONDS", "5"), exception: false) || 5.0, 1.0].max
+    uri = URI.parse(url)
+    problem = nil
+    3.times do |i|
+      sleep(i) if i.positive? # 1 s, then 2 s
+      status = begin
+        http = Net::HTTP.new(uri.host, uri.port)
+        http.open_timeout = http.read_timeout = http.write_timeout = timeout
+        http.post(uri.request_uri, body, "Content-Type" => "application/json").code.to_i
+      rescue StandardError => e
+        problem = "#{e.class}: #{e.message}"
+        nil
+      end
+      return if status && (200..299).cover?(status)
+
+      problem = "HTTP #{status}" if status
+      break if status && status < 500
+    end
+    log("monitor: could not send the #{fields['event']} event (#{problem}); carrying on")
+  rescue StandardError => e # an event must never make the krob fail
+    log("monitor: could not send an event (#{e.class}: #{e.message}); carrying on")
+  end
+
+  # Run the block, which returns [text, details]: log it and send it as a message. A
+  # Krobs::Error is logged and sent the same way, and the script exits with its code.
   def run
-    monitor = Monitor.new
-    dry = begin
-      dry_run?
-    rescue ConfigError
-      ENV["DRY_RUN"]
-    end
-    begin
-      monitor.start("started", { "dry_run" => dry })
-      result = yield monitor
-      message, details = result.is_a?(Array) ? result : [result || "finished", {}]
-    rescue Error => e
-      log("FAILED: #{e.message}")
-      monitor.failure(e.message, e.details)
-      exit(e.exit_code)
-    rescue SignalException => e
-      # SIGTERM: the Job's deadline passed or the pod was evicted; SIGINT: interrupted.
-      message = "terminated by #{e.signm}"
-      message += " (deadline passed or pod evicted)" if e.signm == "SIGTERM"
-      log("FAILED: #{message}")
-      monitor.failure(message, {})
-      exit(128 + e.signo)
-    rescue StandardError => e
-      log("FAILED: unexpected #{e.class}: #{e.message}")
-      monitor.failure("unexpected #{e.class}: #{e.message}", {})
-      exit(EXIT_FAILURE)
-    end
-    log("finished: #{message}")
-    monitor.finish(message, details || {})
+    text, details = yield
+    log("finished: #{text}")
+    message(text, details || {})
     exit(0)
+  rescue Error => e
+    log("FAILED: #{e.message}")
+    message("FAILED: #{e.message}", e.details)
+    exit(e.exit_code)
   end
 end

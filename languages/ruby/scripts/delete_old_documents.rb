@@ -22,7 +22,7 @@
 require_relative "../lib/krobs_monitor"
 require_relative "../lib/krobs_es"
 
-Krobs.run do |_monitor|
+Krobs.run do
   pattern = Krobs.env_str("INDEX_PATTERN", required: true)
   if ["*", "_all"].include?(pattern) || pattern.split(",").any? { |p| p.strip.empty? || p.strip == "*" }
     raise Krobs::ConfigError, "`INDEX_PATTERN` must name indices explicitly, `#{pattern}` would match every index"

@@ -77,7 +77,7 @@ def matches?(expected, actual)
   end
 end
 
-Krobs.run do |_monitor|
+Krobs.run do
   expected = expected_settings
   es = Krobs::Elasticsearch.new
   settings = es.get("/_cluster/settings", { "flat_settings" => "true", "include_defaults" => "true" }) || {}

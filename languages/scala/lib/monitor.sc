@@ -1,50 +1,40 @@
-// Shared helper for Scala (Ammonite) krobs: logging, environment parsing and monitor reports.
+// What Scala (Ammonite) krobs share beyond the run contract: environment helpers, logging, and
+// the `message` / `metric` events a script sends on purpose (`krobs-build schema monitor`).
 //
-// Every krob reports three kinds of event to the Krobs monitor service by POSTing
-// JSON to $KROBS_MONITOR_URL:
-//
-//   {"krob": "scala/<script stem>", "event": "start" | "finish" | "failure",
-//    "message": "...", "details": {...}}
-//
-// Monitoring must never make a krob fail: when KROBS_MONITOR_URL is unset the event
-// is logged to stderr instead, and when the monitor cannot be reached the error is
-// logged and the krob carries on.
-//
-// A krob in scripts/ imports this file relative to itself and hands `run` its own
-// file name without `.sc` (Ammonite gives a script no portable way to learn it):
+// The entrypoint /opt/krobs/bin/krobs-run already tells the monitor `start`, `finish` and
+// `failure`, forwards SIGTERM and passes the exit code through; a script only exits with its
+// documented code. A krob in scripts/ imports this file relative to itself:
 //
 //   import $file.^.lib.monitor, monitor._
-//   run("undrain_node") { _ =>
+//   run {
 //     ...                                      // throw KrobError on failure
-//     ("done", ujson.Obj("count" -> 3))        // message and details of the finish event
+//     ("done", ujson.Obj("count" -> 3))        // logged, and sent as a message
 //   }
 //
-// Environment:
-//   KROBS_MONITOR_URL              where to POST events (optional)
-//   KROBS_MONITOR_TIMEOUT_SECONDS  timeout of one POST (default 5)
+// Environment: KROBS_ID (set by krobs-run), KROBS_MONITOR_URL (unset: events go to stderr),
+// KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s then 2 s apart).
 //
 // Uses only what Ammonite bundles: requests-scala and ujson.
 
 import scala.util.control.NonFatal
 
-val Language = "scala"
 val ExitFailure = 1
 val ExitConfig = 2
 
-/** A failure the krob reports to the monitor, with details and an exit code. */
+/** A failure the krob reports, with details and its exit code. */
 class KrobError(message: String, val details: ujson.Value = ujson.Obj(), val exitCode: Int = 1)
     extends RuntimeException(message)
 
 /** An invalid or missing environment variable. */
 class ConfigError(message: String) extends KrobError(message, ujson.Obj(), 2)
 
-private var currentKrob: String = Language + "/unknown"
+/** The krob's id, from krobs-run. */
+def krobId: String = sys.env.get("KROBS_ID").filter(_.nonEmpty).getOrElse("scala/unknown")
 
-def krobId: String = currentKrob
+def now: String = java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS).toString
 
 def log(message: String): Unit = {
-  val now = java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS)
-  System.err.println(s"$now [$currentKrob] $message")
+  System.err.println(s"$now [$krobId] $message")
   System.err.flush()
 }
 
@@ -92,92 +82,79 @@ def dryRun(): Boolean = envBool("DRY_RUN", false)
 
 // --- monitor -----------------------------------------------------------------------
 
-/** Posts start/finish/failure events; never throws. */
-class Monitor(val krob: String, val url: String, timeoutMs: Int) {
-
-  /** POST one event. Returns true when the monitor accepted it. */
-  def report(event: String, message: String, details: ujson.Value = ujson.Obj()): Boolean = {
-    val body =
-      try ujson.write(ujson.Obj("krob" -> krob, "event" -> event, "message" -> message, "details" -> details))
-      catch {
-        case NonFatal(e) =>
-          log(s"monitor: could not encode $event event (${e.getMessage}); sending it without details")
-          ujson.write(ujson.Obj("krob" -> krob, "event" -> event, "message" -> message, "details" -> ujson.Obj()))
+/** Send one event; never throws. */
+def post(event: String, fields: (String, ujson.Value)*): Unit =
+  try {
+    val host = sys.env.getOrElse("HOSTNAME", java.net.InetAddress.getLocalHost.getHostName)
+    val common = Seq[(String, ujson.Value)](
+      "version" -> ujson.Num(1),
+      "event" -> ujson.Str(event),
+      "krob" -> ujson.Str(krobId),
+      "host" -> ujson.Str(host),
+      "time" -> ujson.Str(now)
+    )
+    val body = ujson.write(ujson.Obj.from(common ++ fields))
+    val url = envStr("KROBS_MONITOR_URL", "")
+    if (url.isEmpty) log(s"monitor: $body")
+    else {
+      val seconds = envOpt("KROBS_MONITOR_TIMEOUT_SECONDS").flatMap(_.toDoubleOption).getOrElse(5.0)
+      val timeoutMs = (seconds.max(1.0) * 1000).toInt
+      var problem = ""
+      var attempt = 0
+      var retry = true
+      while (retry && attempt < 3) {
+        if (attempt > 0) Thread.sleep(attempt * 1000L) // 1 s, then 2 s
+        attempt += 1
+        problem =
+          try {
+            val status = requests
+              .post(
+                url,
+                data = body,
+                headers = Seq("Content-Type" -> "application/json"),
+                readTimeout = timeoutMs,
+                connectTimeout = timeoutMs,
+                check = false
+              )
+              .statusCode
+            if (status / 100 == 2) "" else s"HTTP $status"
+          } catch { case NonFatal(e) => s"${e.getClass.getSimpleName}: ${e.getMessage}" }
+        retry = problem.nonEmpty && !problem.startsWith("HTTP 4")
       }
-    if (url.isEmpty) {
-      log(s"monitor: KROBS_MONITOR_URL is not set; $event event: $body")
-      false
-    } else {
-      try {
-        val response = requests.post(
-          url,
-          data = body,
-          headers = Seq("Content-Type" -> "application/json", "User-Agent" -> s"krobs/$krob"),
-          readTimeout = timeoutMs,
-          connectTimeout = timeoutMs,
-          check = false
-        )
-        if (response.statusCode >= 200 && response.statusCode < 300) true
-        else {
-          log(s"monitor: $event event refused with HTTP ${response.statusCode}; carrying on")
-          false
-        }
-      } catch {
-        case NonFatal(e) =>
-          log(s"monitor: could not send $event event (${e.getClass.getSimpleName}: ${e.getMessage}); carrying on")
-          false
-      }
+      if (problem.nonEmpty) log(s"monitor: could not send the $event event ($problem); carrying on")
     }
+  } catch {
+    case NonFatal(e) => log(s"monitor: could not send the $event event (${e.getMessage}); carrying on")
   }
 
-  def start(message: String, details: ujson.Value = ujson.Obj()): Boolean = report("start", message, details)
-  def finish(message: String, details: ujson.Value = ujson.Obj()): Boolean = report("finish", message, details)
-  def failure(message: String, details: ujson.Value = ujson.Obj()): Boolean = report("failure", message, details)
-}
+/** A message for the monitor (Slack): text and a JSON object of details. */
+def message(text: String, details: ujson.Value = ujson.Obj()): Unit =
+  post("message", "text" -> text, "details" -> details)
 
-/** Run `body` with a Monitor, report start and then finish or failure, and exit the JVM.
-  *
-  * `stem` is the script's file name without `.sc`; the krob id is `scala/<stem>`.
-  * `body` returns the message and details of the finish event. A KrobError becomes a
-  * failure event with its details and exit code; any other exception a failure event
-  * and exit code 1.
+/** A metric for the monitor (Datadog): `kind` is "gauge" or "count"; tags map to strings. */
+def metric(name: String, value: Double, kind: String = "gauge", tags: Map[String, String] = Map.empty): Unit =
+  post(
+    "metric",
+    "metric" -> ujson.Obj(
+      "name" -> name,
+      "value" -> value,
+      "type" -> kind,
+      "tags" -> ujson.Obj.from(tags.map { case (k, v) => k -> (ujson.Str(v): ujson.Value) })
+    )
+  )
+
+/** Run `body`, which returns the text and details of its outcome: log it, send it as a message
+  * and exit 0. A KrobError is logged and sent the same way, and the JVM exits with its code.
   */
-def run(stem: String)(body: Monitor => (String, ujson.Value)): Nothing = {
-  currentKrob = s"$Language/$stem"
-  val timeoutMs =
-    try { (envStr("KROBS_MONITOR_TIMEOUT_SECONDS", "5").toDouble * 1000).toInt }
-    catch { case _: NumberFormatException => 5000 }
-  val monitor = new Monitor(currentKrob, envStr("KROBS_MONITOR_URL", ""), timeoutMs)
-  val dry: ujson.Value =
-    try ujson.Bool(dryRun())
-    catch { case _: ConfigError => sys.env.get("DRY_RUN").map(v => ujson.Str(v): ujson.Value).getOrElse(ujson.Null) }
-  // SIGTERM (the Job's deadline passed, or the pod was evicted) runs the JVM's shutdown
-  // hooks: report a failure unless the krob already reported how it ended.
-  @volatile var ended = false
-  @volatile var terminating = false
-  sys.addShutdownHook {
-    terminating = true
-    if (!ended) {
-      log("FAILED: terminated (deadline passed or pod evicted)")
-      monitor.failure("terminated (deadline passed or pod evicted)", ujson.Obj())
-    }
+def run(body: => (String, ujson.Value)): Nothing =
+  try {
+    val (text, details) = body
+    log(s"finished: $text")
+    message(text, details)
+    sys.exit(0)
+  } catch {
+    case e: KrobError =>
+      log(s"FAILED: ${e.getMessage}")
+      message(s"FAILED: ${e.getMessage}", e.details)
+      sys.exit(e.exitCode)
   }
-  monitor.start("started", ujson.Obj("dry_run" -> dry))
-  val outcome: Either[(String, ujson.Value, Int), (String, ujson.Value)] =
-    try Right(body(monitor))
-    catch {
-      case e: KrobError => Left((e.getMessage, e.details, e.exitCode))
-      case NonFatal(e) => Left((s"${e.getClass.getSimpleName}: ${e.getMessage}", ujson.Obj(), ExitFailure))
-    }
-  ended = true
-  outcome match {
-    case Right((message, details)) =>
-      log(s"finished: $message")
-      if (!terminating) monitor.finish(message, details)
-      sys.exit(0)
-    case Left((message, details, code)) =>
-      log(s"FAILED: $message")
-      if (!terminating) monitor.failure(message, details)
-      sys.exit(code)
-  }
-}

@@ -29,7 +29,7 @@ import scala.util.Try
 
 case class Dated(name: String, date: LocalDate)
 
-run("delete_old_indices") { _ =>
+run {
   val prefix = envRequired("INDEX_PREFIX")
   if (prefix.exists(c => "*?,\"\\/<>| #".indexOf(c) >= 0) || prefix.startsWith("_") || prefix.startsWith("-"))
     throw new ConfigError(s"`INDEX_PREFIX` must be a literal index name prefix, got `$prefix`")

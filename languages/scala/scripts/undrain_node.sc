@@ -22,7 +22,7 @@ val Levels = Seq("persistent", "transient")
 def excludedAt(settings: ujson.Value, level: String): Seq[String] =
   settingNames(settings.objOpt.flatMap(_.get(level)).flatMap(_.objOpt).flatMap(_.get(ExcludeKey)))
 
-run("undrain_node") { _ =>
+run {
   val node = envRequired("NODE_NAME")
   if (node.exists(c => ",*? ".indexOf(c) >= 0))
     throw new ConfigError(s"`NODE_NAME` must be one exact node name, got `$node`")
