@@ -9,36 +9,33 @@
 //! Each krob is checked for what it did to Elasticsearch (the exact mutating requests, in
 //! order, and the cluster after them), for nothing changed under `DRY_RUN=1`, for a second run
 //! that changes nothing, for its exit codes, and for a non-zero exit when Elasticsearch fails.
+//! Every run goes through the entrypoint `/opt/krobs/bin/krobs-run`, which tells the monitor
+//! `start`, then `finish` or `failure` with the exit code; every event the monitor got is valid
+//! against `schema/monitor-event-v1.schema.json`.
 //!
 //! One test per language: it publishes that language once and runs its krobs in sequence (each
 //! test of nextest is a process of its own, so nothing could be shared between tests anyway).
 
 mod support;
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use support::e2e_support::{string, Pipeline};
 use support::fake_es::{Cluster, FakeEs, How, Index, Recorded, Shard, DAY_MS};
-use support::monitor::FakeMonitor;
-use support::services::require_services;
+use support::monitor::{Event, FakeMonitor};
+use support::services::{debian_base, describe};
+
+/// Where every image has its entrypoint.
+const KROBS_RUN: &str = "/opt/krobs/bin/krobs-run";
 
 /// The local Debian base image of `language` (`KROBS_TEST_BASE_<LANGUAGE>`, made by
 /// `tests/run.sh`). Fails, never skips, when it is missing.
 fn runtime_base(language: &str) -> String {
-    require_services();
-    let var = format!("KROBS_TEST_BASE_{}", language.to_uppercase());
-    std::env::var(&var)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| {
-            panic!(
-                "{var} is not set: run the tests with `bash tests/run.sh`, which makes the Debian \
-                 base image of {language} and exports it"
-            )
-        })
+    debian_base(&format!("KROBS_TEST_BASE_{}", language.to_uppercase()))
 }
 
 /// One language's image, published and pulled back, and what its krobs run against.
@@ -49,6 +46,8 @@ struct Lab {
     /// `host/krobs/<language>@sha256:...`, as the manifest names it.
     image: String,
     monitor: FakeMonitor,
+    /// Every event the monitor got, for one schema check at the end.
+    events: RefCell<Vec<Value>>,
 }
 
 /// One run of a krob in its container.
@@ -60,6 +59,8 @@ struct KrobRun {
     stderr: String,
     /// The Elasticsearch requests of this run.
     requests: Vec<Recorded>,
+    /// The monitor events of this run (their bodies).
+    events: Vec<Value>,
 }
 
 impl KrobRun {
@@ -107,6 +108,15 @@ impl KrobRun {
         );
         self
     }
+
+    /// The `metric` events of this run.
+    fn metrics(&self) -> Vec<&Value> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "metric")
+            .map(|e| &e["metric"])
+            .collect()
+    }
 }
 
 impl std::fmt::Display for KrobRun {
@@ -116,6 +126,10 @@ impl std::fmt::Display for KrobRun {
         writeln!(f, "--- Elasticsearch requests ---")?;
         for r in &self.requests {
             writeln!(f, "{} -> {} {}", r.line(), r.status, r.body)?;
+        }
+        writeln!(f, "--- monitor events ---")?;
+        for e in &self.events {
+            writeln!(f, "{e}")?;
         }
         writeln!(f, "--- stdout ---\n{}", self.stdout)?;
         write!(f, "--- stderr ---\n{}", self.stderr)
@@ -130,11 +144,19 @@ impl Lab {
         let monitor = FakeMonitor::start();
         let p = Pipeline::oci();
         p.edit_config(|text| {
-            format!(
-                "{text}\n[languages.{language}]\nbuild_args = {{ BASE_IMAGE = \"{base}\" }}\n\n\
-                 [deploy]\nmonitor_url = \"{}\"\n",
-                monitor.url()
-            )
+            // The shared configuration may give a language its base already.
+            let section = format!("[languages.{language}]\n");
+            let base_arg = format!("build_args = {{ BASE_IMAGE = \"{base}\" }}\n");
+            let text = if text.contains(&section) {
+                assert!(
+                    text.contains(&format!("{section}{base_arg}")),
+                    "krobs.toml builds {language} on another base:\n{text}"
+                );
+                text.to_string()
+            } else {
+                format!("{text}\n{section}{base_arg}")
+            };
+            format!("{text}\n[deploy]\nmonitor_url = \"{}\"\n", monitor.url())
         });
         let run = p.krobs(&["--json", "--only", language]).success();
         let report = run.json();
@@ -176,6 +198,7 @@ impl Lab {
             manifest,
             image,
             monitor,
+            events: RefCell::new(Vec::new()),
         }
     }
 
@@ -203,26 +226,129 @@ impl Lab {
         let mut all = vec![("ELASTICSEARCH_URL", es_url.as_str())];
         all.extend_from_slice(env);
         let pod = self.render(id, &all);
-        let args = docker_run_args(&pod, &self.image);
+        let (args, command) = docker_run_args(&pod, &self.image);
+        // The command goes through the entrypoint, which is told the krob's id.
+        let through = [KROBS_RUN, "--id", id, "--"];
+        assert_eq!(
+            &command[..through.len().min(command.len())],
+            through,
+            "{pod}"
+        );
         es.clear_requests();
         self.monitor.clear();
         let str_args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self.p.docker_run(&str_args);
-        KrobRun {
+        let events = self.monitor.events();
+        let run = KrobRun {
             id: id.to_string(),
             docker: format!("docker {}", args.join(" ")),
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             requests: es.requests(),
+            events: events.iter().map(|e| e.body.clone()).collect(),
+        };
+        check_events(&run, &events, &command[through.len()..]);
+        self.events.borrow_mut().extend(run.events.iter().cloned());
+        run
+    }
+
+    /// Every event of every run so far is valid against the published schema (one
+    /// `check-jsonschema` for all).
+    fn check_events_schema(&self) {
+        let events = self.events.borrow();
+        assert!(!events.is_empty(), "the monitor got no event");
+        let dir = tempfile::tempdir().unwrap();
+        let schema =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/monitor-event-v1.schema.json");
+        let mut cmd = Command::new("check-jsonschema");
+        cmd.arg("--schemafile").arg(schema);
+        for (i, e) in events.iter().enumerate() {
+            let path = dir.path().join(format!("event-{i}.json"));
+            std::fs::write(&path, serde_json::to_vec(e).unwrap()).unwrap();
+            cmd.arg(path);
         }
+        let out = cmd
+            .output()
+            .expect("check-jsonschema runs (tests/run.sh installs it)");
+        assert!(
+            out.status.success(),
+            "{}\n{events:#?}",
+            describe(&cmd, &out)
+        );
+    }
+}
+
+/// The monitor heard `start` (with the command), then `finish` for exit code 0 or `failure`
+/// with the exit code, and in between only what the libraries send on purpose (`message`,
+/// `metric`); every event is JSON POSTed to the URL render gave, about this krob; the output
+/// tail holds lines the krob printed.
+#[track_caller]
+fn check_events(run: &KrobRun, events: &[Event], command: &[String]) {
+    for e in events {
+        assert_eq!(
+            (e.method.as_str(), e.path.as_str()),
+            ("POST", "/events"),
+            "{run}"
+        );
+        assert!(
+            e.content_type
+                .as_deref()
+                .is_some_and(|c| c.starts_with("application/json")),
+            "an event without Content-Type application/json: {:?}\n{run}",
+            e.content_type
+        );
+        assert_eq!(e.body["krob"], run.id, "{run}");
+        assert_eq!(e.body["version"], 1, "{run}");
+    }
+    let kinds: Vec<&str> = run
+        .events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or("?"))
+        .collect();
+    let end = if run.code == Some(0) {
+        "finish"
+    } else {
+        "failure"
+    };
+    assert!(
+        kinds.len() >= 2,
+        "expected start ... {end}, got {kinds:?}\n{run}"
+    );
+    assert_eq!((kinds[0], kinds[kinds.len() - 1]), ("start", end), "{run}");
+    assert!(
+        kinds[1..kinds.len() - 1]
+            .iter()
+            .all(|k| *k == "message" || *k == "metric"),
+        "{kinds:?}\n{run}"
+    );
+    assert_eq!(run.events[0]["command"], json!(command), "{run}");
+    let last = &run.events[kinds.len() - 1];
+    assert_eq!(last["exit_code"], json!(run.code), "{run}");
+    assert_eq!(last["signal"], Value::Null, "{run}");
+    let printed: Vec<&str> = run.stdout.lines().chain(run.stderr.lines()).collect();
+    let tail = last["output_tail"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no output_tail\n{run}"));
+    for line in tail {
+        let line = line.as_str().unwrap();
+        assert!(
+            printed.contains(&line),
+            "`{line}` of the output tail was never printed\n{run}"
+        );
+    }
+    if printed.iter().any(|l| !l.starts_with("krobs-run:")) {
+        assert!(
+            !tail.is_empty(),
+            "the krob printed lines but the output tail is empty\n{run}"
+        );
     }
 }
 
 /// `docker run` arguments for the pod spec's one container: its image (which must be the
 /// manifest's), args, env, user and security context; `--network host` so that it reaches the
-/// fakes on 127.0.0.1.
-fn docker_run_args(pod: &Value, image: &str) -> Vec<String> {
+/// fakes on 127.0.0.1. Also the container's args alone.
+fn docker_run_args(pod: &Value, image: &str) -> (Vec<String>, Vec<String>) {
     let containers = pod["containers"].as_array().expect("containers");
     assert_eq!(containers.len(), 1, "{pod}");
     let c = &containers[0];
@@ -277,13 +403,14 @@ fn docker_run_args(pod: &Value, image: &str) -> Vec<String> {
         ]);
     }
     args.push(image.to_string());
-    for a in c["args"]
+    let command: Vec<String> = c["args"]
         .as_array()
         .expect("render gives the command as args")
-    {
-        args.push(a.as_str().unwrap().to_string());
-    }
-    args
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    args.extend(command.iter().cloned());
+    (args, command)
 }
 
 /// The one YAML document `text` holds, as PyYAML (a YAML 1.1 reader like kubectl's) reads it.
@@ -352,6 +479,11 @@ fn forcemerge(index: &str) -> String {
     format!("POST /{index}/_forcemerge?only_expunge_deletes=true")
 }
 
+/// The metric expunge_deletes sends after its merges.
+fn merged_metric(n: u64) -> Value {
+    json!({"name": "krobs.expunge_deletes.merged_indices", "value": n, "type": "count", "tags": {"pattern": "logs-*"}})
+}
+
 fn check_expunge_deletes(lab: &Lab) {
     let id = "python/expunge_deletes";
     let env = [
@@ -364,6 +496,7 @@ fn check_expunge_deletes(lab: &Lab) {
     // A dry run reads the indices once and changes nothing.
     let dry = lab.run(id, &es, &[env.as_slice(), &[("DRY_RUN", "1")]].concat());
     dry.exit(0).no_mutation();
+    assert!(dry.metrics().is_empty(), "{dry}");
     assert_eq!(
         dry.lines(),
         ["GET /_cat/indices/logs-*?expand_wildcards=open&format=json&h=index,status,health,docs.count,docs.deleted"],
@@ -379,6 +512,7 @@ fn check_expunge_deletes(lab: &Lab) {
         [forcemerge("logs-a"), forcemerge("logs-c")],
         "{first}"
     );
+    assert_eq!(first.metrics(), [&merged_metric(2)], "{first}");
     let c = es.cluster();
     let deleted = |name: &str| c.indices[name].deleted;
     assert_eq!(
@@ -400,6 +534,7 @@ fn check_expunge_deletes(lab: &Lab) {
     let second = lab.run(id, &es, &env);
     second.exit(0);
     assert_eq!(second.mutations(), [forcemerge("logs-b")], "{second}");
+    assert_eq!(second.metrics(), [&merged_metric(1)], "{second}");
     let third = lab.run(id, &es, &env);
     third.exit(0).no_mutation();
 
@@ -413,6 +548,7 @@ fn check_expunge_deletes(lab: &Lab) {
         [forcemerge("logs-a"), forcemerge("logs-c")],
         "{partial}"
     );
+    assert_eq!(partial.metrics(), [&merged_metric(1)], "{partial}");
     assert_eq!(es.cluster().indices["logs-c"].deleted, 0);
     assert_eq!(es.cluster().indices["logs-a"].deleted, 900);
 
@@ -522,6 +658,7 @@ fn python_krobs_run_in_their_image() {
     let lab = Lab::publish("python");
     check_expunge_deletes(&lab);
     check_drain_node(&lab);
+    lab.check_events_schema();
     lab.p.assert_no_secrets();
 }
 
@@ -666,6 +803,7 @@ fn ruby_krobs_run_in_their_image() {
     let lab = Lab::publish("ruby");
     check_delete_old_documents(&lab);
     check_watch_cluster_settings(&lab);
+    lab.check_events_schema();
     lab.p.assert_no_secrets();
 }
 
@@ -832,5 +970,6 @@ fn bash_krobs_run_in_their_image() {
     let lab = Lab::publish("bash");
     check_clear_read_only_blocks(&lab);
     check_retry_failed_allocations(&lab);
+    lab.check_events_schema();
     lab.p.assert_no_secrets();
 }
