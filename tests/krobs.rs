@@ -650,6 +650,31 @@ fn check_drain_node(lab: &Lab) {
     bad.exit(2);
     assert!(bad.requests.is_empty(), "{bad}");
 
+    // A shard with nowhere to go (the other node holds its primary): the exclusion is written,
+    // the drain times out and fails; the next run does not write it again and fails the same.
+    let mut stuck = Cluster::with_nodes(2);
+    stuck.add_index(Index::new("idx-a"));
+    stuck.shards = vec![
+        Shard::started("idx-a", 0, true, "es-1"),
+        Shard::started("idx-a", 0, false, "es-2"),
+    ];
+    let es = FakeEs::start(stuck);
+    let short = [
+        ("NODE_NAME", "es-2"),
+        ("POLL_INTERVAL_SECONDS", "1"),
+        ("DRAIN_TIMEOUT_SECONDS", "2"),
+    ];
+    let timed_out = lab.run(id, &es, &short);
+    timed_out.exit(1);
+    assert_eq!(
+        timed_out.mutations(),
+        ["PUT /_cluster/settings"],
+        "{timed_out}"
+    );
+    assert_eq!(es.cluster().excluded(), ["es-2"]);
+    assert_eq!(es.cluster().shards_on("es-2").len(), 1);
+    lab.run(id, &es, &short).exit(1).no_mutation();
+
     fails_when_elasticsearch_fails(lab, id, &drain_cluster(), &env, 1);
 }
 
@@ -741,6 +766,26 @@ fn check_delete_old_documents(lab: &Lab) {
         [DELETE_BY_QUERY.replace("&slices=auto", "&requests_per_second=50&slices=auto")],
         "{throttled}"
     );
+
+    // A task that outlives TASK_TIMEOUT_SECONDS is cancelled, and the run fails.
+    let es = FakeEs::start(retention_cluster());
+    es.edit(|c| c.task_polls = 1000);
+    let slow = lab.run(
+        id,
+        &es,
+        &[env.as_slice(), &[("TASK_TIMEOUT_SECONDS", "1")]].concat(),
+    );
+    slow.exit(1);
+    let task = es.cluster().nodes[0].id.clone() + ":1001";
+    assert_eq!(
+        slow.mutations(),
+        [
+            DELETE_BY_QUERY.to_string(),
+            format!("POST /_tasks/{task}/_cancel")
+        ],
+        "{slow}"
+    );
+    assert!(es.cluster().tasks.is_empty(), "the task was not cancelled");
 
     // `*` would match every index: refused before any request.
     let bad = lab.run(id, &es, &[("INDEX_PATTERN", "*"), ("RETENTION_DAYS", "30")]);
