@@ -419,47 +419,52 @@ impl FakeEs {
             requests: Vec::new(),
         }));
         let shared = state.clone();
-        let server = HttpServer::start(Arc::new(move |req: Request| {
-            let mut st = shared.lock().unwrap();
-            let failure = st
-                .failures
-                .iter()
-                .find(|f| {
-                    f.method.as_deref().is_none_or(|m| m == req.method)
-                        && f.path.as_deref().is_none_or(|p| p == req.path)
-                })
-                .map(|f| f.how);
-            let reply = match failure {
-                Some(How::Close) => Reply::Close,
-                Some(How::Status(status)) => error(
+        // Elasticsearch 8 names itself in every answer (its clients check it).
+        let headers = &[("X-elastic-product", "Elasticsearch")];
+        let server = HttpServer::start(
+            headers,
+            Arc::new(move |req: Request| {
+                let mut st = shared.lock().unwrap();
+                let failure = st
+                    .failures
+                    .iter()
+                    .find(|f| {
+                        f.method.as_deref().is_none_or(|m| m == req.method)
+                            && f.path.as_deref().is_none_or(|p| p == req.path)
+                    })
+                    .map(|f| f.how);
+                let reply = match failure {
+                    Some(How::Close) => Reply::Close,
+                    Some(How::Status(status)) => error(
+                        status,
+                        if status == 503 {
+                            "cluster_block_exception"
+                        } else {
+                            "exception"
+                        },
+                        "injected by the test",
+                    ),
+                    None => handle(&mut st.cluster, &req),
+                };
+                let status = match &reply {
+                    Reply::Body(s, _, _) => *s,
+                    Reply::Close => 0,
+                };
+                let body = if req.body.trim().is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_str(&req.body).unwrap_or(Value::String(req.body.clone()))
+                };
+                st.requests.push(Recorded {
+                    method: req.method.clone(),
+                    path: req.path.clone(),
+                    query: req.query.clone(),
+                    body,
                     status,
-                    if status == 503 {
-                        "cluster_block_exception"
-                    } else {
-                        "exception"
-                    },
-                    "injected by the test",
-                ),
-                None => handle(&mut st.cluster, &req),
-            };
-            let status = match &reply {
-                Reply::Body(s, _, _) => *s,
-                Reply::Close => 0,
-            };
-            let body = if req.body.trim().is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&req.body).unwrap_or(Value::String(req.body.clone()))
-            };
-            st.requests.push(Recorded {
-                method: req.method.clone(),
-                path: req.path.clone(),
-                query: req.query.clone(),
-                body,
-                status,
-            });
-            reply
-        }));
+                });
+                reply
+            }),
+        );
         FakeEs { state, server }
     }
 
@@ -970,6 +975,10 @@ fn get_index_settings(c: &Cluster, req: &Request, target: &str, name: Option<&st
             .filter(|(k, _)| name.is_none_or(|f| glob(f, k)))
             .map(|(k, v)| (k.clone(), json!(v)))
             .collect();
+        // Filtered by name, an index without the setting is left out.
+        if name.is_some() && settings.is_empty() {
+            continue;
+        }
         out.insert(n, json!({"settings": settings_view(&settings, flat)}));
     }
     Reply::json(200, &Value::Object(out))

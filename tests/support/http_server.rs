@@ -2,7 +2,8 @@
 //! server on a thread of its own with a single-threaded tokio runtime. Every request goes to a
 //! handler as a [`Request`] (method, decoded path, query parameters, body); the handler answers
 //! with a [`Reply`]: a status and a body, or [`Reply::Close`], which drops the connection
-//! without an answer (a server that dies mid-request). Stopped on drop.
+//! without an answer (a server that dies mid-request). Every answer carries the server's own
+//! headers (Elasticsearch's `X-elastic-product`, say). Stopped on drop.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -79,7 +80,7 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    pub fn start(handler: Handler) -> HttpServer {
+    pub fn start(headers: &'static [(&'static str, &'static str)], handler: Handler) -> HttpServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -98,7 +99,8 @@ impl HttpServer {
                             let Ok((stream, _)) = accepted else { continue };
                             let handler = handler.clone();
                             tokio::spawn(async move {
-                                let service = service_fn(move |req| serve(handler.clone(), req));
+                                let service =
+                                    service_fn(move |req| serve(headers, handler.clone(), req));
                                 // A closed or broken connection is the client's business.
                                 let _ = http1::Builder::new()
                                     .serve_connection(TokioIo::new(stream), service)
@@ -134,6 +136,7 @@ impl Drop for HttpServer {
 }
 
 async fn serve(
+    headers: &'static [(&'static str, &'static str)],
     handler: Handler,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Closed> {
@@ -157,12 +160,17 @@ async fn serve(
     };
     // The handler takes locks only briefly and never waits on the network.
     match handler(request) {
-        Reply::Body(status, content_type, text) => Ok(hyper::Response::builder()
-            .status(status)
-            .header(hyper::header::CONTENT_TYPE, content_type)
-            .header("X-elastic-product", "Elasticsearch")
-            .body(Full::new(Bytes::from(text)))
-            .expect("a valid response")),
+        Reply::Body(status, content_type, text) => {
+            let mut response = hyper::Response::builder()
+                .status(status)
+                .header(hyper::header::CONTENT_TYPE, content_type);
+            for (name, value) in headers {
+                response = response.header(*name, *value);
+            }
+            Ok(response
+                .body(Full::new(Bytes::from(text)))
+                .expect("a valid response"))
+        }
         Reply::Close => Err(Closed),
     }
 }

@@ -27,16 +27,20 @@ impl FakeMonitor {
     pub fn start() -> FakeMonitor {
         let events = Arc::new(Mutex::new(Vec::new()));
         let seen = events.clone();
-        let server = HttpServer::start(Arc::new(move |req: Request| {
-            let body = serde_json::from_str(&req.body).unwrap_or(Value::String(req.body.clone()));
-            seen.lock().unwrap().push(Event {
-                method: req.method,
-                path: req.path,
-                content_type: req.content_type,
-                body,
-            });
-            Reply::json(200, &json!({}))
-        }));
+        let server = HttpServer::start(
+            &[],
+            Arc::new(move |req: Request| {
+                let body =
+                    serde_json::from_str(&req.body).unwrap_or(Value::String(req.body.clone()));
+                seen.lock().unwrap().push(Event {
+                    method: req.method,
+                    path: req.path,
+                    content_type: req.content_type,
+                    body,
+                });
+                Reply::json(200, &json!({}))
+            }),
+        );
         FakeMonitor { events, server }
     }
 
