@@ -1003,6 +1003,32 @@ fn check_retry_failed_allocations(lab: &Lab) {
     let second = lab.run(id, &es, &env);
     second.exit(0).no_mutation();
 
+    // A shard whose allocation fails again: the run times out and fails; the next one asks
+    // again (a reroute is harmless) and fails the same.
+    let es = FakeEs::start(failed_allocations_cluster());
+    es.edit(|c| c.allocation_fails.push("logs[1]p".into()));
+    let short = [
+        ("POLL_INTERVAL_SECONDS", "1"),
+        ("WAIT_TIMEOUT_SECONDS", "2"),
+    ];
+    for _ in 0..2 {
+        let again = lab.run(id, &es, &short);
+        again.exit(1);
+        assert_eq!(again.mutations(), [REROUTE], "{again}");
+        assert!(
+            again.stderr.contains("_cluster/allocation/explain"),
+            "{again}"
+        );
+    }
+    let c = es.cluster();
+    let unassigned: Vec<String> = c
+        .shards
+        .iter()
+        .filter(|s| s.state == "UNASSIGNED")
+        .map(Shard::key)
+        .collect();
+    assert_eq!(unassigned, ["logs[1]p", "other[0]r"]);
+
     let bad = lab.run(id, &es, &[("POLL_INTERVAL_SECONDS", "0")]);
     bad.exit(2);
     assert!(bad.requests.is_empty(), "{bad}");

@@ -220,6 +220,8 @@ pub struct Cluster {
     next_task: u64,
     /// How many "running" answers a new task gives before it completes.
     pub task_polls: u32,
+    /// Shards (`index[shard]p`) whose allocation keeps failing: a retry leaves them unassigned.
+    pub allocation_fails: Vec<String>,
 }
 
 impl Cluster {
@@ -716,6 +718,7 @@ fn reroute(c: &mut Cluster, req: &Request) -> Reply {
             let s = c.shards[i].clone();
             if s.state != "UNASSIGNED"
                 || s.unassigned_reason.as_deref() != Some("ALLOCATION_FAILED")
+                || c.allocation_fails.contains(&s.key())
             {
                 continue;
             }
