@@ -553,6 +553,28 @@ exit 7
     assert_schema_valid(&events);
 }
 
+/// As PID 1 it reaps the orphans the command leaves (no zombies), and a process the command
+/// left running holding its output neither delays the end nor empties the tail.
+#[test]
+fn orphans_are_reaped_and_leftovers_do_not_hold_the_job() {
+    require_services();
+    let image = debian_base("KROBS_TEST_BASE_RUBY");
+    let monitor = Monitor::start();
+    let url = monitor.url();
+    let script = "for i in 1 2 3 4 5; do (sleep 0.1 &); done; sleep 300 & sleep 1; \
+                  echo zombies=$(grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l)";
+    let ended = run(
+        &image,
+        &[("KROBS_MONITOR_URL", url.as_str())],
+        &["bash", "-c", script],
+    );
+    assert_eq!(ended.code, 0, "{ended}");
+    assert!(ended.took < Duration::from_secs(20), "{ended}");
+    let events = monitor.events();
+    assert_eq!(kinds(&events), ["start", "finish"]);
+    assert_eq!(tail(&events[1]), ["zombies=0"], "{ended}");
+}
+
 /// Arguments it cannot use: one line saying what is wrong and how to call it, exit 2, no event.
 #[test]
 fn a_bad_command_line_is_one_usage_line() {

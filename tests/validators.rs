@@ -52,6 +52,46 @@ fn manifest_preview_matches_the_published_schema() {
     cmd.args(["--schemafile", schema, "out/broken.json"]);
     let run = Run::new(cmd, &repo.root, &[], &[]);
     assert_ne!(run.code, Some(0), "{run}");
+
+    // Nor is a command that does not go through krobs-run.
+    let bypass = text.replacen("\"/opt/krobs/bin/krobs-run\",", "", 1);
+    assert_ne!(text, bypass);
+    std::fs::write(repo.path("out/bypass.json"), bypass).unwrap();
+    let mut cmd = Command::new("check-jsonschema");
+    cmd.args(["--schemafile", schema, "out/bypass.json"]);
+    let run = Run::new(cmd, &repo.root, &[], &[]);
+    assert_ne!(run.code, Some(0), "{run}");
+}
+
+/// The monitor event schema is a valid draft 2020-12 schema, and not one that takes anything.
+#[test]
+fn monitor_event_schema_is_valid_and_strict() {
+    require_services();
+    let repo = Repo::new();
+    let schema = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/monitor-event-v1.schema.json"
+    );
+    let mut cmd = Command::new("check-jsonschema");
+    cmd.args(["--check-metaschema", schema]);
+    Run::new(cmd, &repo.root, &[], &[]).success();
+    let good = r#"{"version":1,"event":"metric","krob":"python/x","host":"h","time":"2026-01-01T00:00:00Z","metric":{"name":"krobs.n","value":1,"type":"count","tags":{}}}"#;
+    for (file, event, valid) in [
+        ("good.json", good.to_string(), true),
+        ("extra.json", good.replacen("\"host\"", "\"extra\":1,\"host\"", 1), false),
+        ("type.json", good.replacen("\"count\"", "\"histogram\"", 1), false),
+        (
+            "finish.json",
+            r#"{"version":1,"event":"finish","krob":"python/x","host":"h","time":"2026-01-01T00:00:00Z","exit_code":3,"signal":null,"duration_seconds":1.5,"output_tail":[]}"#.to_string(),
+            false,
+        ),
+    ] {
+        std::fs::write(repo.path(file), event).unwrap();
+        let mut cmd = Command::new("check-jsonschema");
+        cmd.args(["--schemafile", schema, file]);
+        let run = Run::new(cmd, &repo.root, &[], &[]);
+        assert_eq!(run.code == Some(0), valid, "{file}: {run}");
+    }
 }
 
 #[test]

@@ -20,6 +20,7 @@ KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s t
 
 import datetime
 import json
+import math
 import os
 import socket
 import sys
@@ -118,10 +119,11 @@ def dry_run():
 # --- monitor ---------------------------------------------------------------------
 
 
-def _post(fields):
-    """Send one event; never raises."""
+def _post(kind, fields):
+    """Send one event of `kind` with the fields `fields()` gives; never raises."""
     try:
-        event = {"version": 1, "krob": krob_id(), "host": socket.gethostname(), "time": _now(), **fields}
+        event = {"version": 1, "event": kind, "krob": krob_id(), "host": socket.gethostname(), "time": _now()}
+        event.update(fields())
         body = json.dumps(event, default=str, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
         url = os.environ.get("KROBS_MONITOR_URL", "").strip()
         if not url:
@@ -141,22 +143,30 @@ def _post(fields):
                 return
             except Exception as err:
                 if attempt == 3 or getattr(err, "code", 500) < 500:
-                    log(f"monitor: could not send the {fields['event']} event ({err}); carrying on")
+                    log(f"monitor: could not send the {kind} event ({err}); carrying on")
                     return
                 time.sleep(attempt)
     except Exception as err:  # an event must never make the krob fail
-        log(f"monitor: could not send an event ({err}); carrying on")
+        log(f"monitor: could not send the {kind} event ({err}); carrying on")
+
+
+def _finite(value):
+    number = float(value) if isinstance(value, float) else int(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value} is not a finite number")
+    return number
 
 
 def message(text, details=None):
     """A message for the monitor (Slack): text and a JSON object of details."""
-    _post({"event": "message", "text": str(text), "details": dict(details or {})})
+    _post("message", lambda: {"text": str(text), "details": dict(details or {})})
 
 
 def metric(name, value, type="gauge", tags=None):
     """A metric for the monitor (Datadog): `type` is "gauge" or "count"; tags map to strings."""
-    tags = {str(k): str(v) for k, v in (tags or {}).items()}
-    _post({"event": "metric", "metric": {"name": name, "value": value, "type": type, "tags": tags}})
+    tags = tags or {}
+    fields = {"name": str(name), "type": type}
+    _post("metric", lambda: {"metric": {**fields, "value": _finite(value), "tags": {str(k): str(v) for k, v in tags.items()}}})
 
 
 def run(main):

@@ -100,18 +100,23 @@ module Krobs
 
   # A message for the monitor (Slack): text and a Hash of details.
   def message(text, details = {})
-    post("event" => "message", "text" => text.to_s, "details" => details.to_h)
+    post("message") { { "text" => text.to_s.scrub, "details" => details.to_h } }
   end
 
   # A metric for the monitor (Datadog): type "gauge" or "count"; tags map to strings.
   def metric(name, value, type = "gauge", tags = {})
-    post("event" => "metric", "metric" => { "name" => name.to_s, "value" => value, "type" => type,
-                                            "tags" => tags.to_h.to_h { |k, v| [k.to_s, v.to_s] } })
+    post("metric") do
+      raise ArgumentError, "the value of metric `#{name}` is not a finite number" unless Float(value).finite?
+
+      { "metric" => { "name" => name.to_s, "value" => value, "type" => type,
+                      "tags" => tags.to_h.to_h { |k, v| [k.to_s, v.to_s] } } }
+    end
   end
 
-  # Send one event; never raises.
-  def post(fields)
-    event = { "version" => 1, "krob" => krob_id, "host" => Socket.gethostname, "time" => now }.merge(fields)
+  # Send one event of `kind` with the fields the block gives; never raises.
+  def post(kind)
+    event = { "version" => 1, "event" => kind, "krob" => krob_id, "host" => Socket.gethostname, "time" => now }
+    event.merge!(yield)
     body = JSON.generate(event)
     url = ENV.fetch("KROBS_MONITOR_URL", "").strip
     return log("monitor: #{body}") if url.empty?
@@ -134,9 +139,9 @@ module Krobs
       problem = "HTTP #{status}" if status
       break if status && status < 500
     end
-    log("monitor: could not send the #{fields['event']} event (#{problem}); carrying on")
+    log("monitor: could not send the #{kind} event (#{problem}); carrying on")
   rescue StandardError => e # an event must never make the krob fail
-    log("monitor: could not send an event (#{e.class}: #{e.message}); carrying on")
+    log("monitor: could not send the #{kind} event (#{e.class}: #{e.message.lines.first.to_s.strip}); carrying on")
   end
 
   # Run the block, which returns [text, details]: log it and send it as a message. A
