@@ -1,0 +1,209 @@
+//! An HTTP/1.1 server on 127.0.0.1 (a free port) for the fakes the krobs talk to: hyper's
+//! server on a thread of its own with a single-threaded tokio runtime. Every request goes to a
+//! handler as a [`Request`] (method, decoded path, query parameters, body); the handler answers
+//! with a [`Reply`]: a status and a body, or [`Reply::Close`], which drops the connection
+//! without an answer (a server that dies mid-request). Every answer carries the server's own
+//! headers (Elasticsearch's `X-elastic-product`, say). Stopped on drop.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+/// One request as the handler sees it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// The path, percent-decoded, without the query.
+    pub path: String,
+    /// The query parameters, decoded (a repeated name keeps its last value).
+    pub query: BTreeMap<String, String>,
+    /// The raw query string, as sent (empty when there is none).
+    pub raw_query: String,
+    pub content_type: Option<String>,
+    pub body: String,
+}
+
+impl Request {
+    /// The query parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+}
+
+/// What the handler answers.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Status, content type and body.
+    Body(u16, &'static str, String),
+    /// Close the connection without an answer.
+    Close,
+}
+
+impl Reply {
+    pub fn json(status: u16, value: &serde_json::Value) -> Reply {
+        Reply::Body(status, "application/json", value.to_string())
+    }
+
+    pub fn text(status: u16, text: impl Into<String>) -> Reply {
+        Reply::Body(status, "text/plain; charset=UTF-8", text.into())
+    }
+}
+
+/// The answer when the handler says [`Reply::Close`]: hyper closes a connection whose service
+/// fails, without writing a response.
+#[derive(Debug)]
+struct Closed;
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection closed on purpose")
+    }
+}
+
+impl std::error::Error for Closed {}
+
+pub type Handler = Arc<dyn Fn(Request) -> Reply + Send + Sync>;
+
+/// The running server.
+pub struct HttpServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    pub fn start(headers: &'static [(&'static str, &'static str)], handler: Handler) -> HttpServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        accepted = listener.accept() => {
+                            let Ok((stream, _)) = accepted else { continue };
+                            let handler = handler.clone();
+                            tokio::spawn(async move {
+                                let service =
+                                    service_fn(move |req| serve(headers, handler.clone(), req));
+                                // A closed or broken connection is the client's business.
+                                let _ = http1::Builder::new()
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        HttpServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn serve(
+    headers: &'static [(&'static str, &'static str)],
+    handler: Handler,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Closed> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(Closed),
+    };
+    let raw_query = parts.uri.query().unwrap_or("").to_string();
+    let request = Request {
+        method: parts.method.to_string(),
+        path: percent_decode(parts.uri.path()),
+        query: parse_query(&raw_query),
+        raw_query,
+        content_type: parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    // The handler takes locks only briefly and never waits on the network.
+    match handler(request) {
+        Reply::Body(status, content_type, text) => {
+            let mut response = hyper::Response::builder()
+                .status(status)
+                .header(hyper::header::CONTENT_TYPE, content_type);
+            for (name, value) in headers {
+                response = response.header(*name, *value);
+            }
+            Ok(response
+                .body(Full::new(Bytes::from(text)))
+                .expect("a valid response"))
+        }
+        Reply::Close => Err(Closed),
+    }
+}
+
+/// `a=1&b=x%2Cy` as a map, `+` as a space.
+pub fn parse_query(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
