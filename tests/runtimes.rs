@@ -48,6 +48,14 @@ fn on_debian_bases(text: &str) -> String {
         if lang == "scala" {
             continue;
         }
+        if text.contains(&format!("[languages.{lang}]")) {
+            // the e2e config already builds this runtime on its Debian base
+            assert!(
+                text.contains(&format!("BASE_IMAGE = \"{base}\"")),
+                "the e2e config's [languages.{lang}] builds on {base}"
+            );
+            continue;
+        }
         sections.push_str(&format!(
             "\n[languages.{lang}]\nbuild_args = {{ BASE_IMAGE = \"{base}\" }}\n"
         ));
