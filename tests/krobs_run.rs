@@ -1,7 +1,7 @@
 //! `krobs-run` (runtime/krobs-run), the entrypoint of every krob, run as the container's PID 1
 //! in the Debian bases of every runtime (`tests/run.sh` makes them), as `render` runs a krob:
-//! non-root, read-only root file system, a writable `/tmp`, against a recording monitor on
-//! 127.0.0.1 (`--network host`). Every event is checked against
+//! non-root, read-only root file system, a writable `/tmp`, against the recording monitor of
+//! tests/support on 127.0.0.1 (`--network host`). Every event is checked against
 //! schema/monitor-event-v1.schema.json with `check-jsonschema`.
 //!
 //! The language libraries' `message`/`metric` are run the same way, in their runtime's base.
@@ -12,11 +12,12 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::monitor::FakeMonitor;
 use support::services::{debian_base, debian_bases, describe, free_port, require_services};
 
 const ENTRYPOINT: &str = "/opt/krobs/bin/krobs-run";
@@ -29,79 +30,37 @@ fn project(path: &str) -> PathBuf {
 // The monitor
 // -------------------------------------------------------------------------------------------------
 
-/// One POST the monitor received.
-#[derive(Debug, Clone)]
-struct Posted {
-    method: String,
-    path: String,
-    content_type: String,
-    body: Value,
-}
-
-/// A monitor on 127.0.0.1 (tiny_http) answering 200 to everything and recording it.
-struct Monitor {
-    server: Arc<tiny_http::Server>,
-    posted: Arc<Mutex<Vec<Posted>>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
+/// The recording monitor of tests/support (200 to every POST), with what every event of
+/// krobs-run must look like on the wire: a JSON POST to the URL's path.
+struct Monitor(FakeMonitor);
 
 impl Monitor {
     fn start() -> Monitor {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0"));
-        let posted = Arc::new(Mutex::new(Vec::new()));
-        let (srv, seen) = (server.clone(), posted.clone());
-        let thread = thread::spawn(move || {
-            for mut request in srv.incoming_requests() {
-                let mut body = String::new();
-                let _ = request.as_reader().read_to_string(&mut body);
-                let content_type = request
-                    .headers()
-                    .iter()
-                    .find(|h| h.field.equiv("Content-Type"))
-                    .map(|h| h.value.to_string())
-                    .unwrap_or_default();
-                let body = serde_json::from_str(&body).unwrap_or_else(|e| {
-                    panic!("the monitor got a body that is not JSON ({e}): {body}")
-                });
-                seen.lock().unwrap().push(Posted {
-                    method: request.method().to_string(),
-                    path: request.url().to_string(),
-                    content_type,
-                    body,
-                });
-                let _ = request.respond(tiny_http::Response::from_string("{}"));
-            }
-        });
-        Monitor {
-            server,
-            posted,
-            thread: Some(thread),
-        }
+        Monitor(FakeMonitor::start())
     }
 
     fn url(&self) -> String {
-        format!("http://{}/events", self.server.server_addr())
+        self.0.url()
     }
 
     fn events(&self) -> Vec<Value> {
-        let posted = self.posted.lock().unwrap().clone();
+        let posted = self.0.events();
         for p in &posted {
             assert_eq!(
-                (p.method.as_str(), p.path.as_str(), p.content_type.as_str()),
-                ("POST", "/events", "application/json"),
+                (
+                    p.method.as_str(),
+                    p.path.as_str(),
+                    p.content_type.as_deref()
+                ),
+                ("POST", "/events", Some("application/json")),
                 "{p:?}"
+            );
+            assert!(
+                !p.body.is_string(),
+                "the monitor got a body that is not JSON: {p:?}"
             );
         }
         posted.into_iter().map(|p| p.body).collect()
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
