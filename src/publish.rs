@@ -14,9 +14,10 @@ use tokio::sync::Semaphore;
 
 use crate::build::DockerError;
 use crate::config::{Config, RegistryConfig};
+use crate::digest::DigestError;
 use crate::engine::{Engine, RuntimeBuild};
 use crate::git;
-use crate::layer::{self, Blob, ComposeError, Runtime};
+use crate::layer::{self, Blob, ComposeError, Digested, Runtime};
 use crate::manifest::{Outcome, Published};
 use crate::plan::{LanguagePlan, Plan, RegistryState};
 use crate::progress::Progress;
@@ -48,6 +49,15 @@ pub enum PublishError {
     },
     #[error(transparent)]
     Compose(#[from] ComposeError),
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    #[error("[{language}] the scripts changed during the run: the plan named the scripts layer {planned}, the upload would be {now}; rerun once nothing writes to `{dir}`")]
+    ScriptsChanged {
+        language: String,
+        dir: String,
+        planned: String,
+        now: String,
+    },
     #[error("[{language}] the runtime `{image}` was pushed but the registry does not have it{}: rerun once the registry is healthy", .what.as_deref().map(|w| format!(" ({w})")).unwrap_or_default())]
     RuntimeMissing {
         language: String,
@@ -522,7 +532,12 @@ async fn append_scripts(
 ) -> Result<layer::Image, PublishError> {
     let name = &lp.language.name;
     let repo = repository_path(config, name);
-    let runtime = fetch_runtime(registry, lp, &repo, runtime).await?;
+    // The layer's bytes are written again only now, while the runtime is read.
+    let (runtime, layer_bytes) =
+        futures_util::future::try_join(fetch_runtime(registry, lp, &repo, runtime), async {
+            layer_bytes(lp).await
+        })
+        .await?;
     let image = layer::compose(
         &format!("{}:{}", lp.repository, lp.runtime_tag),
         &runtime,
@@ -539,7 +554,7 @@ async fn append_scripts(
     let layer_push = registry.push_blob(
         &repo,
         &lp.layer.blob.digest,
-        lp.layer.blob.bytes.clone(),
+        layer_bytes,
         mount_from.as_deref(),
     );
     let config_pushes = futures_util::future::try_join_all(
@@ -574,11 +589,31 @@ async fn append_scripts(
     Ok(image)
 }
 
-fn progress_blob(language: &str, blob: &Blob, pushed: crate::registry::BlobPush) {
+/// The scripts layer's bytes, written again for the upload (off the async threads); they must
+/// be the bytes the plan described, whose digest names the image.
+async fn layer_bytes(lp: &LanguagePlan) -> Result<Bytes, PublishError> {
+    let context = lp.language.context.clone();
+    let dir = lp.language.image_scripts_dir.clone();
+    let (written, bytes) =
+        tokio::task::spawn_blocking(move || layer::write_layer(&context, &dir, Vec::new()))
+            .await
+            .expect("writing the scripts layer does not panic")?;
+    if written.blob != lp.layer.blob {
+        return Err(PublishError::ScriptsChanged {
+            language: lp.language.name.clone(),
+            dir: lp.language.dir.clone(),
+            planned: lp.layer.blob.digest.clone(),
+            now: written.blob.digest,
+        });
+    }
+    Ok(bytes.into())
+}
+
+fn progress_blob(language: &str, blob: &Digested, pushed: crate::registry::BlobPush) {
     tracing::debug!(
         language,
         digest = blob.digest,
-        size = blob.size(),
+        size = blob.size,
         ?pushed,
         "scripts layer"
     );
