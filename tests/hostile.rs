@@ -679,6 +679,22 @@ fn huge_sparse_script_is_hashed_streaming() {
 }
 
 #[test]
+fn huge_sparse_script_gets_its_layer_described_streaming() {
+    // The plan names the image by the scripts layer's digest: tar, gzip and both digests are
+    // computed as the script is read, not from a copy of it in memory.
+    let repo = Repo::fixture();
+    sparse(
+        &repo,
+        "languages/bash/scripts/big.sh",
+        &bash_script("a", "exit 0"),
+        256 << 20,
+    );
+    let run = krobs(&repo, &["--dry-run"]).success();
+    assert!(run.stdout.contains("script   bash/big "), "{run}");
+    assert!(children_max_rss_kib() < MAX_RSS_KIB);
+}
+
+#[test]
 fn header_must_end_within_its_limit() {
     let repo = Repo::fixture();
     let mut text = String::from("# ---\n# owner = \"a\"\n");
