@@ -51,6 +51,7 @@ impl Error {
                 PublishError::Docker(DockerError::Push { .. }) => exit::REGISTRY,
                 PublishError::Docker(_) => exit::DOCKER,
                 PublishError::Digest(_) | PublishError::ScriptsChanged { .. } => exit::INPUT,
+                PublishError::TempFile(_) => exit::INTERNAL,
                 _ => exit::REGISTRY,
             },
             Error::Release(e) => e.exit_code(),

@@ -24,7 +24,7 @@ use crate::progress::Progress;
 use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, Ecr, RepositoryInfo};
 use crate::registry::retry::RetryPolicy;
-use crate::registry::{Credentials, Lookup, Registry, RegistryClient, RegistryError};
+use crate::registry::{BlobBody, Credentials, Lookup, Registry, RegistryClient, RegistryError};
 use crate::release::commit_tag;
 
 /// The mutable alias pushed where the repository allows moving tags.
@@ -51,6 +51,8 @@ pub enum PublishError {
     Compose(#[from] ComposeError),
     #[error(transparent)]
     Digest(#[from] DigestError),
+    #[error("cannot write the scripts layer to a temporary file: {0}; set `TMPDIR` to a writable folder with room for it")]
+    TempFile(#[source] std::io::Error),
     #[error("[{language}] the scripts changed during the run: the plan named the scripts layer {planned}, the upload would be {now}; rerun once nothing writes to `{dir}`")]
     ScriptsChanged {
         language: String,
@@ -533,9 +535,9 @@ async fn append_scripts(
     let name = &lp.language.name;
     let repo = repository_path(config, name);
     // The layer's bytes are written again only now, while the runtime is read.
-    let (runtime, layer_bytes) =
+    let (runtime, layer_body) =
         futures_util::future::try_join(fetch_runtime(registry, lp, &repo, runtime), async {
-            layer_bytes(lp).await
+            layer_file(lp).await
         })
         .await?;
     let image = layer::compose(
@@ -554,14 +556,14 @@ async fn append_scripts(
     let layer_push = registry.push_blob(
         &repo,
         &lp.layer.blob.digest,
-        layer_bytes,
+        layer_body,
         mount_from.as_deref(),
     );
     let config_pushes = futures_util::future::try_join_all(
         image
             .configs
             .iter()
-            .map(|c| registry.push_blob(&repo, &c.digest, c.bytes.clone(), None)),
+            .map(|c| registry.push_blob(&repo, &c.digest, c.bytes.clone().into(), None)),
     );
     let (pushed, _) = futures_util::future::try_join(layer_push, config_pushes).await?;
     progress_blob(name, &lp.layer.blob, pushed);
@@ -589,15 +591,22 @@ async fn append_scripts(
     Ok(image)
 }
 
-/// The scripts layer's bytes, written again for the upload (off the async threads); they must
-/// be the bytes the plan described, whose digest names the image.
-async fn layer_bytes(lp: &LanguagePlan) -> Result<Bytes, PublishError> {
+/// The scripts layer, written again for the upload into an unnamed temporary file (off the
+/// async threads), which the upload streams: a big layer is never held in memory. Its bytes
+/// must be the ones the plan described, whose digest names the image.
+async fn layer_file(lp: &LanguagePlan) -> Result<BlobBody, PublishError> {
     let context = lp.language.context.clone();
     let dir = lp.language.image_scripts_dir.clone();
-    let (written, bytes) =
-        tokio::task::spawn_blocking(move || layer::write_layer(&context, &dir, Vec::new()))
-            .await
-            .expect("writing the scripts layer does not panic")?;
+    let (written, file) = tokio::task::spawn_blocking(move || {
+        let file = tempfile::tempfile().map_err(PublishError::TempFile)?;
+        let (written, out) = layer::write_layer(&context, &dir, std::io::BufWriter::new(file))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| PublishError::TempFile(e.into_error()))?;
+        Ok::<_, PublishError>((written, file))
+    })
+    .await
+    .expect("writing the scripts layer does not panic")?;
     if written.blob != lp.layer.blob {
         return Err(PublishError::ScriptsChanged {
             language: lp.language.name.clone(),
@@ -606,7 +615,10 @@ async fn layer_bytes(lp: &LanguagePlan) -> Result<Bytes, PublishError> {
             now: written.blob.digest,
         });
     }
-    Ok(bytes.into())
+    Ok(BlobBody::File {
+        file: Arc::new(file),
+        size: written.blob.size,
+    })
 }
 
 fn progress_blob(language: &str, blob: &Digested, pushed: crate::registry::BlobPush) {
@@ -846,9 +858,17 @@ mod tests {
             &self,
             repository: &str,
             digest: &str,
-            bytes: Bytes,
+            body: BlobBody,
             mount_from: Option<&str>,
         ) -> Result<BlobPush, RegistryError> {
+            let bytes = match body {
+                BlobBody::Bytes(bytes) => bytes,
+                BlobBody::File { file, size } => {
+                    let mut bytes = vec![0; size as usize];
+                    std::os::unix::fs::FileExt::read_exact_at(&*file, &mut bytes, 0).unwrap();
+                    Bytes::from(bytes)
+                }
+            };
             assert_eq!(layer::sha256(&bytes), digest);
             let mut b = self.blobs.lock().unwrap();
             let key = (repository.to_string(), digest.to_string());
