@@ -53,6 +53,8 @@ impl Error {
                 // A push that fails is the registry failing, seen through the daemon.
                 PublishError::Docker(DockerError::Push { .. }) => exit::REGISTRY,
                 PublishError::Docker(_) => exit::DOCKER,
+                PublishError::Digest(_) | PublishError::ScriptsChanged { .. } => exit::INPUT,
+                PublishError::TempFile(_) => exit::INTERNAL,
                 _ => exit::REGISTRY,
             },
             Error::Release(e) => e.exit_code(),

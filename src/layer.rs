@@ -12,7 +12,7 @@
 //! every platform and a new index.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 
 use bytes::Bytes;
 use flate2::write::GzEncoder;
@@ -63,27 +63,128 @@ pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// The gzipped scripts layer.
+/// A blob known by its digest and size, its bytes not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digested {
+    /// `sha256:` + hex.
+    pub digest: String,
+    pub size: u64,
+}
+
+/// The gzipped scripts layer, described: its bytes are written again where they are uploaded
+/// (see [`write_layer`]), so that a plan holds no script in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptsLayer {
-    /// The `.tar.gz` bytes and their digest (what the manifest names).
-    pub blob: Blob,
+    /// The `.tar.gz`: its digest and size (what the manifest names).
+    pub blob: Digested,
     /// sha256 of the uncompressed tar (what the config's `rootfs.diff_ids` names).
     pub diff_id: String,
     /// Where the scripts are in the image.
     pub image_dir: String,
 }
 
-/// Writes the layer of the `scripts/` entries of a language's context, at `image_dir`. The
-/// layer is part of the image's identity: a file that cannot be read is a digest error.
+/// Describes the layer of the `scripts/` entries of a language's context, at `image_dir`,
+/// streaming: tar, gzip and both digests at once, no bytes kept. The layer is part of the
+/// image's identity: a file that cannot be read is a digest error.
 pub fn scripts_layer(context: &Context, image_dir: &str) -> Result<ScriptsLayer, DigestError> {
+    write_layer(context, image_dir, std::io::sink()).map(|(layer, _)| layer)
+}
+
+/// Writes the gzipped layer into `out` as it is made, and describes it.
+pub fn write_layer<W: Write>(
+    context: &Context,
+    image_dir: &str,
+    out: W,
+) -> Result<(ScriptsLayer, W), DigestError> {
     let image_dir = format!("/{}", image_dir.trim_matches('/'));
+    let fail = |cause| DigestError {
+        path: Path::new(SCRIPTS_DIR).to_path_buf(),
+        cause,
+    };
+    let tar = write_tar(context, &image_dir, Hashing::new(gzip(Hashing::new(out))))?;
+    let diff_id = tar.digest();
+    let gz = tar.inner.finish().map_err(fail)?;
+    let blob = Digested {
+        digest: gz.digest(),
+        size: gz.len,
+    };
+    Ok((
+        ScriptsLayer {
+            blob,
+            diff_id,
+            image_dir,
+        },
+        gz.inner,
+    ))
+}
+
+/// The gzip encoder of the layer: fixed settings and an empty gzip header (no file name,
+/// mtime 0, OS byte fixed by the encoder).
+fn gzip<W: Write>(out: W) -> GzEncoder<W> {
+    GzBuilder::new().mtime(0).write(out, Compression::new(6))
+}
+
+/// A writer that hashes and counts what goes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    len: u64,
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Hashing<W> {
+        Hashing {
+            inner,
+            hash: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    fn digest(&self) -> String {
+        format!("sha256:{}", hex::encode(self.hash.clone().finalize()))
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A file's first `len` bytes, exactly: a file that shrank since its size was read is an
+/// error, not a short entry in the tar.
+struct Exactly<R> {
+    inner: std::io::Take<R>,
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.inner.limit() > 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "it shrank while Krobs read it: rerun once nothing writes to it",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Writes the uncompressed tar of the layer into `out`; `image_dir` starts with `/`.
+fn write_tar<W: Write>(context: &Context, image_dir: &str, out: W) -> Result<W, DigestError> {
     let err = |path: &Path| {
         let path = path.to_path_buf();
         move |cause| DigestError { path, cause }
     };
     let scripts = Path::new(SCRIPTS_DIR);
-    let mut tar = tar::Builder::new(Vec::new());
+    let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
     let dir_header = || {
         let mut h = tar::Header::new_gnu();
@@ -148,17 +249,17 @@ pub fn scripts_layer(context: &Context, image_dir: &str) -> Result<ScriptsLayer,
                         crate::repo::Refusal::Io(e) => err(&entry.source)(e),
                         other => err(&entry.source)(std::io::Error::other(other.to_string())),
                     })?;
-                let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-                std::io::Read::read_to_end(&mut std::io::Read::take(file, meta.len()), &mut bytes)
-                    .map_err(err(&entry.source))?;
                 let mut h = tar::Header::new_gnu();
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(if *executable { 0o755 } else { 0o644 });
-                h.set_size(bytes.len() as u64);
+                h.set_size(meta.len());
                 h.set_uid(0);
                 h.set_gid(0);
                 h.set_mtime(0);
-                tar.append_data(&mut h, &path, bytes.as_slice())
+                let data = Exactly {
+                    inner: file.take(meta.len()),
+                };
+                tar.append_data(&mut h, &path, data)
                     .map_err(err(&entry.source))?;
             }
             EntryKind::Symlink { target } => {
@@ -174,19 +275,7 @@ pub fn scripts_layer(context: &Context, image_dir: &str) -> Result<ScriptsLayer,
             }
         }
     }
-    let tar = tar.into_inner().map_err(err(scripts))?;
-    let diff_id = sha256(&tar);
-    // An empty gzip header: no file name, mtime 0, OS byte fixed by the encoder.
-    let mut gz: GzEncoder<Vec<u8>> = GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), Compression::new(6));
-    gz.write_all(&tar).map_err(err(scripts))?;
-    let gz = gz.finish().map_err(err(scripts))?;
-    Ok(ScriptsLayer {
-        blob: Blob::new(gz),
-        diff_id,
-        image_dir,
-    })
+    tar.into_inner().map_err(err(scripts))
 }
 
 /// The runtime, as the registry serves it.
@@ -409,7 +498,7 @@ fn compose_one(
     };
     layers.push(json!({
         "mediaType": layer_type,
-        "size": layer.blob.size(),
+        "size": layer.blob.size,
         "digest": layer.blob.digest,
     }));
     let Some(cfg) = m.get_mut("config").and_then(Value::as_object_mut) else {
@@ -454,13 +543,21 @@ mod tests {
         .unwrap();
     }
 
-    fn layer_of(root: &Path) -> ScriptsLayer {
-        let ctx = Context::collect(&crate::repo::Repo::new(root).unwrap(), "l", &[]).unwrap();
-        scripts_layer(&ctx, "/opt/krobs/scripts").unwrap()
+    fn context_of(root: &Path) -> Context {
+        Context::collect(&crate::repo::Repo::new(root).unwrap(), "l", &[]).unwrap()
     }
 
-    fn entries(layer: &ScriptsLayer) -> Vec<(String, u32, u64, u64, u64)> {
-        let tar = flate2::read::GzDecoder::new(&layer.blob.bytes[..]);
+    /// The layer as described at plan time, and its bytes as written for an upload.
+    fn layer_of(root: &Path) -> (ScriptsLayer, Vec<u8>) {
+        let ctx = context_of(root);
+        let described = scripts_layer(&ctx, "/opt/krobs/scripts").unwrap();
+        let (written, bytes) = write_layer(&ctx, "opt/krobs/scripts/", Vec::new()).unwrap();
+        assert_eq!(described, written, "described and written alike");
+        (described, bytes)
+    }
+
+    fn entries(bytes: &[u8]) -> Vec<(String, u32, u64, u64, u64)> {
+        let tar = flate2::read::GzDecoder::new(bytes);
         let mut archive = tar::Archive::new(tar);
         archive
             .entries()
@@ -496,11 +593,16 @@ mod tests {
         std::os::unix::fs::chown(&f, Some(4242), Some(4242)).unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
 
-        let la = layer_of(a.path());
-        assert_eq!(la, layer_of(b.path()), "same scripts, same bytes");
-        assert_eq!(la.blob.digest, sha256(&la.blob.bytes));
+        let (la, bytes) = layer_of(a.path());
         assert_eq!(
-            entries(&la),
+            (&la, &bytes),
+            (&layer_of(b.path()).0, &layer_of(b.path()).1),
+            "same scripts, same bytes"
+        );
+        assert_eq!(la.blob.digest, sha256(&bytes));
+        assert_eq!(la.blob.size, bytes.len() as u64);
+        assert_eq!(
+            entries(&bytes),
             [
                 ("opt/".to_string(), 0o755, 0, 0, 0),
                 ("opt/krobs/".to_string(), 0o755, 0, 0, 0),
@@ -514,19 +616,71 @@ mod tests {
             ]
         );
         // The gzip header carries no name and no time.
-        assert_eq!(&la.blob.bytes[..4], &[0x1f, 0x8b, 8, 0]);
-        assert_eq!(&la.blob.bytes[4..8], &[0, 0, 0, 0]);
+        assert_eq!(&bytes[..4], &[0x1f, 0x8b, 8, 0]);
+        assert_eq!(&bytes[4..8], &[0, 0, 0, 0]);
         // The diff_id is the sha256 of the tar.
         let mut tar = Vec::new();
-        std::io::Read::read_to_end(
-            &mut flate2::read::GzDecoder::new(&la.blob.bytes[..]),
-            &mut tar,
-        )
-        .unwrap();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_end(&mut tar)
+            .unwrap();
         assert_eq!(la.diff_id, sha256(&tar));
 
         fs::write(a.path().join("l/scripts/b.sh"), "echo B\n").unwrap();
-        assert_ne!(layer_of(a.path()).blob.digest, la.blob.digest);
+        assert_ne!(layer_of(a.path()).0.blob.digest, la.blob.digest);
+    }
+
+    #[test]
+    fn streaming_gives_the_bytes_of_the_whole_tar_gzipped_at_once() {
+        // Before it streamed, the layer was the whole tar in memory, gzipped in one write:
+        // streaming must not change a byte (nor, so, any image digest), whatever the sizes.
+        let t = tempfile::tempdir().unwrap();
+        language(t.path(), false, 0o755);
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for (i, len) in [0usize, 1, 511, 512, 513, 65_535, 1 << 20, 3 << 20]
+            .into_iter()
+            .enumerate()
+        {
+            let text: Vec<u8> = (0..len)
+                .map(|j| {
+                    // Half noise, half text, so that deflate has both kinds of block.
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    if (j / 4096) % 2 == 0 {
+                        (state >> 56) as u8
+                    } else {
+                        b"echo a\n"[j % 7]
+                    }
+                })
+                .collect();
+            fs::write(t.path().join(format!("l/scripts/f{i}.sh")), text).unwrap();
+        }
+        let ctx = context_of(t.path());
+        let tar = write_tar(&ctx, "/opt/krobs/scripts", Vec::new()).unwrap();
+        let mut gz = gzip(Vec::new());
+        gz.write_all(&tar).unwrap();
+        let at_once = gz.finish().unwrap();
+        let (layer, streamed) = write_layer(&ctx, "/opt/krobs/scripts", Vec::new()).unwrap();
+        assert!(streamed == at_once, "streamed bytes differ");
+        assert_eq!(layer.blob.digest, sha256(&at_once));
+        assert_eq!(layer.blob.size, at_once.len() as u64);
+        assert_eq!(layer.diff_id, sha256(&tar));
+    }
+
+    #[test]
+    fn a_script_that_shrinks_while_it_is_read_is_an_error() {
+        // The tar header already holds the size read before: fewer bytes would shift every
+        // entry after it.
+        let mut short = Exactly {
+            inner: (&b"echo a\n"[..]).take(100),
+        };
+        let e = std::io::copy(&mut short, &mut std::io::sink()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().contains("shrank"), "{e}");
+        let mut exact = Exactly {
+            inner: (&b"echo a\n"[..]).take(7),
+        };
+        assert_eq!(std::io::copy(&mut exact, &mut std::io::sink()).unwrap(), 7);
     }
 
     fn config() -> Blob {
@@ -558,7 +712,10 @@ mod tests {
 
     fn layer() -> ScriptsLayer {
         ScriptsLayer {
-            blob: Blob::new(&b"layer"[..]),
+            blob: Digested {
+                digest: sha256(b"layer"),
+                size: 5,
+            },
             diff_id: "sha256:diff".to_string(),
             image_dir: "/opt/krobs/scripts".to_string(),
         }

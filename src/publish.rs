@@ -14,16 +14,17 @@ use tokio::sync::Semaphore;
 
 use crate::build::DockerError;
 use crate::config::{Config, RegistryConfig};
+use crate::digest::DigestError;
 use crate::engine::{Engine, RuntimeBuild};
 use crate::git;
-use crate::layer::{self, Blob, ComposeError, Runtime};
+use crate::layer::{self, Blob, ComposeError, Digested, Runtime};
 use crate::manifest::{Outcome, Published};
 use crate::plan::{LanguagePlan, Plan, RegistryState};
 use crate::progress::Progress;
 use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, Ecr, RepositoryInfo};
 use crate::registry::retry::RetryPolicy;
-use crate::registry::{Credentials, Lookup, Registry, RegistryClient, RegistryError};
+use crate::registry::{BlobBody, Credentials, Lookup, Registry, RegistryClient, RegistryError};
 use crate::release::commit_tag;
 
 /// The mutable alias pushed where the repository allows moving tags.
@@ -48,6 +49,17 @@ pub enum PublishError {
     },
     #[error(transparent)]
     Compose(#[from] ComposeError),
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    #[error("cannot write the scripts layer to a temporary file: {0}; set `TMPDIR` to a writable folder with room for it")]
+    TempFile(#[source] std::io::Error),
+    #[error("[{language}] the scripts changed during the run: the plan named the scripts layer {planned}, the upload would be {now}; rerun once nothing writes to `{dir}`")]
+    ScriptsChanged {
+        language: String,
+        dir: String,
+        planned: String,
+        now: String,
+    },
     #[error("[{language}] the runtime `{image}` was pushed but the registry does not have it{}: rerun once the registry is healthy", .what.as_deref().map(|w| format!(" ({w})")).unwrap_or_default())]
     RuntimeMissing {
         language: String,
@@ -171,7 +183,7 @@ pub enum Decision {
     /// The image's content tag is in the registry.
     Reuse { digest: String },
     /// The runtime is in the registry: put the scripts layer on it.
-    AppendScripts { runtime: String },
+    AppendScripts { runtime: RuntimeManifest },
     /// The runtime is missing: the Docker Engine builds it, then the scripts layer goes on.
     BuildRuntime,
 }
@@ -188,10 +200,39 @@ pub async fn decide(
         });
     }
     let repo = repository_path(config, &lp.language.name);
-    Ok(match registry.lookup(&repo, &lp.runtime_tag).await? {
-        Lookup::Present { digest } => Decision::AppendScripts { runtime: digest },
-        Lookup::Missing => Decision::BuildRuntime,
-    })
+    // Read at once rather than looked up: the scripts layer goes on this very manifest.
+    Ok(
+        match read_runtime(registry, &repo, &lp.runtime_tag).await? {
+            Some(runtime) => Decision::AppendScripts { runtime },
+            None => Decision::BuildRuntime,
+        },
+    )
+}
+
+/// A runtime's manifest (or index) as the registry serves it, and its digest: the sha256 of
+/// those bytes, on which the scripts layer goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeManifest {
+    pub digest: String,
+    /// `Content-Type`.
+    pub media_type: Option<String>,
+    pub body: Bytes,
+}
+
+/// Reads a runtime's manifest by tag or digest; `None` when the registry does not have it.
+async fn read_runtime(
+    registry: &impl Registry,
+    repo: &str,
+    reference: &str,
+) -> Result<Option<RuntimeManifest>, RegistryError> {
+    Ok(registry
+        .get_manifest(repo, reference)
+        .await?
+        .map(|fetched| RuntimeManifest {
+            digest: layer::sha256(&fetched.body),
+            media_type: fetched.media_type,
+            body: fetched.body,
+        }))
 }
 
 /// The labels of a runtime: content only (no commit, no source URL), so that the same inputs
@@ -265,7 +306,7 @@ pub async fn publish(
                     Decision::AppendScripts { runtime } => {
                         progress.log(
                             name,
-                            &format!("runtime `{}` is there ({runtime})", lp.runtime_tag),
+                            &format!("runtime `{}` is there ({})", lp.runtime_tag, runtime.digest),
                         );
                         (runtime, false)
                     }
@@ -314,9 +355,9 @@ pub async fn publish(
                             }
                         }
                         // The registry says the runtime's digest, not the daemon.
-                        let runtime = match registry.lookup(&repo, &lp.runtime_tag).await? {
-                            Lookup::Present { digest } => digest,
-                            Lookup::Missing => {
+                        let runtime = match read_runtime(registry, &repo, &lp.runtime_tag).await? {
+                            Some(runtime) => runtime,
+                            None => {
                                 return Err(PublishError::RuntimeMissing {
                                     language: name.clone(),
                                     image: format!("{}:{}", lp.repository, lp.runtime_tag),
@@ -337,13 +378,27 @@ pub async fn publish(
                 let image = loop {
                     attempts += 1;
                     let made = append_scripts(config, plan, lp, &runtime, registry).await;
-                    let now = match registry.lookup(&repo, &lp.runtime_tag).await? {
+                    // The content tag must name the image put, and the runtime tag must still
+                    // name its runtime: both asked at once.
+                    let verified = async {
+                        match &made {
+                            Ok(image) => verify(registry, config, lp, image.digest()).await,
+                            Err(_) => Ok(()),
+                        }
+                    };
+                    let (verified, now) = futures_util::future::join(
+                        verified,
+                        registry.lookup(&repo, &lp.runtime_tag),
+                    )
+                    .await;
+                    let made = made.and_then(|image| verified.map(|()| image));
+                    let now = match now? {
                         Lookup::Present { digest } => digest,
-                        Lookup::Missing => runtime.clone(),
+                        Lookup::Missing => runtime.digest.clone(),
                     };
                     match made {
-                        Ok(image) if now == runtime => break image,
-                        Err(e) if now == runtime || attempts == 3 => return Err(e),
+                        Ok(image) if now == runtime.digest => break image,
+                        Err(e) if now == runtime.digest || attempts == 3 => return Err(e),
                         Ok(image) if attempts == 3 => break image,
                         _ => {
                             progress.log(
@@ -353,10 +408,18 @@ pub async fn publish(
                                     lp.runtime_tag
                                 ),
                             );
-                            runtime = now;
+                            runtime =
+                                read_runtime(registry, &repo, &now).await?.ok_or_else(|| {
+                                    PublishError::RuntimeMissing {
+                                        language: name.clone(),
+                                        image: format!("{}:{}", lp.repository, lp.runtime_tag),
+                                        what: Some(format!("its manifest {now}")),
+                                    }
+                                })?;
                         }
                     }
                 };
+                let runtime = runtime.digest;
                 let outcome = if built {
                     Outcome::RuntimeBuilt { runtime }
                 } else {
@@ -465,7 +528,7 @@ async fn fetch_runtime(
     registry: &impl Registry,
     lp: &LanguagePlan,
     repo: &str,
-    digest: &str,
+    fetched: &RuntimeManifest,
 ) -> Result<Runtime, PublishError> {
     let image = format!("{}:{}", lp.repository, lp.runtime_tag);
     let missing = |what: String| PublishError::RuntimeMissing {
@@ -473,11 +536,7 @@ async fn fetch_runtime(
         image: image.clone(),
         what: Some(what),
     };
-    // By the digest the decision saw, so the image is made of exactly that runtime.
-    let fetched = registry
-        .get_manifest(repo, digest)
-        .await?
-        .ok_or_else(|| missing("its manifest".to_string()))?;
+    // The manifest the decision read, so the image is made of exactly that runtime.
     let media_type = layer::media_type_of(&fetched.body, fetched.media_type.as_deref());
     let config_of = |manifest: Bytes| {
         let image = &image;
@@ -502,28 +561,34 @@ async fn fetch_runtime(
             images.push(config_of(child.body).await?);
         }
         Ok(Runtime::Index {
-            index: Blob::new(fetched.body),
+            index: Blob::new(fetched.body.clone()),
             images,
         })
     } else {
-        let (manifest, config) = config_of(fetched.body).await?;
+        let (manifest, config) = config_of(fetched.body.clone()).await?;
         Ok(Runtime::Image { manifest, config })
     }
 }
 
 /// Puts the scripts layer on the runtime, through the registry API only: the layer blob
 /// (mounted from another language's repository when it holds the same layer), the configs,
-/// the manifests; the content tag must then answer the digest of the bytes put.
+/// the manifests. The caller then checks that the content tag answers the digest of the bytes
+/// put.
 async fn append_scripts(
     config: &Config,
     plan: &Plan,
     lp: &LanguagePlan,
-    runtime: &str,
+    runtime: &RuntimeManifest,
     registry: &impl Registry,
 ) -> Result<layer::Image, PublishError> {
     let name = &lp.language.name;
     let repo = repository_path(config, name);
-    let runtime = fetch_runtime(registry, lp, &repo, runtime).await?;
+    // The layer's bytes are written again only now, while the runtime is read.
+    let (runtime, layer_body) =
+        futures_util::future::try_join(fetch_runtime(registry, lp, &repo, runtime), async {
+            layer_file(lp).await
+        })
+        .await?;
     let image = layer::compose(
         &format!("{}:{}", lp.repository, lp.runtime_tag),
         &runtime,
@@ -540,14 +605,14 @@ async fn append_scripts(
     let layer_push = registry.push_blob(
         &repo,
         &lp.layer.blob.digest,
-        lp.layer.blob.bytes.clone(),
+        layer_body,
         mount_from.as_deref(),
     );
     let config_pushes = futures_util::future::try_join_all(
         image
             .configs
             .iter()
-            .map(|c| registry.push_blob(&repo, &c.digest, c.bytes.clone(), None)),
+            .map(|c| registry.push_blob(&repo, &c.digest, c.bytes.clone().into(), None)),
     );
     let (pushed, _) = futures_util::future::try_join(layer_push, config_pushes).await?;
     progress_blob(name, &lp.layer.blob, pushed);
@@ -571,15 +636,44 @@ async fn append_scripts(
             image.digest(),
         )
         .await?;
-    verify(registry, config, lp, image.digest()).await?;
     Ok(image)
 }
 
-fn progress_blob(language: &str, blob: &Blob, pushed: crate::registry::BlobPush) {
+/// The scripts layer, written again for the upload into an unnamed temporary file (off the
+/// async threads), which the upload streams: a big layer is never held in memory. Its bytes
+/// must be the ones the plan described, whose digest names the image.
+async fn layer_file(lp: &LanguagePlan) -> Result<BlobBody, PublishError> {
+    let context = lp.language.context.clone();
+    let dir = lp.language.image_scripts_dir.clone();
+    let (written, file) = tokio::task::spawn_blocking(move || {
+        let file = tempfile::tempfile().map_err(PublishError::TempFile)?;
+        let (written, out) = layer::write_layer(&context, &dir, std::io::BufWriter::new(file))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| PublishError::TempFile(e.into_error()))?;
+        Ok::<_, PublishError>((written, file))
+    })
+    .await
+    .expect("writing the scripts layer does not panic")?;
+    if written.blob != lp.layer.blob {
+        return Err(PublishError::ScriptsChanged {
+            language: lp.language.name.clone(),
+            dir: lp.language.dir.clone(),
+            planned: lp.layer.blob.digest.clone(),
+            now: written.blob.digest,
+        });
+    }
+    Ok(BlobBody::File {
+        file: Arc::new(file),
+        size: written.blob.size,
+    })
+}
+
+fn progress_blob(language: &str, blob: &Digested, pushed: crate::registry::BlobPush) {
     tracing::debug!(
         language,
         digest = blob.digest,
-        size = blob.size(),
+        size = blob.size,
         ?pushed,
         "scripts layer"
     );
@@ -617,7 +711,7 @@ struct ExtraTags {
 /// Adds the extra tags, registry-side: `git-<commit>` always, and the mutable alias where the
 /// repository lets tags move. An immutable tag that already names other content is left as it
 /// is, and said so. An image this run made is put under the tag from the bytes at hand (its
-/// media type and manifest); a reused one is read from the registry first.
+/// media type and manifest); a reused one from its manifest, read while the tags are looked up.
 #[allow(clippy::too_many_arguments)]
 async fn extra_tags(
     config: &Config,
@@ -642,16 +736,38 @@ async fn extra_tags(
     } else {
         Some(ALIAS_TAG.to_string())
     };
-    let set = |tag: Option<String>| {
+    // Where tags may move, an image made just now is put under them without asking. A reused
+    // image's manifest is read while its tags are looked up, so that a tag that does not name
+    // it yet is put from those bytes.
+    let there = |tag: &Option<String>| {
+        let (repo, tag) = (&repo, tag.clone());
+        async move {
+            match (tag, made, immutable) {
+                (None, _, _) => Ok(None),
+                (Some(_), Some(_), false) => Ok(Some(Lookup::Missing)),
+                (Some(tag), _, _) => registry.lookup(repo, &tag).await.map(Some),
+            }
+        }
+    };
+    let read = async {
+        match made {
+            Some(_) => Ok(None),
+            None => registry.get_manifest(&repo, digest).await,
+        }
+    };
+    let (fetched, commit_there, alias_there) =
+        futures_util::future::try_join3(read, there(&commit_tag), there(&alias)).await?;
+    let fetched = fetched.map(|f| {
+        let media_type = layer::media_type_of(&f.body, f.media_type.as_deref())
+            .unwrap_or_else(|| layer::DOCKER_MANIFEST.to_string());
+        (media_type, f.body)
+    });
+    let made = made.or(fetched.as_ref().map(|(mt, bytes)| (mt.as_str(), bytes)));
+    let set = |tag: Option<String>, there: Option<Lookup>| {
         let repo = &repo;
         async move {
-            let Some(tag) = tag else {
+            let (Some(tag), Some(there)) = (tag, there) else {
                 return Ok(None);
-            };
-            // Where tags may move, an image made just now is put under them without asking.
-            let there = match (made, immutable) {
-                (Some(_), false) => Lookup::Missing,
-                _ => registry.lookup(repo, &tag).await?,
             };
             match there {
                 Lookup::Present { digest: there } if there == digest => {}
@@ -674,7 +790,8 @@ async fn extra_tags(
             Ok::<_, PublishError>(Some(tag))
         }
     };
-    let (commit, alias) = futures_util::future::join(set(commit_tag), set(alias)).await;
+    let (commit, alias) =
+        futures_util::future::join(set(commit_tag, commit_there), set(alias, alias_there)).await;
     Ok(ExtraTags {
         alias: alias?,
         commit: commit?,
@@ -692,20 +809,20 @@ async fn cache_source(
 ) -> Option<String> {
     let parent = parent?;
     let tag = commit_tag(parent);
-    let Ok(Lookup::Present { digest: image }) = registry.lookup(repo, &tag).await else {
+    // Read rather than looked up: its config names the runtime.
+    let Ok(Some(manifest)) = registry.get_manifest(repo, &tag).await else {
         return None;
     };
     Some(
-        previous_runtime(registry, repo, &image)
+        previous_runtime(registry, repo, &manifest.body)
             .await
-            .unwrap_or(image),
+            .unwrap_or_else(|| layer::sha256(&manifest.body)),
     )
 }
 
-/// The digest of the runtime an image of this repository was made on.
-async fn previous_runtime(registry: &impl Registry, repo: &str, image: &str) -> Option<String> {
-    let manifest = registry.get_manifest(repo, image).await.ok()??;
-    let config_digest = layer::config_digest(repo, &manifest.body).ok()?;
+/// The digest of the runtime an image of this repository (its manifest) was made on.
+async fn previous_runtime(registry: &impl Registry, repo: &str, manifest: &[u8]) -> Option<String> {
+    let config_digest = layer::config_digest(repo, manifest).ok()?;
     let config = registry.get_blob(repo, &config_digest).await.ok()??;
     let config: serde_json::Value = serde_json::from_slice(&config).ok()?;
     let runtime = config
@@ -812,9 +929,17 @@ mod tests {
             &self,
             repository: &str,
             digest: &str,
-            bytes: Bytes,
+            body: BlobBody,
             mount_from: Option<&str>,
         ) -> Result<BlobPush, RegistryError> {
+            let bytes = match body {
+                BlobBody::Bytes(bytes) => bytes,
+                BlobBody::File { file, size } => {
+                    let mut bytes = vec![0; size as usize];
+                    std::os::unix::fs::FileExt::read_exact_at(&*file, &mut bytes, 0).unwrap();
+                    Bytes::from(bytes)
+                }
+            };
             assert_eq!(layer::sha256(&bytes), digest);
             let mut b = self.blobs.lock().unwrap();
             let key = (repository.to_string(), digest.to_string());

@@ -307,30 +307,53 @@ pub async fn publish(
 ) -> Result<Publication, ReleaseError> {
     let repo = &config.manifest_repository;
     let artifact = Artifact::new(manifest_bytes);
-    let present = matches!(
-        client.lookup(repo, &artifact.digest).await?,
-        Lookup::Present { .. }
-    );
-    if !present {
-        client
-            .put_blob(
+    let commit = scope.commit.filter(|_| !scope.partial);
+    // Everything that reads or uploads at once: the artifact looked up, its two blobs (each
+    // `HEAD`ed before any upload), what `git-<commit>` and `latest` name now. Then the puts.
+    let lookup = async {
+        Ok::<_, ReleaseError>(matches!(
+            client.lookup(repo, &artifact.digest).await?,
+            Lookup::Present { .. }
+        ))
+    };
+    let blobs = async {
+        futures_util::future::try_join(
+            client.put_blob(
                 repo,
                 &sha256_digest(EMPTY_CONFIG),
                 Bytes::from_static(EMPTY_CONFIG),
-            )
-            .await?;
-        client
-            .put_blob(repo, &artifact.layer_digest, artifact.layer.clone())
-            .await?;
-        put(client, repo, &artifact.digest, &artifact).await?;
-    }
+            ),
+            client.put_blob(repo, &artifact.layer_digest, artifact.layer.clone()),
+        )
+        .await?;
+        Ok::<_, ReleaseError>(())
+    };
+    let commit_there = async {
+        match commit {
+            Some(commit) => Ok(Some(client.lookup(repo, &commit_tag(commit)).await?)),
+            None => Ok::<_, ReleaseError>(None),
+        }
+    };
+    let latest_action = async {
+        match commit {
+            Some(commit) => latest(client, config, commit, &artifact).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (present, (), commit_there, latest_action) =
+        tokio::try_join!(lookup, blobs, commit_there, latest_action)?;
+
     let mut tags = skipped_tags(scope, TagAction::Moved);
-    if let (Some(commit), false) = (scope.commit, scope.partial) {
+    let mut puts = Vec::new();
+    if !present {
+        puts.push(artifact.digest.clone());
+    }
+    if let (Some(commit), Some(there)) = (commit, commit_there) {
         let tag = commit_tag(commit);
-        let action = match client.lookup(repo, &tag).await? {
+        let action = match there {
             Lookup::Present { digest } if digest == artifact.digest => TagAction::Unchanged,
             _ => {
-                put(client, repo, &tag, &artifact).await?;
+                puts.push(tag.clone());
                 TagAction::Moved
             }
         };
@@ -342,9 +365,10 @@ pub async fn publish(
             tag,
             action,
         });
-        let (action, reason) = latest(client, config, commit, &artifact).await?;
+    }
+    if let Some((action, reason)) = latest_action {
         if action == TagAction::Moved {
-            put(client, repo, LATEST, &artifact).await?;
+            puts.push(LATEST.to_string());
         }
         tags.push(TagOutcome {
             tag: LATEST.to_string(),
@@ -352,6 +376,12 @@ pub async fn publish(
             reason,
         });
     }
+    // The blobs are in: the manifest goes under its digest and its tags at once.
+    futures_util::future::try_join_all(
+        puts.iter()
+            .map(|reference| put(client, repo, reference, &artifact)),
+    )
+    .await?;
     let host = client.host();
     Ok(Publication {
         repository: format!("{host}/{repo}"),

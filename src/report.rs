@@ -236,7 +236,7 @@ impl Report {
                         | Outcome::RuntimeBuilt { runtime } => Some(runtime.clone()),
                     }),
                     scripts_layer: lp.layer.blob.digest.clone(),
-                    scripts_layer_size: lp.layer.blob.size(),
+                    scripts_layer_size: lp.layer.blob.size,
                 }
             })
             .collect();

@@ -6,11 +6,13 @@
 
 mod support;
 
+use std::io::Write;
 use std::process::Command;
 
 use serde_json::Value;
 use support::e2e_support::*;
 use support::services::require_services;
+use support::{children_max_rss_kib, MAX_RSS_KIB};
 
 /// `skopeo inspect --raw` (or `--config --raw`) of `krobs/<reference>`, as JSON.
 fn raw(p: &Pipeline, reference: &str, config: bool) -> Value {
@@ -61,6 +63,63 @@ fn walk(dir: &std::path::Path) -> u64 {
             }
         })
         .sum()
+}
+
+/// A big script's layer streams from the files to the registry: a run that uploads a layer of
+/// 192 MiB that does not compress stays under the memory bound of the huge-file cases, and
+/// the image names the layer at its full size.
+#[test]
+fn a_big_layer_is_uploaded_streaming() {
+    require_services();
+    let p = Pipeline::oci();
+    p.krobs(&["--only", "bash"]).success();
+
+    let rel = "languages/bash/scripts/big.sh";
+    let mut file = std::io::BufWriter::new(std::fs::File::create(p.repo.path(rel)).unwrap());
+    file.write_all(
+        b"#!/usr/bin/env bash\n# ---\n# owner = \"a\"\n# description = \"Big.\"\n# ---\nexit 0\n",
+    )
+    .unwrap();
+    // Noise (xorshift), which gzip cannot shrink.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..192 {
+        for word in chunk.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        file.write_all(&chunk).unwrap();
+    }
+    drop(file);
+
+    let run = p
+        .krobs_with(
+            &["--json", "--only", "bash"],
+            &[("DOCKER_HOST", "unix:///nonexistent.sock")],
+        )
+        .success();
+    let report = run.json();
+    let bash = report_of(&report, "bash");
+    assert_eq!(bash["runtime"], "reused", "{run}");
+    let size = bash["scripts_layer_size"].as_u64().unwrap();
+    assert!(size > 192 << 20, "the layer is {size} bytes\n{run}");
+    let tag = string(bash, "tag");
+    let manifest = raw(&p, &format!("bash:{tag}"), false);
+    let top = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(top["digest"], bash["scripts_layer"]);
+    assert_eq!(top["size"], size);
+    assert!(
+        children_max_rss_kib() < MAX_RSS_KIB,
+        "a run peaked at {} KiB",
+        children_max_rss_kib()
+    );
 }
 
 /// A script change runs with `DOCKER_HOST` at a socket that does not exist: no Docker Engine,

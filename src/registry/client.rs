@@ -5,12 +5,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{
-    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, StatusCode};
 
@@ -98,6 +100,62 @@ impl Transient for Attempt {
     }
 }
 
+/// What an upload sends: bytes at hand, or a file read anew, a chunk at a time, by each
+/// attempt (so that a big layer is never held in memory).
+#[derive(Debug, Clone)]
+pub enum BlobBody {
+    Bytes(Bytes),
+    File { file: Arc<File>, size: u64 },
+}
+
+impl From<Bytes> for BlobBody {
+    fn from(bytes: Bytes) -> BlobBody {
+        BlobBody::Bytes(bytes)
+    }
+}
+
+/// How much of a file one read sends.
+const FILE_CHUNK: u64 = 1 << 20;
+
+impl BlobBody {
+    /// A fresh request body: a file is read from its start, off the async threads.
+    fn request_body(&self) -> reqwest::Body {
+        match self {
+            BlobBody::Bytes(bytes) => bytes.clone().into(),
+            BlobBody::File { file, size } => {
+                let (file, size) = (file.clone(), *size);
+                let chunks = futures_util::stream::try_unfold(0u64, move |offset| {
+                    let file = file.clone();
+                    async move {
+                        if offset >= size {
+                            return Ok(None);
+                        }
+                        let len = FILE_CHUNK.min(size - offset);
+                        let chunk = tokio::task::spawn_blocking(move || {
+                            let mut buf = vec![0; len as usize];
+                            file.read_exact_at(&mut buf, offset).map(|()| buf)
+                        })
+                        .await
+                        .map_err(std::io::Error::other)??;
+                        let frame = http_body::Frame::data(Bytes::from(chunk));
+                        Ok::<_, std::io::Error>(Some((frame, offset + len)))
+                    }
+                });
+                reqwest::Body::wrap(http_body_util::StreamBody::new(chunks))
+            }
+        }
+    }
+}
+
+/// How long an upload of a file may take: the client's minute, and a second more per MiB (an
+/// upload at 1 MiB/s or faster is not cut short).
+fn upload_timeout(size: u64) -> Duration {
+    REQUEST_TIMEOUT + Duration::from_secs(size >> 20)
+}
+
+/// The time limit of one request with a body at hand.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// One API call, replayable across retries.
 struct Call {
     method: Method,
@@ -105,7 +163,7 @@ struct Call {
     repository: Option<String>,
     /// Needs push rights (for a bearer token's scope).
     push: bool,
-    body: Option<(String, Bytes)>,
+    body: Option<(String, BlobBody)>,
 }
 
 impl Call {
@@ -188,7 +246,7 @@ impl RegistryClient {
         }
         let http = builder
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
+            .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("krobs-build/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| RegistryError::Client(e.to_string()))?;
@@ -255,7 +313,7 @@ impl RegistryClient {
             Some(repository),
         );
         put.push = true;
-        put.body = Some((content_type, reply.body));
+        put.body = Some((content_type, reply.body.into()));
         let reply = self
             .request(&put)
             .await?
@@ -319,18 +377,20 @@ impl RegistryClient {
         digest: &str,
         bytes: Bytes,
     ) -> Result<(), RegistryError> {
-        self.push_blob(repository, digest, bytes, None).await?;
+        self.push_blob(repository, digest, bytes.into(), None)
+            .await?;
         Ok(())
     }
 
-    /// Puts a small blob into `repository`: nothing when a `HEAD` finds it; else a
+    /// Puts a blob into `repository`: nothing when a `HEAD` finds it; else a
     /// cross-repository mount from `mount_from` when given (`POST ?mount=&from=`), which a
-    /// registry that cannot mount answers with an upload location; else one upload.
+    /// registry that cannot mount answers with an upload location; else one upload (a
+    /// monolithic `PUT`, whose body a file streams).
     pub async fn push_blob(
         &self,
         repository: &str,
         digest: &str,
-        bytes: Bytes,
+        body: BlobBody,
         mount_from: Option<&str>,
     ) -> Result<BlobPush, RegistryError> {
         if self.has_blob(repository, digest).await? {
@@ -364,7 +424,7 @@ impl RegistryClient {
             Some(repository),
         );
         put.push = true;
-        put.body = Some(("application/octet-stream".to_string(), bytes));
+        put.body = Some(("application/octet-stream".to_string(), body));
         self.request(&put)
             .await?
             .ok_or_else(|| self.status_error(&put, StatusCode::NOT_FOUND))?;
@@ -387,7 +447,7 @@ impl RegistryClient {
             Some(repository),
         );
         put.push = true;
-        put.body = Some((media_type.to_string(), bytes));
+        put.body = Some((media_type.to_string(), bytes.into()));
         let reply = match self.request(&put).await {
             // Runs uploading the same blob at once: the reference registry can refuse a
             // manifest naming it (400, blob unknown) until the other upload has settled.
@@ -511,7 +571,16 @@ impl RegistryClient {
             .request(call.method.clone(), url)
             .header(ACCEPT, MANIFEST_ACCEPT);
         if let Some((content_type, body)) = &call.body {
-            req = req.header(CONTENT_TYPE, content_type).body(body.clone());
+            req = req
+                .header(CONTENT_TYPE, content_type)
+                .body(body.request_body());
+            if let BlobBody::File { size, .. } = body {
+                // A stream has no length of its own: said up front, it goes as one piece
+                // rather than chunked, which not every registry takes.
+                req = req
+                    .header(CONTENT_LENGTH, *size)
+                    .timeout(upload_timeout(*size));
+            }
         }
         req = match (bearer, &self.credentials) {
             (Some(token), _) => req.header(AUTHORIZATION, format!("Bearer {token}")),

@@ -6,7 +6,7 @@ pub mod credentials;
 pub mod ecr;
 pub mod retry;
 
-pub use client::{BlobPush, Fetched, Lookup, RegistryClient, RegistryError};
+pub use client::{BlobBody, BlobPush, Fetched, Lookup, RegistryClient, RegistryError};
 pub use credentials::{Credentials, Secret};
 
 use bytes::Bytes;
@@ -33,7 +33,7 @@ pub trait Registry {
         &self,
         repository: &str,
         digest: &str,
-        bytes: Bytes,
+        body: BlobBody,
         mount_from: Option<&str>,
     ) -> Result<BlobPush, RegistryError>;
     async fn put_manifest(
@@ -81,10 +81,10 @@ impl Registry for RegistryClient {
         &self,
         repository: &str,
         digest: &str,
-        bytes: Bytes,
+        body: BlobBody,
         mount_from: Option<&str>,
     ) -> Result<BlobPush, RegistryError> {
-        RegistryClient::push_blob(self, repository, digest, bytes, mount_from).await
+        RegistryClient::push_blob(self, repository, digest, body, mount_from).await
     }
 
     async fn put_manifest(

@@ -26,6 +26,20 @@ host = "registry.example.com:5000"
 path = "out/manifest.json"
 "#;
 
+/// Most memory (resident) a run may use on a huge file (each huge file is larger).
+pub const MAX_RSS_KIB: i64 = 150 * 1024;
+
+/// Peak resident memory of the largest child this test process waited for, in KiB.
+pub fn children_max_rss_kib() -> i64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
+        0
+    );
+    usage.ru_maxrss
+}
+
 /// What `krobs-build` prints for these problems: one line each, then the summary.
 pub fn problems(lines: &[&str]) -> String {
     let n = lines.len();
