@@ -199,7 +199,7 @@ fn write_tar<W: Write>(context: &Context, image_dir: &str, out: W) -> Result<W, 
     // Krobs's entrypoint (its folders, then the file), then the folders down to the scripts
     // folder that are not there yet, then the folder itself.
     let mut folders = Vec::new();
-    let mut add_folders = |tar: &mut tar::Builder<Vec<u8>>, path: &str| -> std::io::Result<()> {
+    let mut add_folders = |tar: &mut tar::Builder<W>, path: &str| -> std::io::Result<()> {
         let mut parent = String::new();
         for part in path.split('/').filter(|p| !p.is_empty()) {
             parent.push_str(part);
