@@ -19,14 +19,14 @@
 mod support;
 
 use std::cell::RefCell;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 use support::e2e_support::{string, Pipeline};
 use support::fake_es::{Cluster, FakeEs, How, Index, Recorded, Shard, DAY_MS};
 use support::monitor::{Event, FakeMonitor};
+use support::read_yaml;
 use support::services::{debian_base, describe};
 
 /// Where every image has its entrypoint.
@@ -411,30 +411,6 @@ fn docker_run_args(pod: &Value, image: &str) -> (Vec<String>, Vec<String>) {
         .collect();
     args.extend(command.iter().cloned());
     (args, command)
-}
-
-/// The one YAML document `text` holds, as PyYAML (a YAML 1.1 reader like kubectl's) reads it.
-fn read_yaml(text: &str) -> Value {
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            "import sys, json, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "PyYAML cannot read:\n{text}");
-    let docs: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(docs.as_array().unwrap().len(), 1, "{text}");
-    docs[0].clone()
 }
 
 /// A failing Elasticsearch, answering 503 to every request or closing every connection, makes

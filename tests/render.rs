@@ -7,13 +7,12 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use krobs::digest::bytes_sha256;
 use serde_json::{json, Value};
-use support::{bash_script, copy_project_into, Repo};
+use support::{bash_script, copy_project_into, read_yaml, Repo};
 
 const USAGE: i32 = 2;
 const INPUT: i32 = 3;
@@ -81,30 +80,6 @@ fn validate(docs: &[String]) {
             docs.join("\n---\n")
         );
     }
-}
-
-/// The one document of `yaml` as PyYAML (YAML 1.1, as kubectl) reads it.
-fn read_yaml(yaml: &str) -> Value {
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            "import sys, json, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "PyYAML cannot read:\n{yaml}");
-    let docs: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(docs.as_array().unwrap().len(), 1, "{yaml}");
-    docs[0].clone()
 }
 
 /// The Job spec of a Job or a CronJob.

@@ -5,9 +5,10 @@
 
 use std::fmt;
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// A temporary repository.
 pub struct Repo {
@@ -269,3 +270,27 @@ pub mod fake_es;
 pub mod http_server;
 pub mod monitor;
 pub mod services;
+
+/// The one document of `yaml` as PyYAML (a YAML 1.1 reader, as kubectl's) reads it, as JSON.
+pub fn read_yaml(yaml: &str) -> serde_json::Value {
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "PyYAML cannot read:\n{yaml}");
+    let docs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(docs.as_array().unwrap().len(), 1, "{yaml}");
+    docs[0].clone()
+}
