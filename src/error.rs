@@ -58,9 +58,11 @@ impl Error {
                 _ => exit::REGISTRY,
             },
             Error::Release(e) => e.exit_code(),
-            Error::Syntax(SyntaxCheckError::Digest(_) | SyntaxCheckError::Read { .. }) => {
-                exit::INPUT
-            }
+            Error::Syntax(
+                SyntaxCheckError::Digest(_)
+                | SyntaxCheckError::Read { .. }
+                | SyntaxCheckError::TooLarge { .. },
+            ) => exit::INPUT,
             Error::Syntax(SyntaxCheckError::Docker(_)) => exit::DOCKER,
             Error::Render(e) => e.exit_code(),
             Error::Manifest(_) | Error::Output(_) | Error::Runtime(_) => exit::INTERNAL,

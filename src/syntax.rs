@@ -30,6 +30,9 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 pub const OUTPUT_LIMIT: usize = 64 * 1024;
 /// The user the checks run as.
 pub const CHECK_USER: &str = "10001:10001";
+/// The most script bytes of one language sent to its check (the archive is held in memory to
+/// be sent to each check's container; no script a reviewer can read comes near it).
+pub const SCRIPTS_LIMIT: u64 = 16 << 20;
 
 /// Python's check: compile in memory (no bytecode written), one `path:line: message` line.
 const PYTHON_CHECK: &str = "import sys
@@ -54,6 +57,8 @@ pub enum SyntaxCheckError {
     Digest(#[from] DigestError),
     #[error("cannot read `{path}` to send it to the syntax check: {cause}")]
     Read { path: String, cause: std::io::Error },
+    #[error("`{path}` holds more than {} MiB of scripts: `lint --syntax` checks at most that much per language; remove or split what no reviewer can read", SCRIPTS_LIMIT >> 20)]
+    TooLarge { path: String },
 }
 
 /// What the checks found.
@@ -120,12 +125,12 @@ pub async fn check(
                 continue;
             }
         };
+        let tar = scripts_tar(language)?;
         let docker = match &docker {
             Some(d) => d,
             None => docker.insert(build::connect().await?),
         };
         let image = runtime_image(docker, language, progress).await?;
-        let tar = scripts_tar(language)?;
         for script in scripts {
             progress(&format!("[{}] checking {}", language.name, script.path));
             let cmd: Vec<String> = command
@@ -187,6 +192,10 @@ fn scripts_tar(language: &Language) -> Result<Vec<u8>, SyntaxCheckError> {
         path: format!("{}/{rel}", language.dir),
         cause,
     };
+    let too_large = || SyntaxCheckError::TooLarge {
+        path: format!("{}/{SCRIPTS_DIR}", language.dir),
+    };
+    let mut total: u64 = 0;
     for entry in &language.context.entries {
         let Some(rel) = entry.rel.strip_prefix(&prefix) else {
             continue;
@@ -212,6 +221,11 @@ fn scripts_tar(language: &Language) -> Result<Vec<u8>, SyntaxCheckError> {
                         },
                     )
                 })?;
+                // the size when opened, not when listed: what is sent is what is counted
+                total = total.saturating_add(meta.len());
+                if total > SCRIPTS_LIMIT {
+                    return Err(too_large());
+                }
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(if *executable { 0o755 } else { 0o644 });
                 header.set_size(meta.len());

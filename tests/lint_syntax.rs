@@ -205,3 +205,30 @@ fn the_check_cannot_reach_a_loopback_server() {
         other => panic!("the check reached the server: {other:?}\n{run}"),
     }
 }
+
+/// A language whose scripts exceed what the check sends (a 1 GiB sparse script) is one line
+/// naming its scripts folder, exit 3, before any runtime is built; nothing is read whole.
+#[test]
+fn scripts_too_large_to_check_are_one_line_and_nothing_is_built() {
+    let repo = project("");
+    let rel = "languages/bash/scripts/huge.sh";
+    repo.write(rel, format!("#!/bin/bash\n{}echo hi\n", header("#")));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(repo.path(rel))
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let run = repo.krobs(&["lint", "--syntax"]).failure(3);
+    assert_eq!(
+        without_progress(&run),
+        "error: `languages/bash/scripts` holds more than 16 MiB of scripts: `lint --syntax` checks at most that much per language; remove or split what no reviewer can read",
+        "{run}"
+    );
+    assert!(!run.stderr.contains("[bash] building"), "{run}");
+    assert!(
+        support::children_max_rss_kib() < support::MAX_RSS_KIB,
+        "lint --syntax peaked at {} KiB",
+        support::children_max_rss_kib()
+    );
+}
