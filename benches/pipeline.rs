@@ -445,8 +445,8 @@ struct Bench {
     repo: PathBuf,
     /// The naive pipeline's copy of `languages/`.
     naive: PathBuf,
-    /// A third copy whose Dockerfiles end with the `LABEL` line krobs appends: raw docker
-    /// building the same image krobs builds.
+    /// A third copy whose Dockerfiles end with the `LABEL` line krobs used to append: raw
+    /// docker building the image krobs built before its labels moved to the image config.
     same: PathBuf,
     /// Every image reference (`host/repo:tag`, in this bench's registry) and image id seen
     /// here, removed on drop.
@@ -484,32 +484,16 @@ impl Bench {
                 fs::write(&dockerfile, the_old_way(&text)).unwrap();
             }
         }
-        let labels = std::collections::BTreeMap::from([
-            (
-                "org.opencontainers.image.title".to_string(),
-                "krobs-bench".to_string(),
-            ),
-            (
-                "org.opencontainers.image.revision".to_string(),
-                "0".repeat(40),
-            ),
-            (
-                "org.opencontainers.image.source".to_string(),
-                "https://example.com/krobs.git".to_string(),
-            ),
-            (
-                "dev.krobs.input-digest".to_string(),
-                format!("sha256:{}", "0".repeat(64)),
-            ),
-            (
-                "dev.krobs.scripts".to_string(),
-                "bench/a,bench/b".to_string(),
-            ),
-        ]);
+        // the provenance line krobs used to append to every Dockerfile
+        let label_line = format!(
+            "\nLABEL \"dev.krobs.input-digest\"=\"sha256:{zeros64}\" \"dev.krobs.scripts\"=\"bench/a,bench/b\" \"org.opencontainers.image.revision\"=\"{zeros40}\" \"org.opencontainers.image.source\"=\"https://example.com/krobs.git\" \"org.opencontainers.image.title\"=\"krobs-bench\"\n",
+            zeros64 = "0".repeat(64),
+            zeros40 = "0".repeat(40)
+        );
         for language in LANGUAGES {
             let dockerfile = same.join("languages").join(language).join("Dockerfile");
             let mut text = fs::read_to_string(&dockerfile).unwrap();
-            text.push_str(&krobs::build::label_instruction(&labels));
+            text.push_str(&label_line);
             fs::write(&dockerfile, text).unwrap();
         }
         fs::write(repo.join(".gitignore"), "/out/\n").unwrap();

@@ -1,7 +1,7 @@
 //! Docker Engine, through bollard: builds a language image from a deterministic, streamed tar
 //! of exactly the files its input digest covered, tags it, and pushes it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
@@ -95,9 +95,6 @@ pub struct BuildRequest<'a> {
     /// `host/repository:tag`.
     pub image: String,
     pub build_args: HashMap<String, String>,
-    /// Added as one `LABEL` line at the end of the Dockerfile the daemon receives: the
-    /// classic builder turns each API label into a step of its own, a container each.
-    pub labels: BTreeMap<String, String>,
     pub platform: String,
     /// Images whose layers may be reused.
     pub cache_from: Vec<String>,
@@ -122,13 +119,7 @@ pub async fn build(
         forcerm: true,
         ..Default::default()
     };
-    let body = bollard::body_try_stream(tar_stream(
-        req.context.clone(),
-        DockerfileLabels {
-            instruction: label_instruction(&req.labels),
-            target: req.target.clone(),
-        },
-    ));
+    let body = bollard::body_try_stream(tar_stream(req.context.clone()));
     let mut stream = docker.build_image(options, None, Some(body));
 
     let mut step = "the start".to_string();
@@ -290,32 +281,6 @@ pub async fn push(
     Ok(())
 }
 
-/// `LABEL "k"="v" ...` on one line, values escaped so the builder takes them literally.
-pub fn label_instruction(labels: &BTreeMap<String, String>) -> String {
-    if labels.is_empty() {
-        return String::new();
-    }
-    let quote = |s: &str| {
-        let mut q = String::with_capacity(s.len() + 2);
-        q.push('"');
-        for c in s.chars() {
-            if matches!(c, '"' | '\\' | '$') {
-                q.push('\\');
-            }
-            if c != '\n' && c != '\r' {
-                q.push(c);
-            }
-        }
-        q.push('"');
-        q
-    };
-    let pairs: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
-        .collect();
-    format!("\nLABEL {}\n", pairs.join(" "))
-}
-
 /// One `FROM` line of a Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stage {
@@ -355,51 +320,11 @@ pub fn stages(dockerfile: &str) -> Vec<Stage> {
     stages
 }
 
-/// The `LABEL` instruction Krobs adds to a Dockerfile, and the stage it goes in.
-#[derive(Debug, Clone, Default)]
-pub struct DockerfileLabels {
-    /// From [`label_instruction`]; empty for none.
-    pub instruction: String,
-    /// The stage built; `None`: the last one, where the instruction is appended.
-    pub target: Option<String>,
-}
-
-impl DockerfileLabels {
-    /// The Dockerfile with the instruction at the end of the built stage: appended without a
-    /// target, else before the `FROM` that follows the target stage (the classic builder
-    /// stops at the target, so labels after it would be lost).
-    pub fn apply(&self, dockerfile: &str) -> String {
-        let next_from = self.target.as_deref().and_then(|target| {
-            let all = stages(dockerfile);
-            let at = all.iter().position(|s| {
-                s.name
-                    .as_deref()
-                    .is_some_and(|n| n.eq_ignore_ascii_case(target))
-            })?;
-            all.get(at + 1).map(|s| s.line)
-        });
-        match next_from {
-            None => format!("{dockerfile}{}", self.instruction),
-            Some(line) => {
-                let mut out = String::with_capacity(dockerfile.len() + self.instruction.len());
-                for (i, l) in dockerfile.split_inclusive('\n').enumerate() {
-                    if i == line {
-                        out.push_str(self.instruction.trim_start_matches('\n'));
-                    }
-                    out.push_str(l);
-                }
-                out
-            }
-        }
-    }
-}
-
 /// The context as a tar stream: sorted, fixed mtime, owner and group 0, modes normalized to
-/// 0644 / 0755 (executable bit kept), Krobs's labels added to the Dockerfile. Written
-/// by a blocking thread in chunks, never whole.
+/// 0644 / 0755 (executable bit kept), the Dockerfile as it is. Written by a blocking thread
+/// in chunks, never whole.
 pub fn tar_stream(
     context: Context,
-    labels: DockerfileLabels,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(TAR_CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
@@ -407,7 +332,7 @@ pub fn tar_stream(
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        if let Err(e) = write_tar(&context, &labels, writer) {
+        if let Err(e) = write_tar(&context, writer) {
             let _ = tx.blocking_send(Err(e));
         }
     });
@@ -447,11 +372,7 @@ impl Write for ChannelWriter {
 }
 
 /// Writes the deterministic tar of a context.
-pub fn write_tar(
-    context: &Context,
-    labels: &DockerfileLabels,
-    out: impl Write,
-) -> std::io::Result<()> {
+pub fn write_tar(context: &Context, out: impl Write) -> std::io::Result<()> {
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
     for entry in &context.entries {
@@ -475,18 +396,6 @@ pub fn write_tar(
                     })?;
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(if *executable { 0o755 } else { 0o644 });
-                if entry.rel == "Dockerfile" {
-                    // Read whole (discovery bounded it) to put the labels in their stage.
-                    let mut text = String::new();
-                    std::io::Read::read_to_string(
-                        &mut std::io::Read::take(file, crate::repo::DOCKERFILE_LIMIT),
-                        &mut text,
-                    )?;
-                    let text = labels.apply(&text);
-                    header.set_size(text.len() as u64);
-                    tar.append_data(&mut header, &entry.rel, text.as_bytes())?;
-                    continue;
-                }
                 // The size is fixed when the file is opened; a file that shrinks meanwhile
                 // fails the tar.
                 let size = meta.len();
@@ -514,7 +423,7 @@ mod tests {
     fn tar_of(root: &std::path::Path) -> Vec<u8> {
         let ctx = Context::collect(&crate::repo::Repo::new(root).unwrap(), "l", &[]).unwrap();
         let mut out = Vec::new();
-        write_tar(&ctx, &DockerfileLabels::default(), &mut out).unwrap();
+        write_tar(&ctx, &mut out).unwrap();
         out
     }
 
@@ -563,37 +472,7 @@ mod tests {
     }
 
     #[test]
-    fn labels_become_one_instruction_appended_to_the_dockerfile() {
-        let labels = BTreeMap::from([
-            ("b".to_string(), "x \"y\" $HOME \\ z".to_string()),
-            ("a".to_string(), "1".to_string()),
-        ]);
-        let line = label_instruction(&labels);
-        assert_eq!(
-            line,
-            "\nLABEL \"a\"=\"1\" \"b\"=\"x \\\"y\\\" \\$HOME \\\\ z\"\n"
-        );
-        assert_eq!(label_instruction(&BTreeMap::new()), "");
-
-        let t = tempfile::tempdir().unwrap();
-        fs::create_dir_all(t.path().join("l")).unwrap();
-        fs::write(t.path().join("l/Dockerfile"), "FROM scratch").unwrap();
-        let ctx = Context::collect(&crate::repo::Repo::new(t.path()).unwrap(), "l", &[]).unwrap();
-        let mut out = Vec::new();
-        let labels = DockerfileLabels {
-            instruction: line.clone(),
-            target: None,
-        };
-        write_tar(&ctx, &labels, &mut out).unwrap();
-        let mut archive = tar::Archive::new(out.as_slice());
-        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
-        assert_eq!(text, format!("FROM scratch{line}"));
-    }
-
-    #[test]
-    fn stages_and_labels_in_the_target_stage() {
+    fn stages_are_the_from_lines_with_their_names() {
         let text =
             "ARG B=x\nFROM ${B} AS jre\nRUN a \\\n  from x \\\n# c\n  b\nFROM jre as full\nRUN c\n";
         assert_eq!(
@@ -608,22 +487,6 @@ mod tests {
                     name: Some("full".into())
                 },
             ]
-        );
-        let labels = |target: Option<&str>| DockerfileLabels {
-            instruction: "\nLABEL \"a\"=\"1\"\n".into(),
-            target: target.map(str::to_string),
-        };
-        assert_eq!(
-            labels(Some("JRE")).apply(text),
-            "ARG B=x\nFROM ${B} AS jre\nRUN a \\\n  from x \\\n# c\n  b\nLABEL \"a\"=\"1\"\nFROM jre as full\nRUN c\n"
-        );
-        assert_eq!(
-            labels(Some("full")).apply(text),
-            format!("{text}\nLABEL \"a\"=\"1\"\n")
-        );
-        assert_eq!(
-            labels(None).apply(text),
-            format!("{text}\nLABEL \"a\"=\"1\"\n")
         );
     }
 

@@ -2,7 +2,7 @@
 //! it. The real engine connects on first use only, so a run that builds no runtime never
 //! contacts a Docker Engine.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use bollard::Docker;
 use tokio::sync::OnceCell;
@@ -23,7 +23,6 @@ pub struct RuntimeBuild<'a> {
     /// `runtime-<digest>`.
     pub tag: &'a str,
     pub build_args: HashMap<String, String>,
-    pub labels: BTreeMap<String, String>,
     pub platform: String,
     /// The Dockerfile stage to build; `None`: the last.
     pub target: Option<String>,
@@ -111,7 +110,6 @@ impl Engine for DockerEngine {
                 context: req.context,
                 image: format!("{}:{}", req.repository, req.tag),
                 build_args: req.build_args.clone(),
-                labels: req.labels.clone(),
                 platform: req.platform.clone(),
                 cache_from,
                 target: req.target.clone(),

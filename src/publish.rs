@@ -235,10 +235,13 @@ async fn read_runtime(
         }))
 }
 
-/// The labels of a runtime: content only (no commit, no source URL), so that the same inputs
-/// give the same image wherever they are built.
-fn runtime_labels(lp: &LanguagePlan) -> BTreeMap<String, String> {
-    BTreeMap::from([
+/// The labels Krobs adds to the image: content only (no commit, no source URL), so that the
+/// same inputs give the same image wherever they are made. They go in the image's config,
+/// which Krobs writes; the runtime gets none, since a `LABEL` costs the classic builder a step
+/// (a container) on every runtime build.
+fn image_labels(plan: &Plan, lp: &LanguagePlan) -> BTreeMap<String, String> {
+    let name = &lp.language.name;
+    let mut labels = BTreeMap::from([
         (
             "org.opencontainers.image.title".to_string(),
             format!("krobs-{}", lp.language.name),
@@ -247,13 +250,7 @@ fn runtime_labels(lp: &LanguagePlan) -> BTreeMap<String, String> {
             "dev.krobs.runtime-digest".to_string(),
             lp.runtime_digest.to_string(),
         ),
-    ])
-}
-
-/// The labels Krobs adds to the image: content only.
-fn image_labels(plan: &Plan, lp: &LanguagePlan) -> BTreeMap<String, String> {
-    let name = &lp.language.name;
-    let mut labels = runtime_labels(lp);
+    ]);
     labels.extend([
         (
             "dev.krobs.input-digest".to_string(),
@@ -329,7 +326,6 @@ pub async fn publish(
                             repository: &lp.repository,
                             tag: &lp.runtime_tag,
                             build_args: lp.language.inputs.build_args.clone().into_iter().collect(),
-                            labels: runtime_labels(lp),
                             platform: lp.language.inputs.platform.clone(),
                             target: lp.language.inputs.target.clone(),
                             cache: cache.clone(),
@@ -1064,7 +1060,7 @@ mod tests {
             let config = Blob::new(
                 serde_json::to_vec(&json!({
                     "architecture": "amd64", "os": "linux",
-                    "config": {"User": "10001:10001", "Labels": req.labels},
+                    "config": {"User": "10001:10001"},
                     "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", req.language)]},
                     "history": [{"created_by": "RUN build"}],
                 }))

@@ -171,7 +171,6 @@ async fn runtime_image(
             context: &context,
             image: image.clone(),
             build_args: language.inputs.build_args.clone().into_iter().collect(),
-            labels: Default::default(),
             platform: language.inputs.platform.clone(),
             cache_from: Vec::new(),
             target: language.inputs.target.clone(),
