@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::context::{Context, EntryKind};
+use crate::context::Context;
 use crate::docker_host::{self, EngineError};
 use crate::registry::Credentials;
 
@@ -376,39 +376,7 @@ pub fn write_tar(context: &Context, out: impl Write) -> std::io::Result<()> {
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
     for entry in &context.entries {
-        let mut header = tar::Header::new_gnu();
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        match &entry.kind {
-            EntryKind::Dir => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_size(0);
-                tar.append_data(&mut header, format!("{}/", entry.rel), std::io::empty())?;
-            }
-            EntryKind::File { executable, .. } => {
-                // A regular file still (not swapped for a FIFO or a symlink since the walk).
-                let (file, meta) =
-                    crate::repo::open_regular(&entry.source).map_err(|r| match r {
-                        crate::repo::Refusal::Io(e) => e,
-                        other => std::io::Error::other(other.to_string()),
-                    })?;
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(if *executable { 0o755 } else { 0o644 });
-                // The size is fixed when the file is opened; a file that shrinks meanwhile
-                // fails the tar.
-                let size = meta.len();
-                header.set_size(size);
-                tar.append_data(&mut header, &entry.rel, std::io::Read::take(file, size))?;
-            }
-            EntryKind::Symlink { target } => {
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_mode(0o777);
-                header.set_size(0);
-                tar.append_link(&mut header, &entry.rel, target)?;
-            }
-        }
+        entry.append_to(&mut tar, &entry.rel, u64::MAX)?;
     }
     let mut out = tar.into_inner()?;
     out.flush()

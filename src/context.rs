@@ -3,6 +3,7 @@
 //! plus the configured extra inputs. The same list feeds the input digest and the build tar,
 //! so what is hashed is exactly what is built.
 
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -27,6 +28,84 @@ pub struct Entry {
     /// Where it is on disk.
     pub source: PathBuf,
     pub kind: EntryKind,
+}
+
+impl Entry {
+    /// Appends this entry to `tar` at `path` the way every tar Krobs writes has it (see
+    /// [`tar_header`]): mode 0755 for a folder (`path/`) or an executable, 0644 for another
+    /// file, 0777 for a symlink. A file goes through the repository's door (still a regular
+    /// file, not swapped since the walk) and is read exactly to the size it has when opened,
+    /// which must be at most `size_limit` (else `FileTooLarge`, before anything is read).
+    /// Returns the bytes of file data appended.
+    pub fn append_to<W: Write>(
+        &self,
+        tar: &mut tar::Builder<W>,
+        path: &str,
+        size_limit: u64,
+    ) -> std::io::Result<u64> {
+        match &self.kind {
+            EntryKind::Dir => {
+                let mut h = tar_header(tar::EntryType::Directory, 0o755, 0);
+                tar.append_data(&mut h, format!("{path}/"), std::io::empty())?;
+                Ok(0)
+            }
+            EntryKind::File { executable, .. } => {
+                let (file, meta) =
+                    crate::repo::open_regular(&self.source).map_err(|r| match r {
+                        crate::repo::Refusal::Io(e) => e,
+                        other => std::io::Error::other(other.to_string()),
+                    })?;
+                let size = meta.len();
+                if size > size_limit {
+                    return Err(std::io::Error::from(std::io::ErrorKind::FileTooLarge));
+                }
+                let mode = if *executable { 0o755 } else { 0o644 };
+                let mut h = tar_header(tar::EntryType::Regular, mode, size);
+                let data = Exactly {
+                    inner: file.take(size),
+                };
+                tar.append_data(&mut h, path, data)?;
+                Ok(size)
+            }
+            EntryKind::Symlink { target } => {
+                let mut h = tar_header(tar::EntryType::Symlink, 0o777, 0);
+                tar.append_link(&mut h, path, target)?;
+                Ok(0)
+            }
+        }
+    }
+}
+
+/// A tar header as Krobs writes every entry, so that the same content gives the same bytes
+/// anywhere: GNU format, owner and group 0, mtime 0.
+pub fn tar_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h
+}
+
+/// A file's first `len` bytes, exactly: a file that shrank since its size was read is an
+/// error, not a short entry in the tar.
+struct Exactly<R> {
+    inner: std::io::Take<R>,
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.inner.limit() > 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "it shrank while Krobs read it: rerun once nothing writes to it",
+            ));
+        }
+        Ok(n)
+    }
 }
 
 /// The sorted entries of one build context.
@@ -301,6 +380,22 @@ fn join(a: &str, b: &str) -> String {
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn a_file_that_shrinks_while_it_is_read_is_an_error() {
+        // The tar header already holds the size read before: fewer bytes would shift every
+        // entry after it.
+        let mut short = Exactly {
+            inner: (&b"echo a\n"[..]).take(100),
+        };
+        let e = std::io::copy(&mut short, &mut std::io::sink()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().contains("shrank"), "{e}");
+        let mut exact = Exactly {
+            inner: (&b"echo a\n"[..]).take(7),
+        };
+        assert_eq!(std::io::copy(&mut exact, &mut std::io::sink()).unwrap(), 7);
+    }
 
     fn rels(ctx: &Context) -> Vec<&str> {
         ctx.entries.iter().map(|e| e.rel.as_str()).collect()

@@ -18,7 +18,6 @@ use regex::Regex;
 
 use crate::build::{self, BuildRequest, DockerError};
 use crate::config::Config;
-use crate::context::EntryKind;
 use crate::digest::{self, DigestError};
 use crate::discover::{Inventory, Language, SCRIPTS_DIR};
 use crate::lint::Problem;
@@ -194,50 +193,17 @@ fn scripts_tar(language: &Language) -> Result<Vec<u8>, SyntaxCheckError> {
     let too_large = || SyntaxCheckError::TooLarge {
         path: format!("{}/{SCRIPTS_DIR}", language.dir),
     };
-    let mut total: u64 = 0;
+    let mut left = SCRIPTS_LIMIT;
     for entry in &language.context.entries {
         let Some(rel) = entry.rel.strip_prefix(&prefix) else {
             continue;
         };
-        let mut header = tar::Header::new_gnu();
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        let result = match &entry.kind {
-            EntryKind::Dir => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_size(0);
-                tar.append_data(&mut header, format!("{rel}/"), std::io::empty())
-            }
-            EntryKind::File { executable, .. } => {
-                let (file, meta) = crate::repo::open_regular(&entry.source).map_err(|r| {
-                    read_err(
-                        &entry.rel,
-                        match r {
-                            crate::repo::Refusal::Io(e) => e,
-                            other => std::io::Error::other(other.to_string()),
-                        },
-                    )
-                })?;
-                // the size when opened, not when listed: what is sent is what is counted
-                total = total.saturating_add(meta.len());
-                if total > SCRIPTS_LIMIT {
-                    return Err(too_large());
-                }
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(if *executable { 0o755 } else { 0o644 });
-                header.set_size(meta.len());
-                tar.append_data(&mut header, rel, std::io::Read::take(file, meta.len()))
-            }
-            EntryKind::Symlink { target } => {
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_mode(0o777);
-                header.set_size(0);
-                tar.append_link(&mut header, rel, target)
-            }
-        };
-        result.map_err(|e| read_err(&entry.rel, e))?;
+        // counted at the size each file has when opened: what is sent is what is counted
+        match entry.append_to(&mut tar, rel, left) {
+            Ok(size) => left -= size,
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => return Err(too_large()),
+            Err(e) => return Err(read_err(&entry.rel, e)),
+        }
     }
     tar.into_inner().map_err(|e| read_err("", e))
 }
