@@ -100,6 +100,8 @@ pub struct BuildRequest<'a> {
     pub cache_from: Vec<String>,
     /// The stage to build (`FROM ... AS <target>`); `None`: the last one.
     pub target: Option<String>,
+    /// The network of the `RUN` steps (`[build] network`); `None`: the Engine's default.
+    pub network: Option<String>,
 }
 
 /// Builds the image; every log line goes to `log`. Returns the image id.
@@ -115,6 +117,7 @@ pub async fn build(
         platform: req.platform.clone(),
         cachefrom: (!req.cache_from.is_empty()).then(|| req.cache_from.clone()),
         target: req.target.clone().unwrap_or_default(),
+        networkmode: req.network.clone(),
         rm: true,
         forcerm: true,
         ..Default::default()

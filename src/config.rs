@@ -102,6 +102,10 @@ pub struct BuildConfig {
     pub concurrency: usize,
     pub platform: String,
     pub build_args: BTreeMap<String, String>,
+    /// The network of the build's `RUN` steps (`docker build --network`): `host`, `none`, or a
+    /// network of the Engine; `None`: the Engine's default. Not an input of the digest: it
+    /// changes where a build reaches, not what it builds.
+    pub network: Option<String>,
 }
 
 impl Default for BuildConfig {
@@ -110,6 +114,7 @@ impl Default for BuildConfig {
             concurrency: DEFAULT_CONCURRENCY,
             platform: DEFAULT_PLATFORM.to_string(),
             build_args: BTreeMap::new(),
+            network: None,
         }
     }
 }
@@ -240,6 +245,18 @@ impl Config {
                 build.platform = p.into_inner();
             }
             build.build_args = b.build_args;
+            if let Some(n) = b.network {
+                if !names::is_docker_network(n.get_ref()) {
+                    return Err(invalid(
+                        Some(n.span()),
+                        format!(
+                            "`network = \"{}\"` is not a Docker network name: use `host`, `none` or the name of a network of the Engine",
+                            n.get_ref()
+                        ),
+                    ));
+                }
+                build.network = Some(n.into_inner());
+            }
         }
 
         let (manifest_path, manifest_repository) = match raw.manifest {
@@ -644,6 +661,7 @@ struct RawBuild {
     platform: Option<Spanned<String>>,
     #[serde(default)]
     build_args: BTreeMap<String, String>,
+    network: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -718,6 +736,17 @@ mod tests {
     }
 
     #[test]
+    fn the_build_network_is_read_and_checked() {
+        assert_eq!(parse(ECR).unwrap().build.network, None);
+        let c = parse(&format!("{ECR}[build]\nnetwork = \"host\"\n")).unwrap();
+        assert_eq!(c.build.network.as_deref(), Some("host"));
+        assert_eq!(
+            parse(&format!("{ECR}[build]\nnetwork = \"container:x\"\n")).unwrap_err(),
+            "krobs.toml:6:11: `network = \"container:x\"` is not a Docker network name: use `host`, `none` or the name of a network of the Engine"
+        );
+    }
+
+    #[test]
     fn target_and_syntax_check_are_read_and_checked() {
         let c = parse(&format!(
             "{ECR}[languages.scala]\ntarget = \"jre\"\nsyntax_check = [\"scalac\", \"{{script}}\"]\n"
@@ -781,7 +810,7 @@ mod tests {
     fn errors_have_line_and_column() {
         assert_eq!(
             parse(&format!("{ECR}[build]\nconcurency = 2\n")).unwrap_err(),
-            "krobs.toml:6:1: unknown field `concurency`, expected one of `concurrency`, `platform`, `build_args`"
+            "krobs.toml:6:1: unknown field `concurency`, expected one of `concurrency`, `platform`, `build_args`, `network`"
         );
         assert_eq!(
             parse(&format!("{ECR}[build]\nconcurrency = \"two\"\n")).unwrap_err(),

@@ -26,6 +26,8 @@ pub struct RuntimeBuild<'a> {
     pub platform: String,
     /// The Dockerfile stage to build; `None`: the last.
     pub target: Option<String>,
+    /// `[build] network`.
+    pub network: Option<String>,
     /// The digest of a previous image of this language in `repository`, whose layers may
     /// serve as build cache.
     pub cache: Option<String>,
@@ -113,6 +115,7 @@ impl Engine for DockerEngine {
                 platform: req.platform.clone(),
                 cache_from,
                 target: req.target.clone(),
+                network: req.network.clone(),
             },
             &log,
         )

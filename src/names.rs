@@ -156,6 +156,17 @@ pub fn is_dns_label(name: &str) -> bool {
     name.len() <= MAX_JOB_NAME && has_label_shape(name)
 }
 
+/// A name the Docker Engine takes for a network (`host`, `none`, `my-net`): what the Engine's
+/// own check allows, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 128 characters.
+pub fn is_docker_network(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
+}
+
 /// A Job or CronJob name: an RFC 1123 label of at most `max` characters.
 pub fn check_job_name(name: &str, max: usize) -> Result<(), String> {
     let b = name.as_bytes();

@@ -328,6 +328,7 @@ pub async fn publish(
                             build_args: lp.language.inputs.build_args.clone().into_iter().collect(),
                             platform: lp.language.inputs.platform.clone(),
                             target: lp.language.inputs.target.clone(),
+                            network: config.build.network.clone(),
                             cache: cache.clone(),
                             credentials: registry.credentials(),
                             host: registry.host(),

@@ -86,9 +86,20 @@ pub fn check_command(config: &Config, language: &str) -> Result<Vec<String>, Str
         "ruby" => &["ruby", "-c", "{script}"],
         "bash" => &["bash", "-n", "{script}"],
         "sh" => &["sh", "-n", "{script}"],
-        "scala" => {
-            return Err("Ammonite compiles a script only after fetching its Scala libraries, which a check without network cannot do, and Debian packages no Ammonite; set `[languages.scala] syntax_check` to a command the runtime image has".to_string())
-        }
+        // The Scala compiler Ammonite runs on, from the shipped runtime's class path, parsing
+        // the script as a script (top-level statements) and stopping after the parser.
+        "scala" => &[
+            "java",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            "/opt/ammonite/lib/*",
+            "scala.tools.nsc.Main",
+            "-usejavacp",
+            "-Xscript",
+            "Krob",
+            "-Ystop-after:parser",
+            "{script}",
+        ],
         _ => {
             return Err(format!(
                 "no check is known for it; set `[languages.{language}] syntax_check` in krobs.toml"
@@ -129,7 +140,8 @@ pub async fn check(
             Some(d) => d,
             None => docker.insert(build::connect().await?),
         };
-        let image = runtime_image(docker, language, progress).await?;
+        let image =
+            runtime_image(docker, language, config.build.network.as_deref(), progress).await?;
         for script in scripts {
             progress(&format!("[{}] checking {}", language.name, script.path));
             let cmd: Vec<String> = command
@@ -154,6 +166,7 @@ pub async fn check(
 async fn runtime_image(
     docker: &Docker,
     language: &Language,
+    network: Option<&str>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<String, SyntaxCheckError> {
     let context = plan::runtime_context(&language.context);
@@ -173,6 +186,7 @@ async fn runtime_image(
             platform: language.inputs.platform.clone(),
             cache_from: Vec::new(),
             target: language.inputs.target.clone(),
+            network: network.map(str::to_string),
         },
         &|_| {},
     )
@@ -386,7 +400,10 @@ pub fn problems_of(outcome: &Outcome, path: &str, image_path: &str, program: &st
             continue;
         };
         if seen.insert(n) {
-            problems.push(Problem::at(path, n.max(1), caps[2].trim().to_string()));
+            // compilers (scalac) put the severity first: `path:N: error: message`
+            let message = caps[2].trim();
+            let message = message.strip_prefix("error: ").unwrap_or(message);
+            problems.push(Problem::at(path, n.max(1), message.to_string()));
         }
     }
     if problems.is_empty() {
@@ -435,6 +452,11 @@ mod tests {
             "languages/bash/scripts/x.sh:7: syntax error, unexpected end-of-input"
         );
         assert!(problems_of(&outcome(0, ruby), P, I, "ruby").is_empty());
+        let scalac = "/opt/krobs/scripts/x.sh:8: error: '}' expected but eof found.\n  run {\n      ^\n1 error\n";
+        assert_eq!(
+            problems_of(&outcome(1, scalac), P, I, "java")[0].to_string(),
+            "languages/bash/scripts/x.sh:8: '}' expected but eof found."
+        );
     }
 
     #[test]
