@@ -583,14 +583,20 @@ impl Bench {
     }
 
     /// What the naive build of `language` is given: the local base image, and for Scala the
-    /// `jre` stage (krobs.toml's `target`: the Ammonite download needs the internet).
+    /// loopback Maven mirror of `tests/run.sh`, reached on the host's network (as krobs.toml's
+    /// `[build] network` does for krobs-build).
     fn naive_build_args(&self, language: &str) -> Vec<String> {
         let mut args = vec![
             "--build-arg".to_string(),
             format!("BASE_IMAGE={}", services::base_image()),
+            "--network".to_string(),
+            "host".to_string(),
         ];
         if language == "scala" {
-            args.extend(["--target".to_string(), "jre".to_string()]);
+            args.extend([
+                "--build-arg".to_string(),
+                format!("MAVEN_REPOSITORY={}", services::maven_mirror()),
+            ]);
         }
         args
     }
@@ -817,6 +823,7 @@ host = "{host}"
 [build]
 concurrency = 2
 build_args = {{ BASE_IMAGE = "{base}" }}
+network = "host"
 
 [manifest]
 path = "out/krobs-manifest.json"
@@ -829,12 +836,13 @@ command = ["ruby", "{{script}}"]
 
 [languages.scala]
 command = ["amm", "--silent", "{{script}}"]
-target = "jre"
+build_args = {{ MAVEN_REPOSITORY = "{mirror}" }}
 
 [languages.bash]
 command = ["bash", "{{script}}"]
 "#,
-        base = services::base_image()
+        base = services::base_image(),
+        mirror = services::maven_mirror(),
     )
 }
 

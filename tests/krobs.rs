@@ -1,9 +1,10 @@
-//! Every krob of Python, Ruby and Bash runs in its image, against the real services of
+//! Every krob of Python, Ruby, Bash and Scala runs in its image, against the real services of
 //! `bash tests/run.sh`: a copy of this repository is published to a registry with the shipped
-//! Dockerfiles built on the local Debian bases (`KROBS_TEST_BASE_PYTHON`, `_RUBY`, `_BASH`; only
-//! the `BASE_IMAGE` build arg set), the image is pulled back by the digest the manifest names
-//! and each krob runs as `krobs-build render` says (its args, its env, its user, a read-only
-//! root file system with a writable `/tmp`), with `--network host` so that it reaches a fake
+//! Dockerfiles built on the local Debian bases (`KROBS_TEST_BASE_PYTHON`, `_RUBY`, `_BASH`,
+//! `_JRE`; only the `BASE_IMAGE` build arg set, and Scala's `MAVEN_REPOSITORY`, the loopback
+//! Maven mirror of `tests/run.sh`), the image is pulled back by the digest the manifest names
+//! and each krob runs as `krobs-build render` says (its args, its env, its user, its memory
+//! limit, a read-only root file system with a writable `/tmp`), with `--network host` so that it reaches a fake
 //! Elasticsearch and a fake monitor on 127.0.0.1.
 //!
 //! Each krob is checked for what it did to Elasticsearch (the exact mutating requests, in
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
-use support::e2e_support::{string, Pipeline};
+use support::e2e_support::{on_base, string, Pipeline};
 use support::fake_es::{Cluster, FakeEs, How, Index, Recorded, Shard, DAY_MS};
 use support::monitor::{Event, FakeMonitor};
 use support::read_yaml;
@@ -32,10 +33,11 @@ use support::services::{debian_base, describe};
 /// Where every image has its entrypoint.
 const KROBS_RUN: &str = "/opt/krobs/bin/krobs-run";
 
-/// The local Debian base image of `language` (`KROBS_TEST_BASE_<LANGUAGE>`, made by
-/// `tests/run.sh`). Fails, never skips, when it is missing.
+/// The local Debian base image of `language` (`KROBS_TEST_BASE_<LANGUAGE>`, Scala's the JRE's,
+/// made by `tests/run.sh`). Fails, never skips, when it is missing.
 fn runtime_base(language: &str) -> String {
-    debian_base(&format!("KROBS_TEST_BASE_{}", language.to_uppercase()))
+    let base = if language == "scala" { "jre" } else { language };
+    debian_base(&format!("KROBS_TEST_BASE_{}", base.to_uppercase()))
 }
 
 /// One language's image, published and pulled back, and what its krobs run against.
@@ -144,18 +146,7 @@ impl Lab {
         let monitor = FakeMonitor::start();
         let p = Pipeline::oci();
         p.edit_config(|text| {
-            // The shared configuration may give a language its base already.
-            let section = format!("[languages.{language}]\n");
-            let base_arg = format!("build_args = {{ BASE_IMAGE = \"{base}\" }}\n");
-            let text = if text.contains(&section) {
-                assert!(
-                    text.contains(&format!("{section}{base_arg}")),
-                    "krobs.toml builds {language} on another base:\n{text}"
-                );
-                text.to_string()
-            } else {
-                format!("{text}\n{section}{base_arg}")
-            };
+            let text = on_base(text, language, &base);
             format!("{text}\n[deploy]\nmonitor_url = \"{}\"\n", monitor.url())
         });
         let run = p.krobs(&["--json", "--only", language]).success();
@@ -378,6 +369,10 @@ fn docker_run_args(pod: &Value, image: &str) -> (Vec<String>, Vec<String>) {
     if sc["readOnlyRootFilesystem"] == true {
         args.push("--read-only".into());
     }
+    // The memory limit, so that a krob that needs more than its header gives is killed here
+    // as the kubelet would kill it (CPU is a request only: nothing to apply).
+    let limit = string(&c["resources"]["limits"], "memory");
+    args.extend(["--memory".into(), memory_bytes(&limit).to_string()]);
     if sc["allowPrivilegeEscalation"] == false {
         args.extend(["--security-opt".into(), "no-new-privileges".into()]);
     }
@@ -413,6 +408,28 @@ fn docker_run_args(pod: &Value, image: &str) -> (Vec<String>, Vec<String>) {
     (args, command)
 }
 
+/// A Kubernetes memory quantity (`512Mi`, `1Gi`, `500M`, bytes) in bytes.
+fn memory_bytes(quantity: &str) -> u64 {
+    let split = quantity
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(quantity.len());
+    let (number, suffix) = quantity.split_at(split);
+    let number: u64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("memory `{quantity}`"));
+    let unit: u64 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        other => panic!("memory `{quantity}`: unexpected suffix `{other}`"),
+    };
+    number * unit
+}
+
 /// A failing Elasticsearch, answering 503 to every request or closing every connection, makes
 /// the krob exit with `code` (a `failure` event, checked by every run) and change nothing.
 /// (A 500 is the partial failure of expunge_deletes.)
@@ -424,15 +441,27 @@ fn fails_when_elasticsearch_fails(
     code: i32,
 ) {
     for how in [How::Status(503), How::Close] {
-        let es = FakeEs::start(cluster.clone());
-        es.fail(None, None, how);
-        let run = lab.run(id, &es, env);
-        run.exit(code).no_mutation();
-        assert!(
-            !run.requests.is_empty(),
-            "{id} did not call Elasticsearch\n{run}"
-        );
+        fails_when_elasticsearch_fails_with(lab, id, cluster, env, code, how);
     }
+}
+
+/// One of [`fails_when_elasticsearch_fails`]'s two ways of failing.
+fn fails_when_elasticsearch_fails_with(
+    lab: &Lab,
+    id: &str,
+    cluster: &Cluster,
+    env: &[(&str, &str)],
+    code: i32,
+    how: How,
+) {
+    let es = FakeEs::start(cluster.clone());
+    es.fail(None, None, how);
+    let run = lab.run(id, &es, env);
+    run.exit(code).no_mutation();
+    assert!(
+        !run.requests.is_empty(),
+        "{id} did not call Elasticsearch\n{run}"
+    );
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -1018,6 +1047,157 @@ fn bash_krobs_run_in_their_image() {
     let lab = Lab::publish("bash");
     check_clear_read_only_blocks(&lab);
     check_retry_failed_allocations(&lab);
+    lab.check_events_schema();
+    lab.p.assert_no_secrets();
+}
+
+// -------------------------------------------------------------------------------------------------
+// Scala
+// -------------------------------------------------------------------------------------------------
+// The runtime is the shipped Dockerfile whole on the Debian JRE base: Ammonite's jars fetched
+// from the loopback Maven mirror of `tests/run.sh` and checked against `ammonite.lock`. Every
+// run of a Scala krob is a JVM that compiles its script and lib/ (about 12 s of CPU), so each
+// krob is run for what the others are run for, once each: Elasticsearch failing is a 503 for
+// one krob and a closed connection for the other.
+
+const EXCLUDE: &str = "cluster.routing.allocation.exclude._name";
+
+fn undrain_cluster() -> Cluster {
+    let mut c = Cluster::with_nodes(3);
+    c.add_index(Index::new("idx-a").counts(10, 0));
+    c.shards = vec![
+        Shard::started("idx-a", 0, true, "es-1"),
+        Shard::started("idx-a", 0, false, "es-3"),
+    ];
+    // Drained at both levels, beside a node excluded earlier and gone since.
+    c.persistent.insert(EXCLUDE.into(), json!("es-old,es-2"));
+    c.transient.insert(EXCLUDE.into(), json!("es-2"));
+    c
+}
+
+fn check_undrain_node(lab: &Lab) {
+    let id = "scala/undrain_node";
+    let env = [("NODE_NAME", "es-2")];
+    let es = FakeEs::start(undrain_cluster());
+
+    let dry = lab.run(id, &es, &[env.as_slice(), &[("DRY_RUN", "1")]].concat());
+    dry.exit(0).no_mutation();
+    assert_eq!(
+        dry.lines(),
+        ["GET /_cluster/settings?flat_settings=true"],
+        "{dry}"
+    );
+    assert_eq!(es.cluster().excluded(), ["es-2"]);
+
+    // One update: the node leaves both lists, the other node stays, the emptied transient
+    // setting is removed (null); then the krob reads the settings back.
+    let first = lab.run(id, &es, &env);
+    first.exit(0);
+    assert_eq!(first.mutations(), ["PUT /_cluster/settings"], "{first}");
+    assert_eq!(
+        first.mutating_bodies(),
+        [json!({"persistent": {EXCLUDE: "es-old"}, "transient": {EXCLUDE: null}})],
+        "{first}"
+    );
+    assert_eq!(
+        first.lines(),
+        [
+            "GET /_cluster/settings?flat_settings=true",
+            "PUT /_cluster/settings",
+            "GET /_cluster/settings?flat_settings=true"
+        ],
+        "{first}"
+    );
+    let c = es.cluster();
+    assert_eq!(c.persistent.get(EXCLUDE), Some(&json!("es-old")));
+    assert_eq!(c.transient.get(EXCLUDE), None);
+
+    // Again: not excluded any more, nothing to write.
+    let second = lab.run(id, &es, &env);
+    second.exit(0).no_mutation();
+
+    // A wildcard is not one node: refused before any request.
+    let bad = lab.run(id, &es, &[("NODE_NAME", "es-*")]);
+    bad.exit(2);
+    assert!(bad.requests.is_empty(), "{bad}");
+
+    // Elasticsearch answering 503 (a closed connection is delete_old_indices's).
+    fails_when_elasticsearch_fails_with(lab, id, &undrain_cluster(), &env, 1, How::Status(503));
+}
+
+/// The UTC date `days` days before now, as `yyyy.MM.dd` (the krob's default DATE_FORMAT).
+fn days_ago(days: u64) -> String {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
+    humantime::format_rfc3339_seconds(then).to_string()[..10].replace('-', ".")
+}
+
+fn dated_cluster() -> Cluster {
+    let mut c = Cluster::with_nodes(2);
+    for days in [100, 60, 5] {
+        c.add_index(Index::new(&format!("logs-app-{}", days_ago(days))));
+    }
+    c.add_index(Index::new(&format!("logs-app-{}", days_ago(40))).closed());
+    // Not INDEX_PREFIX + a date: left alone, however old.
+    c.add_index(Index::new("logs-app-notadate"));
+    c.add_index(Index::new("logs-app-2024.02.30"));
+    c.add_index(Index::new(&format!("logs-application-{}", days_ago(100))));
+    c
+}
+
+fn check_delete_old_indices(lab: &Lab) {
+    let id = "scala/delete_old_indices";
+    let env = [
+        ("INDEX_PREFIX", "logs-app-"),
+        ("RETENTION_DAYS", "30"),
+        ("MAX_DELETES_PER_RUN", "2"),
+    ];
+    let delete = |days: u64| format!("DELETE /logs-app-{}", days_ago(days));
+    let es = FakeEs::start(dated_cluster());
+    let before: Vec<String> = es.cluster().indices.keys().cloned().collect();
+
+    let dry = lab.run(id, &es, &[env.as_slice(), &[("DRY_RUN", "1")]].concat());
+    dry.exit(0).no_mutation();
+    assert_eq!(
+        dry.lines(),
+        ["GET /_cat/indices/logs-app-*?expand_wildcards=open,closed&format=json&h=index"],
+        "{dry}"
+    );
+
+    // The two oldest of the three expired indices (the closed one too), oldest first, one by
+    // one by exact name; the newest, the undated and the other prefix's are kept.
+    let first = lab.run(id, &es, &env);
+    first.exit(0);
+    assert_eq!(first.mutations(), [delete(100), delete(60)], "{first}");
+    // The last expired one on the next run; then nothing is left to delete.
+    let second = lab.run(id, &es, &env);
+    second.exit(0);
+    assert_eq!(second.mutations(), [delete(40)], "{second}");
+    let third = lab.run(id, &es, &env);
+    third.exit(0).no_mutation();
+    let gone: Vec<String> = [100, 60, 40]
+        .map(|d| format!("logs-app-{}", days_ago(d)))
+        .to_vec();
+    let left: Vec<String> = es.cluster().indices.keys().cloned().collect();
+    let expected: Vec<String> = before.into_iter().filter(|n| !gone.contains(n)).collect();
+    assert_eq!(left, expected);
+
+    let bad = lab.run(
+        id,
+        &es,
+        &[("INDEX_PREFIX", "logs-*"), ("RETENTION_DAYS", "30")],
+    );
+    bad.exit(2);
+    assert!(bad.requests.is_empty(), "{bad}");
+
+    // Elasticsearch closing every connection (a 503 is undrain_node's).
+    fails_when_elasticsearch_fails_with(lab, id, &dated_cluster(), &env, 1, How::Close);
+}
+
+#[test]
+fn scala_krobs_run_in_their_image() {
+    let lab = Lab::publish("scala");
+    check_undrain_node(&lab);
+    check_delete_old_indices(&lab);
     lab.check_events_schema();
     lab.p.assert_no_secrets();
 }

@@ -5,23 +5,30 @@
 #
 # Makes sure the real parts the integration tests need are there, then runs the whole test suite:
 #   - Debian packages (docker.io, docker-registry, skopeo, busybox-static, bash-static, awscli,
-#     apache2-utils, git, socat) and PyPI packages (moto[server], check-jsonschema, kubernetes-validate);
+#     apache2-utils, git, socat, mmdebstrap, maven) and PyPI packages (moto[server],
+#     check-jsonschema, kubernetes-validate);
 #   - a Docker Engine: $DOCKER_HOST if it answers, else the default socket, else a `dockerd`
 #     started here (own socket, pidfile, exec root and data root; no bridge, no iptables);
 #   - base images made locally, since no image can be pulled: `krobs-test/base:1` (busybox-static
 #     + bash-static, for tests that never run a script) and one Debian bookworm image per
 #     language runtime made by `mmdebstrap` from the machine's apt sources and `docker import`ed
-#     (`krobs-test/debian-{python,ruby,bash,jre}:1`); each carries the hash of its recipe as a
+#     (`krobs-test/debian-{python,ruby,bash}:1`, `krobs-test/debian-jre:2` with curl,
+#     as the eclipse-temurin images have); each carries the hash of its recipe as a
 #     label, so a warm machine keeps it and a changed recipe remakes it;
+#   - a Maven repository folder, $KROBS_TEST_MAVEN_REPO (default /var/cache/krobs-test/maven),
+#     holding the jars languages/scala/ammonite.lock pins, fetched by Maven from Maven Central
+#     only when one is missing or differs (checked against the lock's sha256 every run), served
+#     for the whole run by `python3 -m http.server` on a free loopback port: the "company
+#     mirror" the Scala builds get as MAVEN_REPOSITORY (stopped on exit);
 # and exports for the tests:
 #   KROBS_TEST_SERVICES=1, DOCKER_HOST, KROBS_TEST_BASE_IMAGE, KROBS_TEST_BASE_PYTHON,
 #   KROBS_TEST_BASE_RUBY, KROBS_TEST_BASE_BASH, KROBS_TEST_BASE_JRE, KROBS_TEST_REGISTRY_BIN,
-#   KROBS_TEST_MOTO_BIN.
+#   KROBS_TEST_MOTO_BIN, KROBS_TEST_MAVEN_REPO, KROBS_TEST_MAVEN_MIRROR.
 # The registries (docker-registry with htpasswd auth) and the moto server are started by the
 # tests themselves (tests/support/services.rs), one per test, on free loopback ports.
 #
-# On exit, also on failure or interrupt, it stops only what it started (its dockerd, by PID) and
-# exits with the test run's exit code. Logs: $KROBS_TEST_LOG_DIR (default /tmp/krobs-test).
+# On exit, also on failure or interrupt, it stops only what it started (its dockerd and the Maven
+# mirror, by PID) and exits with the test run's exit code. Logs: $KROBS_TEST_LOG_DIR (default /tmp/krobs-test).
 # KROBS_TEST_STORAGE_DRIVER forces the storage driver of the dockerd started here.
 set -euo pipefail
 
@@ -43,11 +50,12 @@ OWN_SOCK=unix://$RUN_DIR/docker.sock
 DEFAULT_SOCK=unix:///var/run/docker.sock
 BASE_IMAGE=krobs-test/base:1
 
-APT_PKGS=(docker.io docker-registry skopeo busybox-static bash-static apache2-utils git awscli socat mmdebstrap)
+APT_PKGS=(docker.io docker-registry skopeo busybox-static bash-static apache2-utils git awscli socat mmdebstrap maven)
 PIP_PKGS=("moto[server]" check-jsonschema kubernetes-validate)
 
 START=$SECONDS
 DOCKERD_PID=""   # set only when this script started dockerd
+MIRROR_PID=""    # the loopback Maven mirror this script serves
 POLICY_RC_D=""   # set only when this script created /usr/sbin/policy-rc.d
 
 say() { printf 'run.sh: %s\n' "$*" >&2; }
@@ -82,6 +90,7 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     [[ -n $POLICY_RC_D ]] && rm -f "$POLICY_RC_D"
+    [[ -n $MIRROR_PID ]] && kill "$MIRROR_PID" 2>/dev/null
     [[ -n $DOCKERD_PID ]] && stop_dockerd
     exit "$rc"
 }
@@ -300,7 +309,7 @@ DEBIAN_BASES=(
     "python|krobs-test/debian-python:1|python3 ca-certificates"
     "ruby|krobs-test/debian-ruby:1|ruby ca-certificates"
     "bash|krobs-test/debian-bash:1|bash curl jq ca-certificates"
-    "jre|krobs-test/debian-jre:1|openjdk-17-jre-headless ca-certificates"
+    "jre|krobs-test/debian-jre:2|openjdk-17-jre-headless curl ca-certificates"
 )
 make_debian_base() {
     local image=$1 packages=$2 recipe=$3 log=$4 tarball=$5
@@ -341,8 +350,71 @@ if ((${#pids[@]})); then
     docker image prune --force --filter label=krobs.test.base.recipe >/dev/null 2>&1 || true
 fi
 
+# ---------------------------------------------------------------------------------------------
+# Maven: the jars languages/scala/ammonite.lock pins, fetched by Maven from Maven Central into a
+# repository folder of their own (only when one is missing or differs), then served read-only
+# on a loopback port as the "company mirror" the Scala Dockerfile's MAVEN_REPOSITORY names.
+# ---------------------------------------------------------------------------------------------
+MAVEN_REPO=${KROBS_TEST_MAVEN_REPO:-/var/cache/krobs-test/maven}
+MAVEN_LOCKS=("$REPO/languages/scala/ammonite.lock")
+# `sha256  path` lines of the locks, comments dropped
+locked() { grep -hvE '^[[:space:]]*(#|$)' "${MAVEN_LOCKS[@]}"; }
+maven_repo_ok() { (cd "$MAVEN_REPO" 2>/dev/null && locked | sha256sum --check --quiet --strict >/dev/null 2>&1); }
+# A pom whose dependencies are exactly the locked files (each without its own dependencies), so
+# that Maven's resolution fetches them and nothing chosen by its own version rules.
+locked_pom() {
+    local sum path dir file version artifact group rest classifier ext
+    printf '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>\n'
+    printf '<groupId>krobs.test</groupId><artifactId>maven-mirror</artifactId><version>0</version><dependencies>\n'
+    while read -r sum path; do
+        dir=${path%/*} file=${path##*/}
+        version=${dir##*/} dir=${dir%/*}
+        artifact=${dir##*/} group=${dir%/*}
+        rest=${file#"$artifact-$version"} ext=${rest##*.} classifier=${rest%.*} classifier=${classifier#-}
+        printf '<dependency><groupId>%s</groupId><artifactId>%s</artifactId><version>%s</version><type>%s</type>' \
+            "${group//\//.}" "$artifact" "$version" "$ext"
+        [[ -n $classifier ]] && printf '<classifier>%s</classifier>' "$classifier"
+        printf '<exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion></exclusions></dependency>\n'
+    done < <(locked)
+    printf '</dependencies></project>\n'
+}
+if ! maven_repo_ok; then
+    say "fetching the locked Maven artifacts into $MAVEN_REPO (log: $LOG_DIR/maven.log)"
+    mkdir -p "$MAVEN_REPO"
+    pom_dir=$(mktemp -d "$LOG_DIR/maven-pom.XXXXXX")
+    locked_pom >"$pom_dir/pom.xml"
+    mvn --batch-mode --no-transfer-progress -f "$pom_dir/pom.xml" -Dmaven.repo.local="$MAVEN_REPO" \
+        dependency:resolve >"$LOG_DIR/maven.log" 2>&1 || {
+        log_tail "$LOG_DIR/maven.log"
+        die "mvn dependency:resolve of the locked artifacts failed"
+    }
+    rm -rf "$pom_dir"
+    if ! maven_repo_ok; then
+        (cd "$MAVEN_REPO" && locked | sha256sum --check --quiet --strict 2>&1 | head -5 | sed 's/^/    /' >&2) || true
+        die "the Maven artifacts in $MAVEN_REPO do not match the sha256 of ${MAVEN_LOCKS[*]}"
+    fi
+fi
+
 flock -u 9
 exec 9>&-
+
+# The mirror: a plain HTTP file server on a free loopback port, for the whole run.
+python3 -u -m http.server --bind 127.0.0.1 --directory "$MAVEN_REPO" 0 >"$LOG_DIR/maven-mirror.log" 2>&1 </dev/null &
+MIRROR_PID=$!
+MAVEN_MIRROR=""
+for ((i = 0; i < 100; i++)); do # 10 s
+    port=$(sed -n 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$LOG_DIR/maven-mirror.log")
+    if [[ -n $port ]]; then
+        MAVEN_MIRROR=http://127.0.0.1:$port
+        break
+    fi
+    kill -0 "$MIRROR_PID" 2>/dev/null || break
+    sleep 0.1
+done
+[[ -n $MAVEN_MIRROR ]] || {
+    log_tail "$LOG_DIR/maven-mirror.log"
+    die "the loopback Maven mirror did not start"
+}
 
 export KROBS_TEST_SERVICES=1
 export DOCKER_HOST
@@ -350,11 +422,14 @@ export KROBS_TEST_BASE_IMAGE=$BASE_IMAGE
 export KROBS_TEST_BASE_PYTHON=krobs-test/debian-python:1
 export KROBS_TEST_BASE_RUBY=krobs-test/debian-ruby:1
 export KROBS_TEST_BASE_BASH=krobs-test/debian-bash:1
-export KROBS_TEST_BASE_JRE=krobs-test/debian-jre:1
+export KROBS_TEST_BASE_JRE=krobs-test/debian-jre:2
 export KROBS_TEST_REGISTRY_BIN=$REGISTRY_BIN
 export KROBS_TEST_MOTO_BIN=$MOTO_BIN
+export KROBS_TEST_MAVEN_REPO=$MAVEN_REPO
+export KROBS_TEST_MAVEN_MIRROR=$MAVEN_MIRROR
 say "ready in $((SECONDS - START)) s: DOCKER_HOST=$DOCKER_HOST KROBS_TEST_BASE_IMAGE=$BASE_IMAGE"
 say "  KROBS_TEST_REGISTRY_BIN=$REGISTRY_BIN KROBS_TEST_MOTO_BIN=$MOTO_BIN"
+say "  KROBS_TEST_MAVEN_MIRROR=$MAVEN_MIRROR (serving $MAVEN_REPO)"
 
 # ---------------------------------------------------------------------------------------------
 # Tests (or the benchmark)

@@ -1,13 +1,14 @@
 //! The shipped runtimes, built as they are on the Debian bases of `bash tests/run.sh` (only
-//! `BASE_IMAGE` changed; Scala's `jre` stage, since the Ammonite download needs the internet),
-//! published by the real binary, pulled back by the digest the manifest names, and run as
-//! `render` runs them: a non-root user, a read-only root file system, a tmpfs `/tmp`.
+//! `BASE_IMAGE` changed, and Scala's `MAVEN_REPOSITORY`: the loopback Maven mirror of
+//! `tests/run.sh`), published by the real binary, pulled back by the digest the manifest names,
+//! and run as `render` runs them: a non-root user, a read-only root file system, a tmpfs `/tmp`,
+//! no network. And Scala's fetch stage refusing a jar that is not the one its lock pins.
 
 mod support;
 
 use serde_json::Value;
 use support::e2e_support::*;
-use support::services::{debian_base, require_services};
+use support::services::{debian_base, maven_mirror, maven_repo, require_services, MavenMirror};
 
 /// A command and the start of what it prints.
 type Check = (&'static [&'static str], &'static str);
@@ -36,42 +37,23 @@ const RUNTIMES: [(&str, &str, &[Check]); 4] = [
     (
         "scala",
         "KROBS_TEST_BASE_JRE",
-        &[(&["java", "-version"], "openjdk version \"17.")],
+        &[
+            (&["java", "-version"], "openjdk version \"17."),
+            (
+                &["amm", "--version"],
+                "Ammonite REPL & Script-Runner, 3.0.3",
+            ),
+        ],
     ),
 ];
 
-/// krobs.toml with each language on its Debian base (Scala keeps its `jre` target).
+/// krobs.toml with each language on its Debian base.
 fn on_debian_bases(text: &str) -> String {
-    let mut sections = String::new();
-    for (lang, var, _) in RUNTIMES {
-        let base = debian_base(var);
-        if lang == "scala" {
-            continue;
-        }
-        if text.contains(&format!("[languages.{lang}]")) {
-            // the e2e config already builds this runtime on its Debian base
-            assert!(
-                text.contains(&format!("BASE_IMAGE = \"{base}\"")),
-                "the e2e config's [languages.{lang}] builds on {base}"
-            );
-            continue;
-        }
-        sections.push_str(&format!(
-            "\n[languages.{lang}]\nbuild_args = {{ BASE_IMAGE = \"{base}\" }}\n"
-        ));
-    }
-    let scala = "[languages.scala]\ntarget = \"jre\"\n";
-    assert!(
-        text.contains(scala),
-        "the e2e config builds Scala's jre stage"
-    );
-    text.replace(
-        scala,
-        &format!(
-            "{scala}build_args = {{ BASE_IMAGE = \"{}\" }}\n{sections}",
-            debian_base("KROBS_TEST_BASE_JRE")
-        ),
-    )
+    RUNTIMES
+        .iter()
+        .fold(text.to_string(), |text, (lang, var, _)| {
+            on_base(&text, lang, &debian_base(var))
+        })
 }
 
 /// `docker run` of `image` the way `render`'s pod runs it.
@@ -174,72 +156,74 @@ fn every_runtime_builds_on_its_debian_base_and_runs_as_10001_on_a_read_only_root
     p.assert_no_secrets();
 }
 
-/// The shipped Scala Dockerfile, whole (Ammonite stage included), with the launcher served
-/// from a loopback server instead of GitHub: a download whose sha256 is not `AMMONITE_SHA256`
-/// fails the build with a message saying so, an empty `AMMONITE_SHA256` fails it too, and the
-/// right one gives a runtime whose `amm` runs as 10001 on a read-only root.
+/// Scala's fetch stage takes from the Maven repository exactly the jars `ammonite.lock` names,
+/// and nothing else than their pinned bytes: a mirror serving another jar under a locked path
+/// fails the build with a line naming the jar, both sha256 and the lock; a mirror missing one
+/// fails it too. The mirror's credentials (a URL with `user:password@`) are never printed.
 #[test]
-fn scalas_ammonite_download_is_refused_unless_it_hashes_to_the_pinned_sha256() {
+fn scalas_fetch_stage_refuses_a_jar_the_lock_does_not_pin() {
     require_services();
-    // A stand-in launcher: what the Dockerfile does with it is what it does with Ammonite's.
-    let launcher = "exec java -version \"$@\"\n";
-    let served = launcher.to_string();
-    let server = FakeHttp::start(move |_| (200, served.clone()));
-    let url = format!(
-        "{}/Ammonite/releases/download/3.0.2/2.13-3.0.2",
-        server.url()
-    );
-    let right = sha256_hex(launcher.as_bytes());
-    let wrong = sha256_hex(b"something else");
+    let lock = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("languages/scala/ammonite.lock"),
+    )
+    .unwrap();
+    let entries: Vec<(&str, &str)> = lock
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next().unwrap(), words.next().unwrap())
+        })
+        .collect();
+    assert!(entries.len() > 50, "{lock}");
+    // the first jar fetched, then the second
+    let (pinned, tampered) = entries[0];
+    let (_, missing) = entries[1];
+
+    let mirror = MavenMirror::of_lock(&lock);
+    let jar = mirror.path(tampered);
+    let mut bytes = std::fs::read(&jar).unwrap();
+    bytes.extend_from_slice(b"appended by the mirror");
+    std::fs::remove_file(&jar).unwrap();
+    std::fs::write(&jar, &bytes).unwrap();
+    let actual = sha256_hex(&bytes);
 
     let p = Pipeline::oci();
-    let jre = debian_base("KROBS_TEST_BASE_JRE");
-    let mut current = "[languages.scala]\ntarget = \"jre\"\n".to_string();
-    let mut configure = |sha: &str| {
-        let next = format!(
-            "[languages.scala]\nbuild_args = {{ BASE_IMAGE = \"{jre}\", AMMONITE_URL = \"{url}\", AMMONITE_SHA256 = \"{sha}\" }}\n"
-        );
-        p.edit_config(|t| t.replace(&current, &next));
-        current = next;
-    };
-
-    configure(&wrong);
+    let password = "mirror-s3cret~pass";
+    p.add_secret("the Maven mirror's password", password);
+    let url = mirror
+        .url()
+        .replace("http://", &format!("http://krobs:{password}@"));
+    p.edit_config(|text| {
+        let text = text.replace(&maven_mirror(), &url);
+        on_base(&text, "scala", &debian_base("KROBS_TEST_BASE_JRE"))
+    });
     let run = p.krobs(&["--only", "scala"]).failure(4);
     assert!(
         run.stderr.contains(&format!(
-            "the Ammonite download {url} has sha256 {right}, not AMMONITE_SHA256={wrong}: refusing it"
+            "{}/{tampered} has sha256 {actual}, not {pinned} as ammonite.lock pins: refusing it",
+            mirror.url()
         )),
         "{run}"
     );
     p.assert_no_manifest(&run);
 
-    configure("");
+    std::fs::remove_file(&jar).unwrap();
+    std::os::unix::fs::symlink(maven_repo().join(tampered), &jar).unwrap();
+    std::fs::remove_file(mirror.path(missing)).unwrap();
     let run = p.krobs(&["--only", "scala"]).failure(4);
     assert!(
         run.stderr.contains(&format!(
-            "AMMONITE_SHA256 is empty: set it to the sha256 of {url}"
+            "cannot fetch {}/{missing} (3 tries): check MAVEN_REPOSITORY and the network of the build",
+            mirror.url()
         )),
         "{run}"
     );
-
-    configure(&right);
-    let run = p.krobs(&["--json", "--only", "scala"]).success();
-    let image = string(language(&p.manifest_of(&run), "scala"), "image");
-    let (user, password) = p.creds();
-    assert!(p
-        .docker
-        .login(&p.registry.addr(), user, password)
-        .status
-        .success());
-    p.forget_local_images("scala");
-    p.docker_ok(&["pull", &image]);
-    let out = run_confined(&p, &image, &["amm"]);
+    // The mirror saw the password (curl's basic auth), the output never did.
     assert!(
-        out.status.success()
-            && String::from_utf8_lossy(&out.stderr).contains("openjdk version \"17."),
-        "amm as 10001 on a read-only root: {:?}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        mirror.log().contains(&format!("GET /{tampered}")),
+        "{}",
+        mirror.log()
     );
     p.assert_no_secrets();
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::services::{
-    base64_encode, base_image, debian_base, describe, moto_authorization_token,
+    base64_encode, base_image, debian_base, describe, maven_mirror, moto_authorization_token,
     moto_registry_password, python3, run_ok, skopeo_inspect, DockerCli, Moto, Registry,
     MOTO_DEFAULT_ACCOUNT,
 };
@@ -47,8 +47,9 @@ pub enum RegistryKind {
     Ecr { create_repositories: bool },
 }
 
-/// `krobs.toml` for the copy of this repository: the local base image, and Scala's `jre`
-/// stage (everything but the Ammonite download, which needs the internet).
+/// `krobs.toml` for the copy of this repository: the local base image for every language (the
+/// Bash krobs' Debian base for Bash), and Scala's jars from the loopback Maven mirror of
+/// `tests/run.sh`, which the build's `RUN` steps reach on the host's network.
 pub fn config_toml(kind: &RegistryKind, host: &str) -> String {
     let registry = match kind {
         RegistryKind::Oci => format!("kind = \"oci\"\nhost = \"{host}\"\n"),
@@ -67,20 +68,49 @@ pub fn config_toml(kind: &RegistryKind, host: &str) -> String {
 [build]
 concurrency = 2
 build_args = {{ BASE_IMAGE = "{base}" }}
+network = "host"
 
 [manifest]
 path = "out/krobs-manifest.json"
 
 [languages.scala]
-target = "jre"
+build_args = {{ MAVEN_REPOSITORY = "{mirror}" }}
 
 # The Bash krobs run in the tests: their runtime is built on a Debian base, as shipped.
 [languages.bash]
 build_args = {{ BASE_IMAGE = "{bash_base}" }}
 "#,
         base = base_image(),
-        bash_base = debian_base("KROBS_TEST_BASE_BASH")
+        bash_base = debian_base("KROBS_TEST_BASE_BASH"),
+        mirror = maven_mirror(),
     )
+}
+
+/// `text` (a krobs.toml) with `language` built on `base`: its `build_args` get `BASE_IMAGE`, in
+/// the section there is or in a new one. A language already on another base fails the test.
+pub fn on_base(text: &str, language: &str, base: &str) -> String {
+    let section = format!("[languages.{language}]\n");
+    let arg = format!("BASE_IMAGE = \"{base}\"");
+    let Some(start) = text.find(&section) else {
+        return format!("{text}\n{section}build_args = {{ {arg} }}\n");
+    };
+    let body = start + section.len();
+    let end = text[body..]
+        .find("\n[")
+        .map_or(text.len(), |i| body + i + 1);
+    let own = &text[body..end];
+    if own.contains("BASE_IMAGE") {
+        assert!(
+            own.contains(&arg),
+            "krobs.toml builds {language} on another base:\n{text}"
+        );
+        return text.to_string();
+    }
+    let own = match own.find("build_args = { ") {
+        Some(i) => format!("{}build_args = {{ {arg}, {}", &own[..i], &own[i + 15..]),
+        None => format!("build_args = {{ {arg} }}\n{own}"),
+    };
+    format!("{}{own}{}", &text[..body], &text[end..])
 }
 
 /// A copy of this repository, committed, wired to its own registry (and moto for ECR).

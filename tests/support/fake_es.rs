@@ -307,11 +307,15 @@ impl Cluster {
             if part == "_all" || part.contains('*') {
                 let pattern = if part == "_all" { "*" } else { part };
                 for idx in self.indices.values() {
-                    let wanted = match expand {
-                        "all" => true,
-                        "closed" => !idx.open,
-                        "none" => false,
-                        _ => idx.open,
+                    // `open`, `closed`, `all`, `none`, or a list (`open,closed`)
+                    let kinds: Vec<&str> = expand.split(',').collect();
+                    let wanted = if kinds.contains(&"all") {
+                        true
+                    } else if kinds.contains(&"open") || kinds.contains(&"closed") {
+                        (idx.open && kinds.contains(&"open"))
+                            || (!idx.open && kinds.contains(&"closed"))
+                    } else {
+                        idx.open && !kinds.contains(&"none")
                     };
                     if wanted && glob(pattern, &idx.name) && !out.contains(&idx.name) {
                         out.push(idx.name.clone());
@@ -595,6 +599,7 @@ fn handle(c: &mut Cluster, req: &Request) -> Reply {
         ("POST", [target, "_forcemerge"]) => forcemerge(c, req, target),
         ("POST" | "GET", [target, "_count"]) => count(c, req, target),
         ("POST", [target, "_delete_by_query"]) => delete_by_query(c, req, target),
+        ("DELETE", [target]) if !target.starts_with('_') => delete_index(c, target),
         _ => no_handler(req),
     }
 }
@@ -1315,6 +1320,27 @@ fn get_task(c: &mut Cluster, id: &str) -> Reply {
         body["response"] = task.response.clone();
     }
     Reply::json(200, &body)
+}
+
+/// `DELETE /<names>`: exact names only, as `action.destructive_requires_name` (true since
+/// Elasticsearch 8) demands; open or closed; a missing one is a 404 and deletes nothing.
+fn delete_index(c: &mut Cluster, target: &str) -> Reply {
+    if target.contains('*') || target.contains('?') || target == "_all" {
+        return error(
+            400,
+            "illegal_argument_exception",
+            "Wildcard expressions or all indices are not allowed",
+        );
+    }
+    let names = match c.resolve(target, "all") {
+        Ok(n) => n,
+        Err(missing) => return index_not_found(&missing),
+    };
+    for name in &names {
+        c.indices.remove(name);
+        c.shards.retain(|s| &s.index != name);
+    }
+    Reply::json(200, &json!({"acknowledged": true}))
 }
 
 fn cancel_task(c: &mut Cluster, id: &str) -> Reply {

@@ -91,6 +91,19 @@ pub fn debian_base(var: &str) -> String {
     required_env(var)
 }
 
+/// The loopback Maven mirror of `tests/run.sh` (`KROBS_TEST_MAVEN_MIRROR`, `http://127.0.0.1:N`):
+/// a plain file server over `KROBS_TEST_MAVEN_REPO`, a Maven repository folder holding every
+/// file `languages/scala/ammonite.lock` pins, which Maven fetched from Maven Central. The Scala
+/// runtime is built with it as `MAVEN_REPOSITORY` (the "company mirror" of the Dockerfile).
+pub fn maven_mirror() -> String {
+    required_env("KROBS_TEST_MAVEN_MIRROR")
+}
+
+/// The folder `maven_mirror()` serves (`KROBS_TEST_MAVEN_REPO`).
+pub fn maven_repo() -> PathBuf {
+    PathBuf::from(required_env("KROBS_TEST_MAVEN_REPO"))
+}
+
 /// The Debian bases of every runtime, as (variable, image).
 pub fn debian_bases() -> Vec<(&'static str, String)> {
     [
@@ -1275,4 +1288,97 @@ pub fn skopeo_inspect(reference: &str, creds: Option<(&str, &str)>) -> Output {
     };
     cmd.arg(format!("docker://{reference}"));
     run(&mut cmd)
+}
+
+// -------------------------------------------------------------------------------------------------
+// A Maven mirror of one's own
+// -------------------------------------------------------------------------------------------------
+
+/// A Maven repository on a loopback port: Python's `http.server` over a folder of its own
+/// (in the layout of a Maven repository), for a test that serves other bytes than the mirror of
+/// `tests/run.sh` does. Killed on drop.
+pub struct MavenMirror {
+    /// `repo/` (what is served) and `mirror.log`.
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl MavenMirror {
+    /// Serves the files `lock` (`sha256  path` lines) names, linked from [`maven_repo`]; the
+    /// test changes them through [`MavenMirror::path`].
+    pub fn of_lock(lock: &str) -> MavenMirror {
+        let dir = tempfile::Builder::new()
+            .prefix("krobs-maven-mirror-")
+            .tempdir()
+            .unwrap();
+        let from = maven_repo();
+        for line in lock
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
+            let path = line.split_whitespace().nth(1).expect("`sha256  path`");
+            let to = dir.path().join("repo").join(path);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(from.join(path), &to).unwrap();
+        }
+        let mut mirror = MavenMirror {
+            dir,
+            port: 0,
+            child: None,
+        };
+        let mut last = String::new();
+        for _ in 0..5 {
+            mirror.port = free_port();
+            let log = mirror.dir.path().join("mirror.log");
+            let child = Command::new(python3())
+                .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+                .arg(mirror.dir.path().join("repo"))
+                .arg(mirror.port.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("python3 -m http.server starts");
+            mirror.child = Some(child);
+            let addr = mirror.addr();
+            match wait_until_ready(
+                &mut mirror.child,
+                "the Maven mirror",
+                &addr,
+                "/",
+                200,
+                Duration::from_secs(10),
+                &log,
+            ) {
+                Ok(()) => return mirror,
+                Err(e) => last = e,
+            }
+        }
+        panic!("the Maven mirror did not start: {last}");
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// Where the mirror serves `path` from.
+    pub fn path(&self, path: &str) -> PathBuf {
+        self.dir.path().join("repo").join(path)
+    }
+
+    /// Its access log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("mirror.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for MavenMirror {
+    fn drop(&mut self) {
+        kill_child(&mut self.child);
+    }
 }

@@ -4,6 +4,7 @@
 // schedule = "15 1 * * *"
 // timeout = "1h"
 // retries = 1
+// memory = "512Mi"
 // ---
 
 // Retention for time-based indices such as `logs-app-2024.05.01`. Only names that

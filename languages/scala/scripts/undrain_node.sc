@@ -3,6 +3,7 @@
 // description = "Undoes a drain after maintenance: removes NODE_NAME from cluster.routing.allocation.exclude._name, persistent and transient, keeping any other excluded node, so shards can be allocated to it again. Env: ELASTICSEARCH_URL, NODE_NAME, DRY_RUN."
 // timeout = "15m"
 // retries = 2
+// memory = "512Mi"
 // ---
 
 // The counterpart of the `python/drain_node` krob. Idempotent: when the node is not
