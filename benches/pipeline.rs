@@ -596,6 +596,11 @@ impl Bench {
             args.extend([
                 "--build-arg".to_string(),
                 format!("MAVEN_REPOSITORY={}", services::maven_mirror()),
+                "--build-arg".to_string(),
+                format!(
+                    "FETCH_IMAGE={}",
+                    services::debian_base("KROBS_TEST_BASE_BASH")
+                ),
             ]);
         }
         args
@@ -836,13 +841,14 @@ command = ["ruby", "{{script}}"]
 
 [languages.scala]
 command = ["amm", "--silent", "{{script}}"]
-build_args = {{ MAVEN_REPOSITORY = "{mirror}" }}
+build_args = {{ MAVEN_REPOSITORY = "{mirror}", FETCH_IMAGE = "{fetch}" }}
 
 [languages.bash]
 command = ["bash", "{{script}}"]
 "#,
         base = services::base_image(),
         mirror = services::maven_mirror(),
+        fetch = services::debian_base("KROBS_TEST_BASE_BASH"),
     )
 }
 

@@ -30,7 +30,7 @@ fn unknown_key() {
     repo.write("krobs.toml", format!("{CONFIG}\n[build]\nconcurency = 4\n"));
     repo.krobs(&["--dry-run"])
         .failure(INPUT)
-        .stderr_is("error: krobs.toml:11:1: unknown field `concurency`, expected one of `concurrency`, `platform`, `build_args`");
+        .stderr_is("error: krobs.toml:11:1: unknown field `concurency`, expected one of `concurrency`, `platform`, `build_args`, `network`");
 }
 
 #[test]

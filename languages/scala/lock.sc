@@ -1,11 +1,13 @@
 // Prints ammonite.lock for an Ammonite release: every jar on its class path as coursier resolves
 // `com.lihaoyi:ammonite_<scala>:<ammonite>`, as `<sha256>  <path in the Maven repository>`.
-// Not part of the image (.dockerignore): run it in the Scala runtime, with a network, from
-// MAVEN_REPOSITORY (default Maven Central); coursier checks each download against the
-// repository's own checksum, into a cache of its own in /tmp that nothing else reads:
+// Not part of the image (.dockerignore): run it in the Scala runtime, with a network and
+// coursier online (the image sets COURSIER_MODE=offline), from MAVEN_REPOSITORY (default Maven
+// Central); coursier checks each download against the repository's own checksum, into a cache
+// of its own in /tmp that nothing else reads:
 //
-//   docker run --rm --network host -v "$PWD/languages/scala:/w:ro" [-e MAVEN_REPOSITORY=...] \
-//     <scala runtime> amm --silent /w/lock.sc 3.0.3 2.13.17 > languages/scala/ammonite.lock
+//   docker run --rm --network host -e COURSIER_MODE= -v "$PWD/languages/scala:/w:ro" \
+//     [-e MAVEN_REPOSITORY=...] <scala runtime> amm --silent /w/lock.sc 3.0.3 2.13.17 \
+//     > languages/scala/ammonite.lock
 //
 // then review the diff and change the Dockerfile's comments if the version changed.
 
@@ -35,7 +37,7 @@ def main(ammonite: String, scala: String): Unit = {
     val url = entry.getKey.getUrl
     if (!url.startsWith(repository + "/"))
       sys.error(s"coursier fetched $url, which is not in $repository: check MAVEN_REPOSITORY")
-    s"${sha256(entry.getValue)}  ${url.stripPrefix(repository + "/")}"
+    url.stripPrefix(repository + "/") -> sha256(entry.getValue)
   }.sorted
   println(s"""# Ammonite $ammonite for Scala $scala and every jar on its class path, as coursier resolves
              |# `com.lihaoyi:ammonite_$scala:$ammonite`: the sha256 of each jar, then its path in a Maven
@@ -43,5 +45,5 @@ def main(ammonite: String, scala: String): Unit = {
              |# MAVEN_REPOSITORY (Maven Central unless a build argument names a mirror) and refuses the build
              |# when one of them does not hash to the sha256 pinned here. To change the version, regenerate
              |# this file with `lock.sc` (README, "Scala").""".stripMargin)
-  lines.foreach(println)
+  lines.foreach { case (path, sum) => println(s"$sum  $path") }
 }

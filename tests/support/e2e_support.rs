@@ -49,7 +49,8 @@ pub enum RegistryKind {
 
 /// `krobs.toml` for the copy of this repository: the local base image for every language (the
 /// Bash krobs' Debian base for Bash), and Scala's jars from the loopback Maven mirror of
-/// `tests/run.sh`, which the build's `RUN` steps reach on the host's network.
+/// `tests/run.sh`, which the build's `RUN` steps reach on the host's network, fetched with the
+/// curl of the Bash base (`FETCH_IMAGE`).
 pub fn config_toml(kind: &RegistryKind, host: &str) -> String {
     let registry = match kind {
         RegistryKind::Oci => format!("kind = \"oci\"\nhost = \"{host}\"\n"),
@@ -73,8 +74,9 @@ network = "host"
 [manifest]
 path = "out/krobs-manifest.json"
 
+# Scala's jars are fetched in the Bash krobs' base (busybox's static wget cannot connect).
 [languages.scala]
-build_args = {{ MAVEN_REPOSITORY = "{mirror}" }}
+build_args = {{ MAVEN_REPOSITORY = "{mirror}", FETCH_IMAGE = "{bash_base}" }}
 
 # The Bash krobs run in the tests: their runtime is built on a Debian base, as shipped.
 [languages.bash]
