@@ -564,6 +564,16 @@ fn resolve_deploy(raw: Option<RawDeploy>) -> Result<DeployConfig, (Range<usize>,
         }
         deploy.ttl_seconds_after_finished = ttl.into_inner();
     }
+    if let Some(size) = raw.tmp_size_limit {
+        check_memory(size.get_ref())
+            .map_err(|m| (size.span(), format!("`deploy.tmp_size_limit`: {m}")))?;
+        deploy.tmp_size_limit = size.into_inner();
+    }
+    if let Some(storage) = raw.ephemeral_storage {
+        check_memory(storage.get_ref())
+            .map_err(|m| (storage.span(), format!("`deploy.ephemeral_storage`: {m}")))?;
+        deploy.ephemeral_storage = storage.into_inner();
+    }
     Ok(deploy)
 }
 
@@ -661,6 +671,8 @@ struct RawDeploy {
     cpu: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
     ttl_seconds_after_finished: Option<Spanned<u64>>,
+    tmp_size_limit: Option<Spanned<String>>,
+    ephemeral_storage: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
