@@ -755,6 +755,27 @@ mod tests {
     }
 
     #[test]
+    fn tmp_and_ephemeral_storage_are_quantities_with_defaults() {
+        let config = parse(ECR).unwrap();
+        assert_eq!(config.deploy.tmp_size_limit, "1Gi");
+        assert_eq!(config.deploy.ephemeral_storage, "1Gi");
+        let config = parse(&format!(
+            "{ECR}[deploy]\ntmp_size_limit = \"512Mi\"\nephemeral_storage = \"2Gi\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.deploy.tmp_size_limit, "512Mi");
+        assert_eq!(config.deploy.ephemeral_storage, "2Gi");
+        assert_eq!(
+            parse(&format!("{ECR}[deploy]\ntmp_size_limit = \"lots\"\n")).unwrap_err(),
+            "krobs.toml:6:18: `deploy.tmp_size_limit`: `lots` is not a memory quantity: use bytes with a suffix, e.g. `512Mi` or `1Gi`"
+        );
+        assert_eq!(
+            parse(&format!("{ECR}[deploy]\nephemeral_storage = \"1gb\"\n")).unwrap_err(),
+            "krobs.toml:6:21: `deploy.ephemeral_storage`: `1gb` is not a memory quantity: use bytes with a suffix, e.g. `512Mi` or `1Gi`"
+        );
+    }
+
+    #[test]
     fn the_monitor_url_is_plain_http_that_krobs_run_can_post_to() {
         let deploy = |url: &str| parse(&format!("{ECR}[deploy]\nmonitor_url = \"{url}\"\n"));
         for good in [

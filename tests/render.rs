@@ -517,7 +517,7 @@ fn schedules_of_two_releases_and_what_the_prune_deletes() {
             format!("krobs-{}", id.replace(['/', '_'], "-"))
         );
     }
-    validate_kubernetes(&[stream1.clone()]);
+    validate_kubernetes(std::slice::from_ref(&stream1));
 
     // The second release: one schedule removed, one renamed.
     repo.remove("languages/ruby/scripts/watch_cluster_settings.rb");
