@@ -140,8 +140,6 @@ pub enum RenderError {
     Env { arg: String, why: String },
     #[error(transparent)]
     Pull(#[from] ReleaseError),
-    #[error("cannot write the {kind}: {message}")]
-    Serialize { kind: &'static str, message: String },
 }
 
 impl RenderError {
@@ -162,7 +160,6 @@ impl RenderError {
             | RenderError::DigestMismatch { .. }
             | RenderError::Preview { .. }
             | RenderError::NotPinned { .. } => exit::INPUT,
-            RenderError::Serialize { .. } => exit::INTERNAL,
         }
     }
 }
