@@ -78,7 +78,16 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct RenderArgs {
     /// The script's id, e.g. `python/expunge_deletes`.
-    pub script_id: String,
+    #[arg(required_unless_present_any = ["schedules", "harness_template"])]
+    pub script_id: Option<String>,
+    /// Print every CronJob of the release instead, as one YAML stream for `kubectl apply
+    /// --prune -l app.kubernetes.io/managed-by=krobs`.
+    #[arg(long, conflicts_with_all = ["script_id", "name", "env", "harness_template"])]
+    pub schedules: bool,
+    /// Print the Go template Harness renders for a script (`krob`) or a release's schedules
+    /// (`schedules`): what `.harness/manifests` holds, generated from this renderer.
+    #[arg(long, value_enum, value_name = "WHICH", conflicts_with_all = ["script_id", "name", "env", "namespace", "manifest"])]
+    pub harness_template: Option<HarnessTemplate>,
     /// The manifest: a file (default: `[manifest] path` of krobs.toml) or a published one
     /// (`latest`, `git-<commit>`, `sha256:<digest>`).
     #[arg(long, value_name = "PATH|REF")]
@@ -92,6 +101,15 @@ pub struct RenderArgs {
     /// An extra environment variable of the script's container; repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+}
+
+/// The Go templates of `.harness/manifests`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HarnessTemplate {
+    /// One script's Job or CronJob (`.harness/manifests/templates/krob.yaml`).
+    Krob,
+    /// Every CronJob of a release (`.harness/manifests/schedules/templates/schedules.yaml`).
+    Schedules,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

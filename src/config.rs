@@ -581,6 +581,16 @@ fn resolve_deploy(raw: Option<RawDeploy>) -> Result<DeployConfig, (Range<usize>,
         }
         deploy.ttl_seconds_after_finished = ttl.into_inner();
     }
+    if let Some(size) = raw.tmp_size_limit {
+        check_memory(size.get_ref())
+            .map_err(|m| (size.span(), format!("`deploy.tmp_size_limit`: {m}")))?;
+        deploy.tmp_size_limit = size.into_inner();
+    }
+    if let Some(storage) = raw.ephemeral_storage {
+        check_memory(storage.get_ref())
+            .map_err(|m| (storage.span(), format!("`deploy.ephemeral_storage`: {m}")))?;
+        deploy.ephemeral_storage = storage.into_inner();
+    }
     Ok(deploy)
 }
 
@@ -679,6 +689,8 @@ struct RawDeploy {
     cpu: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
     ttl_seconds_after_finished: Option<Spanned<u64>>,
+    tmp_size_limit: Option<Spanned<String>>,
+    ephemeral_storage: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -768,6 +780,27 @@ mod tests {
         assert_eq!(
             parse(&format!("{ECR}[languages.x]\nsyntax_check = []\n")).unwrap_err(),
             "krobs.toml:6:16: `languages.x.syntax_check` is empty: give the program and `{script}`, e.g. `[\"bash\", \"-n\", \"{script}\"]`"
+        );
+    }
+
+    #[test]
+    fn tmp_and_ephemeral_storage_are_quantities_with_defaults() {
+        let config = parse(ECR).unwrap();
+        assert_eq!(config.deploy.tmp_size_limit, "1Gi");
+        assert_eq!(config.deploy.ephemeral_storage, "1Gi");
+        let config = parse(&format!(
+            "{ECR}[deploy]\ntmp_size_limit = \"512Mi\"\nephemeral_storage = \"2Gi\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.deploy.tmp_size_limit, "512Mi");
+        assert_eq!(config.deploy.ephemeral_storage, "2Gi");
+        assert_eq!(
+            parse(&format!("{ECR}[deploy]\ntmp_size_limit = \"lots\"\n")).unwrap_err(),
+            "krobs.toml:6:18: `deploy.tmp_size_limit`: `lots` is not a memory quantity: use bytes with a suffix, e.g. `512Mi` or `1Gi`"
+        );
+        assert_eq!(
+            parse(&format!("{ECR}[deploy]\nephemeral_storage = \"1gb\"\n")).unwrap_err(),
+            "krobs.toml:6:21: `deploy.ephemeral_storage`: `1gb` is not a memory quantity: use bytes with a suffix, e.g. `512Mi` or `1Gi`"
         );
     }
 

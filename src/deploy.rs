@@ -9,6 +9,10 @@ pub const DEFAULT_MEMORY: &str = "256Mi";
 pub const DEFAULT_TTL_SECONDS: u64 = 7 * 24 * 3600;
 /// The namespace `render` puts objects in unless told otherwise.
 pub const DEFAULT_NAMESPACE: &str = "krobs";
+/// The size limit of the `/tmp` emptyDir, the only writable place of a krob's file system.
+pub const DEFAULT_TMP_SIZE_LIMIT: &str = "1Gi";
+/// The ephemeral-storage request of a run: `/tmp` and the container's logs live there.
+pub const DEFAULT_EPHEMERAL_STORAGE: &str = "1Gi";
 
 /// `[deploy]` of `krobs.toml`: what every krob gets unless its header says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +23,10 @@ pub struct DeployConfig {
     pub cpu: String,
     pub memory: String,
     pub ttl_seconds_after_finished: u64,
+    /// `sizeLimit` of the `/tmp` emptyDir.
+    pub tmp_size_limit: String,
+    /// The pod's ephemeral-storage request.
+    pub ephemeral_storage: String,
 }
 
 impl Default for DeployConfig {
@@ -29,6 +37,8 @@ impl Default for DeployConfig {
             cpu: DEFAULT_CPU.to_string(),
             memory: DEFAULT_MEMORY.to_string(),
             ttl_seconds_after_finished: DEFAULT_TTL_SECONDS,
+            tmp_size_limit: DEFAULT_TMP_SIZE_LIMIT.to_string(),
+            ephemeral_storage: DEFAULT_EPHEMERAL_STORAGE.to_string(),
         }
     }
 }

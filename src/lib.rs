@@ -20,6 +20,7 @@ pub mod engine;
 pub mod entrypoint;
 pub mod error;
 pub mod git;
+pub mod harness;
 pub mod header;
 pub mod layer;
 pub mod lint;
@@ -35,6 +36,7 @@ pub mod release;
 pub mod render;
 pub mod repo;
 pub mod report;
+pub mod run_spec;
 pub mod syntax;
 pub mod terminal;
 pub mod yaml;
@@ -51,6 +53,9 @@ use options::{Options, Task};
 /// Runs what the command line asked for.
 pub fn run(opts: &Options) -> Result<(), Error> {
     let started = Instant::now();
+    if let Task::HarnessTemplate(which) = &opts.task {
+        return report::print(harness::template(*which)).map_err(Error::Output);
+    }
     if let Task::Schema(which) = &opts.task {
         let schema = match which {
             SchemaKind::Manifest => manifest::SCHEMA,
@@ -81,14 +86,20 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         let pulled = release::pull(&config, reference)?;
         return match format {
             PullFormat::Json => report::print_bytes(&pulled.bytes),
-            PullFormat::Harness => {
-                report::print(release::harness_view(&pulled.manifest, &pulled.digest))
-            }
+            PullFormat::Harness => report::print(harness::view(&pulled.manifest, &pulled.digest)),
         }
         .map_err(Error::Output);
     }
     if let Task::Render(args) = &opts.task {
         let yaml = render::run(&config, args)?;
+        return report::print(&yaml).map_err(Error::Output);
+    }
+    if let Task::RenderSchedules {
+        manifest,
+        namespace,
+    } = &opts.task
+    {
+        let yaml = render::run_schedules(&config, manifest.as_deref(), namespace.as_deref())?;
         return report::print(&yaml).map_err(Error::Output);
     }
     let only = &opts.only;

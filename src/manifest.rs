@@ -116,6 +116,12 @@ pub struct Resources {
     pub memory_request: String,
     /// Equal to the request: a krob that outgrows it is killed rather than starving its node.
     pub memory_limit: String,
+    /// `[deploy] ephemeral_storage`; absent from manifests written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage_request: Option<String>,
+    /// `[deploy] tmp_size_limit`: the size limit of `/tmp`; absent from older manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmp_size_limit: Option<String>,
 }
 
 /// What the pipeline learned about a language's pushed image.
@@ -214,6 +220,8 @@ impl Manifest {
                             cpu_request: h.cpu.clone().unwrap_or_else(|| deploy.cpu.clone()),
                             memory_request: memory.clone(),
                             memory_limit: memory,
+                            ephemeral_storage_request: Some(deploy.ephemeral_storage.clone()),
+                            tmp_size_limit: Some(deploy.tmp_size_limit.clone()),
                         },
                     },
                 }

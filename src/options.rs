@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command, ManifestCommand, Progress, PullFormat, SchemaKind};
+use crate::cli::{
+    Cli, Command, HarnessTemplate, ManifestCommand, Progress, PullFormat, SchemaKind,
+};
 use crate::discover;
 
 /// The resolved command line.
@@ -38,6 +40,13 @@ pub enum Task {
         format: PullFormat,
     },
     Render(RenderOptions),
+    /// `render --schedules`: every CronJob of a release.
+    RenderSchedules {
+        manifest: Option<String>,
+        namespace: Option<String>,
+    },
+    /// `render --harness-template`: the Go template Harness renders.
+    HarnessTemplate(HarnessTemplate),
 }
 
 /// `krobs-build render`'s arguments.
@@ -65,8 +74,15 @@ impl From<Cli> for Options {
             Some(Command::Manifest(ManifestCommand::Pull { reference, format })) => {
                 Task::PullManifest { reference, format }
             }
+            Some(Command::Render(args)) if args.schedules => Task::RenderSchedules {
+                manifest: args.manifest,
+                namespace: args.namespace,
+            },
+            Some(Command::Render(args)) if args.harness_template.is_some() => {
+                Task::HarnessTemplate(args.harness_template.expect("checked"))
+            }
             Some(Command::Render(args)) => Task::Render(RenderOptions {
-                script_id: args.script_id,
+                script_id: args.script_id.unwrap_or_default(),
                 manifest: args.manifest,
                 name: args.name,
                 namespace: args.namespace,

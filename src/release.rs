@@ -609,67 +609,6 @@ pub async fn fetch(
     })
 }
 
-/// One script of the Harness view: flat, every value a string (Harness artifact attributes).
-#[derive(Debug, Serialize)]
-struct HarnessScript<'a> {
-    id: &'a str,
-    language: &'a str,
-    owner: &'a str,
-    image: &'a str,
-    command: String,
-    kind: &'static str,
-    schedule: &'a str,
-    timeout_seconds: String,
-    retries: String,
-    cpu: &'a str,
-    memory: &'a str,
-    monitor_url: &'a str,
-}
-
-#[derive(Debug, Serialize)]
-struct HarnessView<'a> {
-    manifest: &'a str,
-    commit: &'a str,
-    scripts: Vec<HarnessScript<'a>>,
-}
-
-/// The view Harness's Custom Artifact source reads (`manifest pull --format harness`): compact
-/// JSON on one line with a final newline, keys in a fixed order, every script value a string
-/// (`""` for none). `manifest_digest` is the `sha256:` of the manifest bytes. The `.harness/`
-/// artifact script prints the same bytes with `jq -c`.
-pub fn harness_view(manifest: &Manifest, manifest_digest: &str) -> String {
-    let monitor_url = manifest.monitor_url.as_deref().unwrap_or("");
-    let view = HarnessView {
-        manifest: manifest_digest,
-        commit: manifest.commit.as_deref().unwrap_or(""),
-        scripts: manifest
-            .scripts
-            .iter()
-            .map(|s| HarnessScript {
-                id: &s.id,
-                language: &s.language,
-                owner: &s.header.owner,
-                image: s.image.as_deref().unwrap_or(""),
-                command: serde_json::to_string(&s.command).expect("strings serialize"),
-                kind: s.job.kind.as_str(),
-                schedule: s.job.schedule.as_deref().unwrap_or(""),
-                timeout_seconds: s.job.active_deadline_seconds.to_string(),
-                retries: s.job.backoff_limit.to_string(),
-                cpu: &s.job.resources.cpu_request,
-                memory: &s.job.resources.memory_request,
-                monitor_url,
-            })
-            .collect(),
-    };
-    // `jq -c` escapes DEL, which serde_json leaves as it is; elsewhere they agree (control
-    // characters as `\n`/`\u001f`, other characters as UTF-8).
-    let mut line = serde_json::to_string(&view)
-        .expect("the view serializes")
-        .replace('\u{7f}', "\\u007f");
-    line.push('\n');
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -705,70 +644,6 @@ mod tests {
                 format!("`{bad}` is not a manifest reference: give a tag such as `latest`, `git-<commit>` (a full 40-hex commit is shortened), or a digest `sha256:<64 hex>`")
             );
         }
-    }
-
-    #[test]
-    fn the_harness_view_is_one_line_of_strings_in_the_agreed_order_escaped_as_jq_does() {
-        use crate::manifest::{Job, JobKind, ManifestHeader, ManifestScript, Resources};
-        let script = |id: &str, schedule: Option<&str>, owner: &str| ManifestScript {
-            id: id.to_string(),
-            language: "python".to_string(),
-            path: format!("languages/{id}.py"),
-            image_path: format!("/opt/krobs/scripts/{id}.py"),
-            image: Some("r.example/krobs/python@sha256:ab".to_string()),
-            sha256: "00".repeat(32),
-            command: vec!["python3".to_string(), format!("/opt/krobs/scripts/{id}.py")],
-            header: ManifestHeader {
-                owner: owner.to_string(),
-                description: "d".to_string(),
-                schedule: schedule.map(str::to_string),
-                timeout_seconds: None,
-                retries: Some(0),
-                cpu: None,
-                memory: None,
-            },
-            job: Job {
-                kind: if schedule.is_some() {
-                    JobKind::CronJob
-                } else {
-                    JobKind::Job
-                },
-                schedule: schedule.map(str::to_string),
-                concurrency_policy: schedule.map(|_| "Forbid".to_string()),
-                active_deadline_seconds: 3600,
-                backoff_limit: 0,
-                ttl_seconds_after_finished: 604800,
-                resources: Resources {
-                    cpu_request: "250m".to_string(),
-                    memory_request: "1Gi".to_string(),
-                    memory_limit: "1Gi".to_string(),
-                },
-            },
-        };
-        let manifest = Manifest {
-            format: FORMAT.to_string(),
-            preview: false,
-            commit: Some("c".repeat(40)),
-            monitor_url: Some("http://m:8080".to_string()),
-            languages: Vec::new(),
-            scripts: vec![
-                script("python/a", Some("0 3 * * *"), "team \"é\" \u{1f}\u{7f}/"),
-                script("python/b", None, "t"),
-            ],
-        };
-        let c = "c".repeat(40);
-        assert_eq!(
-            harness_view(&manifest, "sha256:11"),
-            format!(
-                concat!(
-                    r#"{{"manifest":"sha256:11","commit":"{c}","scripts":["#,
-                    r#"{{"id":"python/a","language":"python","owner":"team \"é\" \u001f\u007f/","image":"r.example/krobs/python@sha256:ab","command":"[\"python3\",\"/opt/krobs/scripts/python/a.py\"]","kind":"CronJob","schedule":"0 3 * * *","timeout_seconds":"3600","retries":"0","cpu":"250m","memory":"1Gi","monitor_url":"http://m:8080"}},"#,
-                    r#"{{"id":"python/b","language":"python","owner":"t","image":"r.example/krobs/python@sha256:ab","command":"[\"python3\",\"/opt/krobs/scripts/python/b.py\"]","kind":"Job","schedule":"","timeout_seconds":"3600","retries":"0","cpu":"250m","memory":"1Gi","monitor_url":"http://m:8080"}}]}}"#,
-                    "\n"
-                ),
-                c = c
-            )
-        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
 
 use crate::config::Config;
 use crate::digest::bytes_sha256;
@@ -30,6 +31,7 @@ use crate::manifest::{JobKind, Manifest, ManifestScript, FORMAT};
 use crate::names::{self, is_dns_label};
 use crate::options::RenderOptions;
 use crate::release::{self, ReleaseError};
+use crate::run_spec::RunSpec;
 use crate::yaml;
 
 /// The container that runs the script.
@@ -52,7 +54,24 @@ pub const TIME_ZONE: &str = "Etc/UTC";
 /// 127 a command that cannot be run or found.
 pub const FAIL_JOB_EXIT_CODES: [i32; 3] = [2, 126, 127];
 /// The environment variables render sets itself; `--env` may not override them.
-pub const RESERVED_ENV: [&str; 3] = ["KROBS_ID", "KROBS_IMAGE", "KROBS_MONITOR_URL"];
+pub const RESERVED_ENV: [&str; 4] = [
+    "KROBS_ID",
+    "KROBS_IMAGE",
+    "KROBS_GRACE_SECONDS",
+    "KROBS_MONITOR_URL",
+];
+/// `KROBS_GRACE_SECONDS`: how long krobs-run gives the command after SIGTERM before killing it.
+pub const GRACE_SECONDS: i64 = 20;
+/// What krobs-run may take after the grace: the output tail (at most 2 s) and the `failure`
+/// report (after a signal, 2 attempts of at most 2 s, killed 1 s later, 1 s apart: 7 s), with
+/// room to spare.
+pub const SHUTDOWN_REPORT_SECONDS: i64 = 15;
+/// The pod's `terminationGracePeriodSeconds`: the kubelet's SIGKILL comes after all of it.
+pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = GRACE_SECONDS + SHUTDOWN_REPORT_SECONDS;
+/// The oldest Kubernetes the objects are for: `podReplacementPolicy` (never two pods of a run
+/// at once) is on by default from 1.29, and a `podFailurePolicy` rule without
+/// `onPodConditions` is accepted from 1.29.
+pub const MIN_KUBERNETES: &str = "1.29";
 /// A manifest larger than this is not one.
 pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -109,14 +128,18 @@ pub enum RenderError {
         kind: &'static str,
         max: usize,
     },
+    #[error("`--name {name}`: script `{id}` has a schedule, and a CronJob is named after its script (`{base}`) so that `render --schedules` reconciles it; `--name` names Jobs only")]
+    CronJobName {
+        name: String,
+        id: String,
+        base: String,
+    },
     #[error("`--namespace {0}` is not a Kubernetes namespace name: use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit")]
     Namespace(String),
     #[error("`--env {arg}`: {why}")]
     Env { arg: String, why: String },
     #[error(transparent)]
     Pull(#[from] ReleaseError),
-    #[error("cannot write the {kind}: {message}")]
-    Serialize { kind: &'static str, message: String },
 }
 
 impl RenderError {
@@ -126,6 +149,7 @@ impl RenderError {
             RenderError::UnknownScript { .. }
             | RenderError::NoScripts { .. }
             | RenderError::Name { .. }
+            | RenderError::CronJobName { .. }
             | RenderError::Namespace(_)
             | RenderError::Env { .. } => exit::USAGE,
             RenderError::Pull(e) => e.exit_code(),
@@ -136,7 +160,6 @@ impl RenderError {
             | RenderError::DigestMismatch { .. }
             | RenderError::Preview { .. }
             | RenderError::NotPinned { .. } => exit::INPUT,
-            RenderError::Serialize { .. } => exit::INTERNAL,
         }
     }
 }
@@ -263,18 +286,8 @@ pub struct Options {
 /// `krobs-build render`: the YAML of the object that runs `args.script_id`.
 pub fn run(config: &Config, args: &RenderOptions) -> Result<String, RenderError> {
     let env = parse_env(&args.env)?;
-    let namespace = match &args.namespace {
-        Some(ns) if !is_dns_label(ns) => return Err(RenderError::Namespace(ns.clone())),
-        Some(ns) => ns.clone(),
-        None => config.deploy.namespace.clone(),
-    };
-    let loaded = match ManifestSource::from_arg(args.manifest.as_deref(), config) {
-        ManifestSource::File(path) => load_file(&path)?,
-        ManifestSource::Reference(reference) => {
-            let pulled = release::pull(config, &reference)?;
-            parse(&pulled.bytes, pulled.reference)?
-        }
-    };
+    let namespace = namespace(config, args.namespace.as_deref())?;
+    let loaded = load(config, args.manifest.as_deref())?;
     let options = Options {
         name: args.name.clone(),
         namespace,
@@ -282,6 +295,36 @@ pub fn run(config: &Config, args: &RenderOptions) -> Result<String, RenderError>
         suffix: random_suffix(),
     };
     render(&loaded, &args.script_id, &options)
+}
+
+/// `krobs-build render --schedules`: every CronJob of the release.
+pub fn run_schedules(
+    config: &Config,
+    manifest: Option<&str>,
+    namespace_arg: Option<&str>,
+) -> Result<String, RenderError> {
+    let namespace = namespace(config, namespace_arg)?;
+    schedules(&load(config, manifest)?, &namespace)
+}
+
+/// `--namespace`, checked, else `[deploy] namespace`.
+fn namespace(config: &Config, arg: Option<&str>) -> Result<String, RenderError> {
+    match arg {
+        Some(ns) if !is_dns_label(ns) => Err(RenderError::Namespace(ns.to_string())),
+        Some(ns) => Ok(ns.to_string()),
+        None => Ok(config.deploy.namespace.clone()),
+    }
+}
+
+/// The manifest `--manifest` names: a file, or a published one pulled from the registry.
+fn load(config: &Config, manifest: Option<&str>) -> Result<Loaded, RenderError> {
+    match ManifestSource::from_arg(manifest, config) {
+        ManifestSource::File(path) => load_file(&path),
+        ManifestSource::Reference(reference) => {
+            let pulled = release::pull(config, &reference)?;
+            parse(&pulled.bytes, pulled.reference)
+        }
+    }
 }
 
 /// The YAML of the Job or CronJob for one script of a loaded manifest.
@@ -308,29 +351,63 @@ pub fn render(loaded: &Loaded, script_id: &str, options: &Options) -> Result<Str
             })
         }
     };
-    let kind = script.job.kind;
-    let name = object_name(&script.id, kind, options.name.as_deref(), &options.suffix)?;
+    let spec = RunSpec::new(m, &loaded.digest, script);
+    debug_assert_eq!(spec.image, image);
+    let name = object_name(&spec, options.name.as_deref(), &options.suffix)?;
+    let value = object(&spec, &name, &options.namespace, &options.env);
+    Ok(yaml::to_string(&value))
+}
 
+/// `render --schedules`: every CronJob of a loaded manifest, in the manifest's order (by id),
+/// as one YAML stream; each named after its script and labelled as Krobs's, so that `kubectl
+/// apply --prune -l app.kubernetes.io/managed-by=krobs` removes the ones a release no longer has.
+pub fn schedules(loaded: &Loaded, namespace: &str) -> Result<String, RenderError> {
+    let m = &loaded.manifest;
+    if m.preview {
+        return Err(RenderError::Preview {
+            origin: loaded.origin.clone(),
+        });
+    }
+    let mut docs = Vec::new();
+    for script in m.scripts.iter().filter(|s| s.job.kind == JobKind::CronJob) {
+        match &script.image {
+            Some(image) if is_pinned(image) => {}
+            Some(image) => {
+                return Err(RenderError::NotPinned {
+                    id: script.id.clone(),
+                    origin: loaded.origin.clone(),
+                    image: image.clone(),
+                })
+            }
+            None => {
+                return Err(RenderError::Preview {
+                    origin: loaded.origin.clone(),
+                })
+            }
+        }
+        let spec = RunSpec::new(m, &loaded.digest, script);
+        docs.push(yaml::to_string(&object(&spec, &spec.name, namespace, &[])));
+    }
+    Ok(docs.iter().map(|d| format!("---\n{d}")).collect::<String>())
+}
+
+/// The Job or CronJob of `spec`, named `name` in `namespace`, with the extra environment
+/// variables `env`, as the JSON Kubernetes reads.
+pub fn object(spec: &RunSpec, name: &str, namespace: &str, env: &[(String, String)]) -> Value {
     let labels = BTreeMap::from([
-        (
-            LABEL_NAME.to_string(),
-            base_name(&script.id, max_base(kind)),
-        ),
+        (LABEL_NAME.to_string(), spec.name.clone()),
         (LABEL_MANAGED_BY.to_string(), "krobs".to_string()),
-        (LABEL_SCRIPT.to_string(), label_value(&script.id)),
-        (LABEL_LANGUAGE.to_string(), label_value(&script.language)),
+        (LABEL_SCRIPT.to_string(), spec.script_label.clone()),
+        (LABEL_LANGUAGE.to_string(), spec.language_label.clone()),
     ]);
     let mut annotations = BTreeMap::from([
-        (ANNOTATION_SCRIPT_ID.to_string(), script.id.clone()),
-        (ANNOTATION_OWNER.to_string(), script.header.owner.clone()),
-        (
-            ANNOTATION_DESCRIPTION.to_string(),
-            script.header.description.clone(),
-        ),
-        (ANNOTATION_MANIFEST.to_string(), loaded.digest.clone()),
-        (ANNOTATION_IMAGE.to_string(), image.clone()),
+        (ANNOTATION_SCRIPT_ID.to_string(), spec.id.clone()),
+        (ANNOTATION_OWNER.to_string(), spec.owner.clone()),
+        (ANNOTATION_DESCRIPTION.to_string(), spec.description.clone()),
+        (ANNOTATION_MANIFEST.to_string(), spec.manifest.clone()),
+        (ANNOTATION_IMAGE.to_string(), spec.image.clone()),
     ]);
-    if let Some(commit) = &m.commit {
+    if let Some(commit) = &spec.commit {
         annotations.insert(ANNOTATION_COMMIT.to_string(), commit.clone());
     }
     let meta = |name: Option<String>, namespace: Option<String>| ObjectMeta {
@@ -341,50 +418,44 @@ pub fn render(loaded: &Loaded, script_id: &str, options: &Options) -> Result<Str
         ..ObjectMeta::default()
     };
 
-    let mut env = vec![
-        env_var("KROBS_ID", &script.id),
-        env_var("KROBS_IMAGE", &image),
+    let mut vars = vec![
+        env_var("KROBS_ID", &spec.id),
+        env_var("KROBS_IMAGE", &spec.image),
+        env_var("KROBS_GRACE_SECONDS", &GRACE_SECONDS.to_string()),
     ];
-    if let Some(url) = &m.monitor_url {
-        env.push(env_var("KROBS_MONITOR_URL", url));
+    if let Some(url) = &spec.monitor_url {
+        vars.push(env_var("KROBS_MONITOR_URL", url));
     }
-    env.extend(options.env.iter().map(|(k, v)| env_var(k, v)));
+    vars.extend(env.iter().map(|(k, v)| env_var(k, v)));
 
     let job_spec = JobSpec {
-        backoff_limit: Some(clamp_i32(u64::from(script.job.backoff_limit))),
-        active_deadline_seconds: Some(
-            i64::try_from(script.job.active_deadline_seconds).unwrap_or(i64::MAX),
-        ),
-        ttl_seconds_after_finished: Some(clamp_i32(script.job.ttl_seconds_after_finished)),
+        backoff_limit: Some(spec.backoff_limit),
+        active_deadline_seconds: Some(spec.active_deadline_seconds),
+        ttl_seconds_after_finished: Some(spec.ttl_seconds_after_finished),
         pod_failure_policy: Some(pod_failure_policy()),
         // A replacement pod starts only once the failed one is gone: never two runs at once.
         pod_replacement_policy: Some("Failed".to_string()),
         template: PodTemplateSpec {
             metadata: Some(meta(None, None)),
-            spec: Some(pod_spec(script, image, env)),
+            spec: Some(pod_spec(spec, vars)),
         },
         ..JobSpec::default()
     };
 
-    let namespace = Some(options.namespace.clone());
-    let value = match kind {
+    let namespace = Some(namespace.to_string());
+    let name = Some(name.to_string());
+    let value = match spec.kind {
         JobKind::Job => serde_json::to_value(Job {
-            metadata: meta(Some(name), namespace),
+            metadata: meta(name, namespace),
             spec: Some(job_spec),
             ..Job::default()
         }),
         JobKind::CronJob => serde_json::to_value(CronJob {
-            metadata: meta(Some(name), namespace),
+            metadata: meta(name, namespace),
             spec: Some(CronJobSpec {
-                schedule: script.job.schedule.clone().unwrap_or_default(),
+                schedule: spec.schedule.clone(),
                 time_zone: Some(TIME_ZONE.to_string()),
-                concurrency_policy: Some(
-                    script
-                        .job
-                        .concurrency_policy
-                        .clone()
-                        .unwrap_or_else(|| "Forbid".to_string()),
-                ),
+                concurrency_policy: Some(spec.concurrency_policy.clone()),
                 starting_deadline_seconds: Some(STARTING_DEADLINE_SECONDS),
                 successful_jobs_history_limit: Some(SUCCESSFUL_JOBS_HISTORY_LIMIT),
                 failed_jobs_history_limit: Some(FAILED_JOBS_HISTORY_LIMIT),
@@ -397,12 +468,7 @@ pub fn render(loaded: &Loaded, script_id: &str, options: &Options) -> Result<Str
             ..CronJob::default()
         }),
     };
-    value
-        .map(|v| yaml::to_string(&v))
-        .map_err(|e| RenderError::Serialize {
-            kind: kind.as_str(),
-            message: e.to_string(),
-        })
+    value.expect("Kubernetes objects serialize")
 }
 
 fn find_script<'a>(
@@ -438,11 +504,14 @@ pub fn closest<'a>(id: &str, candidates: impl Iterator<Item = &'a str>) -> Optio
 /// No `runAsUser`: every language image names its unprivileged user by number (`USER
 /// 10001:10001`), which the kubelet checks against `runAsNonRoot`; pinning a uid here would
 /// override what each image chose.
-fn pod_spec(script: &ManifestScript, image: String, env: Vec<EnvVar>) -> PodSpec {
-    let r = &script.job.resources;
+fn pod_spec(spec: &RunSpec, env: Vec<EnvVar>) -> PodSpec {
+    let quantity = |q: &str| Quantity(q.to_string());
     PodSpec {
         restart_policy: Some("Never".to_string()),
         automount_service_account_token: Some(false),
+        // krobs-run's shutdown after SIGTERM: the command's grace, then the output tail and the
+        // failure report, all before the kubelet's SIGKILL.
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             seccomp_profile: Some(SeccompProfile {
@@ -453,18 +522,22 @@ fn pod_spec(script: &ManifestScript, image: String, env: Vec<EnvVar>) -> PodSpec
         }),
         containers: vec![Container {
             name: CONTAINER.to_string(),
-            image: Some(image),
+            image: Some(spec.image.clone()),
             // `args`, not `command`: the image's entrypoint, if any, stays in charge.
-            args: Some(script.command.clone()),
+            args: Some(spec.args.clone()),
             env: Some(env),
             resources: Some(ResourceRequirements {
                 requests: Some(BTreeMap::from([
-                    ("cpu".to_string(), Quantity(r.cpu_request.clone())),
-                    ("memory".to_string(), Quantity(r.memory_request.clone())),
+                    ("cpu".to_string(), quantity(&spec.cpu)),
+                    (
+                        "ephemeral-storage".to_string(),
+                        quantity(&spec.ephemeral_storage),
+                    ),
+                    ("memory".to_string(), quantity(&spec.memory_request)),
                 ])),
                 limits: Some(BTreeMap::from([(
                     "memory".to_string(),
-                    Quantity(r.memory_limit.clone()),
+                    quantity(&spec.memory_limit),
                 )])),
                 ..ResourceRequirements::default()
             }),
@@ -488,7 +561,10 @@ fn pod_spec(script: &ManifestScript, image: String, env: Vec<EnvVar>) -> PodSpec
         }],
         volumes: Some(vec![Volume {
             name: "tmp".to_string(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(quantity(&spec.tmp_size_limit)),
+                ..EmptyDirVolumeSource::default()
+            }),
             ..Volume::default()
         }]),
         ..PodSpec::default()
@@ -527,10 +603,6 @@ fn env_var(name: &str, value: &str) -> EnvVar {
         value: Some(value.to_string()),
         ..EnvVar::default()
     }
-}
-
-fn clamp_i32(v: u64) -> i32 {
-    i32::try_from(v).unwrap_or(i32::MAX)
 }
 
 /// `repository@sha256:<64 hex>`.
@@ -577,33 +649,34 @@ pub fn base_name(id: &str, max: usize) -> String {
     format!("{head}-{hash}")
 }
 
-/// The object's name: `--name` as given (checked), else the base name, with `-<suffix>` for a
-/// Job.
+/// The object's name: a CronJob's is its script's base name (no `--name`: `render --schedules`
+/// reconciles CronJobs by name); a Job's is `--name` as given (checked), else the base name and
+/// `-<suffix>`.
 pub fn object_name(
-    id: &str,
-    kind: JobKind,
+    spec: &RunSpec,
     name: Option<&str>,
     suffix: &str,
 ) -> Result<String, RenderError> {
-    match (name, kind) {
-        (Some(n), _) => {
-            let max = match kind {
-                JobKind::Job => MAX_JOB_NAME,
-                JobKind::CronJob => MAX_CRONJOB_NAME,
-            };
+    match (name, spec.kind) {
+        (Some(n), JobKind::CronJob) => Err(RenderError::CronJobName {
+            name: n.to_string(),
+            id: spec.id.clone(),
+            base: spec.name.clone(),
+        }),
+        (Some(n), JobKind::Job) => {
             let starts_with_letter = n.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
-            if is_dns_label(n) && starts_with_letter && n.len() <= max {
+            if is_dns_label(n) && starts_with_letter && n.len() <= MAX_JOB_NAME {
                 Ok(n.to_string())
             } else {
                 Err(RenderError::Name {
                     name: n.to_string(),
-                    kind: kind.as_str(),
-                    max,
+                    kind: JobKind::Job.as_str(),
+                    max: MAX_JOB_NAME,
                 })
             }
         }
-        (None, JobKind::Job) => Ok(format!("{}-{suffix}", base_name(id, max_base(kind)))),
-        (None, JobKind::CronJob) => Ok(base_name(id, max_base(kind))),
+        (None, JobKind::Job) => Ok(format!("{}-{suffix}", spec.name)),
+        (None, JobKind::CronJob) => Ok(spec.name.clone()),
     }
 }
 
@@ -717,21 +790,49 @@ mod tests {
         assert!(!base_name(&exact, 52).contains(&bytes_sha256(exact.as_bytes())[..8]));
     }
 
+    /// A spec of `kind` for `id`, as `RunSpec::new` names it.
+    fn spec(id: &str, kind: JobKind) -> RunSpec {
+        RunSpec {
+            id: id.to_string(),
+            owner: String::new(),
+            description: String::new(),
+            image: String::new(),
+            args: Vec::new(),
+            kind,
+            name: base_name(id, max_base(kind)),
+            script_label: label_value(id),
+            language_label: "bash".to_string(),
+            schedule: String::new(),
+            concurrency_policy: String::new(),
+            active_deadline_seconds: 1,
+            backoff_limit: 0,
+            ttl_seconds_after_finished: 0,
+            cpu: String::new(),
+            memory_request: String::new(),
+            memory_limit: String::new(),
+            ephemeral_storage: String::new(),
+            tmp_size_limit: String::new(),
+            monitor_url: None,
+            commit: None,
+            manifest: String::new(),
+        }
+    }
+
     #[test]
     fn job_names_get_a_suffix_cronjob_names_do_not() {
-        let job = object_name("bash/hello", JobKind::Job, None, "x7k2q").unwrap();
+        let job = object_name(&spec("bash/hello", JobKind::Job), None, "x7k2q").unwrap();
         assert_eq!(job, "krobs-bash-hello-x7k2q");
-        let cron = object_name("bash/hello", JobKind::CronJob, None, "x7k2q").unwrap();
+        let cron = object_name(&spec("bash/hello", JobKind::CronJob), None, "x7k2q").unwrap();
         assert_eq!(cron, "krobs-bash-hello");
         let long = format!("bash/{}", "z".repeat(100));
         assert_eq!(
-            object_name(&long, JobKind::Job, None, "abcde")
+            object_name(&spec(&long, JobKind::Job), None, "abcde")
                 .unwrap()
                 .len(),
             MAX_JOB_NAME
         );
         assert_eq!(
-            object_name(&long, JobKind::CronJob, None, "abcde")
+            object_name(&spec(&long, JobKind::CronJob), None, "abcde")
                 .unwrap()
                 .len(),
             MAX_CRONJOB_NAME
@@ -739,24 +840,30 @@ mod tests {
     }
 
     #[test]
-    fn given_names_are_checked_for_their_kind() {
-        let ok = |n: &str, k| object_name("a/b", k, Some(n), "s").unwrap();
-        assert_eq!(ok("nightly-run", JobKind::Job), "nightly-run");
-        assert_eq!(ok(&"a".repeat(63), JobKind::Job).len(), 63);
-        assert_eq!(ok(&"a".repeat(52), JobKind::CronJob).len(), 52);
-        for (bad, kind) in [
-            ("", JobKind::Job),
-            ("Upper", JobKind::Job),
-            ("has_underscore", JobKind::Job),
-            ("-lead", JobKind::Job),
-            ("trail-", JobKind::Job),
-            ("1starts-with-digit", JobKind::Job),
-            ("dot.ted", JobKind::Job),
+    fn given_names_are_checked_and_never_name_a_cronjob() {
+        let job = spec("a/b", JobKind::Job);
+        let ok = |n: &str| object_name(&job, Some(n), "s").unwrap();
+        assert_eq!(ok("nightly-run"), "nightly-run");
+        assert_eq!(ok(&"a".repeat(63)).len(), 63);
+        for bad in [
+            "",
+            "Upper",
+            "has_underscore",
+            "-lead",
+            "trail-",
+            "1starts-with-digit",
+            "dot.ted",
+            &"a".repeat(64),
         ] {
-            assert!(object_name("a/b", kind, Some(bad), "s").is_err(), "{bad}");
+            assert!(object_name(&job, Some(bad), "s").is_err(), "{bad}");
         }
-        assert!(object_name("a/b", JobKind::Job, Some(&"a".repeat(64)), "s").is_err());
-        assert!(object_name("a/b", JobKind::CronJob, Some(&"a".repeat(53)), "s").is_err());
+        let cron = spec("a/b", JobKind::CronJob);
+        assert_eq!(
+            object_name(&cron, Some("nightly"), "s")
+                .unwrap_err()
+                .to_string(),
+            "`--name nightly`: script `a/b` has a schedule, and a CronJob is named after its script (`krobs-a-b`) so that `render --schedules` reconciles it; `--name` names Jobs only"
+        );
     }
 
     #[test]

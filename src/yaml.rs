@@ -75,7 +75,8 @@ fn write_seq(out: &mut String, items: &[Value], indent: usize) {
     }
 }
 
-fn scalar(value: &Value) -> String {
+/// One scalar as it is written after `key:` or `- `.
+pub fn scalar(value: &Value) -> String {
     match value {
         Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),

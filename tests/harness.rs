@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,21 +15,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use support::e2e_support::{Pipeline, USER};
+use support::releases::{edge_repo, go_render, publish_fake, read_yaml_all, validate_kubernetes};
 use support::services::{
     base64_encode, http_request, moto_registry_password, python3, run_with_stdin, Moto, Registry,
 };
-use support::Run;
+use support::{copy_project_into, read_yaml, Repo, Run};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const SCRIPT: &str = ".harness/scripts/list-krobs.sh";
 const MEDIA_TYPE: &str = "application/vnd.krobs.manifest.v1+json";
 /// The keys of each script in the Harness view, in their agreed order.
-const VIEW_KEYS: [&str; 12] = [
+const VIEW_KEYS: [&str; 15] = [
     "id",
+    "version",
     "language",
     "owner",
     "image",
@@ -38,10 +39,12 @@ const VIEW_KEYS: [&str; 12] = [
     "kind",
     "schedule",
     "timeout_seconds",
+    "step_timeout",
     "retries",
     "cpu",
     "memory",
     "monitor_url",
+    "values",
 ];
 const PASSWORD: &str = "pa'ss \"w~rd?";
 
@@ -133,7 +136,9 @@ fn the_artifact_script_reads_the_agreed_artifact_with_basic_auth() {
         harness_view(&serde_json::from_slice(&manifest).unwrap(), &pushed.layer)
     );
     assert!(expected.contains(r#""command":"[\"/opt/krobs/bin/krobs-run\",\"--id\",\"python/report\",\"--\",\"python3\",\"/opt/krobs/scripts/report.py\"]""#));
-    assert!(expected.contains(r#""schedule":"","timeout_seconds":"3600","retries":"1""#));
+    assert!(expected.contains(
+        r#""schedule":"","timeout_seconds":"3600","step_timeout":"4200s","retries":"1""#
+    ));
 
     for reference in [None, Some("git-0123456789ab"), Some(pushed.oci.as_str())] {
         let run = artifact_script(&registry.addr(), reference, Some((USER, PASSWORD))).success();
@@ -300,138 +305,168 @@ fn the_artifact_script_refuses_what_it_cannot_trust() {
 // The .harness YAML
 // -------------------------------------------------------------------------------------------------
 
-#[test]
-fn the_service_lists_the_scripts_with_the_views_keys() {
-    let service = yaml(".harness/service.yaml");
-    let spec = &service["service"]["serviceDefinition"]["spec"];
-    assert_eq!(
-        service["service"]["serviceDefinition"]["type"],
-        "Kubernetes"
-    );
-    let primary = &spec["artifacts"]["primary"];
+/// The artifact source of a service file: its spec.
+fn source_of(service: &Value) -> &Value {
+    let primary = &service["service"]["serviceDefinition"]["spec"]["artifacts"]["primary"];
     let source = &primary["sources"][0];
     assert_eq!(primary["primaryArtifactRef"], source["identifier"]);
     assert_eq!(source["type"], "CustomArtifact");
-    let fetch = &source["spec"]["scripts"]["fetchAllArtifacts"];
-    assert_eq!(fetch["artifactsArrayPath"], "$.scripts");
-    assert_eq!(fetch["versionPath"], "id");
-    let attributes: Vec<(String, String)> = fetch["attributes"]
-        .as_array()
-        .expect("attributes")
-        .iter()
-        .map(|a| {
-            assert_eq!(a["type"], "String", "{a}");
-            (
-                a["name"].as_str().unwrap().into(),
-                a["value"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    let mut names: Vec<&str> = attributes.iter().map(|(n, _)| n.as_str()).collect();
-    names.sort();
-    let mut expected: Vec<&str> = VIEW_KEYS[1..].to_vec();
-    expected.sort();
-    assert_eq!(
-        names, expected,
-        "the attributes are the view's keys but `id` (the version)"
-    );
-    for (name, value) in &attributes {
-        assert_eq!(name, value, "attribute `{name}` reads `{value}`");
-    }
+    source
+}
 
-    // The inline script is the repository's script, verbatim, after the settings.
-    let inline = fetch["spec"]["source"]["spec"]["script"].as_str().unwrap();
+/// Both services list with the repository's script, verbatim, and name their versions and
+/// attributes after the view's keys.
+#[test]
+fn the_services_list_the_views_versions_and_attributes() {
     let script = fs::read_to_string(Path::new(ROOT).join(SCRIPT)).unwrap();
-    assert!(
-        inline.ends_with(&script),
-        "the inline script of .harness/service.yaml is not {SCRIPT} verbatim: copy it again"
-    );
     assert!(
         !script.contains("<+"),
         "{SCRIPT} holds a Harness expression"
     );
-    let settings = &inline[..inline.len() - script.len()];
-    for var in [
-        "KROBS_REGISTRY",
-        "KROBS_REGISTRY_USERNAME",
-        "KROBS_REGISTRY_PASSWORD",
-    ] {
-        assert!(
-            script.contains(&format!("${{{var}")),
-            "{SCRIPT} does not read {var}"
-        );
-        assert!(
-            settings.contains(&format!("{var}=")),
-            "the service does not set {var}"
-        );
-    }
-    assert_eq!(spec["manifests"][0]["manifest"]["type"], "K8sManifest");
-}
-
-#[test]
-fn the_values_fill_every_placeholder_and_read_only_known_attributes() {
-    let service = yaml(".harness/service.yaml");
-    let fetch = &service["service"]["serviceDefinition"]["spec"]["artifacts"]["primary"]["sources"]
-        [0]["spec"]["scripts"]["fetchAllArtifacts"];
-    let attributes: Vec<&str> = fetch["attributes"]
-        .as_array()
-        .unwrap()
+    let mut release_keys = vec!["commit", "schedules"];
+    let mut script_keys: Vec<&str> = VIEW_KEYS
         .iter()
-        .map(|a| a["name"].as_str().unwrap())
+        .copied()
+        .filter(|k| *k != "version")
         .collect();
-    let values_text =
-        fs::read_to_string(Path::new(ROOT).join(".harness/manifests/values.yaml")).unwrap();
-    let read: Vec<&str> = values_text
-        .split("<+artifact.metadata.")
-        .skip(1)
-        .map(|rest| {
-            rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .next()
-                .unwrap()
-        })
-        .collect();
-    assert!(
-        read.len() >= 10,
-        "values.yaml reads few attributes: {read:?}"
-    );
-    for key in &read {
-        assert!(
-            attributes.contains(key),
-            "values.yaml reads `{key}`, which the service does not list"
+    for (file, array, version, attributes) in [
+        (
+            ".harness/service.yaml",
+            "$.scripts",
+            "version",
+            &mut script_keys,
+        ),
+        (
+            ".harness/schedules-service.yaml",
+            "$.releases",
+            "release",
+            &mut release_keys,
+        ),
+    ] {
+        let service = yaml(file);
+        assert_eq!(
+            service["service"]["serviceDefinition"]["type"], "Kubernetes",
+            "{file}"
         );
-    }
-    for key in &attributes {
-        assert!(
-            read.contains(key),
-            "the service lists `{key}`, which values.yaml never reads"
+        let source = source_of(&service);
+        let spec = &source["spec"];
+        assert_eq!(
+            spec["version"], "<+input>",
+            "{file}: the version is picked at run time"
         );
-    }
-
-    let values = yaml(".harness/manifests/values.yaml");
-    let template =
-        fs::read_to_string(Path::new(ROOT).join(".harness/manifests/templates/krob.yaml")).unwrap();
-    let used: Vec<&str> = template
-        .split(".Values.")
-        .skip(1)
-        .map(|rest| {
-            rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .next()
-                .unwrap()
-        })
-        .collect();
-    assert!(used.len() > 20, "{used:?}");
-    for key in used {
-        assert!(
-            values.get(key).is_some(),
-            "templates/krob.yaml uses `.Values.{key}`, not in values.yaml"
+        assert_eq!(
+            spec["inputs"],
+            json!([{"name": "KROBS_VERSION", "type": "String", "value": "<+input>"}]),
+            "{file}: the pipeline passes the version picked back to the script"
         );
+        let fetch = &spec["scripts"]["fetchAllArtifacts"];
+        assert_eq!(fetch["artifactsArrayPath"], array, "{file}");
+        assert_eq!(fetch["versionPath"], version, "{file}");
+        let mut names: Vec<&str> = fetch["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                assert_eq!(a["type"], "String", "{a}");
+                assert_eq!(a["name"], a["value"], "{file}: {a}");
+                a["name"].as_str().unwrap()
+            })
+            .collect();
+        names.sort();
+        attributes.sort();
+        assert_eq!(&names, attributes, "{file}");
+        let inline = fetch["spec"]["source"]["spec"]["script"].as_str().unwrap();
+        assert!(
+            inline.ends_with(&script),
+            "the inline script of {file} is not {SCRIPT} verbatim: copy it again"
+        );
+        let settings = &inline[..inline.len() - script.len()];
+        for var in [
+            "KROBS_REGISTRY",
+            "KROBS_REGISTRY_USERNAME",
+            "KROBS_REGISTRY_PASSWORD",
+        ] {
+            assert!(
+                script.contains(&format!("${{{var}")),
+                "{SCRIPT} does not read {var}"
+            );
+            assert!(
+                settings.contains(&format!("{var}=")),
+                "{file} does not set {var}"
+            );
+        }
+        let manifest = &service["service"]["serviceDefinition"]["spec"]["manifests"][0]["manifest"];
+        assert_eq!(manifest["type"], "K8sManifest", "{file}");
+        for folder in manifest["spec"]["store"]["spec"]["paths"]
+            .as_array()
+            .unwrap()
+        {
+            assert!(
+                Path::new(ROOT).join(folder.as_str().unwrap()).is_dir(),
+                "{file}: {folder}"
+            );
+        }
+        for values in manifest["spec"]["valuesPaths"].as_array().unwrap() {
+            assert!(
+                Path::new(ROOT).join(values.as_str().unwrap()).is_file(),
+                "{file}: {values}"
+            );
+        }
     }
 }
 
+/// The templates are what the renderer generates, and their values read only what the
+/// services list or Harness knows.
 #[test]
-fn the_pipeline_applies_the_services_template() {
+fn the_templates_are_generated_by_the_renderer_and_fed_by_known_expressions() {
+    for (which, template, values) in [
+        (
+            "krob",
+            ".harness/manifests/templates/krob.yaml",
+            ".harness/manifests/values.yaml",
+        ),
+        (
+            "schedules",
+            ".harness/manifests/schedules/templates/schedules.yaml",
+            ".harness/manifests/schedules/values.yaml",
+        ),
+    ] {
+        let repo = Repo::new();
+        let generated = repo
+            .krobs(&["render", "--harness-template", which])
+            .success()
+            .stdout;
+        let checked_in = fs::read_to_string(Path::new(ROOT).join(template)).unwrap();
+        assert!(
+            generated == checked_in,
+            "{template} is not what the renderer generates: run `krobs-build render --harness-template {which} > {template}`"
+        );
+        // Every `$.Values.x` of the template is a key of its values file.
+        let keys = yaml(values);
+        for key in checked_in.split("$.Values.").skip(1).map(|rest| {
+            rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+                .unwrap()
+        }) {
+            assert!(
+                keys.get(key).is_some(),
+                "{template} reads `{key}`, not in {values}"
+            );
+        }
+    }
+}
+
+/// "Run a krob": the version picked (a script at a release) is given back to the artifact
+/// script; the step's timeout is the Job's deadline and a margin; a Job is watched, a CronJob
+/// not.
+#[test]
+fn the_run_pipeline_pins_the_version_picked_and_outlasts_the_job() {
     let pipeline = yaml(".harness/pipeline.yaml");
     let service = yaml(".harness/service.yaml");
+    assert!(
+        pipeline["pipeline"]["variables"].is_null(),
+        "no free-text inputs"
+    );
     let stage = &pipeline["pipeline"]["stages"][0]["stage"];
     assert_eq!(stage["type"], "Deployment");
     let spec = &stage["spec"];
@@ -439,36 +474,16 @@ fn the_pipeline_applies_the_services_template() {
         spec["service"]["serviceRef"],
         service["service"]["identifier"]
     );
-    let source =
-        &spec["service"]["serviceInputs"]["serviceDefinition"]["spec"]["artifacts"]["primary"];
-    let service_source = &service["service"]["serviceDefinition"]["spec"]["artifacts"]["primary"];
-    assert_eq!(
-        source["primaryArtifactRef"],
-        service_source["primaryArtifactRef"]
-    );
-    assert_eq!(
-        source["sources"][0]["identifier"],
-        service_source["sources"][0]["identifier"]
-    );
-    assert_eq!(
-        source["sources"][0]["spec"]["version"], "<+input>",
-        "the script is a runtime input"
-    );
+    check_pins(stage, &service);
     assert_eq!(
         spec["environment"]["environmentRef"],
         "<+input>.allowedValues(staging,production)"
     );
-    let job_name = &pipeline["pipeline"]["variables"][0];
-    assert_eq!(job_name["name"], "job_name");
-    assert!(job_name["value"]
-        .as_str()
-        .unwrap()
-        .starts_with("<+input>.regex("));
-
     let steps = spec["execution"]["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 1, "one step");
     let step = &steps[0]["step"];
     assert_eq!(step["type"], "K8sApply");
+    assert_eq!(step["timeout"], "<+artifact.metadata.step_timeout>");
     assert_eq!(
         step["spec"]["skipSteadyStateCheck"],
         "<+<+artifact.metadata.kind> == \"CronJob\">"
@@ -485,120 +500,307 @@ fn the_pipeline_applies_the_services_template() {
             path.display()
         );
     }
-    let values = service["service"]["serviceDefinition"]["spec"]["manifests"][0]["manifest"]
-        ["spec"]["valuesPaths"][0]
-        .as_str()
-        .unwrap();
-    assert!(Path::new(ROOT).join(values).is_file());
-
-    // The job name input fits a CronJob (52) and, with a run number, a Job (63).
-    let regex = job_name["value"].as_str().unwrap();
-    assert!(regex.contains("{0,50}"), "{regex}");
-    let values_text = fs::read_to_string(Path::new(ROOT).join(values)).unwrap();
+    let values =
+        fs::read_to_string(Path::new(ROOT).join(".harness/manifests/values.yaml")).unwrap();
     assert!(
-        values_text.contains("<+pipeline.sequenceId>"),
+        values.contains("<+pipeline.sequenceId>"),
         "Job names are not unique per execution"
     );
 }
 
+/// The serviceInputs of a stage pick the version at run time and pass the same field, by its
+/// fully qualified name, to the artifact script as KROBS_VERSION.
+fn check_pins(stage: &Value, service: &Value) {
+    let ours = source_of(service);
+    let sources = &stage["spec"]["service"]["serviceInputs"]["serviceDefinition"]["spec"]
+        ["artifacts"]["primary"]["sources"];
+    let source = &sources[0];
+    assert_eq!(source["identifier"], ours["identifier"]);
+    assert_eq!(source["spec"]["version"], "<+input>");
+    let fqn = format!(
+        "<+pipeline.stages.{}.spec.service.serviceInputs.serviceDefinition.spec.artifacts.primary.sources.{}.spec.version>",
+        stage["identifier"].as_str().unwrap(),
+        ours["identifier"].as_str().unwrap()
+    );
+    assert_eq!(
+        source["spec"]["inputs"],
+        json!([{"name": "KROBS_VERSION", "type": "String", "value": fqn}])
+    );
+}
+
+/// "Sync schedules": a release's CronJobs as a set, pruned (Harness's rolling deployment, as
+/// K8sApply cannot prune), an approval before production only; the trigger runs it for
+/// staging with the release CircleCI's webhook names.
 #[test]
-fn the_template_renders_a_valid_job_and_cronjob() {
-    let manifest: Value = serde_json::from_slice(&fixture_manifest(false)).unwrap();
-    let view: Value = serde_json::from_str(&harness_view(&manifest, "sha256:00")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    for script in view["scripts"].as_array().unwrap() {
-        let kind = script["kind"].as_str().unwrap();
-        let values = harness_values(script, "nightly-report", "42", "krobs");
-        let template =
-            fs::read_to_string(Path::new(ROOT).join(".harness/manifests/templates/krob.yaml"))
-                .unwrap();
-        let rendered = render(&template, &values);
-        let file = dir.path().join(format!("{kind}.yaml"));
-        fs::write(&file, &rendered).unwrap();
+fn the_schedules_pipeline_prunes_asks_before_production_and_is_triggered_for_staging() {
+    let pipeline = yaml(".harness/schedules-pipeline.yaml");
+    let service = yaml(".harness/schedules-service.yaml");
+    let trigger = yaml(".harness/schedules-trigger.yaml");
+    let stage = &pipeline["pipeline"]["stages"][0]["stage"];
+    assert_eq!(
+        stage["spec"]["service"]["serviceRef"],
+        service["service"]["identifier"]
+    );
+    check_pins(stage, &service);
+    let steps = stage["spec"]["execution"]["steps"].as_array().unwrap();
+    let kinds: Vec<&str> = steps
+        .iter()
+        .map(|s| s["step"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["HarnessApproval", "K8sRollingDeploy"]);
+    let approval = &steps[0]["step"];
+    assert_eq!(
+        approval["when"],
+        json!({"stageStatus": "Success", "condition": "<+env.identifier> == \"production\""})
+    );
+    assert!(approval["spec"]["approvers"]["minimumCount"].as_u64() >= Some(1));
+    assert_eq!(steps[1]["step"]["spec"]["pruningEnabled"], true);
+    let rollback = &stage["spec"]["execution"]["rollbackSteps"][0]["step"];
+    assert_eq!(rollback["type"], "K8sRollingRollback");
+    assert_eq!(
+        stage["spec"]["environment"]["environmentRef"],
+        "<+input>.allowedValues(staging,production)"
+    );
 
-        let mut cmd = Command::new("kubernetes-validate");
-        cmd.args(["--strict", "--no-warn"]).arg(&file);
-        let run = Run::new(cmd, dir.path(), &[], &[]);
-        assert_eq!(run.code, Some(0), "{rendered}\n{run}");
+    let t = &trigger["trigger"];
+    assert_eq!(t["pipelineIdentifier"], pipeline["pipeline"]["identifier"]);
+    assert_eq!(t["source"]["type"], "Webhook");
+    assert_eq!(t["source"]["spec"]["type"], "Custom");
+    let inputs = yaml_text(t["inputYaml"].as_str().unwrap());
+    assert_eq!(
+        inputs["pipeline"]["identifier"],
+        pipeline["pipeline"]["identifier"]
+    );
+    let run = &inputs["pipeline"]["stages"][0]["stage"];
+    assert_eq!(run["identifier"], stage["identifier"]);
+    assert_eq!(run["spec"]["environment"]["environmentRef"], "staging");
+    let source = &run["spec"]["service"]["serviceInputs"]["serviceDefinition"]["spec"]["artifacts"]
+        ["primary"]["sources"][0];
+    assert_eq!(source["identifier"], source_of(&service)["identifier"]);
+    assert_eq!(source["spec"]["version"], "<+trigger.payload.release>");
+    // What CircleCI posts names that release.
+    let circleci = fs::read_to_string(Path::new(ROOT).join(".circleci/config.yml")).unwrap();
+    assert!(
+        circleci.contains("{release: $release, reference: $reference"),
+        "{circleci}"
+    );
+}
 
-        let object = yaml_text(&rendered);
-        assert_eq!(object["kind"], kind, "{rendered}");
-        let job = if kind == "CronJob" {
-            assert_eq!(object["metadata"]["name"], "nightly-report");
-            assert_eq!(object["spec"]["schedule"], "0 3 * * *");
-            assert_eq!(object["spec"]["concurrencyPolicy"], "Forbid");
-            assert_eq!(object["spec"]["timeZone"], "Etc/UTC");
-            assert!(object["spec"]["startingDeadlineSeconds"].is_u64());
-            assert!(object["spec"]["successfulJobsHistoryLimit"].is_u64());
-            assert!(object["spec"]["failedJobsHistoryLimit"].is_u64());
-            &object["spec"]["jobTemplate"]["spec"]
-        } else {
-            assert_eq!(object["metadata"]["name"], "nightly-report-42");
-            &object["spec"]
-        };
-        assert_eq!(object["metadata"]["namespace"], "krobs");
-        assert_eq!(
-            object["metadata"]["annotations"]["krobs.io/owner"],
-            script["owner"]
+/// Harness's own engine (Go text/template + Sprig, tests/gotemplate) fills the templates with
+/// the values the artifact script lists for a release in a real registry, as Harness's
+/// expressions would: the objects are, object for object, what `krobs-build render` prints
+/// (a Job's run suffix aside), for every script of this repository and the edge cases; both
+/// are valid for the oldest and the newest Kubernetes.
+#[test]
+fn harness_applies_what_render_prints_for_every_script_and_edge_case() {
+    let this = Repo::new();
+    copy_project_into(&this);
+    this.commit_all("the project");
+    let this_manifest = publish_fake(&this, "out/krobs-manifest.json");
+    let edge = edge_repo();
+    let edge_manifest = publish_fake(&edge, "out/manifest.json");
+    let registry = Registry::start(&[(USER, PASSWORD)]);
+    let mut harness_docs = Vec::new();
+    let mut render_docs = Vec::new();
+    for (repo, manifest, rel, repository) in [
+        (
+            &this,
+            &this_manifest,
+            "out/krobs-manifest.json",
+            "krobs/manifest",
+        ),
+        (&edge, &edge_manifest, "out/manifest.json", "edge/manifest"),
+    ] {
+        push_release(&registry, repository, manifest, &["latest"]);
+        let listed = script_command(
+            &registry.addr(),
+            None,
+            Some((USER, PASSWORD)),
+            &[("KROBS_MANIFEST_REPOSITORY", repository)],
+        )
+        .success();
+        let view = listed.json();
+        let scripts = view["scripts"].as_array().unwrap();
+        assert!(scripts.len() >= 4, "{listed}");
+        for script in scripts {
+            let id = script["id"].as_str().unwrap();
+            let values = harness_values(".harness/manifests/values.yaml", &|expr| match expr {
+                "artifact.metadata.values" => script["values"].as_str().map(str::to_string),
+                "infra.namespace" => Some("ops".to_string()),
+                "pipeline.sequenceId" => Some("123042".to_string()),
+                _ => None,
+            });
+            let harness = go_render(
+                &Path::new(ROOT).join(".harness/manifests/templates/krob.yaml"),
+                &values,
+            );
+            let rendered = repo
+                .krobs(&["render", id, "--manifest", rel, "--namespace", "ops"])
+                .success()
+                .stdout;
+            let mut ours = one(read_yaml_all(&harness), &harness);
+            let mut theirs = read_yaml(&rendered);
+            if theirs["kind"] == "Job" {
+                // The run suffix: render's is random, Harness's the execution's number.
+                let name = theirs["metadata"]["name"].as_str().unwrap().to_string();
+                let base = &name[..name.len() - 6];
+                assert_eq!(ours["metadata"]["name"], format!("{base}-23042"), "{id}");
+                ours["metadata"]["name"] = json!(base);
+                theirs["metadata"]["name"] = json!(base);
+            }
+            assert_eq!(
+                ours, theirs,
+                "{id}: Harness applies\n{harness}\nrender prints\n{rendered}"
+            );
+            harness_docs.push(harness);
+            render_docs.push(rendered);
+        }
+
+        // The release's schedules, as a set.
+        let release = &view["releases"][0];
+        assert_eq!(release["release"], view["manifest"]);
+        let values = harness_values(
+            ".harness/manifests/schedules/values.yaml",
+            &|expr| match expr {
+                "artifact.metadata.schedules" => release["schedules"].as_str().map(str::to_string),
+                "infra.namespace" => Some("ops".to_string()),
+                _ => None,
+            },
         );
-        assert_eq!(
-            job["backoffLimit"].to_string(),
-            script["retries"].as_str().unwrap()
+        let harness = go_render(
+            &Path::new(ROOT).join(".harness/manifests/schedules/templates/schedules.yaml"),
+            &values,
         );
+        let rendered = repo
+            .krobs(&[
+                "render",
+                "--schedules",
+                "--manifest",
+                rel,
+                "--namespace",
+                "ops",
+            ])
+            .success()
+            .stdout;
+        let ours = read_yaml_all(&harness);
+        assert!(!ours.is_empty(), "{harness}");
         assert_eq!(
-            job["activeDeadlineSeconds"].to_string(),
-            script["timeout_seconds"].as_str().unwrap()
+            ours,
+            read_yaml_all(&rendered),
+            "Harness applies\n{harness}\nrender prints\n{rendered}"
         );
-        assert!(job["ttlSecondsAfterFinished"].is_u64());
-        assert_eq!(
-            job["podFailurePolicy"]["rules"][0],
-            serde_json::json!({"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]})
-        );
-        let pod = &job["template"]["spec"];
-        assert_eq!(pod["restartPolicy"], "Never");
-        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-        assert_eq!(
-            pod["securityContext"]["seccompProfile"]["type"],
-            "RuntimeDefault"
-        );
-        let container = &pod["containers"][0];
-        assert_eq!(container["image"], script["image"]);
-        assert_eq!(
-            container["command"].to_string(),
-            script["command"].as_str().unwrap()
-        );
-        assert_eq!(
-            container["securityContext"]["allowPrivilegeEscalation"],
-            false
-        );
-        assert_eq!(
-            container["securityContext"]["capabilities"]["drop"],
-            serde_json::json!(["ALL"])
-        );
-        assert_eq!(container["resources"]["requests"]["cpu"], script["cpu"]);
-        assert_eq!(
-            container["resources"]["requests"]["memory"],
-            script["memory"]
-        );
-        assert_eq!(container["resources"]["limits"]["memory"], script["memory"]);
-        let env: BTreeMap<String, String> = container["env"]
+        harness_docs.push(harness);
+    }
+    validate_kubernetes(&harness_docs);
+    validate_kubernetes(&render_docs);
+}
+
+fn one(mut docs: Vec<Value>, text: &str) -> Value {
+    assert_eq!(docs.len(), 1, "{text}");
+    docs.remove(0)
+}
+
+/// A version picked in Harness runs its own release: a real release published by krobs-build
+/// to a real registry and listed by the artifact script, then a newer release of a changed
+/// script: listed from `latest`, the version picked is gone (Harness's exact match then finds
+/// nothing, rather than another image); listed with the version picked (KROBS_VERSION, as
+/// the pipeline passes it), it is there with its old image.
+#[test]
+fn a_version_picked_runs_its_release_whatever_was_published_since() {
+    let p = Pipeline::oci();
+    let (user, password) = p.creds();
+    let (user, password) = (user.to_string(), password.to_string());
+    let creds = Some((user.as_str(), password.as_str()));
+    p.krobs(&["--progress", "plain"]).success();
+    let listed = artifact_script(&p.host(), None, creds).success();
+    let first = listed.json();
+    let picked = find(&first, "python/drain_node");
+    let version = picked["version"].as_str().unwrap().to_string();
+    assert_eq!(
+        version,
+        format!("python/drain_node@{}", first["manifest"].as_str().unwrap())
+    );
+
+    // A newer release: the python scripts changed, so python's image did.
+    let script = p.repo.path("languages/python/scripts/drain_node.py");
+    let mut text = fs::read_to_string(&script).unwrap();
+    text.push_str("# a change published after the version was picked\n");
+    fs::write(&script, text).unwrap();
+    p.commit("change a python script");
+    p.krobs(&["--progress", "plain"]).success();
+    let latest_run = artifact_script(&p.host(), None, creds).success();
+    let latest = latest_run.json();
+    let newer = find(&latest, "python/drain_node");
+    assert_ne!(
+        newer["image"], picked["image"],
+        "the newer release has a new image"
+    );
+    assert_ne!(latest["manifest"], first["manifest"]);
+    assert!(
+        latest["scripts"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| {
-                (
-                    e["name"].as_str().unwrap().into(),
-                    e["value"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
-        assert_eq!(env["KROBS_ID"], script["id"].as_str().unwrap());
-        assert_eq!(env["KROBS_IMAGE"], script["image"].as_str().unwrap());
+            .all(|s| s["version"] != version.as_str()),
+        "listed from latest, the version picked must be absent"
+    );
+
+    // At execution: the version picked lists its own release.
+    for pin in [
+        version.clone(),
+        first["manifest"].as_str().unwrap().to_string(),
+    ] {
+        let run = script_command(&p.host(), None, creds, &[("KROBS_VERSION", &pin)]).success();
         assert_eq!(
-            env["KROBS_MONITOR_URL"],
-            script["monitor_url"].as_str().unwrap()
+            run.stdout, listed.stdout,
+            "KROBS_VERSION={pin} lists the first release"
         );
+        let again = run.json();
+        let found: Vec<&Value> = again["scripts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["version"] == version.as_str())
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "Harness finds the version picked by exact match"
+        );
+        assert_eq!(
+            found[0]["image"], picked["image"],
+            "and runs the image picked"
+        );
+        assert_eq!(found[0]["values"], picked["values"]);
     }
+    // While listing (nothing picked yet) Harness passes an unresolved expression or nothing.
+    for unresolved in ["", "<+pipeline.stages.run.spec.version>", "null"] {
+        let run =
+            script_command(&p.host(), None, creds, &[("KROBS_VERSION", unresolved)]).success();
+        assert_eq!(run.stdout, latest_run.stdout);
+        assert_eq!(run.stderr, "", "{run}");
+    }
+    // A version naming a release that is not there fails: never another release instead.
+    let missing = format!("python/drain_node@sha256:{}", "0".repeat(64));
+    let run = script_command(&p.host(), None, creds, &[("KROBS_VERSION", &missing)]).failure(1);
+    assert_eq!(
+        run.stderr.trim_end(),
+        format!(
+            "list-krobs: no release sha256:{} in {}/krobs/manifest: the version picked names a manifest that is not there",
+            "0".repeat(64),
+            p.host()
+        )
+    );
+    p.assert_no_secrets();
+}
+
+fn find<'a>(view: &'a Value, id: &str) -> &'a Value {
+    view["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {view}"))
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -641,8 +843,10 @@ fn script_command(
     run
 }
 
-/// The Harness view of a release manifest, as agreed (issue 6): compact, keys in this order,
-/// every script value a string. Written here from the agreement, not from either tool.
+/// The Harness view of a release manifest, as agreed (issues 6 and 14): compact, keys in this
+/// order, every script value a string; a script's `values` (base64 of compact JSON) are its
+/// Kubernetes object's, named by lint's rule. Written here from the agreement, not from either
+/// tool.
 fn harness_view(manifest: &Value, digest: &str) -> String {
     let s = |v: &Value| serde_json::to_string(v).unwrap();
     let text = |v: &Value| match v {
@@ -650,15 +854,92 @@ fn harness_view(manifest: &Value, digest: &str) -> String {
         Value::String(_) => s(v),
         other => s(&Value::String(other.to_string())),
     };
+    let object = |fields: &[(&str, String)]| {
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        format!("{{{}}}", body.join(","))
+    };
+    let b64 = |json: String| s(&Value::String(base64_encode(json.as_bytes())));
     let monitor = text(&manifest["monitor_url"]);
-    let scripts: Vec<String> = manifest["scripts"]
+    let commit = text(&manifest["commit"]);
+    let values: Vec<String> = manifest["scripts"]
         .as_array()
         .unwrap()
         .iter()
         .map(|sc| {
             let job = &sc["job"];
+            let r = &job["resources"];
+            let cron = job["kind"] == "CronJob";
+            let id = sc["id"].as_str().unwrap();
+            let or = |v: &Value, default: &str| match v {
+                Value::Null => s(&Value::String(default.to_string())),
+                v => text(v),
+            };
+            object(&[
+                ("id", text(&sc["id"])),
+                ("owner", text(&sc["header"]["owner"])),
+                ("description", text(&sc["header"]["description"])),
+                ("image", text(&sc["image"])),
+                ("args", s(&sc["command"])),
+                ("kind", text(&job["kind"])),
+                (
+                    "name",
+                    s(&json!(format!("krobs-{}", id.replace(['/', '_'], "-")))),
+                ),
+                ("script_label", s(&json!(id.replace('/', ".")))),
+                ("language_label", text(&sc["language"])),
+                (
+                    "schedule",
+                    if cron {
+                        text(&job["schedule"])
+                    } else {
+                        text(&Value::Null)
+                    },
+                ),
+                (
+                    "concurrency_policy",
+                    if cron {
+                        or(&job["concurrency_policy"], "Forbid")
+                    } else {
+                        text(&Value::Null)
+                    },
+                ),
+                (
+                    "active_deadline_seconds",
+                    text(&job["active_deadline_seconds"]),
+                ),
+                ("backoff_limit", text(&job["backoff_limit"])),
+                (
+                    "ttl_seconds_after_finished",
+                    text(&job["ttl_seconds_after_finished"]),
+                ),
+                ("cpu", text(&r["cpu_request"])),
+                ("memory_request", text(&r["memory_request"])),
+                ("memory_limit", text(&r["memory_limit"])),
+                (
+                    "ephemeral_storage",
+                    or(&r["ephemeral_storage_request"], "1Gi"),
+                ),
+                ("tmp_size_limit", or(&r["tmp_size_limit"], "1Gi")),
+                ("monitor_url", monitor.clone()),
+                ("commit", commit.clone()),
+                ("manifest", s(&json!(digest))),
+            ])
+        })
+        .collect();
+    let scripts: Vec<String> = manifest["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&values)
+        .map(|(sc, values)| {
+            let job = &sc["job"];
+            let deadline = job["active_deadline_seconds"].as_u64().unwrap();
             let fields = [
                 ("id", text(&sc["id"])),
+                (
+                    "version",
+                    s(&json!(format!("{}@{digest}", sc["id"].as_str().unwrap()))),
+                ),
                 ("language", text(&sc["language"])),
                 ("owner", text(&sc["header"]["owner"])),
                 ("image", text(&sc["image"])),
@@ -666,20 +947,41 @@ fn harness_view(manifest: &Value, digest: &str) -> String {
                 ("kind", text(&job["kind"])),
                 ("schedule", text(&job["schedule"])),
                 ("timeout_seconds", text(&job["active_deadline_seconds"])),
+                ("step_timeout", s(&json!(format!("{}s", deadline + 600)))),
                 ("retries", text(&job["backoff_limit"])),
                 ("cpu", text(&job["resources"]["cpu_request"])),
                 ("memory", text(&job["resources"]["memory_request"])),
                 ("monitor_url", monitor.clone()),
+                ("values", b64(values.clone())),
             ];
             assert_eq!(fields.each_ref().map(|(k, _)| *k), VIEW_KEYS);
-            let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-            format!("{{{}}}", body.join(","))
+            object(&fields)
         })
         .collect();
+    let crons: Vec<&String> = manifest["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&values)
+        .filter(|(sc, _)| sc["job"]["kind"] == "CronJob")
+        .map(|(_, v)| v)
+        .collect();
+    let schedules = format!(
+        "{{\"cronjobs\":[{}]}}",
+        crons
+            .iter()
+            .map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     format!(
-        "{{\"manifest\":\"{digest}\",\"commit\":{},\"scripts\":[{}]}}",
-        text(&manifest["commit"]),
-        scripts.join(",")
+        "{{\"manifest\":\"{digest}\",\"commit\":{commit},\"scripts\":[{}],\"releases\":[{}]}}",
+        scripts.join(","),
+        object(&[
+            ("release", s(&json!(digest))),
+            ("commit", commit.clone()),
+            ("schedules", b64(schedules)),
+        ])
     )
 }
 
@@ -971,16 +1273,10 @@ fn yaml_text(text: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// values.yaml as Harness resolves it for one script of the view: its <+...> expressions
-/// replaced (an expression this test does not know fails it), then read as YAML.
-fn harness_values(
-    script: &Value,
-    job_name: &str,
-    sequence: &str,
-    namespace: &str,
-) -> BTreeMap<String, String> {
-    let text = fs::read_to_string(Path::new(ROOT).join(".harness/manifests/values.yaml")).unwrap();
-    let id = script["id"].as_str().unwrap();
+/// A values file as Harness resolves it: each `<+...>` expression replaced by what `resolve`
+/// says (an expression it does not know fails the test).
+fn harness_values(rel: &str, resolve: &dyn Fn(&str) -> Option<String>) -> String {
+    let text = fs::read_to_string(Path::new(ROOT).join(rel)).unwrap();
     let mut out = String::new();
     let mut rest = text.as_str();
     while let Some(at) = rest.find("<+") {
@@ -988,122 +1284,13 @@ fn harness_values(
         let end = rest[at..]
             .find('>')
             .map(|e| at + e + 1)
-            .expect("an unclosed <+ in values.yaml");
+            .expect("an unclosed <+ in a values file");
         let expr = &rest[at + 2..end - 1];
-        let value = match expr {
-            "pipeline.variables.job_name" => job_name.to_string(),
-            "pipeline.sequenceId" => sequence.to_string(),
-            "infra.namespace" => namespace.to_string(),
-            "artifact.version" => id.to_string(),
-            r#"artifact.version.replace("/", ".")"# => id.replace('/', "."),
-            other => match other.strip_prefix("artifact.metadata.") {
-                Some(key) => script[key]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("the view has no `{key}`"))
-                    .to_string(),
-                None => panic!("values.yaml uses <+{other}>, unknown to this test: add it here"),
-            },
-        };
+        let value = resolve(expr)
+            .unwrap_or_else(|| panic!("{rel} uses <+{expr}>, unknown to this test: add it here"));
         out.push_str(&value);
         rest = &rest[end..];
     }
     out.push_str(rest);
-    let values = yaml_text(&out);
-    values
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), v)
-        })
-        .collect()
-}
-
-/// Go's text/template, for the subset the template promises to use: `{{ .Values.k }}`,
-/// `{{ printf "%q" .Values.k }}`, `{{ if eq .Values.k "v" }}`/`else`/`end`, comments and the
-/// `{{-`/`-}}` trim markers. Anything else fails the test.
-fn render(template: &str, values: &BTreeMap<String, String>) -> String {
-    let value = |key: &str| -> &str {
-        let key = key
-            .strip_prefix(".Values.")
-            .unwrap_or_else(|| panic!("unsupported operand `{key}`"));
-        values
-            .get(key)
-            .unwrap_or_else(|| panic!("no value `{key}`"))
-    };
-    let mut out = String::new();
-    let mut emit: Vec<bool> = Vec::new(); // one entry per open `if`: is this branch taken?
-    let mut taken: Vec<bool> = Vec::new();
-    let mut rest = template;
-    let on = |emit: &Vec<bool>| emit.iter().all(|b| *b);
-    while let Some(open) = rest.find("{{") {
-        let mut text = &rest[..open];
-        let after = &rest[open + 2..];
-        let close = after.find("}}").expect("an unclosed {{");
-        let mut action = &after[..close];
-        if let Some(a) = action.strip_prefix('-') {
-            text = text.trim_end();
-            action = a;
-        }
-        let mut next = &after[close + 2..];
-        if let Some(a) = action.strip_suffix('-') {
-            next = next.trim_start();
-            action = a;
-        }
-        if on(&emit) {
-            out.push_str(text);
-        }
-        let action = action.trim();
-        let words: Vec<&str> = action.split_whitespace().collect();
-        match words.as_slice() {
-            _ if action.starts_with("/*") && action.ends_with("*/") => {}
-            ["if", "eq", key, literal] => {
-                let literal = literal
-                    .strip_prefix('"')
-                    .and_then(|l| l.strip_suffix('"'))
-                    .expect("a quoted literal");
-                let yes = value(key) == literal;
-                emit.push(yes);
-                taken.push(yes);
-            }
-            ["else"] => {
-                let last = emit.last_mut().expect("else without if");
-                *last = !*taken.last().unwrap();
-            }
-            ["end"] => {
-                emit.pop().expect("end without if");
-                taken.pop();
-            }
-            [key] if on(&emit) => out.push_str(value(key)),
-            ["printf", "\"%q\"", key] if on(&emit) => out.push_str(&go_quote(value(key))),
-            [_] | ["printf", "\"%q\"", _] => {}
-            other => panic!(
-                "the template uses `{{{{ {} }}}}`, outside the subset this test renders",
-                other.join(" ")
-            ),
-        }
-        rest = next;
-    }
-    assert!(emit.is_empty(), "an if without end");
-    out.push_str(rest);
-    out
-}
-
-/// Go's `%q` for printable ASCII (what the test values hold).
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            ' '..='~' => out.push(c),
-            other => panic!("go_quote: {other:?} is outside printable ASCII"),
-        }
-    }
-    out.push('"');
     out
 }

@@ -638,7 +638,12 @@ fn message_and_metric_from_each_language_library_are_valid_events() {
         let url = monitor.url();
         let ended = run(&image, &[("KROBS_MONITOR_URL", url.as_str())], command);
         assert_eq!(ended.code, 0, "{var}: {ended}");
-        let events = monitor.events();
+        let mut events = monitor.events();
+        // `start` is sent while the command runs, so what the script sends itself may come
+        // first; the outcome always comes last, and the script's own events in their order.
+        let start = kinds(&events).iter().position(|k| *k == "start");
+        let start = events.remove(start.unwrap_or_else(|| panic!("{var}: no start: {ended}")));
+        events.insert(0, start);
         assert_eq!(
             kinds(&events),
             ["start", "message", "metric", "metric", "finish"],
@@ -680,4 +685,107 @@ fn message_and_metric_from_each_language_library_are_valid_events() {
         assert!(down.took < Duration::from_secs(90), "{var}: {down}");
     }
     assert_schema_valid(&all);
+}
+
+/// The command starts at once, whatever the monitor does: against a monitor that accepts
+/// connections and never answers, the command's first line comes within a second of krobs-run
+/// starting (`start` is sent while the command runs), and the run still ends with the
+/// command's exit code.
+#[test]
+fn the_command_starts_at_once_against_a_monitor_that_never_answers() {
+    require_services();
+    let image = debian_base("KROBS_TEST_BASE_BASH");
+    let hanging = Hanging::start();
+    let url = format!("http://{}/events", hanging.addr);
+    let entrypoint = project("runtime/krobs-run");
+    let mount = format!("{}:{ENTRYPOINT}:ro", entrypoint.display());
+    let monitor = format!("KROBS_MONITOR_URL={url}");
+    let out = docker(&[
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--user",
+        "10001:10001",
+        "-v",
+        &mount,
+        "-e",
+        &monitor,
+        "-e",
+        "KROBS_MONITOR_TIMEOUT_SECONDS=2",
+        &image,
+        "bash",
+        "-c",
+        &format!(
+            "echo \"before $EPOCHREALTIME\"; exec {ENTRYPOINT} --id test/krob -- bash -c 'echo \"started $EPOCHREALTIME\"; exit 4'"
+        ),
+    ]);
+    let krob = Krob {
+        id: String::from_utf8(out.stdout).unwrap().trim().to_string(),
+        started: Instant::now(),
+    };
+    let ended = krob.wait();
+    assert_eq!(ended.code, 4, "{ended}");
+    let at = |word: &str| -> f64 {
+        ended
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{word} ")))
+            .unwrap_or_else(|| panic!("no `{word}` line: {ended}"))
+            .parse()
+            .unwrap()
+    };
+    let delay = at("started") - at("before");
+    assert!(
+        (0.0..1.0).contains(&delay),
+        "the command started {delay:.3} s after krobs-run: {ended}"
+    );
+    // The monitor was asked (and never answered) for both events, each attempt bounded.
+    assert!(hanging.accepted.load(Ordering::SeqCst) >= 2, "{ended}");
+    assert!(
+        ended.stderr.contains(
+            "krobs-run: monitor did not answer the start event within 2s (3 attempts); carrying on"
+        ),
+        "{ended}"
+    );
+}
+
+/// The worst shutdown, a command that ignores SIGTERM and a monitor that never answers, ends
+/// within the grace and the 15 s render adds to it for the tail and the failure report
+/// (`terminationGracePeriodSeconds` = `KROBS_GRACE_SECONDS` + 15), so the kubelet never
+/// kills krobs-run before it reports.
+#[test]
+fn the_worst_shutdown_fits_in_the_termination_grace_period() {
+    require_services();
+    let image = debian_base("KROBS_TEST_BASE_BASH");
+    let hanging = Hanging::start();
+    let url = format!("http://{}/events", hanging.addr);
+    let grace = 3;
+    let krob = Krob::start(
+        &image,
+        &[
+            ("KROBS_MONITOR_URL", url.as_str()),
+            ("KROBS_GRACE_SECONDS", &grace.to_string()),
+        ],
+        &["bash", "-c", "trap '' TERM; echo ready; sleep 300"],
+    );
+    krob.wait_for_output("ready");
+    let stopping = Instant::now();
+    docker(&["stop", "--time", "120", &krob.id]);
+    let stopped = stopping.elapsed();
+    let ended = krob.wait();
+    assert_eq!(ended.code, 143, "{ended}");
+    assert!(
+        stopped >= Duration::from_secs(grace) && stopped < Duration::from_secs(grace + 15),
+        "stopped in {stopped:?} with a grace of {grace} s: {ended}"
+    );
+    assert!(
+        ended
+            .stderr
+            .contains("krobs-run: monitor did not answer the failure event within 2s (2 attempts); carrying on"),
+        "{ended}"
+    );
 }

@@ -252,7 +252,30 @@ fn the_manifest_is_published_as_an_oci_artifact_and_pulls_back_byte_for_byte() {
         .krobs(&["manifest", "pull", "--format", "harness"])
         .success();
     let manifest = p.manifest();
-    assert_eq!(harness.stdout, harness_line(&manifest, &sha), "{harness}");
+    assert_eq!(harness.stdout.lines().count(), 1, "{harness}");
+    // The flat attributes as spelled out below; what Harness renders from (`version`,
+    // `step_timeout`, `values`, `releases`) is held against the artifact script and the
+    // Go templates in tests/harness.rs.
+    let mut flat: Value = serde_json::from_str(&harness.stdout).unwrap();
+    let releases = flat.as_object_mut().unwrap().remove("releases").unwrap();
+    assert_eq!(releases[0]["release"], sha.as_str(), "{harness}");
+    for script in flat["scripts"].as_array_mut().unwrap() {
+        let script = script.as_object_mut().unwrap();
+        let id = script["id"].as_str().unwrap().to_string();
+        assert_eq!(script.remove("version").unwrap(), format!("{id}@{sha}"));
+        let deadline: u64 = script["timeout_seconds"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            script.remove("step_timeout").unwrap(),
+            format!("{}s", deadline + 600)
+        );
+        assert!(script
+            .remove("values")
+            .unwrap()
+            .as_str()
+            .is_some_and(|v| !v.is_empty()));
+    }
+    let expected: Value = serde_json::from_str(&harness_line(&manifest, &sha)).unwrap();
+    assert_eq!(flat, expected, "{harness}");
     // Flat strings, for Harness artifact attributes; one script of this repository checked
     // by hand so that the spelled-out view above cannot drift with the binary.
     let view: Value = serde_json::from_str(&harness.stdout).unwrap();

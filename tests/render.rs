@@ -8,78 +8,20 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use krobs::digest::bytes_sha256;
 use serde_json::{json, Value};
-use support::{bash_script, copy_project_into, read_yaml, Repo};
+use support::releases::{
+    edge_repo, publish_fake, publish_fake_salted, read_yaml_all, validate_kubernetes, LONG_CRON,
+    LONG_JOB,
+};
+use support::{copy_project_into, read_yaml, Repo};
 
 const USAGE: i32 = 2;
 const INPUT: i32 = 3;
-/// The Kubernetes versions the objects are checked against: the oldest and the newest that
-/// kubernetes-validate ships schemas for offline, of those render targets.
-const KUBERNETES_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
-
-/// Turns the dry run's preview at `rel` into a published manifest with fake but well-formed
-/// digests; returns its bytes.
-fn publish_fake(repo: &Repo, rel: &str) -> Vec<u8> {
-    repo.krobs(&["--dry-run"]).success();
-    let preview = rel.replace(".json", ".preview.json");
-    let mut m: Value =
-        serde_json::from_slice(&std::fs::read(repo.path(&preview)).unwrap()).unwrap();
-    assert_eq!(m["preview"], true);
-    m["preview"] = json!(false);
-    let mut images = std::collections::BTreeMap::new();
-    for l in m["languages"].as_array_mut().unwrap() {
-        let digest = format!(
-            "sha256:{}",
-            bytes_sha256(l["name"].as_str().unwrap().as_bytes())
-        );
-        let image = format!("{}@{digest}", l["repository"].as_str().unwrap());
-        images.insert(l["name"].as_str().unwrap().to_string(), image.clone());
-        l["digest"] = json!(digest);
-        l["image"] = json!(image);
-    }
-    for s in m["scripts"].as_array_mut().unwrap() {
-        s["image"] = json!(images[s["language"].as_str().unwrap()]);
-    }
-    let mut bytes = serde_json::to_vec_pretty(&m).unwrap();
-    bytes.push(b'\n');
-    repo.write(rel, &bytes);
-    bytes
-}
 
 fn manifest(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap()
-}
-
-/// Runs `kubernetes-validate --strict` on the documents for every version in
-/// [`KUBERNETES_VERSIONS`]; panics with its output and the documents.
-fn validate(docs: &[String]) {
-    let dir = tempfile::tempdir().unwrap();
-    let files: Vec<String> = docs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let p = dir.path().join(format!("{i}.yaml"));
-            std::fs::write(&p, d).unwrap();
-            p.to_string_lossy().into_owned()
-        })
-        .collect();
-    for version in KUBERNETES_VERSIONS {
-        let out = Command::new("kubernetes-validate")
-            .args(["--strict", "--quiet", "-k", version])
-            .args(&files)
-            .output()
-            .expect("kubernetes-validate runs (tests/run.sh installs it)");
-        assert!(
-            out.status.success(),
-            "kubernetes-validate --strict -k {version} refused:\n{}{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            docs.join("\n---\n")
-        );
-    }
 }
 
 /// The Job spec of a Job or a CronJob.
@@ -200,7 +142,14 @@ fn check_object(obj: &Value, script: &Value, m: &Value, bytes: &[u8], namespace:
         pod["securityContext"],
         json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}})
     );
-    assert_eq!(pod["volumes"], json!([{"name": "tmp", "emptyDir": {}}]));
+    let r = &job["resources"];
+    let tmp = r["tmp_size_limit"].as_str().unwrap_or("1Gi");
+    assert_eq!(
+        pod["volumes"],
+        json!([{"name": "tmp", "emptyDir": {"sizeLimit": tmp}}])
+    );
+    // krobs-run's grace (20 s, told by KROBS_GRACE_SECONDS), then the tail and the report.
+    assert_eq!(pod["terminationGracePeriodSeconds"], 35);
     let c = container(obj);
     assert_eq!(c["name"], "krob");
     assert_eq!(c["image"], script["image"]);
@@ -215,11 +164,11 @@ fn check_object(obj: &Value, script: &Value, m: &Value, bytes: &[u8], namespace:
         c["volumeMounts"],
         json!([{"name": "tmp", "mountPath": "/tmp"}])
     );
-    let r = &job["resources"];
+    let storage = r["ephemeral_storage_request"].as_str().unwrap_or("1Gi");
     assert_eq!(
         c["resources"],
         json!({
-            "requests": {"cpu": r["cpu_request"], "memory": r["memory_request"]},
+            "requests": {"cpu": r["cpu_request"], "memory": r["memory_request"], "ephemeral-storage": storage},
             "limits": {"memory": r["memory_limit"]},
         })
     );
@@ -232,8 +181,12 @@ fn check_object(obj: &Value, script: &Value, m: &Value, bytes: &[u8], namespace:
             script["image"].as_str().unwrap().to_string()
         )
     );
+    assert_eq!(
+        env[2],
+        ("KROBS_GRACE_SECONDS".to_string(), "20".to_string())
+    );
     match m["monitor_url"].as_str() {
-        Some(url) => assert_eq!(env[2], ("KROBS_MONITOR_URL".to_string(), url.to_string())),
+        Some(url) => assert_eq!(env[3], ("KROBS_MONITOR_URL".to_string(), url.to_string())),
         None => assert!(env.iter().all(|(k, _)| k != "KROBS_MONITOR_URL"), "{env:?}"),
     }
 
@@ -284,43 +237,7 @@ fn every_script_of_this_repository_renders_a_valid_object() {
         docs.push(yaml);
     }
     assert_eq!(kinds.len(), 2, "both Jobs and CronJobs: {kinds:?}");
-    validate(&docs);
-}
-
-/// A fixture with the edge cases: long ids, schedules, no retries, header resources, and
-/// `[deploy]` settings.
-/// The longest script names lint accepts in `bash`: `krobs-bash-` and the name fill a Job's
-/// 57 characters (63 less the run suffix) and a CronJob's 52.
-const LONG_JOB: &str = "a_long_script_name_at_the_limit_of_a_job_names";
-const LONG_CRON: &str = "a_long_name_at_the_limit_of_a_cron_nightl";
-
-fn edge_repo() -> Repo {
-    let repo = Repo::fixture();
-    repo.write(
-        "krobs.toml",
-        format!(
-            "{}\n[deploy]\nmonitor_url = \"http://krobs-monitor.platform.svc.cluster.local:8080\"\nnamespace = \"batch-jobs\"\ncpu = \"250m\"\nmemory = \"512Mi\"\nttl_seconds_after_finished = 3600\n",
-            support::CONFIG
-        ),
-    );
-    repo.write_exec(
-        &format!("languages/bash/scripts/{LONG_JOB}.sh"),
-        bash_script("team-a", "true"),
-    );
-    repo.write_exec(
-        &format!("languages/bash/scripts/{LONG_CRON}.sh"),
-        "#!/usr/bin/env bash\n# ---\n# owner = \"team-a\"\n# description = \"Nightly.\"\n# schedule = \"@daily\"\n# ---\ntrue\n",
-    );
-    repo.write_exec(
-        "languages/bash/scripts/no_retries.sh",
-        "#!/usr/bin/env bash\n# ---\n# owner = \"team-a\"\n# description = \"Once.\"\n# retries = 0\n# timeout = \"90s\"\n# cpu = \"1\"\n# memory = \"1Gi\"\n# ---\ntrue\n",
-    );
-    repo.write_exec(
-        "languages/bash/scripts/every_quarter_hour.sh",
-        "#!/usr/bin/env bash\n# ---\n# owner = \"team-b: \\\"quoted\\\" # not a comment\"\n# description = \"yes\"\n# schedule = \"*/15 * * * 1-5\"\n# retries = 0\n# cpu = \"0.5\"\n# ---\ntrue\n",
-    );
-    repo.commit_all("edge cases");
-    repo
+    validate_kubernetes(&docs);
 }
 
 #[test]
@@ -375,12 +292,12 @@ fn edge_cases_render_valid_objects() {
     assert_eq!(job_spec(&once)["ttlSecondsAfterFinished"], 3600);
     assert_eq!(
         container(&once)["resources"],
-        json!({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}})
+        json!({"requests": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "4Gi"}, "limits": {"memory": "1Gi"}})
     );
     let hello = render("bash/hello", &[], "batch-jobs");
     assert_eq!(
         container(&hello)["resources"],
-        json!({"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "512Mi"}})
+        json!({"requests": {"cpu": "250m", "memory": "512Mi", "ephemeral-storage": "4Gi"}, "limits": {"memory": "512Mi"}})
     );
 
     // A schedule with ranges and steps, no retries, an owner and description YAML could misread.
@@ -389,7 +306,7 @@ fn edge_cases_render_valid_objects() {
     assert_eq!(job_spec(&quarter)["backoffLimit"], 0);
     assert_eq!(
         quarter["metadata"]["annotations"]["krobs.dev/owner"],
-        "team-b: \"quoted\" # not a comment"
+        "team-b: \"quoted\" # not a comment 'é' \\ {{ .Values }}"
     );
     assert_eq!(
         quarter["metadata"]["annotations"]["krobs.dev/description"],
@@ -419,14 +336,21 @@ fn edge_cases_render_valid_objects() {
     let named = render("bash/hello", &args, "ops");
     assert_eq!(named["metadata"]["name"], "drain-es-7");
     let env = env(&named);
-    assert_eq!(env.len(), 3 + values.len(), "{env:?}");
-    for ((k, v), (name, value)) in values.iter().zip(&env[3..]) {
+    assert_eq!(env.len(), 4 + values.len(), "{env:?}");
+    for ((k, v), (name, value)) in values.iter().zip(&env[4..]) {
         assert_eq!((name.as_str(), value.as_str()), (*k, *v));
     }
-    let named_cron = render("python/report", &["--name", &"c".repeat(52)], "batch-jobs");
-    assert_eq!(named_cron["metadata"]["name"], "c".repeat(52));
+    // [deploy] /tmp and ephemeral storage.
+    assert_eq!(
+        job_spec(&hello)["template"]["spec"]["volumes"][0]["emptyDir"]["sizeLimit"],
+        "3Gi"
+    );
+    assert_eq!(
+        container(&hello)["resources"]["requests"]["ephemeral-storage"],
+        "4Gi"
+    );
 
-    validate(&docs);
+    validate_kubernetes(&docs);
 }
 
 /// A file named by its sha256 renders when its bytes match, and is refused when they do not.
@@ -549,9 +473,96 @@ fn bad_arguments_are_refused() {
         args.extend_from_slice(extra);
         repo.krobs(&args).failure(USAGE).stderr_is(expected);
     }
-    // A name that fits a Job is too long for a CronJob, whose Jobs add 11 characters.
-    let name = "c".repeat(53);
-    repo.krobs(&["render", "python/report", "--name", &name])
+    // A CronJob is named after its script, never by `--name`: `render --schedules` finds it so.
+    repo.krobs(&["render", "python/report", "--name", "nightly"])
         .failure(USAGE)
-        .stderr_is(&format!("error: `--name {name}` is not a valid CronJob name: use at most 52 lowercase letters, digits and `-`, starting with a letter and ending with a letter or digit"));
+        .stderr_is("error: `--name nightly`: script `python/report` has a schedule, and a CronJob is named after its script (`krobs-python-report`) so that `render --schedules` reconciles it; `--name` names Jobs only");
+}
+
+/// `render --schedules` of two releases, the second without one scheduled script and with
+/// another renamed: every CronJob of a release and nothing else, named after its script,
+/// labelled as Krobs's and annotated with its release's digest; and what `kubectl apply
+/// --prune -l app.kubernetes.io/managed-by=krobs --prune-allowlist=batch/v1/CronJob` would
+/// delete when the second is applied after the first: the removed and the renamed one.
+#[test]
+fn schedules_of_two_releases_and_what_the_prune_deletes() {
+    let repo = Repo::new();
+    copy_project_into(&repo);
+    repo.commit_all("the project");
+    let schedules = |repo: &Repo| {
+        repo.krobs(&["render", "--schedules", "--namespace", "ops"])
+            .success()
+            .stdout
+    };
+    let first = publish_fake(&repo, "out/krobs-manifest.json");
+    let m1 = manifest(&first);
+    let stream1 = schedules(&repo);
+    let docs1 = read_yaml_all(&stream1);
+    let crons = |m: &Value| -> Vec<Value> {
+        m["scripts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["job"]["kind"] == "CronJob")
+            .cloned()
+            .collect()
+    };
+    assert!(crons(&m1).len() >= 3, "{m1}");
+    assert_eq!(docs1.len(), crons(&m1).len(), "{stream1}");
+    for (doc, script) in docs1.iter().zip(crons(&m1)) {
+        check_object(doc, &script, &m1, &first, "ops");
+        let id = script["id"].as_str().unwrap();
+        assert_eq!(
+            doc["metadata"]["name"],
+            format!("krobs-{}", id.replace(['/', '_'], "-"))
+        );
+    }
+    validate_kubernetes(std::slice::from_ref(&stream1));
+
+    // The second release: one schedule removed, one renamed.
+    repo.remove("languages/ruby/scripts/watch_cluster_settings.rb");
+    repo.git(&[
+        "mv",
+        "languages/python/scripts/expunge_deletes.py",
+        "languages/python/scripts/expunge_deleted_documents.py",
+    ]);
+    repo.commit_all("a schedule removed, one renamed");
+    let second = publish_fake_salted(&repo, "out/krobs-manifest.json", "2");
+    let m2 = manifest(&second);
+    let stream2 = schedules(&repo);
+    let docs2 = read_yaml_all(&stream2);
+    assert_eq!(docs2.len(), crons(&m2).len(), "{stream2}");
+    for (doc, script) in docs2.iter().zip(crons(&m2)) {
+        check_object(doc, &script, &m2, &second, "ops");
+    }
+    assert_ne!(bytes_sha256(&first), bytes_sha256(&second));
+
+    // kubectl's prune: the objects of the allowed kinds that the selector matches in the
+    // namespace, less those the applied set names.
+    let selected = |docs: &[Value]| -> std::collections::BTreeSet<String> {
+        docs.iter()
+            .filter(|d| {
+                d["kind"] == "CronJob"
+                    && d["metadata"]["namespace"] == "ops"
+                    && d["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "krobs"
+            })
+            .map(|d| d["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (live, applied) = (selected(&docs1), selected(&docs2));
+    assert_eq!(live.len(), docs1.len(), "every CronJob is selected");
+    let pruned: Vec<&String> = live.difference(&applied).collect();
+    assert_eq!(
+        pruned,
+        [
+            "krobs-python-expunge-deletes",
+            "krobs-ruby-watch-cluster-settings"
+        ],
+        "{stream2}"
+    );
+    assert!(applied.contains("krobs-python-expunge-deleted-documents"));
+
+    // `--schedules` takes no script id.
+    repo.krobs(&["render", "--schedules", "python/drain_node"])
+        .failure(USAGE);
 }

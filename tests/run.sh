@@ -7,6 +7,7 @@
 #   - Debian packages (docker.io, docker-registry, skopeo, busybox-static, bash-static, awscli,
 #     apache2-utils, git, socat, mmdebstrap, maven) and PyPI packages (moto[server],
 #     check-jsonschema, kubernetes-validate);
+#   - the Go modules of tests/gotemplate (Harness's template engine), from the Go module proxy;
 #   - a Docker Engine: $DOCKER_HOST if it answers, else the default socket, else a `dockerd`
 #     started here (own socket, pidfile, exec root and data root; no bridge, no iptables);
 #   - base images made locally, since no image can be pulled: `krobs-test/base:1` (busybox-static
@@ -155,6 +156,17 @@ if [[ -z $BENCH ]] && ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest >"$LOG_DIR/cargo-install.log" 2>&1 || {
         log_tail "$LOG_DIR/cargo-install.log"
         die "cargo install cargo-nextest failed"
+    }
+fi
+
+# Harness's template engine for tests/harness.rs (tests/gotemplate, Go text/template + Sprig at
+# the versions go.sum pins): its modules come from the Go module proxy once, then the module
+# cache; the test support builds it into the target folder.
+if [[ -z $BENCH ]]; then
+    command -v go >/dev/null || die "the Go toolchain (\`go\`, 1.24 or newer) is not installed: tests/harness.rs renders with Harness's Go template engine"
+    (cd "$REPO/tests/gotemplate" && go mod download) >"$LOG_DIR/go-mod.log" 2>&1 || {
+        log_tail "$LOG_DIR/go-mod.log"
+        die "go mod download in tests/gotemplate failed"
     }
 fi
 

@@ -4,14 +4,18 @@
 # Fetches the release manifest that `krobs-build` publishes as an OCI artifact, checks its
 # digest, and prints the Harness view of it, byte for byte what
 # `krobs-build manifest pull [REF] --format harness` prints:
-#   {"manifest":"sha256:...","commit":"...","scripts":[{"id":...,"image":...},...]}
-# (Artifacts Array Path `$.scripts`, Version Path `id`.)
+#   {"manifest":"sha256:...","commit":"...","scripts":[{"id":...,"version":...},...],"releases":[...]}
+# A script's version is `<id>@sha256:<manifest digest>` (Artifacts Array Path `$.scripts`,
+# Version Path `version`); the release's is its manifest digest (`$.releases`, `release`).
 #
 # Needs bash, curl, jq, sha256sum; the AWS CLI for ECR. Reads:
 #   KROBS_REGISTRY              registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com
 #                               (required; loopback hosts are spoken to over http, others https)
 #   KROBS_MANIFEST_REPOSITORY   the manifest's repository (default krobs/manifest)
 #   KROBS_MANIFEST_REF          a tag, git-<commit> or sha256:<digest> (default latest)
+#   KROBS_VERSION               the version picked, `<id>@sha256:<manifest digest>` or
+#                               `sha256:<manifest digest>`: list that release (by its digest)
+#                               instead of KROBS_MANIFEST_REF; empty or not a version: the ref
 #   KROBS_REGISTRY_USERNAME / KROBS_REGISTRY_PASSWORD
 #                               OCI registry credentials (basic auth, or for a bearer token)
 #   KROBS_REGISTRY_KIND         ecr or oci (default: ecr when the host is an ECR host)
@@ -23,6 +27,8 @@
 set -euo pipefail
 
 MEDIA_TYPE=application/vnd.krobs.manifest.v1+json
+# What the apply step's timeout adds to a Job's deadline (krobs-build's harness::STEP_MARGIN_SECONDS).
+STEP_MARGIN_SECONDS=600
 ACCEPT='application/vnd.oci.image.manifest.v1+json'
 
 die() {
@@ -45,6 +51,17 @@ ref=${KROBS_MANIFEST_REF:-latest}
     die "KROBS_MANIFEST_REPOSITORY \`$repository\` is not an OCI repository name"
 [[ $ref =~ ^([A-Za-z0-9_][A-Za-z0-9._-]{0,127}|sha256:[0-9a-f]{64})$ ]] ||
     die "KROBS_MANIFEST_REF \`$ref\` is neither a tag nor sha256:<64 hex digits>"
+# The version picked, at execution: its release, whatever was published since. (While versions
+# are listed, nothing is picked yet: Harness passes an empty or unresolved value.)
+version=${KROBS_VERSION:-}
+pinned=""
+if [[ $version =~ ^([a-z0-9_-]+(/[a-z0-9][a-z0-9_-]*)+@)?(sha256:[0-9a-f]{64})$ ]]; then
+    pinned=${BASH_REMATCH[3]}
+elif [[ -n $version && $version != *'<'* && $version != null ]]; then
+    # (an expression Harness left unresolved holds `<`: no note for it)
+    printf 'list-krobs: KROBS_VERSION `%s` is not a version (`<id>@sha256:<digest>`): listing `%s`\n' \
+        "$version" "$ref" >&2
+fi
 
 case $registry in
 127.* | localhost | localhost:* | '[::1]' | '[::1]:'*) scheme=http ;;
@@ -134,49 +151,105 @@ fetch() {
     printf '%s' "$status"
 }
 
-status=$(fetch "$base/manifests/$ref" "$work/oci-manifest" "$ACCEPT")
-case $status in
-200) ;;
-404) die "no manifest \`$registry/$repository:$ref\`: has a release been published there?" ;;
-*) die "GET $registry/$repository manifest \`$ref\` answered HTTP $status" ;;
-esac
-if [[ $ref == sha256:* ]]; then
-    got="sha256:$(sha256sum "$work/oci-manifest" | cut -d' ' -f1)"
-    [[ $got == "$ref" ]] || die "the registry answered $got for $ref"
+if [[ -n $pinned ]]; then
+    # The release's manifest is the artifact's layer: a blob of the repository, named by digest.
+    digest=$pinned
+    status=$(fetch "$base/blobs/$digest" "$work/manifest.json")
+    case $status in
+    200) ;;
+    404) die "no release $digest in $registry/$repository: the version picked names a manifest that is not there" ;;
+    *) die "GET blob $digest of $registry/$repository answered HTTP $status" ;;
+    esac
+else
+    status=$(fetch "$base/manifests/$ref" "$work/oci-manifest" "$ACCEPT")
+    case $status in
+    200) ;;
+    404) die "no manifest \`$registry/$repository:$ref\`: has a release been published there?" ;;
+    *) die "GET $registry/$repository manifest \`$ref\` answered HTTP $status" ;;
+    esac
+    if [[ $ref == sha256:* ]]; then
+        got="sha256:$(sha256sum "$work/oci-manifest" | cut -d' ' -f1)"
+        [[ $got == "$ref" ]] || die "the registry answered $got for $ref"
+    fi
+
+    layer=$(jq -ec --arg mt "$MEDIA_TYPE" '[.layers[]? | select(.mediaType == $mt)] | if length == 1 then .[0] else empty end' \
+        "$work/oci-manifest") ||
+        die "\`$registry/$repository:$ref\` is not a Krobs manifest artifact (no single $MEDIA_TYPE layer)"
+    digest=$(jq -r '.digest' <<<"$layer")
+    [[ $digest =~ ^sha256:[0-9a-f]{64}$ ]] || die "the manifest layer has an unsupported digest \`$digest\`"
+
+    status=$(fetch "$base/blobs/$digest" "$work/manifest.json")
+    [[ $status == 200 ]] || die "GET blob $digest of $registry/$repository answered HTTP $status"
 fi
-
-layer=$(jq -ec --arg mt "$MEDIA_TYPE" '[.layers[]? | select(.mediaType == $mt)] | if length == 1 then .[0] else empty end' \
-    "$work/oci-manifest") ||
-    die "\`$registry/$repository:$ref\` is not a Krobs manifest artifact (no single $MEDIA_TYPE layer)"
-digest=$(jq -r '.digest' <<<"$layer")
-[[ $digest =~ ^sha256:[0-9a-f]{64}$ ]] || die "the manifest layer has an unsupported digest \`$digest\`"
-
-status=$(fetch "$base/blobs/$digest" "$work/manifest.json")
-[[ $status == 200 ]] || die "GET blob $digest of $registry/$repository answered HTTP $status"
 got="sha256:$(sha256sum "$work/manifest.json" | cut -d' ' -f1)"
 [[ $got == "$digest" ]] || die "blob $digest of $registry/$repository has digest $got: refusing it"
 
-jq -c --arg manifest "$digest" '
+# The view; each script's `values` are its Kubernetes object's, as `krobs-build` derives them
+# (names and labels from the id, lint's rules; resources, deadline, retries from the manifest).
+jq -c --arg manifest "$digest" --argjson margin "$STEP_MARGIN_SECONDS" '
+  def k8s_name($max):
+    ("krobs-" + (.id | gsub("[/_]"; "-"))) as $n
+    | if ($n | length) <= $max and ($n | test("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")) then $n
+      else error("script `\(.id)` makes no Kubernetes name of at most \($max) characters (lint refuses such ids)") end;
+  def label_value:
+    if length <= 63 and test("^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$") then .
+    else error("`\(.)` makes no Kubernetes label value (lint refuses such ids)") end;
+  def values($monitor; $commit):
+    (.job.kind == "CronJob") as $cron
+    | {
+        id: .id,
+        owner: .header.owner,
+        description: .header.description,
+        image: (.image // ""),
+        args: .command,
+        kind: .job.kind,
+        name: k8s_name(if $cron then 52 else 57 end),
+        script_label: (.id | gsub("/"; ".") | label_value),
+        language_label: (.language | label_value),
+        schedule: (if $cron then .job.schedule // "" else "" end),
+        concurrency_policy: (if $cron then .job.concurrency_policy // "Forbid" else "" end),
+        active_deadline_seconds: (.job.active_deadline_seconds | tostring),
+        backoff_limit: (.job.backoff_limit | tostring),
+        ttl_seconds_after_finished: (.job.ttl_seconds_after_finished | tostring),
+        cpu: .job.resources.cpu_request,
+        memory_request: .job.resources.memory_request,
+        memory_limit: .job.resources.memory_limit,
+        ephemeral_storage: (.job.resources.ephemeral_storage_request // "1Gi"),
+        tmp_size_limit: (.job.resources.tmp_size_limit // "1Gi"),
+        monitor_url: $monitor,
+        commit: $commit,
+        manifest: $manifest
+      };
   if .format != "krobs-manifest/v1" then error("not a krobs-manifest/v1 manifest")
   elif .preview then error("a preview manifest names no image digests")
   else . end
   | (.monitor_url // "") as $monitor
+  | (.commit // "") as $commit
+  | [.scripts[] | values($monitor; $commit)] as $values
   | {
       manifest: $manifest,
-      commit: (.commit // ""),
-      scripts: [.scripts[] | {
+      commit: $commit,
+      scripts: [range(0; .scripts | length) as $i | .scripts[$i] | {
         id: .id,
+        version: (.id + "@" + $manifest),
         language: .language,
         owner: (.header.owner // ""),
-        image: .image,
+        image: (.image // ""),
         command: (.command | tojson),
         kind: .job.kind,
         schedule: (.job.schedule // ""),
         timeout_seconds: (.job.active_deadline_seconds | tostring),
+        step_timeout: ((.job.active_deadline_seconds + $margin | tostring) + "s"),
         retries: (.job.backoff_limit | tostring),
         cpu: (.job.resources.cpu_request // ""),
         memory: (.job.resources.memory_request // ""),
-        monitor_url: $monitor
+        monitor_url: $monitor,
+        values: ($values[$i] | tojson | @base64)
+      }],
+      releases: [{
+        release: $manifest,
+        commit: $commit,
+        schedules: ({cronjobs: [$values[] | select(.kind == "CronJob")]} | tojson | @base64)
       }]
     }' "$work/manifest.json" >"$work/view.json" ||
     die "the manifest $digest is not one this script can read"

@@ -269,6 +269,7 @@ pub mod e2e_support;
 pub mod fake_es;
 pub mod http_server;
 pub mod monitor;
+pub mod releases;
 pub mod services;
 
 /// The one document of `yaml` as PyYAML (a YAML 1.1 reader, as kubectl's) reads it, as JSON.
