@@ -270,10 +270,10 @@ impl Lab {
     }
 }
 
-/// The monitor heard `start` (with the command), then `finish` for exit code 0 or `failure`
-/// with the exit code, and in between only what the libraries send on purpose (`message`,
-/// `metric`); every event is JSON POSTed to the URL render gave, about this krob; the output
-/// tail holds lines the krob printed.
+/// The monitor heard one `start` (with the command) and, last, `finish` for exit code 0 or
+/// `failure` with the exit code, and otherwise only what the libraries send on purpose
+/// (`message`, `metric`, which may come before `start`); every event is JSON POSTed to the URL
+/// render gave, about this krob; the output tail holds lines the krob printed.
 #[track_caller]
 fn check_events(run: &KrobRun, events: &[Event], command: &[String]) {
     for e in events {
@@ -306,14 +306,18 @@ fn check_events(run: &KrobRun, events: &[Event], command: &[String]) {
         kinds.len() >= 2,
         "expected start ... {end}, got {kinds:?}\n{run}"
     );
-    assert_eq!((kinds[0], kinds[kinds.len() - 1]), ("start", end), "{run}");
+    // krobs-run posts `start` in the background while the command starts, so a `message` or
+    // `metric` of the script's own may arrive before it; the outcome always comes last.
+    assert_eq!(kinds[kinds.len() - 1], end, "{kinds:?}\n{run}");
+    let starts: Vec<usize> = (0..kinds.len()).filter(|&i| kinds[i] == "start").collect();
+    assert_eq!(starts.len(), 1, "one `start`: {kinds:?}\n{run}");
     assert!(
-        kinds[1..kinds.len() - 1]
+        kinds[..kinds.len() - 1]
             .iter()
-            .all(|k| *k == "message" || *k == "metric"),
+            .all(|k| *k == "start" || *k == "message" || *k == "metric"),
         "{kinds:?}\n{run}"
     );
-    assert_eq!(run.events[0]["command"], json!(command), "{run}");
+    assert_eq!(run.events[starts[0]]["command"], json!(command), "{run}");
     let last = &run.events[kinds.len() - 1];
     assert_eq!(last["exit_code"], json!(run.code), "{run}");
     assert_eq!(last["signal"], Value::Null, "{run}");
