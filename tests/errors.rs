@@ -165,7 +165,7 @@ fn malformed_header() {
         "# ---\n# owner = team-a\n# description = \"x\"\n# ---\n",
     );
     repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
-        "languages/bash/scripts/bad.sh:2: malformed header: invalid boolean, expected `true` (the header is TOML: quote text, e.g. `owner = \"team-a\"`)",
+        "languages/bash/scripts/bad.sh:2: malformed header: invalid boolean, expected `true` (the header is TOML: quote text, e.g. `owner = \"team (#channel)\"`)",
     ]));
 }
 
@@ -177,8 +177,55 @@ fn unclosed_header() {
         "# ---\n# owner = \"a\"\n# description = \"x\"\necho\n",
     );
     repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
-        "languages/bash/scripts/open.sh:1: documentation header is never closed: end it with a `# ---` line",
-        "languages/bash/scripts/open.sh:4: header line does not start with `# `: keep the header in one comment block closed by `# ---`",
+        "languages/bash/scripts/open.sh:1: documentation header is never closed: end it with a `# ---` line before line 4",
+    ]));
+}
+
+#[test]
+fn malformed_close_is_one_line() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/close.sh",
+        "# ---\n# owner = \"a\"\n# description = \"x\"\n#---\necho\nexit 0\n",
+    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/scripts/close.sh:4: header close `#---` is not `# ---`: write it exactly `# ---`",
+    ]));
+}
+
+#[test]
+fn header_below_other_lines_is_found() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/blank.sh",
+        "#!/bin/bash\n\n# ---\n# owner = \"a\"\n# description = \"x\"\n# ---\n",
+    );
+    repo.write(
+        "languages/bash/scripts/strict.sh",
+        "#!/bin/bash\nset -e\n# ---\n# owner = \"a\"\n# description = \"x\"\n# ---\n",
+    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/scripts/blank.sh:3: documentation header found at line 3, but it must start right after the `#!` line: remove the blank line",
+        "languages/bash/scripts/strict.sh:3: documentation header found at line 3, but it must start right after the `#!` line: move line 2 below the header's closing `# ---`",
+    ]));
+}
+
+#[test]
+fn every_header_problem_in_user_terms() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/types.sh",
+        "# ---\n# owner = \"a\"\n# description = \"x\"\n# retries = \"2\"\n# scedule = \"every 5 minutes\"\n# timeout = 30\n# ---\n",
+    );
+    repo.write(
+        "languages/bash/scripts/every.sh",
+        "# ---\n# owner = \"a\"\n# description = \"x\"\n# schedule = \"every 5 minutes\"\n# ---\n",
+    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/scripts/every.sh:4: header `schedule = \"every 5 minutes\"` is not a valid cron expression: expected exactly 5 fields, found 3; use five fields `minute hour day-of-month month day-of-week`, or for a fixed interval `schedule = \"@every 5m\"`",
+        "languages/bash/scripts/types.sh:4: header `retries` must be a whole number, like `retries = 2`, not text",
+        "languages/bash/scripts/types.sh:5: header has unknown key `scedule`: did you mean `schedule`?",
+        "languages/bash/scripts/types.sh:6: header `timeout` must be quoted text, like `timeout = \"2h\"`, not a number",
     ]));
 }
 
