@@ -113,12 +113,14 @@ fn open_fence(lines: &[(usize, &str)], fence: &str) -> Result<usize, Vec<HeaderP
     let expected = usize::from(shebang);
     match lines.get(expected) {
         Some((_, l)) if l.trim_end() == fence => return Ok(expected + 1),
-        None => return Err(problem(
-            1,
-            format!(
+        None => {
+            return Err(problem(
+                1,
+                format!(
                 "empty script: start it with a `{fence}` block naming `owner` and `description`"
             ),
-        )),
+            ))
+        }
         Some(_) => {}
     }
     let first = lines[expected].0;

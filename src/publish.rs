@@ -294,6 +294,7 @@ pub async fn publish(
         let semaphore = semaphore.clone();
         async move {
             let name = &lp.language.name;
+            let began = std::time::Instant::now();
             let result = async {
                 let repo = repository_path(config, name);
                 let (runtime, built) = match decision? {
@@ -452,19 +453,31 @@ pub async fn publish(
                             tags,
                             commit_tag: extra.commit,
                             outcome,
+                            duration_ms: u64::try_from(began.elapsed().as_millis())
+                                .unwrap_or(u64::MAX),
                         }
                     })
                 }
                 Err(e) => Err(e),
             };
             match &result {
-                Ok(p) => progress.finish(name, &finished(p)),
+                Ok(p) => progress.finish(
+                    name,
+                    &format!(
+                        "{} in {}",
+                        finished(p),
+                        crate::report::seconds(p.duration_ms)
+                    ),
+                ),
                 Err(e) => {
                     // The full error, with the build's last lines, closes the run.
                     let text = e.to_string();
                     let first = text.lines().next().unwrap_or_default();
                     let first = first.trim_end_matches("; last lines:");
-                    progress.finish(name, &format!("failed: {first}"))
+                    let took = crate::report::seconds(
+                        u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    );
+                    progress.finish(name, &format!("failed after {took}: {first}"))
                 }
             }
             result

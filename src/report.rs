@@ -105,6 +105,8 @@ pub struct LanguageReport {
     /// The scripts layer Krobs writes: its digest and size in bytes.
     pub scripts_layer: String,
     pub scripts_layer_size: u64,
+    /// Wall-clock milliseconds the language took; `null` in a dry run.
+    pub duration_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -237,6 +239,7 @@ impl Report {
                     }),
                     scripts_layer: lp.layer.blob.digest.clone(),
                     scripts_layer_size: lp.layer.blob.size,
+                    duration_ms: p.map(|p| p.duration_ms),
                 }
             })
             .collect();
@@ -305,7 +308,11 @@ impl Report {
                 Status::Planned => l.action,
                 s => s.as_str(),
             };
-            out.push_str(&format!("\n{}  {status}\n", l.name));
+            let took = l
+                .duration_ms
+                .map(|ms| format!(" in {}", seconds(ms)))
+                .unwrap_or_default();
+            out.push_str(&format!("\n{}  {status}{took}\n", l.name));
             out.push_str(&format!("  input    {}\n", l.input_digest));
             if let (Some(what), Some(digest)) = (l.runtime, &l.runtime_digest) {
                 out.push_str(&format!("  runtime  {} {what} ({digest})\n", l.runtime_tag));
@@ -411,7 +418,26 @@ impl Report {
                 t.reason
             ));
         }
+        let t = &self.timings_ms;
+        out.push_str(&format!(
+            "took {}: plan {}, images {}, manifest {}\n",
+            seconds(t.total),
+            seconds(t.plan),
+            seconds(t.images),
+            seconds(t.publication)
+        ));
         out
+    }
+}
+
+/// Milliseconds for a person: `0.4s`, `12.3s`, `2m05s`.
+pub fn seconds(ms: u64) -> String {
+    let tenths = ms.div_ceil(100);
+    if tenths < 600 {
+        format!("{}.{}s", tenths / 10, tenths % 10)
+    } else {
+        let secs = ms.div_ceil(1000);
+        format!("{}m{:02}s", secs / 60, secs % 60)
     }
 }
 
@@ -480,4 +506,19 @@ pub fn print_bytes(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+
+    #[test]
+    fn durations_read_as_seconds_then_minutes() {
+        assert_eq!(seconds(0), "0.0s");
+        assert_eq!(seconds(1), "0.1s");
+        assert_eq!(seconds(12_340), "12.4s");
+        assert_eq!(seconds(59_900), "59.9s");
+        assert_eq!(seconds(59_901), "1m00s");
+        assert_eq!(seconds(125_000), "2m05s");
+    }
 }

@@ -441,6 +441,31 @@ fn a_second_run_builds_and_pushes_nothing() {
         "same inputs, different manifest bytes\n{third}"
     );
 
+    // Every language says how long it took, in the JSON report, the text report and the
+    // plain progress lines, and the text report ends with the run's total and its phases.
+    for l in entries(&report) {
+        assert!(l["duration_ms"].is_u64(), "{l}");
+    }
+    let text = p.krobs(&["--progress", "plain"]).success();
+    let secs = r"(\d+\.\d|\d+m\d\d)s";
+    for l in entries(&report) {
+        let name = string(l, "name");
+        let line = regex::Regex::new(&format!(r"(?m)^{name}  reused in {secs}$")).unwrap();
+        assert!(line.is_match(&text.stdout), "{name}\n{text}");
+        let plain = format!(
+            r"(?m)^\[{name} *\] reused sha256:[0-9a-f]{{64}} \(already in the registry\) in {secs}$"
+        );
+        assert!(
+            regex::Regex::new(&plain).unwrap().is_match(&text.stderr),
+            "{name}\n{text}"
+        );
+    }
+    let total = format!(r"\ntook {secs}: plan {secs}, images {secs}, manifest {secs}\n$");
+    assert!(
+        regex::Regex::new(&total).unwrap().is_match(&text.stdout),
+        "{text}"
+    );
+
     p.assert_no_secrets();
 }
 
