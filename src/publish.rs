@@ -340,7 +340,8 @@ pub async fn publish(
                             // other. The registry decides: a runtime it now holds is used, a
                             // push that failed otherwise is tried once more.
                             if !matches!(e, DockerError::Push { .. }) {
-                                return Err(e.into());
+                                let base = lp.language.inputs.base_image.as_deref();
+                                return Err(e.with_base_hint(base).into());
                             }
                             match registry.lookup(&repo, &lp.runtime_tag).await {
                                 Ok(Lookup::Present { .. }) => {}

@@ -780,6 +780,69 @@ fn an_unreachable_docker_engine_is_a_docker_error() {
     p.assert_no_secrets();
 }
 
+/// A `DOCKER_HOST` without a scheme, or with `ssh://`, says what to set instead.
+#[test]
+fn a_docker_host_krobs_cannot_use_says_what_to_set() {
+    require_services();
+    let p = Pipeline::oci();
+    let run = p
+        .krobs_with(&[], &[("DOCKER_HOST", "localhost:2375")])
+        .failure(4);
+    assert_eq!(
+        error_line(&run),
+        "error: 4 of 4 languages failed (`bash`, `python`, `ruby`, `scala`); first: `DOCKER_HOST=localhost:2375` has no scheme; set `DOCKER_HOST=tcp://localhost:2375` (with `DOCKER_TLS_VERIFY=1` for a TLS port)",
+        "{run}"
+    );
+    let run = p
+        .krobs_with(&[], &[("DOCKER_HOST", "ssh://builder@build-host")])
+        .failure(4);
+    assert!(
+        error_line(&run).contains("first: `DOCKER_HOST=ssh://builder@build-host` is not supported: Krobs does not tunnel the Engine's API through ssh; forward its socket"),
+        "{run}"
+    );
+    assert_nothing_built(&run);
+    p.assert_no_manifest(&run);
+    p.assert_no_secrets();
+}
+
+/// A base image the Engine cannot pull (here: no such image, no internet) names the image the
+/// language resolved and the `build_args` key that sets it, after the Engine's own words.
+#[test]
+fn a_base_image_that_cannot_be_pulled_names_the_image_and_the_key() {
+    require_services();
+    let p = Pipeline::oci();
+    let missing = format!("krobs-test/no-such-base-{}:1", nonce());
+    p.edit_config(|text| on_base(&without_base(text, "bash"), "bash", &missing));
+    let run = p.krobs(&["--only", "bash"]).failure(4);
+    let line = error_line(&run);
+    assert!(
+        line.starts_with("error: build [bash] failed at `Step 2/"),
+        "{run}"
+    );
+    assert!(line.contains(" : FROM ${BASE_IMAGE}`: "), "{run}");
+    assert!(
+        line.ends_with(&format!("; the base image `{missing}` cannot be pulled: load it into the Docker Engine, or set `[languages.bash] build_args = {{ BASE_IMAGE = \"<image>\" }}` in krobs.toml to one it has or can pull; last lines:")),
+        "{run}"
+    );
+    assert_eq!(p.blob_uploads(None), 0, "{run}");
+    p.assert_no_manifest(&run);
+    p.assert_no_secrets();
+}
+
+/// `text` with the `BASE_IMAGE` of `language`'s own section taken out.
+fn without_base(text: &str, language: &str) -> String {
+    let section = format!("[languages.{language}]\n");
+    let start = text.find(&section).expect("the language's section") + section.len();
+    let end = text[start..]
+        .find('\n')
+        .map_or(text.len(), |i| start + i + 1);
+    assert!(
+        text[start..end].starts_with("build_args = { BASE_IMAGE"),
+        "{text}"
+    );
+    format!("{}{}", &text[..start], &text[end..])
+}
+
 /// ECR, a repository missing and `create_repositories = false`: exit 6 naming the repository
 /// and the setting; nothing built, nothing created.
 #[test]
