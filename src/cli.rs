@@ -40,6 +40,11 @@ pub struct Cli {
     #[arg(long, env = "KROBS_DRY_RUN", value_parser = FalseyValueParser::new())]
     pub dry_run: bool,
 
+    /// With `--dry-run`: fail (exit 5) when the registry cannot be read, instead of planning
+    /// with its state unknown.
+    #[arg(long, env = "KROBS_STRICT", value_parser = FalseyValueParser::new(), requires = "dry_run")]
+    pub strict: bool,
+
     /// List the files each language changed since this revision (the PR's base).
     #[arg(long, env = "KROBS_SINCE", value_name = "REV")]
     pub since: Option<String>,

@@ -45,6 +45,17 @@ pub mod exit {
 }
 
 impl Error {
+    /// The error and every cause, on one line.
+    pub fn message(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        message
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Discover(_) | Error::Digest(_) => exit::INPUT,

@@ -50,8 +50,18 @@ use git::Changes;
 use manifest::Manifest;
 use options::{Options, Task};
 
-/// Runs what the command line asked for.
+/// Runs what the command line asked for. A build that fails with `--json` still prints one
+/// JSON object on stdout: the error, with its exit code.
 pub fn run(opts: &Options) -> Result<(), Error> {
+    let result = run_task(opts);
+    if let (Err(e), true, Task::Publish { .. }) = (&result, opts.json, &opts.task) {
+        // stdout may be what failed; the error still goes to stderr.
+        let _ = report::print(report::error_json(e.exit_code(), &e.message()));
+    }
+    result
+}
+
+fn run_task(opts: &Options) -> Result<(), Error> {
     let started = Instant::now();
     if let Task::HarnessTemplate(which) = &opts.task {
         return report::print(harness::template(*which)).map_err(Error::Output);
@@ -117,12 +127,13 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         }
         result => result?,
     };
-    let (dry_run, since, progress) = match &opts.task {
+    let (dry_run, strict, since, progress) = match &opts.task {
         Task::Publish {
             dry_run,
+            strict,
             since,
             progress,
-        } => (dry_run, since, progress),
+        } => (dry_run, *strict, since, progress),
         Task::Lint { syntax: true } => return lint_syntax(&config, &inventory, opts.json),
         _ => return report::print(report::lint_ok(&inventory, opts.json)).map_err(Error::Output),
     };
@@ -153,6 +164,9 @@ pub fn run(opts: &Options) -> Result<(), Error> {
 
     let (published, session) = if *dry_run {
         runtime.block_on(dry_run_lookups(&config, &mut plan));
+        if strict {
+            strict_check(&config, &plan)?;
+        }
         (Vec::new(), None)
     } else {
         let names: Vec<String> = plan
@@ -239,6 +253,20 @@ fn lint_syntax(config: &Config, inventory: &discover::Inventory, json: bool) -> 
         return Err(discover::DiscoverError::Problems(problems).into());
     }
     report::print(report::lint_syntax_ok(inventory, &checked, json)).map_err(Error::Output)
+}
+
+/// `--dry-run --strict`: a registry state left unknown fails the run.
+fn strict_check(config: &Config, plan: &plan::Plan) -> Result<(), publish::PublishError> {
+    for lp in &plan.languages {
+        if let plan::RegistryState::Unknown(why) = &lp.registry {
+            return Err(publish::PublishError::Unreadable {
+                registry: config.registry.host(),
+                language: lp.language.name.clone(),
+                why: why.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn millis(since: Instant) -> u64 {

@@ -16,12 +16,7 @@ fn main() -> ExitCode {
                     eprintln!("{}", krobs::terminal::escape(&p.to_string()));
                 }
             }
-            let mut message = format!("error: {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
+            let message = format!("error: {}", err.message());
             eprintln!("{}", krobs::terminal::escape(&message));
             ExitCode::from(err.exit_code())
         }

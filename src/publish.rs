@@ -34,6 +34,14 @@ pub const ALIAS_TAG: &str = "latest";
 pub enum PublishError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(
+        "`--strict` dry run: the registry `{registry}` could not be read for [{language}]: {why}"
+    )]
+    Unreadable {
+        registry: String,
+        language: String,
+        why: String,
+    },
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     #[error(transparent)]

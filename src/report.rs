@@ -441,6 +441,18 @@ pub fn seconds(ms: u64) -> String {
     }
 }
 
+/// A run that failed, with `--json`: one JSON object on one line, the report's `format` with
+/// the exit code and the message printed on stderr.
+pub fn error_json(exit_code: u8, message: &str) -> String {
+    let mut text = serde_json::to_string(&serde_json::json!({
+        "format": FORMAT,
+        "error": { "exit_code": exit_code, "message": message },
+    }))
+    .expect("an error always serializes");
+    text.push('\n');
+    text
+}
+
 /// `krobs-build lint` when everything is documented.
 pub fn lint_ok(inventory: &Inventory, json: bool) -> String {
     if json {

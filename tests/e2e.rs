@@ -748,12 +748,37 @@ fn wrong_credentials_stop_the_run_before_any_build() {
     p.assert_no_manifest(&run);
     assert_eq!(p.blob_uploads(None), 0);
 
+    // With `--json`, the failure is one JSON object on stdout too, in the report's schema.
+    let json = p.krobs_with(&["--json"], &env).failure(5);
+    let message = error_line(&json);
+    assert_eq!(
+        json.json(),
+        json!({
+            "format": "krobs-report/v1",
+            "error": { "exit_code": 5, "message": message.trim_start_matches("error: ") },
+        }),
+        "{json}"
+    );
+    p.check_report_schema(&json);
+
     let dry = p.krobs_with(&["--dry-run", "--json"], &env).success();
     for l in entries(&dry.json()) {
         assert_eq!(l["registry"], "unknown", "{l}\n{dry}");
         let note = string(l, "registry_note");
         assert!(note.contains(&p.host()) && note.contains(USER), "{note}");
+        // An OCI registry: nothing about AWS.
+        assert!(note.ends_with("check the user name and password"), "{note}");
     }
+    // `--strict`: a dry run that cannot read the registry fails.
+    let strict = p.krobs_with(&["--dry-run", "--strict"], &env).failure(5);
+    let line = error_line(&strict);
+    assert!(
+        line.starts_with(&format!(
+            "error: `--strict` dry run: the registry `{}` could not be read for [bash]: ",
+            p.host()
+        )),
+        "{strict}"
+    );
     p.assert_no_secrets();
 }
 
