@@ -58,6 +58,29 @@ pub struct Cli {
     pub progress: Progress,
 }
 
+impl Cli {
+    /// The command line, or exit 2 with clap's message; `krobs-build build` (or `publish`)
+    /// also hears that the bare command is the one that builds.
+    pub fn parse_or_exit() -> Cli {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        let e = match Cli::try_parse() {
+            Ok(cli) => return cli,
+            Err(e) => e,
+        };
+        let builds = e.kind() == ErrorKind::InvalidSubcommand
+            && matches!(
+                e.get(ContextKind::InvalidSubcommand),
+                Some(ContextValue::String(s)) if ["build", "publish", "push", "run"].contains(&s.as_str())
+            );
+        if !builds {
+            e.exit();
+        }
+        eprint!("{}", e.render());
+        eprintln!("\nthe bare command builds, pushes and publishes: run `krobs-build` (`krobs-build --dry-run` to see the plan first)");
+        std::process::exit(2);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Check every script's documentation header and the language folders; report every problem.

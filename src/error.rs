@@ -28,6 +28,9 @@ pub enum Error {
     Render(#[from] RenderError),
     #[error(transparent)]
     Syntax(#[from] SyntaxCheckError),
+    /// A flag the command does not use.
+    #[error("{0}")]
+    Usage(String),
     #[error("cannot write to stdout: {0}")]
     Output(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
@@ -76,6 +79,7 @@ impl Error {
             ) => exit::INPUT,
             Error::Syntax(SyntaxCheckError::Docker(_)) => exit::DOCKER,
             Error::Render(e) => e.exit_code(),
+            Error::Usage(_) => exit::USAGE,
             Error::Manifest(_) | Error::Output(_) | Error::Runtime(_) => exit::INTERNAL,
         }
     }

@@ -63,6 +63,7 @@ pub fn run(opts: &Options) -> Result<(), Error> {
 
 fn run_task(opts: &Options) -> Result<(), Error> {
     let started = Instant::now();
+    unused_flags(opts)?;
     if let Task::HarnessTemplate(which) = &opts.task {
         return report::print(harness::template(*which)).map_err(Error::Output);
     }
@@ -134,8 +135,16 @@ fn run_task(opts: &Options) -> Result<(), Error> {
             since,
             progress,
         } => (dry_run, *strict, since, progress),
-        Task::Lint { syntax: true } => return lint_syntax(&config, &inventory, opts.json),
-        _ => return report::print(report::lint_ok(&inventory, opts.json)).map_err(Error::Output),
+        Task::Lint { syntax } => {
+            for warning in lint::warnings(&inventory.scripts) {
+                eprintln!("warning: {}", terminal::escape(&warning));
+            }
+            if *syntax {
+                return lint_syntax(&config, &inventory, opts.json);
+            }
+            return report::print(report::lint_ok(&inventory, opts.json)).map_err(Error::Output);
+        }
+        _ => unreachable!("the other tasks returned above"),
     };
 
     let commit = git::head_commit(&config.root);
@@ -255,6 +264,33 @@ fn lint_syntax(config: &Config, inventory: &discover::Inventory, json: bool) -> 
     report::print(report::lint_syntax_ok(inventory, &checked, json)).map_err(Error::Output)
 }
 
+/// `--json` and `--only` are global flags, but only building and lint use them: elsewhere
+/// they would be silently ignored, so they are refused.
+fn unused_flags(opts: &Options) -> Result<(), Error> {
+    let command = match &opts.task {
+        Task::Publish { .. } | Task::Lint { .. } => return Ok(()),
+        Task::Schema(_) => "schema",
+        Task::PullManifest { .. } => "manifest pull",
+        Task::Render(_) | Task::RenderSchedules { .. } | Task::HarnessTemplate(_) => "render",
+    };
+    let fix = match command {
+        "manifest pull" => "; it prints JSON by default (`--format json`)",
+        "render" => "; it prints YAML for `kubectl apply -f -`",
+        _ => "",
+    };
+    if opts.json {
+        return Err(Error::Usage(format!(
+            "`--json` does not apply to `krobs-build {command}`: drop it{fix}"
+        )));
+    }
+    if !opts.only.is_empty() {
+        return Err(Error::Usage(format!(
+            "`--only` does not apply to `krobs-build {command}`: drop it"
+        )));
+    }
+    Ok(())
+}
+
 /// `--dry-run --strict`: a registry state left unknown fails the run.
 fn strict_check(config: &Config, plan: &plan::Plan) -> Result<(), publish::PublishError> {
     for lp in &plan.languages {
@@ -300,6 +336,9 @@ async fn dry_run_lookups(config: &Config, plan: &mut plan::Plan) {
         Err(e) => return unknown(plan, e.to_string()),
     };
     if let Err(e) = publish::lookup_all(&client, config, plan).await {
+        return unknown(plan, e.to_string());
+    }
+    if let Err(e) = publish::lookup_runtimes(&client, config, plan).await {
         unknown(plan, e.to_string());
     }
 }

@@ -1,12 +1,11 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use krobs::discover::DiscoverError;
 use krobs::options::Options;
 use krobs::{cli::Cli, Error};
 
 fn main() -> ExitCode {
-    let options = Options::from(Cli::parse());
+    let options = Options::from(Cli::parse_or_exit());
     krobs::logging::init();
     match krobs::run(&options) {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,8 @@ pub enum Action {
     BuildIfMissing,
     /// The tag is missing from the registry.
     Build,
+    /// The tag is missing but the runtime is there: only the scripts layer goes on it.
+    AppendScripts,
     /// The tag is in the registry: nothing to build or push.
     Reuse,
 }
@@ -26,6 +28,7 @@ impl Action {
         match self {
             Action::BuildIfMissing => "build-if-missing",
             Action::Build => "build",
+            Action::AppendScripts => "append-scripts",
             Action::Reuse => "reuse",
         }
     }

@@ -185,6 +185,32 @@ pub async fn lookup_all(
     Ok(())
 }
 
+/// For a dry run: a language whose image is missing but whose runtime is in the registry only
+/// needs its scripts layer, and its plan says so.
+pub async fn lookup_runtimes(
+    client: &impl Registry,
+    config: &Config,
+    plan: &mut Plan,
+) -> Result<(), RegistryError> {
+    let lookups = plan.languages.iter().map(|lp| {
+        let repo = repository_path(config, &lp.language.name);
+        let missing = lp.registry == RegistryState::Missing;
+        async move {
+            match missing {
+                true => client.lookup(&repo, &lp.runtime_tag).await.map(Some),
+                false => Ok(None),
+            }
+        }
+    });
+    let results = join_all(lookups).await;
+    for (lp, result) in plan.languages.iter_mut().zip(results) {
+        if let Some(Lookup::Present { .. }) = result? {
+            lp.action = crate::plan::Action::AppendScripts;
+        }
+    }
+    Ok(())
+}
+
 /// What a language needs, decided from the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

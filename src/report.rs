@@ -279,16 +279,22 @@ impl Report {
             .map(|c| format!(" at {}", short(c)))
             .unwrap_or_default();
         if self.dry_run {
+            let read = self.languages.iter().any(|l| l.registry_note.is_none());
+            let touched = if read {
+                "the registry read, nothing written; Docker and AWS not touched"
+            } else {
+                "Docker, AWS and the registry not touched"
+            };
             out.push_str(&format!(
-                "krobs-build dry run{at}: {} languages, {} scripts (Docker and AWS not touched)\n",
-                self.languages.len(),
-                self.scripts.len()
+                "krobs-build dry run{at}: {}, {} ({touched})\n",
+                count(self.languages.len(), "language"),
+                count(self.scripts.len(), "script")
             ));
         } else {
             out.push_str(&format!(
-                "krobs-build{at}: {} languages, {} scripts\n",
-                self.languages.len(),
-                self.scripts.len()
+                "krobs-build{at}: {}, {}\n",
+                count(self.languages.len(), "language"),
+                count(self.scripts.len(), "script")
             ));
         }
         if let Some(Since {
@@ -299,14 +305,21 @@ impl Report {
         }) = &self.since
         {
             out.push_str(&format!(
-                "changes since `{rev}` (merge base {}): {files} files\n",
+                "changes since `{rev}` (merge base {}): {}\n",
                 short(base),
+                count(*files, "file"),
             ));
         }
         for l in &self.languages {
-            let status = match l.status {
-                Status::Planned => l.action,
-                s => s.as_str(),
+            let status = match (l.status, l.action) {
+                (Status::Planned, "append-scripts") => {
+                    "scripts layer only, runtime present (no build)"
+                }
+                (Status::Planned, "build") if l.registry_note.is_none() => {
+                    "build (runtime missing), then the scripts layer"
+                }
+                (Status::Planned, action) => action,
+                (s, _) => s.as_str(),
             };
             let took = l
                 .duration_ms
@@ -342,7 +355,7 @@ impl Report {
             if let Some(base) = &l.base_image {
                 out.push_str(&format!("  base     {base}\n"));
             }
-            out.push_str(&format!("  context  {} files\n", l.context_files));
+            out.push_str(&format!("  context  {}\n", count(l.context_files, "file")));
             match &l.changed_files {
                 Some(files) if files.is_empty() => {
                     out.push_str("  changed  nothing since the base revision\n")
@@ -427,6 +440,14 @@ impl Report {
             seconds(t.publication)
         ));
         out
+    }
+}
+
+/// `1 file`, `2 files`.
+fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
     }
 }
 

@@ -496,6 +496,28 @@ fn changing_one_script_rebuilds_only_its_language_and_the_manifest_changes_only_
     p.repo.write(script, text);
     let after = p.commit("expunge_deletes: a comment");
 
+    // The plan says what the run will do: python needs its scripts layer only.
+    let dry = p.krobs(&["--dry-run", "--since", &before]).success();
+    for expected in [
+        "languages, ".to_string(),
+        " (the registry read, nothing written; Docker and AWS not touched)\n".to_string(),
+        format!(
+            "changes since `{before}` (merge base {}): 1 file\n",
+            &before[..12]
+        ),
+        "\npython  scripts layer only, runtime present (no build)\n".to_string(),
+        "\nbash  reuse\n".to_string(),
+    ] {
+        assert!(dry.stdout.contains(&expected), "{expected:?}\n{dry}");
+    }
+    let dry = p.krobs(&["--dry-run", "--json"]).success();
+    assert_eq!(
+        language(&dry.json(), "python")["action"],
+        "append-scripts",
+        "{dry}"
+    );
+    p.check_report_schema(&dry);
+
     let run = p.krobs(&["--json", "--since", &before]).success();
     let report = run.json();
     for l in entries(&report) {

@@ -410,3 +410,66 @@ fn the_summary_line_is_pinned_too() {
         "a: x\nb: y\nerror: 2 problems in the repository: fix them and run `krobs-build lint` again"
     );
 }
+
+#[test]
+fn flags_a_command_does_not_use_are_refused() {
+    let repo = Repo::fixture();
+    repo.krobs(&["render", "bash/hello", "--json"])
+        .failure(2)
+        .stderr_is("error: `--json` does not apply to `krobs-build render`: drop it; it prints YAML for `kubectl apply -f -`");
+    repo.krobs(&["schema", "--only", "nosuch"])
+        .failure(2)
+        .stderr_is("error: `--only` does not apply to `krobs-build schema`: drop it");
+    let run = repo.krobs(&["--strict"]).failure(2);
+    assert!(run.stderr.contains("--dry-run"), "{run}");
+}
+
+#[test]
+fn build_subcommand_points_at_the_bare_command() {
+    let repo = Repo::fixture();
+    let run = repo.krobs(&["build"]).failure(2);
+    assert!(
+        run.stderr
+            .starts_with("error: unrecognized subcommand 'build'"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.ends_with("\nthe bare command builds, pushes and publishes: run `krobs-build` (`krobs-build --dry-run` to see the plan first)\n"),
+        "{run}"
+    );
+}
+
+#[test]
+fn lint_warns_when_a_schedule_is_shorter_than_the_timeout() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/often.sh",
+        "# ---\n# owner = \"a\"\n# description = \"x\"\n# schedule = \"*/5 * * * *\"\n# ---\n",
+    );
+    let run = repo.krobs(&["lint"]).success();
+    assert_eq!(
+        run.stderr,
+        "warning: languages/bash/scripts/often.sh: `schedule = \"*/5 * * * *\"` starts a run every 5m but `timeout` allows 1h: a run still going when the next is due makes Kubernetes skip that one (`concurrencyPolicy: Forbid`); set `timeout` to at most 5m\n",
+        "{run}"
+    );
+    repo.write(
+        "languages/bash/scripts/often.sh",
+        "# ---\n# owner = \"a\"\n# description = \"x\"\n# schedule = \"*/5 * * * *\"\n# timeout = \"4m\"\n# ---\n",
+    );
+    let run = repo.krobs(&["lint"]).success();
+    assert_eq!(run.stderr, "", "{run}");
+}
+
+#[test]
+fn a_readme_in_scripts_is_documentation_not_a_krob() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/README.md",
+        "# Bash krobs\n\nRun them with care.\n",
+    );
+    let run = repo.krobs(&["lint"]).success();
+    assert_eq!(
+        run.stdout, "lint: 2 scripts in 2 languages are documented\n",
+        "{run}"
+    );
+}
