@@ -128,7 +128,7 @@ pub fn make(
         if let Some(base) = &language.inputs.base_image {
             if !base.contains("@sha256:") {
                 notes.push(format!(
-                    "base image `{base}` is not pinned by digest: if its tag moves, the input digest does not see it"
+                    "base image `{base}` is not pinned by digest: if its tag moves, the input digest does not see it; pin it (`{base}@sha256:...`), or for an image only in the local Engine give it a new tag whenever its content changes"
                 ));
             }
         }
