@@ -59,6 +59,9 @@ const KEYS: [&str; 7] = [
     "memory",
 ];
 
+/// The most TOML syntax errors of one header reported.
+const MAX_SYNTAX_ERRORS: usize = 20;
+
 /// A key's value as TOML gave it, with where it stands in the TOML body.
 type Fields = BTreeMap<String, Spanned<toml::Value>>;
 
@@ -254,7 +257,8 @@ fn unclosed(n: usize, line: &str, comment: &str, fence: &str, open: usize) -> He
 fn fields(block: &Block, problems: &mut Vec<HeaderProblem>) -> (Fields, Vec<String>) {
     let mut text = block.toml.clone();
     let mut broken = Vec::new();
-    for _ in 0..=block.lines.len() {
+    // Each broken line costs a parse of the rest: bounded, for a header of thousands of lines.
+    for _ in 0..=block.lines.len().min(MAX_SYNTAX_ERRORS) {
         let e = match toml::from_str::<Fields>(&text) {
             Ok(fields) => return (fields, broken),
             Err(e) => e,
