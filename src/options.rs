@@ -27,6 +27,8 @@ pub enum Task {
     /// Build, push and publish (or, with `dry_run`, show what that would do).
     Publish {
         dry_run: bool,
+        /// A dry run that cannot read the registry fails.
+        strict: bool,
         since: Option<String>,
         progress: Progress,
     },
@@ -66,6 +68,7 @@ impl From<Cli> for Options {
         let task = match cli.command {
             None => Task::Publish {
                 dry_run: cli.dry_run,
+                strict: cli.strict,
                 since: cli.since,
                 progress: cli.progress,
             },
