@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::builder::FalseyValueParser;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,8 +64,12 @@ impl Cli {
     /// also hears that the bare command is the one that builds.
     pub fn parse_or_exit() -> Cli {
         use clap::error::{ContextKind, ContextValue, ErrorKind};
-        let e = match Cli::try_parse() {
-            Ok(cli) => return cli,
+        let e = match Cli::command().try_get_matches() {
+            Ok(matches) => {
+                let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+                cli.drop_environment_flags_that_do_not_apply(&matches);
+                return cli;
+            }
             Err(e) => e,
         };
         let builds = e.kind() == ErrorKind::InvalidSubcommand
@@ -78,6 +83,22 @@ impl Cli {
         eprint!("{}", e.render());
         eprintln!("\nthe bare command builds, pushes and publishes: run `krobs-build` (`krobs-build --dry-run` to see the plan first)");
         std::process::exit(2);
+    }
+
+    /// `--json` and `--only` mean something only to building and lint; elsewhere the command
+    /// refuses them when typed. A `KROBS_JSON` or `KROBS_ONLY` exported for a whole CI job is
+    /// no mistake of this command's, so a value that came from the environment is dropped here.
+    fn drop_environment_flags_that_do_not_apply(&mut self, matches: &ArgMatches) {
+        if matches!(self.command, None | Some(Command::Lint { .. })) {
+            return;
+        }
+        let from_environment = |id| matches.value_source(id) == Some(ValueSource::EnvVariable);
+        if from_environment("json") {
+            self.json = false;
+        }
+        if from_environment("only") {
+            self.only.clear();
+        }
     }
 }
 

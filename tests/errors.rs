@@ -422,6 +422,18 @@ fn flags_a_command_does_not_use_are_refused() {
         .stderr_is("error: `--only` does not apply to `krobs-build schema`: drop it");
     let run = repo.krobs(&["--strict"]).failure(2);
     assert!(run.stderr.contains("--dry-run"), "{run}");
+    // Exported for a whole CI job, the same flags are a default, not a mistake of this command's.
+    let env = [("KROBS_JSON", "1"), ("KROBS_ONLY", "bash")];
+    let run = repo
+        .krobs_env(&["render", "--harness-template", "krob"], &env)
+        .success();
+    assert!(run.stdout.contains("kind: Job"), "{run}");
+    repo.krobs_env(&["schema"], &env).success();
+    let run = repo.krobs_env(&["lint"], &env).success();
+    assert!(
+        run.stdout.starts_with('{'),
+        "lint still honours KROBS_JSON\n{run}"
+    );
 }
 
 #[test]
