@@ -89,7 +89,8 @@ pub struct RenderArgs {
     #[arg(long, value_enum, value_name = "WHICH", conflicts_with_all = ["script_id", "name", "env", "namespace", "manifest"])]
     pub harness_template: Option<HarnessTemplate>,
     /// The manifest: a file (default: `[manifest] path` of krobs.toml) or a published one
-    /// (`latest`, `git-<commit>`, `sha256:<digest>`).
+    /// (`latest`, a 40-hex commit, `git-<12 hex>`, `sha256:<digest>`; `./NAME` for a file
+    /// named like one).
     #[arg(long, value_name = "PATH|REF")]
     pub manifest: Option<String>,
     /// The object's name (default: from the script id; a Job's gets a unique suffix).
@@ -127,8 +128,8 @@ pub enum SchemaKind {
 pub enum ManifestCommand {
     /// Print a published manifest after checking its digests.
     Pull {
-        /// `latest`, another tag, `git-<commit>` (a full 40-hex commit is shortened) or the
-        /// artifact's `sha256:<digest>`.
+        /// `latest`, a 40-hex commit, `git-<12 hex>` (its tag) or the artifact's
+        /// `sha256:<digest>`.
         #[arg(default_value = "latest", value_name = "REF")]
         reference: String,
         /// `json`: the manifest bytes as published; `harness`: the one-line view Harness reads.

@@ -83,7 +83,7 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         result => result?,
     };
     if let Task::PullManifest { reference, format } = &opts.task {
-        let pulled = release::pull(&config, reference)?;
+        let pulled = release::pull(&config, &release::Reference::parse(reference)?)?;
         return match format {
             PullFormat::Json => report::print_bytes(&pulled.bytes),
             PullFormat::Harness => report::print(harness::view(&pulled.manifest, &pulled.digest)),
