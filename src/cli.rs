@@ -16,15 +16,10 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// The configuration file; the repository root is its folder.
-    #[arg(
-        long,
-        global = true,
-        env = "KROBS_CONFIG",
-        default_value = "krobs.toml",
-        value_name = "PATH"
-    )]
-    pub config: PathBuf,
+    /// The configuration file; the repository root is its folder (default: `krobs.toml` in
+    /// the working folder or the nearest folder above it, up to the git repository's root).
+    #[arg(long, global = true, env = "KROBS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
 
     /// Restrict the run to these languages.
     #[arg(

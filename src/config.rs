@@ -28,6 +28,11 @@ pub enum ConfigError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error("no `{FILE_NAME}` in `{}` or a folder above it up to {}: run krobs-build inside a Krobs repository, create `{FILE_NAME}` at its root, or point `--config` at one", start.display(), match stop { Some(root) => format!("the git repository's root `{}`", root.display()), None => "`/` (not inside a git repository)".to_string() })]
+    NotFound {
+        start: PathBuf,
+        stop: Option<PathBuf>,
+    },
     #[error("{0}")]
     Refused(RepoError),
     #[error("`{}` is not UTF-8 text: save it as UTF-8", path.display())]
@@ -41,6 +46,47 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
+}
+
+/// The configuration file's name, looked for when `--config` is not given.
+pub const FILE_NAME: &str = "krobs.toml";
+
+/// `krobs.toml` in `start` or the nearest folder above it, as git and cargo look: the search
+/// stops at the git repository's root (a folder holding `.git`). Any entry of that name counts
+/// (a folder or FIFO is then refused by [`Config::load`], with its path). The path is relative
+/// to `start` (`../../krobs.toml`), so that messages name it as the user would.
+pub fn find(start: &Path) -> Result<PathBuf, ConfigError> {
+    let mut relative = PathBuf::new();
+    for dir in start.ancestors() {
+        if dir.join(FILE_NAME).symlink_metadata().is_ok() {
+            return Ok(relative.join(FILE_NAME));
+        }
+        if dir.join(".git").symlink_metadata().is_ok() {
+            return Err(ConfigError::NotFound {
+                start: start.to_path_buf(),
+                stop: Some(dir.to_path_buf()),
+            });
+        }
+        relative.push("..");
+    }
+    Err(ConfigError::NotFound {
+        start: start.to_path_buf(),
+        stop: None,
+    })
+}
+
+/// `--config` when given, else [`find`] from the working folder.
+pub fn locate(given: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    match given {
+        Some(path) => Ok(path.to_path_buf()),
+        None => {
+            let cwd = std::env::current_dir().map_err(|cause| ConfigError::Read {
+                path: PathBuf::from("."),
+                cause,
+            })?;
+            find(&cwd)
+        }
+    }
 }
 
 /// Where images are pushed.

@@ -65,7 +65,11 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         return report::print(schema).map_err(Error::Output);
     }
     let lint_json = opts.json && matches!(opts.task, Task::Lint { .. });
-    let config = match Config::load(&opts.config) {
+    let config_path = opts
+        .config
+        .clone()
+        .unwrap_or_else(|| config::FILE_NAME.into());
+    let config = match config::locate(opts.config.as_deref()).and_then(|p| Config::load(&p)) {
         Err(e) if lint_json => {
             let problem = match &e {
                 config::ConfigError::Invalid {
@@ -74,7 +78,7 @@ pub fn run(opts: &Options) -> Result<(), Error> {
                     message,
                     ..
                 } => lint::Problem::at(path.display().to_string(), *line, message.clone()),
-                other => lint::Problem::new(opts.config.display().to_string(), other.to_string()),
+                other => lint::Problem::new(config_path.display().to_string(), other.to_string()),
             };
             report::print(lint::problems_json(&lint::Problems(vec![problem])))
                 .map_err(Error::Output)?;

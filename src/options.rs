@@ -12,8 +12,8 @@ use crate::discover;
 /// The resolved command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    /// `krobs.toml`; the repository root is its folder.
-    pub config: PathBuf,
+    /// `--config`; `None`: found upward from the working folder ([`crate::config::find`]).
+    pub config: Option<PathBuf>,
     /// One JSON object on stdout instead of text.
     pub json: bool,
     /// The languages the run is restricted to (empty: all).
