@@ -35,6 +35,11 @@ pub struct Cli {
     #[arg(long, env = "KROBS_DRY_RUN", value_parser = FalseyValueParser::new())]
     pub dry_run: bool,
 
+    /// Publish a working tree that differs from HEAD, by digest only: no `git-<commit>` or
+    /// `latest` tag moves, on the images or the manifest.
+    #[arg(long, env = "KROBS_ALLOW_DIRTY", value_parser = FalseyValueParser::new())]
+    pub allow_dirty: bool,
+
     /// List the files each language changed since this revision (the PR's base).
     #[arg(long, env = "KROBS_SINCE", value_name = "REV")]
     pub since: Option<String>,

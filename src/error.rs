@@ -28,6 +28,8 @@ pub enum Error {
     Render(#[from] RenderError),
     #[error(transparent)]
     Syntax(#[from] SyntaxCheckError),
+    #[error(transparent)]
+    Dirty(#[from] crate::git::DirtyTree),
     #[error("cannot write to stdout: {0}")]
     Output(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
@@ -47,7 +49,9 @@ pub mod exit {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Discover(_) | Error::Digest(_) => exit::INPUT,
+            Error::Config(_) | Error::Discover(_) | Error::Digest(_) | Error::Dirty(_) => {
+                exit::INPUT
+            }
             Error::Publish(e) => match e.root() {
                 PublishError::Aws(_) => exit::AWS,
                 // A push that fails is the registry failing, seen through the daemon.

@@ -121,17 +121,24 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         }
         result => result?,
     };
-    let (dry_run, since, progress) = match &opts.task {
+    let (dry_run, allow_dirty, since, progress) = match &opts.task {
         Task::Publish {
             dry_run,
+            allow_dirty,
             since,
             progress,
-        } => (dry_run, since, progress),
+        } => (dry_run, *allow_dirty, since, progress),
         Task::Lint { syntax: true } => return lint_syntax(&config, &inventory, opts.json),
         _ => return report::print(report::lint_ok(&inventory, opts.json)).map_err(Error::Output),
     };
 
-    let commit = git::head_commit(&config.root);
+    let head = git::head_commit(&config.root);
+    let dirty = match &head {
+        Some(c) => tree_state(&config, c, *dry_run, allow_dirty)?,
+        None => None,
+    };
+    // A tree that is not HEAD is no commit's release: its images get no `git-` tag either.
+    let commit = head.clone().filter(|_| dirty.is_none());
     let changes = match since {
         Some(rev) => git::changes_since(&config.root, rev),
         None => Changes::NotAsked,
@@ -151,8 +158,9 @@ pub fn run(opts: &Options) -> Result<(), Error> {
     let partial = !only.is_empty();
     let commit = plan.commit.clone();
     let scope = release::Scope {
-        commit: commit.as_deref(),
+        commit: commit.as_deref().or(head.as_deref()),
         partial,
+        dirty: dirty.as_deref(),
     };
 
     let (published, session) = if *dry_run {
@@ -243,6 +251,44 @@ fn lint_syntax(config: &Config, inventory: &discover::Inventory, json: bool) -> 
         return Err(discover::DiscoverError::Problems(problems).into());
     }
     report::print(report::lint_syntax_ok(inventory, &checked, json)).map_err(Error::Output)
+}
+
+/// Whether the working tree is `commit`: `None` when it is; else a real run refuses, unless
+/// `--allow-dirty`, and the reason the manifest goes by digest only (a dry run says what a real
+/// run would do).
+fn tree_state(
+    config: &Config,
+    commit: &str,
+    dry_run: bool,
+    allow_dirty: bool,
+) -> Result<Option<String>, Error> {
+    let mut inputs = vec![config.languages_dir.clone()];
+    for lang in config.languages.values() {
+        inputs.extend(lang.path.iter().cloned());
+        inputs.extend(lang.extra_inputs.iter().cloned());
+    }
+    let Err(dirty) = git::check_tree(&config.root, commit, &inputs) else {
+        return Ok(None);
+    };
+    let (warning, reason) = match (allow_dirty, dry_run) {
+        (true, _) => {
+            let reason = format!(
+                "{}: `--allow-dirty` publishes the manifest by digest only",
+                dirty.what
+            );
+            (reason.clone(), reason)
+        }
+        (false, true) => (
+            format!("a real run refuses: {dirty}"),
+            format!(
+                "a real run refuses: {}; commit it, or pass `--allow-dirty`",
+                dirty.what
+            ),
+        ),
+        (false, false) => return Err(dirty.into()),
+    };
+    eprintln!("warning: {}", terminal::escape(&warning));
+    Ok(Some(reason))
 }
 
 fn millis(since: Instant) -> u64 {

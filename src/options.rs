@@ -27,6 +27,8 @@ pub enum Task {
     /// Build, push and publish (or, with `dry_run`, show what that would do).
     Publish {
         dry_run: bool,
+        /// `--allow-dirty`: a tree that is not HEAD publishes by digest only.
+        allow_dirty: bool,
         since: Option<String>,
         progress: Progress,
     },
@@ -66,6 +68,7 @@ impl From<Cli> for Options {
         let task = match cli.command {
             None => Task::Publish {
                 dry_run: cli.dry_run,
+                allow_dirty: cli.allow_dirty,
                 since: cli.since,
                 progress: cli.progress,
             },

@@ -248,11 +248,16 @@ pub struct Publication {
 pub struct Scope<'a> {
     pub commit: Option<&'a str>,
     pub partial: bool,
+    /// Why the working tree is not the commit (`--allow-dirty`, or a dry run of a dirty
+    /// tree): the manifest goes by digest only.
+    pub dirty: Option<&'a str>,
 }
 
 fn skipped_tags(scope: Scope<'_>, action_when_allowed: TagAction) -> Vec<TagOutcome> {
     let mut tags = Vec::new();
-    let why = if scope.partial {
+    let why = if let Some(dirty) = scope.dirty {
+        Some(dirty)
+    } else if scope.partial {
         Some("a run restricted with `--only` publishes its partial manifest by digest only")
     } else if scope.commit.is_none() {
         Some("the run has no git commit: the manifest is published by digest only")
@@ -314,7 +319,9 @@ pub async fn publish(
 ) -> Result<Publication, ReleaseError> {
     let repo = &config.manifest_repository;
     let artifact = Artifact::new(manifest_bytes);
-    let commit = scope.commit.filter(|_| !scope.partial);
+    let commit = scope
+        .commit
+        .filter(|_| !scope.partial && scope.dirty.is_none());
     // Everything that reads or uploads at once: the artifact looked up, its two blobs (each
     // `HEAD`ed before any upload), what `git-<commit>` and `latest` name now. Then the puts.
     let lookup = async {

@@ -550,3 +550,86 @@ fn language_overrides_path_extra_inputs_comment_and_command() {
     assert_eq!(changed(&v2, "node"), ["shared/es/client.js"]);
     assert!(changed(&v2, "bash").is_empty());
 }
+
+/// A tree that is not HEAD (a changed file, staged or not, or a new file where the build reads)
+/// is no commit's release: a real run refuses, naming a file and the fix, before it touches
+/// Docker or a registry; a dry run says so; `--allow-dirty` publishes by digest only. Untracked
+/// files the build never reads (`out/`, notes at the root) change nothing.
+#[test]
+fn a_tree_that_is_not_head_is_no_commits_release() {
+    let repo = Repo::fixture();
+    let commit = repo.commit_all("base");
+    let short = &commit[..12];
+    let script = "languages/bash/scripts/hello.sh";
+    repo.write_exec(script, bash_script("team-a", "echo changed"));
+    let refusal = format!("`{script}` differs from commit {short}: a release named by a commit must be that commit; commit the change, or pass `--allow-dirty` to publish by digest only, moving no `git-`/`latest` tag");
+    repo.krobs(&[])
+        .failure(3)
+        .stderr_is(&format!("error: {refusal}"));
+    repo.git(&["add", "-A"]);
+    repo.krobs(&[])
+        .failure(3)
+        .stderr_is(&format!("error: {refusal}"));
+
+    let tags = |v: &Value| -> Vec<(String, String, String)> {
+        v["publication"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let s = |k: &str| t[k].as_str().unwrap().to_string();
+                (s("tag"), s("action"), s("reason"))
+            })
+            .collect()
+    };
+    let both = |action: &str, reason: &str| {
+        [format!("git-{short}"), "latest".to_string()]
+            .map(|tag| (tag, action.to_string(), reason.to_string()))
+            .to_vec()
+    };
+    let dry = repo
+        .krobs(&["--dry-run", "--json"])
+        .success()
+        .stderr_is(&format!("warning: a real run refuses: {refusal}"));
+    let v = dry.json();
+    assert_eq!(
+        tags(&v),
+        both(
+            "skipped",
+            &format!("a real run refuses: `{script}` differs from commit {short}; commit it, or pass `--allow-dirty`")
+        )
+    );
+    assert_eq!(v["commit"], Value::Null, "a dirty tree is no commit's: {v}");
+    let allowed = format!("`{script}` differs from commit {short}: `--allow-dirty` publishes the manifest by digest only");
+    let v = repo
+        .krobs(&["--dry-run", "--json", "--allow-dirty"])
+        .success()
+        .stderr_is(&format!("warning: {allowed}"))
+        .json();
+    assert_eq!(tags(&v), both("skipped", &allowed));
+
+    let commit = repo.commit_all("the change");
+    let short = &commit[..12];
+    repo.write_exec(
+        "languages/bash/scripts/new.sh",
+        bash_script("team-a", "echo new"),
+    );
+    repo.write_exec(
+        "languages/bash/scripts/other.sh",
+        bash_script("team-a", "echo other"),
+    );
+    repo.krobs(&[]).failure(3).stderr_is(&format!(
+        "error: `languages/bash/scripts/new.sh` is not in commit {short} (and 1 more file): a release named by a commit must be that commit; commit the change, or pass `--allow-dirty` to publish by digest only, moving no `git-`/`latest` tag"
+    ));
+    repo.remove("languages/bash/scripts/new.sh");
+    repo.remove("languages/bash/scripts/other.sh");
+    repo.write("notes.txt", "mine\n");
+    repo.write("out/old.json", "{}\n");
+    let v = repo
+        .krobs(&["--dry-run", "--json"])
+        .success()
+        .stderr_is("")
+        .json();
+    assert_eq!(v["commit"], commit.as_str());
+    assert_eq!(tags(&v)[0].1, "planned", "{v}");
+}
