@@ -121,8 +121,11 @@ impl RegistryConfig {
 }
 
 /// Per-language settings from `[languages.<name>]`; every field is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LanguageConfig {
+    /// `enabled = false`: linted, but nothing built or published, and its scripts are not in
+    /// the manifest.
+    pub enabled: bool,
     /// The language folder, relative to the repository root (default `languages/<name>`).
     pub path: Option<String>,
     /// Build args for this language, layered over `[build] build_args`.
@@ -141,6 +144,29 @@ pub struct LanguageConfig {
     /// The command `lint --syntax` runs on each script in the runtime image; `{script}` is
     /// replaced by the script's path there (default: from the language name).
     pub syntax_check: Option<Vec<String>>,
+}
+
+impl Default for LanguageConfig {
+    fn default() -> Self {
+        LanguageConfig {
+            enabled: true,
+            path: None,
+            build_args: BTreeMap::new(),
+            extra_inputs: Vec::new(),
+            command: None,
+            comment: None,
+            image_scripts_dir: None,
+            target: None,
+            syntax_check: None,
+        }
+    }
+}
+
+impl Config {
+    /// Whether a language is built and published (`[languages.x] enabled`, default true).
+    pub fn is_enabled(&self, language: &str) -> bool {
+        self.languages.get(language).is_none_or(|l| l.enabled)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -411,6 +437,7 @@ impl Config {
             languages.insert(
                 name.into_inner(),
                 LanguageConfig {
+                    enabled: lang.enabled.unwrap_or(true),
                     path: lang.path.map(Spanned::into_inner),
                     build_args: lang.build_args,
                     extra_inputs: lang
@@ -742,6 +769,7 @@ struct RawDeploy {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLanguage {
+    enabled: Option<bool>,
     path: Option<Spanned<String>>,
     #[serde(default)]
     build_args: BTreeMap<String, String>,
@@ -791,6 +819,18 @@ mod tests {
         );
         assert_eq!(py.build_args["BASE_IMAGE"], "x");
         assert_eq!(py.extra_inputs, ["shared"]);
+    }
+
+    #[test]
+    fn a_language_can_be_disabled() {
+        let c = parse(&format!("{ECR}[languages.ruby]\nenabled = false\n")).unwrap();
+        assert!(!c.is_enabled("ruby"));
+        assert!(c.is_enabled("python"));
+        assert!(parse(ECR).unwrap().is_enabled("ruby"));
+        assert_eq!(
+            parse(&format!("{ECR}[languages.ruby]\nenabled = \"no\"\n")).unwrap_err(),
+            "krobs.toml:6:11: invalid type: string \"no\", expected a boolean"
+        );
     }
 
     #[test]

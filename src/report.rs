@@ -34,6 +34,8 @@ pub struct Report {
     pub since: Option<Since>,
     pub languages: Vec<LanguageReport>,
     pub scripts: Vec<ScriptReport>,
+    /// Languages with `[languages.x] enabled = false`: linted, not built or published.
+    pub disabled: Vec<String>,
     /// The manifest written to disk.
     pub manifest: ManifestReport,
     /// The manifest in the registry (in a dry run: where it would go).
@@ -248,6 +250,7 @@ impl Report {
             since,
             languages,
             scripts: plan.scripts.iter().map(ScriptReport::new).collect(),
+            disabled: plan.disabled.clone(),
             manifest: ManifestReport {
                 path: path(&written.path),
                 content_path: path(&written.content_path),
@@ -298,6 +301,11 @@ impl Report {
             out.push_str(&format!(
                 "changes since `{rev}` (merge base {}): {files} files\n",
                 short(base),
+            ));
+        }
+        for name in &self.disabled {
+            out.push_str(&format!(
+                "\n{name}  disabled (`[languages.{name}] enabled = false`): linted, not built or published, no scripts in the manifest\n"
             ));
         }
         for l in &self.languages {

@@ -633,3 +633,58 @@ fn a_tree_that_is_not_head_is_no_commits_release() {
     assert_eq!(v["commit"], commit.as_str());
     assert_eq!(tags(&v)[0].1, "planned", "{v}");
 }
+
+/// `[languages.x] enabled = false`: lint still checks x; nothing of x is built or published,
+/// the plan says "disabled" in text and JSON, and the manifest lists none of its scripts.
+#[test]
+fn a_disabled_language_is_linted_but_not_built_or_listed() {
+    let repo = Repo::fixture();
+    let config = std::fs::read_to_string(repo.path("krobs.toml")).unwrap();
+    repo.write(
+        "krobs.toml",
+        format!("{config}\n[languages.python]\nenabled = false\n"),
+    );
+    let text = repo.krobs(&["--dry-run"]).success().stdout;
+    assert!(
+        text.contains("\npython  disabled (`[languages.python] enabled = false`): linted, not built or published, no scripts in the manifest\n"),
+        "{text}"
+    );
+    assert!(!text.contains("python/report"), "{text}");
+    let v = repo.krobs(&["--dry-run", "--json"]).success().json();
+    assert_eq!(v["disabled"], serde_json::json!(["python"]));
+    assert_eq!(languages(&v), ["bash"]);
+    let ids = |scripts: &Value| -> Vec<String> {
+        scripts
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&v["scripts"]), ["bash/hello"]);
+    let preview: Value =
+        serde_json::from_slice(&std::fs::read(repo.path("out/manifest.preview.json")).unwrap())
+            .unwrap();
+    assert_eq!(ids(&preview["scripts"]), ["bash/hello"], "{preview}");
+    assert!(!preview.to_string().contains("python"), "{preview}");
+
+    // Lint still checks it, and so does a run: a broken header fails both.
+    repo.write(
+        "languages/python/scripts/report.py",
+        "# ---\n# owner = \"team-b\"\n# ---\n",
+    );
+    // (The header's own wording is pinned in tests/errors.rs; here only that it is found.)
+    let problem = "languages/python/scripts/report.py:1: ";
+    let lint = repo.krobs(&["lint"]).failure(3);
+    assert!(lint.stderr.contains(problem), "{lint}");
+    let run = repo.krobs(&["--dry-run"]).failure(3);
+    assert!(run.stderr.contains(problem), "{run}");
+
+    repo.write(
+        "krobs.toml",
+        format!("{config}\n[languages.python]\nenabled = \"no\"\n"),
+    );
+    repo.krobs(&["lint"])
+        .failure(3)
+        .stderr_is("error: krobs.toml:11:11: invalid type: string \"no\", expected a boolean");
+}
