@@ -164,6 +164,7 @@ fn only_restricts_and_every_flag_reads_its_environment_variable() {
                 ("KROBS_ONLY", "bash"),
                 ("KROBS_CONFIG", "other.toml"),
                 ("KROBS_SINCE", "HEAD"),
+                ("KROBS_ALLOW_DIRTY", "1"),
             ],
         )
         .success()
@@ -171,6 +172,13 @@ fn only_restricts_and_every_flag_reads_its_environment_variable() {
     assert_eq!(v["dry_run"], true);
     assert_eq!(languages(&v), ["bash"]);
     assert_eq!(v["since"]["rev"], "HEAD");
+    // The rename left the tree dirty (`krobs.toml` is gone from it).
+    let reason = v["publication"]["tags"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("`krobs.toml` differs from commit ")
+            && reason.ends_with(": `--allow-dirty` publishes the manifest by digest only"),
+        "{v}"
+    );
 }
 
 #[test]
