@@ -35,6 +35,11 @@ pub struct Cli {
     #[arg(long, env = "KROBS_DRY_RUN", value_parser = FalseyValueParser::new())]
     pub dry_run: bool,
 
+    /// With `--dry-run`: fail (exit 5) when the registry cannot be read, instead of planning
+    /// with its state unknown.
+    #[arg(long, env = "KROBS_STRICT", value_parser = FalseyValueParser::new(), requires = "dry_run")]
+    pub strict: bool,
+
     /// Publish a working tree that differs from HEAD, by digest only: no `git-<commit>` or
     /// `latest` tag moves, on the images or the manifest.
     #[arg(long, env = "KROBS_ALLOW_DIRTY", value_parser = FalseyValueParser::new())]
@@ -51,6 +56,29 @@ pub struct Cli {
     /// How to show progress.
     #[arg(long, env = "KROBS_PROGRESS", value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
+}
+
+impl Cli {
+    /// The command line, or exit 2 with clap's message; `krobs-build build` (or `publish`)
+    /// also hears that the bare command is the one that builds.
+    pub fn parse_or_exit() -> Cli {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        let e = match Cli::try_parse() {
+            Ok(cli) => return cli,
+            Err(e) => e,
+        };
+        let builds = e.kind() == ErrorKind::InvalidSubcommand
+            && matches!(
+                e.get(ContextKind::InvalidSubcommand),
+                Some(ContextValue::String(s)) if ["build", "publish", "push", "run"].contains(&s.as_str())
+            );
+        if !builds {
+            e.exit();
+        }
+        eprint!("{}", e.render());
+        eprintln!("\nthe bare command builds, pushes and publishes: run `krobs-build` (`krobs-build --dry-run` to see the plan first)");
+        std::process::exit(2);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]

@@ -50,9 +50,20 @@ use git::Changes;
 use manifest::Manifest;
 use options::{Options, Task};
 
-/// Runs what the command line asked for.
+/// Runs what the command line asked for. A build that fails with `--json` still prints one
+/// JSON object on stdout: the error, with its exit code.
 pub fn run(opts: &Options) -> Result<(), Error> {
+    let result = run_task(opts);
+    if let (Err(e), true, Task::Publish { .. }) = (&result, opts.json, &opts.task) {
+        // stdout may be what failed; the error still goes to stderr.
+        let _ = report::print(report::error_json(e.exit_code(), &e.message()));
+    }
+    result
+}
+
+fn run_task(opts: &Options) -> Result<(), Error> {
     let started = Instant::now();
+    unused_flags(opts)?;
     if let Task::HarnessTemplate(which) = &opts.task {
         return report::print(harness::template(*which)).map_err(Error::Output);
     }
@@ -121,15 +132,24 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         }
         result => result?,
     };
-    let (dry_run, allow_dirty, since, progress) = match &opts.task {
+    let (dry_run, allow_dirty, strict, since, progress) = match &opts.task {
         Task::Publish {
             dry_run,
             allow_dirty,
+            strict,
             since,
             progress,
-        } => (dry_run, *allow_dirty, since, progress),
-        Task::Lint { syntax: true } => return lint_syntax(&config, &inventory, opts.json),
-        _ => return report::print(report::lint_ok(&inventory, opts.json)).map_err(Error::Output),
+        } => (dry_run, *allow_dirty, *strict, since, progress),
+        Task::Lint { syntax } => {
+            for warning in lint::warnings(&inventory.scripts) {
+                eprintln!("warning: {}", terminal::escape(&warning));
+            }
+            if *syntax {
+                return lint_syntax(&config, &inventory, opts.json);
+            }
+            return report::print(report::lint_ok(&inventory, opts.json)).map_err(Error::Output);
+        }
+        _ => unreachable!("the other tasks returned above"),
     };
 
     let head = git::head_commit(&config.root);
@@ -165,6 +185,9 @@ pub fn run(opts: &Options) -> Result<(), Error> {
 
     let (published, session) = if *dry_run {
         runtime.block_on(dry_run_lookups(&config, &mut plan));
+        if strict {
+            strict_check(&config, &plan)?;
+        }
         (Vec::new(), None)
     } else {
         let names: Vec<String> = plan
@@ -291,6 +314,47 @@ fn tree_state(
     Ok(Some(reason))
 }
 
+/// `--json` and `--only` are global flags, but only building and lint use them: elsewhere
+/// they would be silently ignored, so they are refused.
+fn unused_flags(opts: &Options) -> Result<(), Error> {
+    let command = match &opts.task {
+        Task::Publish { .. } | Task::Lint { .. } => return Ok(()),
+        Task::Schema(_) => "schema",
+        Task::PullManifest { .. } => "manifest pull",
+        Task::Render(_) | Task::RenderSchedules { .. } | Task::HarnessTemplate(_) => "render",
+    };
+    let fix = match command {
+        "manifest pull" => "; it prints JSON by default (`--format json`)",
+        "render" => "; it prints YAML for `kubectl apply -f -`",
+        _ => "",
+    };
+    if opts.json {
+        return Err(Error::Usage(format!(
+            "`--json` does not apply to `krobs-build {command}`: drop it{fix}"
+        )));
+    }
+    if !opts.only.is_empty() {
+        return Err(Error::Usage(format!(
+            "`--only` does not apply to `krobs-build {command}`: drop it"
+        )));
+    }
+    Ok(())
+}
+
+/// `--dry-run --strict`: a registry state left unknown fails the run.
+fn strict_check(config: &Config, plan: &plan::Plan) -> Result<(), publish::PublishError> {
+    for lp in &plan.languages {
+        if let plan::RegistryState::Unknown(why) = &lp.registry {
+            return Err(publish::PublishError::Unreadable {
+                registry: config.registry.host(),
+                language: lp.language.name.clone(),
+                why: why.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn millis(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -322,6 +386,9 @@ async fn dry_run_lookups(config: &Config, plan: &mut plan::Plan) {
         Err(e) => return unknown(plan, e.to_string()),
     };
     if let Err(e) = publish::lookup_all(&client, config, plan).await {
+        return unknown(plan, e.to_string());
+    }
+    if let Err(e) = publish::lookup_runtimes(&client, config, plan).await {
         unknown(plan, e.to_string());
     }
 }

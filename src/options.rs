@@ -29,6 +29,8 @@ pub enum Task {
         dry_run: bool,
         /// `--allow-dirty`: a tree that is not HEAD publishes by digest only.
         allow_dirty: bool,
+        /// A dry run that cannot read the registry fails.
+        strict: bool,
         since: Option<String>,
         progress: Progress,
     },
@@ -69,6 +71,7 @@ impl From<Cli> for Options {
             None => Task::Publish {
                 dry_run: cli.dry_run,
                 allow_dirty: cli.allow_dirty,
+                strict: cli.strict,
                 since: cli.since,
                 progress: cli.progress,
             },

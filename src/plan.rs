@@ -17,6 +17,8 @@ pub enum Action {
     BuildIfMissing,
     /// The tag is missing from the registry.
     Build,
+    /// The tag is missing but the runtime is there: only the scripts layer goes on it.
+    AppendScripts,
     /// The tag is in the registry: nothing to build or push.
     Reuse,
 }
@@ -26,6 +28,7 @@ impl Action {
         match self {
             Action::BuildIfMissing => "build-if-missing",
             Action::Build => "build",
+            Action::AppendScripts => "append-scripts",
             Action::Reuse => "reuse",
         }
     }
@@ -132,7 +135,7 @@ pub fn make(
         if let Some(base) = &language.inputs.base_image {
             if !base.contains("@sha256:") {
                 notes.push(format!(
-                    "base image `{base}` is not pinned by digest: if its tag moves, the input digest does not see it"
+                    "base image `{base}` is not pinned by digest: if its tag moves, the input digest does not see it; pin it (`{base}@sha256:...`), or for an image only in the local Engine give it a new tag whenever its content changes"
                 ));
             }
         }

@@ -696,3 +696,33 @@ fn a_disabled_language_is_linted_but_not_built_or_listed() {
         .failure(3)
         .stderr_is("error: krobs.toml:11:11: invalid type: string \"no\", expected a boolean");
 }
+
+/// An unpinned base says what to do about it, and the text dry run says what it touched and
+/// counts in the right number.
+#[test]
+fn unpinned_base_note_says_what_to_do_and_counts_agree() {
+    let repo = Repo::fixture();
+    repo.commit_all("one");
+    let v = repo
+        .krobs(&["--dry-run", "--json", "--only", "bash"])
+        .success()
+        .json();
+    assert_eq!(
+        language(&v, "bash")["notes"],
+        serde_json::json!([
+            "base image `debian:bookworm-slim` is not pinned by digest: if its tag moves, the input digest does not see it; pin it (`debian:bookworm-slim@sha256:...`), or for an image only in the local Engine give it a new tag whenever its content changes"
+        ])
+    );
+    let run = repo
+        .krobs_env(
+            &["--dry-run", "--only", "bash"],
+            &[("DOCKER_CONFIG", "/nonexistent")],
+        )
+        .success();
+    let first = run.stdout.lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.ends_with(": 1 language, 1 script (Docker, AWS and the registry not touched)"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("\n  context  "), "{run}");
+}

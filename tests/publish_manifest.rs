@@ -321,11 +321,17 @@ fn the_manifest_is_published_as_an_oci_artifact_and_pulls_back_byte_for_byte() {
     assert_eq!(p.manifest_puts(), puts, "the rerun put a manifest\n{rerun}");
     assert_eq!(p.blob_uploads(None), uploads, "{rerun}");
     let text = p.krobs(&[]).success();
+    // The publication, then the run's durations as the last line.
+    let (body, took) = text.stdout.trim_end().rsplit_once('\n').unwrap();
     assert!(
-        text.stdout.ends_with(&format!(
+        format!("{body}\n").ends_with(&format!(
             "published {host}/krobs/manifest@{digest} (already in the registry)\n  {}  unchanged: already names this manifest\n  latest            unchanged: already names this manifest\n",
             git_tag(&commit)
         )),
+        "{text}"
+    );
+    assert!(
+        took.starts_with("took ") && took.contains(", manifest "),
         "{text}"
     );
 
