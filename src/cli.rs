@@ -17,15 +17,10 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// The configuration file; the repository root is its folder.
-    #[arg(
-        long,
-        global = true,
-        env = "KROBS_CONFIG",
-        default_value = "krobs.toml",
-        value_name = "PATH"
-    )]
-    pub config: PathBuf,
+    /// The configuration file; the repository root is its folder (default: `krobs.toml` in
+    /// the working folder or the nearest folder above it, up to the git repository's root).
+    #[arg(long, global = true, env = "KROBS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
 
     /// Restrict the run to these languages.
     #[arg(
@@ -45,6 +40,11 @@ pub struct Cli {
     /// with its state unknown.
     #[arg(long, env = "KROBS_STRICT", value_parser = FalseyValueParser::new(), requires = "dry_run")]
     pub strict: bool,
+
+    /// Publish a working tree that differs from HEAD, by digest only: no `git-<commit>` or
+    /// `latest` tag moves, on the images or the manifest.
+    #[arg(long, env = "KROBS_ALLOW_DIRTY", value_parser = FalseyValueParser::new())]
+    pub allow_dirty: bool,
 
     /// List the files each language changed since this revision (the PR's base).
     #[arg(long, env = "KROBS_SINCE", value_name = "REV")]
@@ -138,7 +138,8 @@ pub struct RenderArgs {
     #[arg(long, value_enum, value_name = "WHICH", conflicts_with_all = ["script_id", "name", "env", "namespace", "manifest"])]
     pub harness_template: Option<HarnessTemplate>,
     /// The manifest: a file (default: `[manifest] path` of krobs.toml) or a published one
-    /// (`latest`, `git-<commit>`, `sha256:<digest>`).
+    /// (`latest`, a 40-hex commit, `git-<12 hex>`, `sha256:<digest>`; `./NAME` for a file
+    /// named like one).
     #[arg(long, value_name = "PATH|REF")]
     pub manifest: Option<String>,
     /// The object's name (default: from the script id; a Job's gets a unique suffix).
@@ -176,8 +177,8 @@ pub enum SchemaKind {
 pub enum ManifestCommand {
     /// Print a published manifest after checking its digests.
     Pull {
-        /// `latest`, another tag, `git-<commit>` (a full 40-hex commit is shortened) or the
-        /// artifact's `sha256:<digest>`.
+        /// `latest`, a 40-hex commit, `git-<12 hex>` (its tag) or the artifact's
+        /// `sha256:<digest>`.
         #[arg(default_value = "latest", value_name = "REF")]
         reference: String,
         /// `json`: the manifest bytes as published; `harness`: the one-line view Harness reads.

@@ -28,6 +28,8 @@ pub enum Error {
     Render(#[from] RenderError),
     #[error(transparent)]
     Syntax(#[from] SyntaxCheckError),
+    #[error(transparent)]
+    Dirty(#[from] crate::git::DirtyTree),
     /// A flag the command does not use.
     #[error("{0}")]
     Usage(String),
@@ -61,7 +63,9 @@ impl Error {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Discover(_) | Error::Digest(_) => exit::INPUT,
+            Error::Config(_) | Error::Discover(_) | Error::Digest(_) | Error::Dirty(_) => {
+                exit::INPUT
+            }
             Error::Publish(e) => match e.root() {
                 PublishError::Aws(_) => exit::AWS,
                 // A push that fails is the registry failing, seen through the daemon.

@@ -76,7 +76,11 @@ fn run_task(opts: &Options) -> Result<(), Error> {
         return report::print(schema).map_err(Error::Output);
     }
     let lint_json = opts.json && matches!(opts.task, Task::Lint { .. });
-    let config = match Config::load(&opts.config) {
+    let config_path = opts
+        .config
+        .clone()
+        .unwrap_or_else(|| config::FILE_NAME.into());
+    let config = match config::locate(opts.config.as_deref()).and_then(|p| Config::load(&p)) {
         Err(e) if lint_json => {
             let problem = match &e {
                 config::ConfigError::Invalid {
@@ -85,7 +89,7 @@ fn run_task(opts: &Options) -> Result<(), Error> {
                     message,
                     ..
                 } => lint::Problem::at(path.display().to_string(), *line, message.clone()),
-                other => lint::Problem::new(opts.config.display().to_string(), other.to_string()),
+                other => lint::Problem::new(config_path.display().to_string(), other.to_string()),
             };
             report::print(lint::problems_json(&lint::Problems(vec![problem])))
                 .map_err(Error::Output)?;
@@ -94,7 +98,7 @@ fn run_task(opts: &Options) -> Result<(), Error> {
         result => result?,
     };
     if let Task::PullManifest { reference, format } = &opts.task {
-        let pulled = release::pull(&config, reference)?;
+        let pulled = release::pull(&config, &release::Reference::parse(reference)?)?;
         return match format {
             PullFormat::Json => report::print_bytes(&pulled.bytes),
             PullFormat::Harness => report::print(harness::view(&pulled.manifest, &pulled.digest)),
@@ -128,13 +132,14 @@ fn run_task(opts: &Options) -> Result<(), Error> {
         }
         result => result?,
     };
-    let (dry_run, strict, since, progress) = match &opts.task {
+    let (dry_run, allow_dirty, strict, since, progress) = match &opts.task {
         Task::Publish {
             dry_run,
+            allow_dirty,
             strict,
             since,
             progress,
-        } => (dry_run, *strict, since, progress),
+        } => (dry_run, *allow_dirty, *strict, since, progress),
         Task::Lint { syntax } => {
             for warning in lint::warnings(&inventory.scripts) {
                 eprintln!("warning: {}", terminal::escape(&warning));
@@ -147,7 +152,13 @@ fn run_task(opts: &Options) -> Result<(), Error> {
         _ => unreachable!("the other tasks returned above"),
     };
 
-    let commit = git::head_commit(&config.root);
+    let head = git::head_commit(&config.root);
+    let dirty = match &head {
+        Some(c) => tree_state(&config, c, *dry_run, allow_dirty)?,
+        None => None,
+    };
+    // A tree that is not HEAD is no commit's release: its images get no `git-` tag either.
+    let commit = head.clone().filter(|_| dirty.is_none());
     let changes = match since {
         Some(rev) => git::changes_since(&config.root, rev),
         None => Changes::NotAsked,
@@ -167,8 +178,9 @@ fn run_task(opts: &Options) -> Result<(), Error> {
     let partial = !only.is_empty();
     let commit = plan.commit.clone();
     let scope = release::Scope {
-        commit: commit.as_deref(),
+        commit: commit.as_deref().or(head.as_deref()),
         partial,
+        dirty: dirty.as_deref(),
     };
 
     let (published, session) = if *dry_run {
@@ -262,6 +274,44 @@ fn lint_syntax(config: &Config, inventory: &discover::Inventory, json: bool) -> 
         return Err(discover::DiscoverError::Problems(problems).into());
     }
     report::print(report::lint_syntax_ok(inventory, &checked, json)).map_err(Error::Output)
+}
+
+/// Whether the working tree is `commit`: `None` when it is; else a real run refuses, unless
+/// `--allow-dirty`, and the reason the manifest goes by digest only (a dry run says what a real
+/// run would do).
+fn tree_state(
+    config: &Config,
+    commit: &str,
+    dry_run: bool,
+    allow_dirty: bool,
+) -> Result<Option<String>, Error> {
+    let mut inputs = vec![config.languages_dir.clone()];
+    for lang in config.languages.values() {
+        inputs.extend(lang.path.iter().cloned());
+        inputs.extend(lang.extra_inputs.iter().cloned());
+    }
+    let Err(dirty) = git::check_tree(&config.root, commit, &inputs) else {
+        return Ok(None);
+    };
+    let (warning, reason) = match (allow_dirty, dry_run) {
+        (true, _) => {
+            let reason = format!(
+                "{}: `--allow-dirty` publishes the manifest by digest only",
+                dirty.what
+            );
+            (reason.clone(), reason)
+        }
+        (false, true) => (
+            format!("a real run refuses: {dirty}"),
+            format!(
+                "a real run refuses: {}; commit it, or pass `--allow-dirty`",
+                dirty.what
+            ),
+        ),
+        (false, false) => return Err(dirty.into()),
+    };
+    eprintln!("warning: {}", terminal::escape(&warning));
+    Ok(Some(reason))
 }
 
 /// `--json` and `--only` are global flags, but only building and lint use them: elsewhere

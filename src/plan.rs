@@ -97,6 +97,8 @@ pub struct Plan {
     pub changes: Changes,
     pub languages: Vec<LanguagePlan>,
     pub scripts: Vec<Script>,
+    /// Languages with `enabled = false`: linted, not built or published, not in the manifest.
+    pub disabled: Vec<String>,
 }
 
 /// Digests every language of the inventory and lays out the plan.
@@ -109,7 +111,12 @@ pub fn make(
 ) -> Result<Plan, DigestError> {
     let host = config.registry.host();
     let mut languages = Vec::with_capacity(inventory.languages.len());
+    let mut disabled = Vec::new();
     for language in inventory.languages {
+        if !config.is_enabled(&language.name) {
+            disabled.push(language.name);
+            continue;
+        }
         let runtime_context = runtime_context(&language.context);
         let runtime_digest = digest::compute(&runtime_context, &language.inputs)?;
         let layer = layer::scripts_layer(&language.context, &language.image_scripts_dir)?;
@@ -153,7 +160,12 @@ pub fn make(
         since,
         changes,
         languages,
-        scripts: inventory.scripts,
+        scripts: inventory
+            .scripts
+            .into_iter()
+            .filter(|s| !disabled.contains(&s.language))
+            .collect(),
+        disabled,
     })
 }
 

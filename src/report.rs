@@ -34,6 +34,8 @@ pub struct Report {
     pub since: Option<Since>,
     pub languages: Vec<LanguageReport>,
     pub scripts: Vec<ScriptReport>,
+    /// Languages with `[languages.x] enabled = false`: linted, not built or published.
+    pub disabled: Vec<String>,
     /// The manifest written to disk.
     pub manifest: ManifestReport,
     /// The manifest in the registry (in a dry run: where it would go).
@@ -251,6 +253,7 @@ impl Report {
             since,
             languages,
             scripts: plan.scripts.iter().map(ScriptReport::new).collect(),
+            disabled: plan.disabled.clone(),
             manifest: ManifestReport {
                 path: path(&written.path),
                 content_path: path(&written.content_path),
@@ -308,6 +311,11 @@ impl Report {
                 "changes since `{rev}` (merge base {}): {}\n",
                 short(base),
                 count(*files, "file"),
+            ));
+        }
+        for name in &self.disabled {
+            out.push_str(&format!(
+                "\n{name}  disabled (`[languages.{name}] enabled = false`): linted, not built or published, no scripts in the manifest\n"
             ));
         }
         for l in &self.languages {

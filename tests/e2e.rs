@@ -1009,26 +1009,29 @@ fn ecr_repositories_are_created_immutable_and_reruns_succeed_without_moving_tags
     assert_nothing_built(&second);
     assert_eq!(p.manifest_puts(), puts, "{second}");
 
-    // bash changes without a new commit: its new image cannot take the commit's tag, which
-    // already names the old image in an immutable repository. The tag stays where it is.
+    // bash changes without a new commit: that tree is not the commit, so a real run refuses,
+    // and `--allow-dirty` publishes it by digest only: the commit's tag stays where it is.
     let old_bash = string(language(&manifest, "bash"), "digest");
     let script = "languages/bash/scripts/retry_failed_allocations.sh";
     let mut text = std::fs::read_to_string(p.repo.path(script)).unwrap();
     text.push_str("# uncommitted change\n");
     p.repo.write(script, text);
-    let third = p.krobs(&only).success();
+    let refused = p.krobs(&only).failure(3);
+    assert_eq!(
+        refused.stderr,
+        format!("error: `{script}` differs from commit {}: a release named by a commit must be that commit; commit the change, or pass `--allow-dirty` to publish by digest only, moving no `git-`/`latest` tag\n", &commit[..12]),
+        "{refused}"
+    );
+    assert_eq!(p.manifest_puts(), puts, "{refused}");
+    let third = p
+        .krobs(&["--json", "--only", "bash,python", "--allow-dirty"])
+        .success();
     let report = third.json();
     let bash = language(&report, "bash");
     assert_eq!(bash["status"], "built", "{third}");
     let new_tag = string(bash, "tag");
     assert_eq!(bash["tags"], json!([new_tag]), "{third}");
-    assert!(
-        third.stderr.contains(&format!(
-            "immutable tag `{}` already names {old_bash}: left as it is",
-            git_tag(&commit)
-        )),
-        "{third}"
-    );
+    assert_eq!(report["commit"], Value::Null, "{third}");
     assert_eq!(
         p.skopeo_digest(&format!("krobs/bash:{}", git_tag(&commit))),
         old_bash

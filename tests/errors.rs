@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{bash_script, problems, Repo, CONFIG};
+use support::{bash_script, krobs_command, problems, Repo, Run, CONFIG};
 
 const INPUT: i32 = 3;
 
@@ -13,6 +13,39 @@ fn missing_config_file() {
     repo.krobs(&["--dry-run", "--config", "nope.toml"])
         .failure(INPUT)
         .stderr_is("error: cannot read `nope.toml`: No such file or directory (os error 2); create it or point `--config` at one");
+}
+
+/// Without `--config`, krobs.toml is found upward from the working folder, as git and cargo
+/// do; its paths (languages, the manifest) stay relative to its own folder.
+#[test]
+fn config_is_found_upward_from_a_subfolder() {
+    let repo = Repo::fixture();
+    let sub = repo.path("languages/python");
+    let in_sub = |args: &[&str]| Run::new(krobs_command(), &sub, args, &[]);
+    let lint = in_sub(&["lint", "--json"]).success().json();
+    assert_eq!(
+        lint["languages"],
+        serde_json::json!(["bash", "python"]),
+        "{lint}"
+    );
+    assert_eq!(lint["problems"], serde_json::json!([]), "{lint}");
+    in_sub(&["--dry-run"]).success();
+    assert!(repo.path("out/manifest.preview.json").is_file());
+    assert!(!sub.join("out").exists());
+
+    repo.write("krobs.toml", "[registry\nkind = \"oci\"\n");
+    in_sub(&["--dry-run"])
+        .failure(INPUT)
+        .stderr_is("error: ../../krobs.toml:1:10: unclosed table, expected `]`");
+
+    repo.remove("krobs.toml");
+    let cwd = sub.canonicalize().unwrap();
+    let root = repo.path("").canonicalize().unwrap();
+    in_sub(&["lint"]).failure(INPUT).stderr_is(&format!(
+        "error: no `krobs.toml` in `{}` or a folder above it up to the git repository's root `{}`: run krobs-build inside a Krobs repository, create `krobs.toml` at its root, or point `--config` at one",
+        cwd.display(),
+        root.display()
+    ));
 }
 
 #[test]
