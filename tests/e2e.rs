@@ -641,10 +641,14 @@ fn several_failing_languages_are_all_named() {
         "{error}\n{run}"
     );
     for lang in ["python", "ruby"] {
+        let pad = " ".repeat(6 - lang.len());
+        let line = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("[{lang}{pad}] failed after ")));
         assert!(
-            run.stderr
-                .contains(&format!("] failed: build [{lang}] failed at `")),
-            "the progress names `{lang}`'s failure\n{run}"
+            line.is_some_and(|l| l.contains(&format!("s: build [{lang}] failed at `"))),
+            "the progress names `{lang}`'s failure and how long it took\n{run}"
         );
     }
     p.assert_no_manifest(&run);
