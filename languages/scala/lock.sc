@@ -7,14 +7,14 @@
 // ammonite.lock, every jar on Ammonite's class path as coursier resolves
 // `com.lihaoyi:ammonite_<scala>:<ammonite>`:
 //
-//   docker run --rm --network host -e COURSIER_MODE= -v "$PWD/languages/scala:/w:ro" \
+//   docker run --rm --network host -e COURSIER_MODE= -e COURSIER_CACHE=/tmp/coursier -v "$PWD/languages/scala:/w:ro" \
 //     [-e MAVEN_REPOSITORY=...] <scala runtime> amm --silent /w/lock.sc ammonite 3.0.3 2.13.17 \
 //     > languages/scala/ammonite.lock
 //
 // dependencies.lock, every file coursier reads when Ammonite resolves the `import $ivy` lines
 // of dependencies.sc (Ammonite itself runs the file, into an empty cache):
 //
-//   docker run --rm --network host -e COURSIER_MODE= -v "$PWD/languages/scala:/w:ro" \
+//   docker run --rm --network host -e COURSIER_MODE= -e COURSIER_CACHE=/tmp/coursier -v "$PWD/languages/scala:/w:ro" \
 //     [-e MAVEN_REPOSITORY=...] <scala runtime> amm --silent /w/lock.sc dependencies /w/dependencies.sc \
 //     > languages/scala/dependencies.lock
 //
