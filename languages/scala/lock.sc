@@ -93,7 +93,7 @@ def dependencies(file: os.Path): Unit = {
     !f.last.startsWith(".") && !f.last.endsWith("-sources.jar") &&
     !Seq(".sha1", ".md5", ".sha256", ".sha512", ".asc").exists(f.last.endsWith)
   }
-  val stray = os.walk(cache).filter(os.isFile).filterNot(_.startsWith(root))
+  val stray = if (os.exists(cache)) os.walk(cache).filter(os.isFile).filterNot(_.startsWith(root)) else Nil
   if (stray.nonEmpty) sys.error(s"coursier fetched ${stray.head.relativeTo(cache)}, which is not in $repository: check MAVEN_REPOSITORY")
   println("""# The libraries dependencies.sc imports (`# library` lines, as written there) and every file
             |# coursier reads to resolve them offline, as Ammonite resolves them: the sha256 of each file,
