@@ -142,9 +142,15 @@ impl Lab {
     /// Publishes `language` (only it) from a copy of this repository, its runtime on its Debian
     /// base, with the monitor's URL in `[deploy]`; pulls the image back by digest.
     fn publish(language: &'static str) -> Lab {
+        Lab::publish_with(language, |_| {})
+    }
+
+    /// [`Lab::publish`], after `prepare` changed the copy of this repository (committed).
+    fn publish_with(language: &'static str, prepare: impl FnOnce(&Pipeline)) -> Lab {
         let base = runtime_base(language);
         let monitor = FakeMonitor::start();
         let p = Pipeline::oci();
+        prepare(&p);
         p.edit_config(|text| {
             let text = on_base(text, language, &base);
             format!("{text}\n[deploy]\nmonitor_url = \"{}\"\n", monitor.url())
@@ -1062,7 +1068,9 @@ fn bash_krobs_run_in_their_image() {
 // from the loopback Maven mirror of `tests/run.sh` and checked against `ammonite.lock`. Every
 // run of a Scala krob is a JVM that compiles its script and lib/ (about 12 s of CPU), so each
 // krob is run for what the others are run for, once each: Elasticsearch failing is a 503 for
-// one krob and a closed connection for the other.
+// one krob and a closed connection for the other. The image is built with the libraries of
+// tests/scala-library/dependencies.sc (its lock, fetched from the same mirror), and two test
+// krobs of that folder: one on a declared library, one importing a library declared nowhere.
 
 const EXCLUDE: &str = "cluster.routing.allocation.exclude._name";
 
@@ -1197,9 +1205,63 @@ fn check_delete_old_indices(lab: &Lab) {
     fails_when_elasticsearch_fails_with(lab, id, &dated_cluster(), &env, 1, How::Close);
 }
 
+/// The copy of this repository gets tests/scala-library: its dependencies.sc and lock (scopt,
+/// which Ammonite does not bundle) and its two krobs.
+fn with_scala_library(p: &Pipeline) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scala-library");
+    for (from, to) in [
+        ("dependencies.sc", "languages/scala/dependencies.sc"),
+        ("dependencies.lock", "languages/scala/dependencies.lock"),
+        ("uses_library.sc", "languages/scala/scripts/uses_library.sc"),
+        (
+            "undeclared_library.sc",
+            "languages/scala/scripts/undeclared_library.sc",
+        ),
+    ] {
+        p.repo.write(to, std::fs::read(fixture.join(from)).unwrap());
+    }
+    p.commit("a library in dependencies.sc, and krobs on it");
+}
+
+/// A krob on a library of dependencies.sc runs with no network but the fakes' (coursier offline
+/// on the image's cache); a krob importing a library declared nowhere fails at once, naming it
+/// and saying what to do, before any request.
+fn check_libraries(lab: &Lab) {
+    let mut cluster = Cluster::with_nodes(1);
+    cluster.add_index(Index::new("idx-a").docs_aged("@timestamp", DAY_MS, 3));
+    let es = FakeEs::start(cluster);
+
+    let id = "scala/uses_library";
+    let ok = lab.run(id, &es, &[("OPTIONS", "--index idx-a")]);
+    ok.exit(0).no_mutation();
+    assert_eq!(ok.lines(), ["GET /idx-a/_count"], "{ok}");
+    assert!(
+        ok.stderr.contains("finished: idx-a holds 3 documents"),
+        "{ok}"
+    );
+    // scopt's own parse error: bad configuration, before any request.
+    let bad = lab.run(id, &es, &[("OPTIONS", "--index")]);
+    bad.exit(2);
+    assert!(bad.requests.is_empty(), "{bad}");
+
+    let id = "scala/undeclared_library";
+    let undeclared = lab.run(id, &es, &[]);
+    undeclared.exit(1);
+    assert!(undeclared.requests.is_empty(), "{undeclared}");
+    assert!(
+        undeclared.stderr.contains(
+            "/opt/krobs/scripts/undeclared_library.sc imports `com.typesafe:config:1.4.3` \
+             (`import $ivy`), which the image does not hold: a krob never downloads at run time; \
+             add it to languages/scala/dependencies.sc and re-lock with lock.sc (README, \"Scala\")"
+        ),
+        "{undeclared}"
+    );
+}
+
 #[test]
 fn scala_krobs_run_in_their_image() {
-    let lab = Lab::publish("scala");
+    let lab = Lab::publish_with("scala", with_scala_library);
+    check_libraries(&lab);
     check_undrain_node(&lab);
     check_delete_old_indices(&lab);
     lab.check_events_schema();

@@ -17,7 +17,8 @@
 #     as the eclipse-temurin images have); each carries the hash of its recipe as a
 #     label, so a warm machine keeps it and a changed recipe remakes it;
 #   - a Maven repository folder, $KROBS_TEST_MAVEN_REPO (default /var/cache/krobs-test/maven),
-#     holding the jars languages/scala/ammonite.lock pins, fetched by Maven from Maven Central
+#     holding the files languages/scala/ammonite.lock and dependencies.lock and
+#     tests/scala-library/dependencies.lock pin, fetched by Maven from Maven Central
 #     only when one is missing or differs (checked against the lock's sha256 every run), served
 #     for the whole run by `python3 -m http.server` on a free loopback port: the "company
 #     mirror" the Scala builds get as MAVEN_REPOSITORY (stopped on exit);
@@ -363,12 +364,15 @@ if ((${#pids[@]})); then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# Maven: the jars languages/scala/ammonite.lock pins, fetched by Maven from Maven Central into a
+# Maven: the files the Scala locks pin, fetched by Maven from Maven Central into a
 # repository folder of their own (only when one is missing or differs), then served read-only
 # on a loopback port as the "company mirror" the Scala Dockerfile's MAVEN_REPOSITORY names.
 # ---------------------------------------------------------------------------------------------
 MAVEN_REPO=${KROBS_TEST_MAVEN_REPO:-/var/cache/krobs-test/maven}
-MAVEN_LOCKS=("$REPO/languages/scala/ammonite.lock")
+# Ammonite's jars, the libraries of the shipped dependencies.sc, and those of the tests' own
+# (tests/scala-library: tests/krobs.rs builds a Scala runtime with them).
+MAVEN_LOCKS=("$REPO/languages/scala/ammonite.lock" "$REPO/languages/scala/dependencies.lock"
+    "$REPO/tests/scala-library/dependencies.lock")
 # `sha256  path` lines of the locks, comments dropped
 locked() { grep -hvE '^[[:space:]]*(#|$)' "${MAVEN_LOCKS[@]}"; }
 maven_repo_ok() { (cd "$MAVEN_REPO" 2>/dev/null && locked | sha256sum --check --quiet --strict >/dev/null 2>&1); }

@@ -2,7 +2,8 @@
 //! `BASE_IMAGE` changed, and Scala's `MAVEN_REPOSITORY`: the loopback Maven mirror of
 //! `tests/run.sh`), published by the real binary, pulled back by the digest the manifest names,
 //! and run as `render` runs them: a non-root user, a read-only root file system, a tmpfs `/tmp`,
-//! no network. And Scala's fetch stage refusing a jar that is not the one its lock pins.
+//! no network. And Scala's fetch stage refusing a jar that is not the one its lock pins, and
+//! a `dependencies.sc` that imports other libraries than its lock was made for.
 
 mod support;
 
@@ -231,4 +232,50 @@ fn scalas_fetch_stage_refuses_a_jar_the_lock_does_not_pin() {
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The libraries of `dependencies.sc` are exactly those its lock was made for: a
+/// `dependencies.sc` importing a library `dependencies.lock` does not pin, or a lock made for a
+/// library `dependencies.sc` no longer imports, fails the build with one line naming the library
+/// and saying to re-lock, before anything is fetched.
+#[test]
+fn scalas_build_refuses_libraries_its_lock_was_not_made_for() {
+    require_services();
+    let p = Pipeline::oci();
+    p.edit_config(|text| on_base(text, "scala", &debian_base("KROBS_TEST_BASE_JRE")));
+    let deps = "languages/scala/dependencies.sc";
+    let shipped = std::fs::read_to_string(p.repo.path(deps)).unwrap();
+    p.repo.write(
+        deps,
+        format!("{shipped}import $ivy.`com.github.scopt::scopt:4.1.0`\n"),
+    );
+    p.commit("declare a library without re-locking");
+    let run = p.krobs(&["--only", "scala"]).failure(4);
+    assert!(
+        run.stderr.contains(
+            "languages/scala/dependencies.sc imports `com.github.scopt:scopt_2.13:4.1.0`, which \
+             dependencies.lock was not made for: re-lock with lock.sc (README, \"Scala\")"
+        ),
+        "{run}"
+    );
+    p.assert_no_manifest(&run);
+
+    // The lock made for that library (tests/scala-library), beside the shipped dependencies.sc.
+    let lock = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scala-library/dependencies.lock");
+    p.repo.write(deps, shipped);
+    p.repo.write(
+        "languages/scala/dependencies.lock",
+        std::fs::read(lock).unwrap(),
+    );
+    p.commit("a lock made for another dependencies.sc");
+    let run = p.krobs(&["--only", "scala"]).failure(4);
+    assert!(
+        run.stderr.contains(
+            "languages/scala/dependencies.lock was made for `com.github.scopt:scopt_2.13:4.1.0`, \
+             which dependencies.sc does not import: re-lock with lock.sc (README, \"Scala\")"
+        ),
+        "{run}"
+    );
+    p.assert_no_manifest(&run);
 }

@@ -1,12 +1,16 @@
 #!/bin/sh
-# The Dockerfile's fetch stage: downloads exactly the jars of ammonite.lock (`sha256  path`
-# lines) from the Maven repository $1 into $2, with curl or else wget, and fails on the first
-# jar that cannot be fetched or does not hash to its pinned sha256. A URL's `user:password@`
-# is never printed.
+# The Dockerfile's fetch stage: `fetch-jars.sh LOCK REPOSITORY DEST [flat|tree]` downloads
+# exactly the files of LOCK (`sha256  path` lines, `#` comments) from the Maven repository
+# REPOSITORY into DEST, with curl or else wget, and fails on the first file that cannot be
+# fetched or does not hash to its pinned sha256. `flat` (the default) puts every file in DEST
+# itself (a class path folder); `tree` keeps its path in the repository (a Maven layout, as
+# coursier's cache has). A URL's `user:password@` is never printed.
 set -eu
-lock=/tmp/ammonite.lock
-repo=${1%/}
-dest=$2
+lock=$1
+repo=${2%/}
+dest=$3
+layout=${4:-flat}
+name=${lock##*/}
 shown=$(printf '%s' "$repo" | sed 's#//[^/@]*@#//#')
 if command -v curl >/dev/null 2>&1; then
     get() { curl -fsSL --retry 3 --connect-timeout 30 -o "$2" "$1"; }
@@ -17,10 +21,16 @@ else
     exit 1
 fi
 mkdir -p "$dest"
-grep -vE '^[[:space:]]*(#|$)' "$lock" | while read -r pinned path; do
-    jar=$dest/${path##*/}
+count=0
+for entry in $(grep -vE '^[[:space:]]*(#|$)' "$lock" | tr -s ' \t' '=='); do
+    pinned=${entry%%=*}
+    path=${entry#*=}
+    case $layout in
+    tree) file=$dest/$path && mkdir -p "${file%/*}" ;;
+    *) file=$dest/${path##*/} ;;
+    esac
     tries=1
-    until get "$repo/$path" "$jar"; do
+    until get "$repo/$path" "$file"; do
         if [ "$tries" -ge 3 ]; then
             echo "cannot fetch $shown/$path (3 tries): check MAVEN_REPOSITORY and the network of the build" >&2
             exit 1
@@ -28,11 +38,12 @@ grep -vE '^[[:space:]]*(#|$)' "$lock" | while read -r pinned path; do
         sleep "$tries"
         tries=$((tries + 1))
     done
-    actual=$(sha256sum "$jar" | cut -d ' ' -f 1)
+    actual=$(sha256sum "$file" | cut -d ' ' -f 1)
     if [ "$actual" != "$pinned" ]; then
-        echo "$shown/$path has sha256 $actual, not $pinned as ammonite.lock pins: refusing it (a repository serving other bytes under a released version is not to be trusted)" >&2
+        echo "$shown/$path has sha256 $actual, not $pinned as $name pins: refusing it (a repository serving other bytes under a released version is not to be trusted)" >&2
         exit 1
     fi
+    count=$((count + 1))
 done
 chmod -R a+rX "$dest"
-echo "fetched $(ls "$dest" | wc -l) jars from $shown, each with the sha256 ammonite.lock pins"
+echo "fetched $count files from $shown, each with the sha256 $name pins"
