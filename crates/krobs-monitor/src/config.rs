@@ -33,6 +33,8 @@ pub struct Config {
     pub queue_size: usize,
     /// The journal file of the embedded store.
     pub store_path: PathBuf,
+    /// Redis, shared by replicas, instead of the journal.
+    pub redis_url: Option<String>,
     pub dedup_window: Duration,
     pub drain: Duration,
     pub statsd: StatsdTarget,
@@ -75,6 +77,7 @@ impl Config {
             store_path: PathBuf::from(
                 get("KROBS_MONITOR_STORE").unwrap_or("/var/lib/krobs-monitor/store.journal"),
             ),
+            redis_url: get("KROBS_MONITOR_REDIS_URL").map(str::to_owned),
             dedup_window: Duration::from_secs(number(get, "KROBS_MONITOR_DEDUP_SECONDS", 600)?),
             drain: Duration::from_secs(number(get, "KROBS_MONITOR_DRAIN_SECONDS", 20)?),
             statsd: statsd_target(get)?,

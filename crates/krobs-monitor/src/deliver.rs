@@ -8,15 +8,19 @@ use crate::event::{Event, Kind};
 use crate::queue::Queue;
 use crate::release::{Script, Scripts};
 use crate::slack::Slack;
-use crate::store::{FileStore, Thread};
+use crate::store::{Store, Thread};
 
 /// Slack's advice for a message's text; the tail is cut to fit.
 const TEXT_MAX: usize = 3_500;
+/// With a shared store: how often, and how long apart, to look for a thread another replica
+/// may be opening.
+const SHARED_WAITS: u32 = 10;
+const SHARED_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub struct Deliverer {
     pub queue: Arc<Queue>,
     pub slack: Slack,
-    pub store: Arc<FileStore>,
+    pub store: Arc<Store>,
     pub scripts: Arc<Scripts>,
     pub default_channel: String,
     /// True while an event taken from the queue is being sent.
@@ -41,7 +45,7 @@ impl Deliverer {
             .channel
             .clone()
             .unwrap_or_else(|| self.default_channel.clone());
-        let thread = self.store.thread(&run);
+        let thread = self.thread(&run, event.event).await;
         let result = match (event.event, thread) {
             (Kind::Start, _) => self.open(&run, &channel, &parent(event, &script)).await,
             (Kind::Finish | Kind::Failure, Some(t)) => {
@@ -77,6 +81,27 @@ impl Deliverer {
         }
     }
 
+    /// The run's thread. With replicas, another one may still be opening it when the outcome
+    /// arrives here: wait for it a little before opening a thread of the outcome's own.
+    async fn thread(&self, run: &str, kind: Kind) -> Option<Thread> {
+        let waits = if self.store.is_shared() && kind != Kind::Start {
+            SHARED_WAITS
+        } else {
+            0
+        };
+        for attempt in 0..=waits {
+            match self.store.thread(run).await {
+                Ok(Some(thread)) => return Some(thread),
+                Ok(None) => {}
+                Err(e) => tracing::error!(run, error = %e, "store: cannot read the run's thread"),
+            }
+            if attempt < waits {
+                tokio::time::sleep(SHARED_WAIT).await;
+            }
+        }
+        None
+    }
+
     async fn open(
         &self,
         run: &str,
@@ -88,7 +113,7 @@ impl Deliverer {
             channel: posted.channel,
             ts: posted.ts,
         };
-        if let Err(e) = self.store.set_thread(run, &thread) {
+        if let Err(e) = self.store.set_thread(run, &thread).await {
             tracing::error!(run, error = %e, "store: the run's thread was not recorded");
         }
         Ok(())

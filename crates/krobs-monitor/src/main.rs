@@ -7,6 +7,7 @@ mod metrics;
 mod queue;
 mod release;
 mod server;
+mod shared;
 mod slack;
 mod statsd;
 mod store;
@@ -39,12 +40,7 @@ fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), String> {
     let config = config::Config::from_env().map_err(|e| e.to_string())?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let store = store::FileStore::open(&config.store_path, config.dedup_window).map_err(|e| {
-        format!(
-            "cannot open the store {} (KROBS_MONITOR_STORE): {e}",
-            config.store_path.display()
-        )
-    })?;
+    let store = open_store(&config).await?;
     let store = Arc::new(store);
     let scripts = match &config.release {
         Some(path) => release::Scripts::load(path)?,
@@ -94,6 +90,23 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("server: {e}"))?;
     drain(&queue, &busy, config.drain).await;
     Ok(())
+}
+
+async fn open_store(config: &config::Config) -> Result<store::Store, String> {
+    if let Some(url) = &config.redis_url {
+        let redis = shared::RedisStore::connect(url, config.dedup_window).await;
+        // The URL may hold a password: never shown.
+        return redis.map(store::Store::Redis).map_err(|e| {
+            let (category, kind) = (e.category(), e.kind());
+            format!("cannot reach Redis (KROBS_MONITOR_REDIS_URL): {category} ({kind:?})")
+        });
+    }
+    store::FileStore::open(&config.store_path, config.dedup_window)
+        .map(store::Store::File)
+        .map_err(|e| {
+            let path = config.store_path.display();
+            format!("cannot open the store {path} (KROBS_MONITOR_STORE): {e}")
+        })
 }
 
 async fn stop_signal() {

@@ -15,14 +15,14 @@ use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::release::Scripts;
 use crate::statsd::Statsd;
-use crate::store::FileStore;
+use crate::store::Store;
 
 pub const BODY_MAX: usize = 64 * 1024;
 
 pub struct App {
     pub validator: Validator,
     pub queue: Arc<Queue>,
-    pub store: Arc<FileStore>,
+    pub store: Arc<Store>,
     pub statsd: Statsd,
     pub metrics: Arc<Metrics>,
     pub scripts: Arc<Scripts>,
@@ -86,7 +86,7 @@ async fn receive(State(app): State<Arc<App>>, request: Request<Body>) -> Respons
             return refuse(StatusCode::BAD_REQUEST, &reason);
         }
     };
-    match app.store.first_seen(key) {
+    match app.store.first_seen(key).await {
         Ok(true) => {}
         Ok(false) => {
             Metrics::inc(&app.metrics.duplicates);

@@ -17,9 +17,52 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 /// How long a run keeps its thread: longer than any Job's deadline.
-const THREAD_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const THREAD_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The journal is rewritten when it holds this many lines more than live entries.
 const COMPACT_SLACK: usize = 200_000;
+
+/// The store of this deployment: the journal (one replica) or Redis (shared by replicas).
+pub enum Store {
+    File(FileStore),
+    Redis(crate::shared::RedisStore),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("journal: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+impl Store {
+    /// Records an event's key; true when no replica saw it within the window.
+    pub async fn first_seen(&self, key: [u8; 16]) -> Result<bool, StoreError> {
+        match self {
+            Store::File(f) => Ok(f.first_seen(key)?),
+            Store::Redis(r) => Ok(r.first_seen(key).await?),
+        }
+    }
+
+    pub async fn thread(&self, run: &str) -> Result<Option<Thread>, StoreError> {
+        match self {
+            Store::File(f) => Ok(f.thread(run)),
+            Store::Redis(r) => Ok(r.thread(run).await?),
+        }
+    }
+
+    pub async fn set_thread(&self, run: &str, thread: &Thread) -> Result<(), StoreError> {
+        match self {
+            Store::File(f) => Ok(f.set_thread(run, thread)?),
+            Store::Redis(r) => Ok(r.set_thread(run, thread).await?),
+        }
+    }
+
+    /// True when another replica may be the one opening a run's thread.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Redis(_))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Thread {
