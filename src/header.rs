@@ -38,6 +38,9 @@ pub struct Header {
     pub cpu: Option<String>,
     /// Memory request and limit (Kubernetes quantity), over `[deploy] memory`.
     pub memory: Option<String>,
+    /// Where krobs-monitor posts the script's runs, over its default channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slack_channel: Option<String>,
 }
 
 /// One problem with a header, at a 1-based line of the script.
@@ -57,6 +60,7 @@ struct RawHeader {
     retries: Option<Spanned<i64>>,
     cpu: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
+    slack_channel: Option<Spanned<String>>,
 }
 
 /// Parses the header from the first bytes of a script (`truncated` when the script is longer):
@@ -250,6 +254,7 @@ pub fn parse(text: &str, comment: &str) -> Result<Header, Vec<HeaderProblem>> {
         };
     let cpu = quantity(raw.cpu, "cpu", check_cpu);
     let memory = quantity(raw.memory, "memory", check_memory);
+    let slack_channel = quantity(raw.slack_channel, "slack_channel", check_slack_channel);
 
     match (owner, description) {
         (Some(owner), Some(description)) if problems.is_empty() => Ok(Header {
@@ -260,8 +265,28 @@ pub fn parse(text: &str, comment: &str) -> Result<Header, Vec<HeaderProblem>> {
             retries,
             cpu,
             memory,
+            slack_channel,
         }),
         _ => Err(problems),
+    }
+}
+
+/// A Slack channel: `#name` as Slack allows names, or a channel id.
+fn check_slack_channel(s: &str) -> Result<(), String> {
+    let name = s.strip_prefix('#').filter(|n| {
+        !n.is_empty()
+            && n.len() <= 80
+            && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+    });
+    let id = s.len() >= 9
+        && s.starts_with(['C', 'G'])
+        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if name.is_some() || id {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not a Slack channel: use `#name` (lower case letters, digits, `-`, `_`, `.`; at most 80) or a channel id such as `C0123ABCD`"
+        ))
     }
 }
 
@@ -365,5 +390,15 @@ mod tests {
             p[0].1.starts_with("malformed header: unknown field `ownr`"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn slack_channel_is_a_channel_name_or_id() {
+        let ok = |c: &str| format!("# ---\n# owner = \"a\"\n# description = \"b\"\n# slack_channel = \"{c}\"\n# ---\n");
+        assert_eq!(parse(&ok("#search-oncall"), "#").unwrap().slack_channel.as_deref(), Some("#search-oncall"));
+        assert!(parse(&ok("C0123ABCD"), "#").is_ok());
+        let p = problems(&ok("Search Oncall"));
+        assert_eq!(p[0].0, 4, "{p:?}");
+        assert!(p[0].1.contains("is not a Slack channel"), "{p:?}");
     }
 }
