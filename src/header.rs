@@ -276,11 +276,13 @@ fn check_slack_channel(s: &str) -> Result<(), String> {
     let name = s.strip_prefix('#').filter(|n| {
         !n.is_empty()
             && n.len() <= 80
-            && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
     });
     let id = s.len() >= 9
         && s.starts_with(['C', 'G'])
-        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
     if name.is_some() || id {
         Ok(())
     } else {
@@ -394,8 +396,18 @@ mod tests {
 
     #[test]
     fn slack_channel_is_a_channel_name_or_id() {
-        let ok = |c: &str| format!("# ---\n# owner = \"a\"\n# description = \"b\"\n# slack_channel = \"{c}\"\n# ---\n");
-        assert_eq!(parse(&ok("#search-oncall"), "#").unwrap().slack_channel.as_deref(), Some("#search-oncall"));
+        let ok = |c: &str| {
+            format!(
+                "# ---\n# owner = \"a\"\n# description = \"b\"\n# slack_channel = \"{c}\"\n# ---\n"
+            )
+        };
+        assert_eq!(
+            parse(&ok("#search-oncall"), "#")
+                .unwrap()
+                .slack_channel
+                .as_deref(),
+            Some("#search-oncall")
+        );
         assert!(parse(&ok("C0123ABCD"), "#").is_ok());
         let p = problems(&ok("Search Oncall"));
         assert_eq!(p[0].0, 4, "{p:?}");
