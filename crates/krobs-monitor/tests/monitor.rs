@@ -323,3 +323,48 @@ async fn sigterm_with_a_full_queue_and_slack_unreachable_stops_within_the_bound(
     assert!(log.contains("queue not drained within the bound"), "{log}");
     assert!(log.contains("\"left\":5"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_release_gives_each_script_its_owner_image_and_channel() {
+    let dir = temp_dir("release");
+    let (slack, statsd) = (FakeSlack::start().await, StatsdReader::start());
+    let release = dir.join("release.json");
+    let script = |id: &str, channel: Option<&str>| {
+        let mut header = json!({"owner": "Search Infra (#search-oncall)", "description": "d",
+            "schedule": null, "timeout_seconds": null, "retries": null, "cpu": null, "memory": null});
+        if let Some(c) = channel {
+            header["slack_channel"] = c.into();
+        }
+        json!({"id": id, "language": "python", "path": "p", "image_path": "i",
+            "image": "registry.example/krobs/python@sha256:abc", "sha256": "0", "command": ["x"],
+            "header": header, "job": {}})
+    };
+    let manifest = json!({"format": "krobs/v1", "preview": false, "commit": null,
+        "monitor_url": null, "languages": [],
+        "scripts": [script("python/own", Some("#search-oncall")), script("python/other", None)]});
+    std::fs::write(&release, manifest.to_string()).unwrap();
+    let mut env = env(&slack, &statsd);
+    env.push(("KROBS_MONITOR_RELEASE", release.display().to_string()));
+    let monitor = Monitor::start(&dir, &env).await;
+    monitor.event(&start("python/own", "own-1")).await;
+    monitor.event(&start("python/other", "other-1")).await;
+    let calls = slack.wait_accepted(2, WITHIN).await;
+    assert_eq!(calls[0].body["channel"], "#search-oncall");
+    assert_eq!(calls[1].body["channel"], "#krobs");
+    let text = calls[0].body["text"].as_str().unwrap();
+    assert!(
+        text.contains("owner: Search Infra (#search-oncall)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("image: `registry.example/krobs/python@sha256:abc`"),
+        "{text}"
+    );
+    let line = statsd
+        .wait_for("krobs.run.started:1|c|#script:python/own", WITHIN)
+        .await;
+    assert!(
+        line.contains(",owner:search_infra___search-oncall_,"),
+        "{line}"
+    );
+}
