@@ -368,3 +368,24 @@ async fn the_release_gives_each_script_its_owner_image_and_channel() {
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dogstatsd_over_a_unix_socket() {
+    let dir = temp_dir("unix");
+    let slack = FakeSlack::start().await;
+    let path = dir.join("dsd.socket");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(WITHIN)).unwrap();
+    let env = vec![
+        ("SLACK_API_URL", slack.url.clone()),
+        ("DD_DOGSTATSD_URL", format!("unix://{}", path.display())),
+    ];
+    let monitor = Monitor::start(&dir, &env).await;
+    monitor.event(&start("bash/u", "u-1")).await;
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&buf[..n]).unwrap(),
+        "krobs.run.started:1|c|#script:bash/u,language:bash,owner:unknown,env:test"
+    );
+}
