@@ -50,6 +50,54 @@ pub enum DockerError {
     },
 }
 
+impl DockerError {
+    /// A build that failed at a `FROM` because the Engine could not pull the image (absent
+    /// locally, no such repository, no network) says which image and where it is set:
+    /// `base` is the base image the language resolved (`BASE_IMAGE` of its build args or the
+    /// Dockerfile's default).
+    pub fn with_base_hint(self, base: Option<&str>) -> DockerError {
+        let DockerError::Build {
+            language,
+            step,
+            mut message,
+            last_lines,
+        } = self
+        else {
+            return self;
+        };
+        let from = step
+            .split_once(" : ")
+            .map(|(_, instruction)| instruction.trim())
+            .filter(|i| i.len() > 5 && i[..5].eq_ignore_ascii_case("FROM "));
+        let pull = [
+            "no such host",
+            "pull access denied",
+            "manifest unknown",
+            "not found",
+            "repository does not exist",
+            "unauthorized",
+            "dial tcp",
+        ];
+        if let Some(from) = from.filter(|_| pull.iter().any(|p| message.contains(p))) {
+            let hint = match base {
+                Some(base) if from.contains("BASE_IMAGE") => format!(
+                    "; the base image `{base}` cannot be pulled: load it into the Docker Engine, or set `[languages.{language}] build_args = {{ BASE_IMAGE = \"<image>\" }}` in krobs.toml to one it has or can pull"
+                ),
+                _ => format!(
+                    "; the image of `{from}` cannot be pulled: load it into the Docker Engine, or change that `FROM` in languages/{language}/Dockerfile"
+                ),
+            };
+            message.push_str(&hint);
+        }
+        DockerError::Build {
+            language,
+            step,
+            message,
+            last_lines,
+        }
+    }
+}
+
 fn tail(lines: &[String]) -> String {
     if lines.is_empty() {
         return String::new();

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::builder::FalseyValueParser;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,15 +17,10 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// The configuration file; the repository root is its folder.
-    #[arg(
-        long,
-        global = true,
-        env = "KROBS_CONFIG",
-        default_value = "krobs.toml",
-        value_name = "PATH"
-    )]
-    pub config: PathBuf,
+    /// The configuration file; the repository root is its folder (default: `krobs.toml` in
+    /// the working folder or the nearest folder above it, up to the git repository's root).
+    #[arg(long, global = true, env = "KROBS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
 
     /// Restrict the run to these languages.
     #[arg(
@@ -40,6 +36,16 @@ pub struct Cli {
     #[arg(long, env = "KROBS_DRY_RUN", value_parser = FalseyValueParser::new())]
     pub dry_run: bool,
 
+    /// With `--dry-run`: fail (exit 5) when the registry cannot be read, instead of planning
+    /// with its state unknown.
+    #[arg(long, env = "KROBS_STRICT", value_parser = FalseyValueParser::new(), requires = "dry_run")]
+    pub strict: bool,
+
+    /// Publish a working tree that differs from HEAD, by digest only: no `git-<commit>` or
+    /// `latest` tag moves, on the images or the manifest.
+    #[arg(long, env = "KROBS_ALLOW_DIRTY", value_parser = FalseyValueParser::new())]
+    pub allow_dirty: bool,
+
     /// List the files each language changed since this revision (the PR's base).
     #[arg(long, env = "KROBS_SINCE", value_name = "REV")]
     pub since: Option<String>,
@@ -51,6 +57,49 @@ pub struct Cli {
     /// How to show progress.
     #[arg(long, env = "KROBS_PROGRESS", value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
+}
+
+impl Cli {
+    /// The command line, or exit 2 with clap's message; `krobs-build build` (or `publish`)
+    /// also hears that the bare command is the one that builds.
+    pub fn parse_or_exit() -> Cli {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        let e = match Cli::command().try_get_matches() {
+            Ok(matches) => {
+                let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+                cli.drop_environment_flags_that_do_not_apply(&matches);
+                return cli;
+            }
+            Err(e) => e,
+        };
+        let builds = e.kind() == ErrorKind::InvalidSubcommand
+            && matches!(
+                e.get(ContextKind::InvalidSubcommand),
+                Some(ContextValue::String(s)) if ["build", "publish", "push", "run"].contains(&s.as_str())
+            );
+        if !builds {
+            e.exit();
+        }
+        eprint!("{}", e.render());
+        eprintln!("\nthe bare command builds, pushes and publishes: run `krobs-build` (`krobs-build --dry-run` to see the plan first)");
+        std::process::exit(2);
+    }
+
+    /// `--json` and `--only` mean something only to building and lint; elsewhere the command
+    /// refuses them when typed. A `KROBS_JSON` or `KROBS_ONLY` exported for a whole CI job is
+    /// no mistake of this command's, so a value that came from the environment is dropped here.
+    fn drop_environment_flags_that_do_not_apply(&mut self, matches: &ArgMatches) {
+        if matches!(self.command, None | Some(Command::Lint { .. })) {
+            return;
+        }
+        let from_environment = |id| matches.value_source(id) == Some(ValueSource::EnvVariable);
+        if from_environment("json") {
+            self.json = false;
+        }
+        if from_environment("only") {
+            self.only.clear();
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -89,7 +138,8 @@ pub struct RenderArgs {
     #[arg(long, value_enum, value_name = "WHICH", conflicts_with_all = ["script_id", "name", "env", "namespace", "manifest"])]
     pub harness_template: Option<HarnessTemplate>,
     /// The manifest: a file (default: `[manifest] path` of krobs.toml) or a published one
-    /// (`latest`, `git-<commit>`, `sha256:<digest>`).
+    /// (`latest`, a 40-hex commit, `git-<12 hex>`, `sha256:<digest>`; `./NAME` for a file
+    /// named like one).
     #[arg(long, value_name = "PATH|REF")]
     pub manifest: Option<String>,
     /// The object's name (default: from the script id; a Job's gets a unique suffix).
@@ -127,8 +177,8 @@ pub enum SchemaKind {
 pub enum ManifestCommand {
     /// Print a published manifest after checking its digests.
     Pull {
-        /// `latest`, another tag, `git-<commit>` (a full 40-hex commit is shortened) or the
-        /// artifact's `sha256:<digest>`.
+        /// `latest`, a 40-hex commit, `git-<12 hex>` (its tag) or the artifact's
+        /// `sha256:<digest>`.
         #[arg(default_value = "latest", value_name = "REF")]
         reference: String,
         /// `json`: the manifest bytes as published; `harness`: the one-line view Harness reads.

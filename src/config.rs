@@ -28,6 +28,11 @@ pub enum ConfigError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error("no `{FILE_NAME}` in `{}` or a folder above it up to {}: run krobs-build inside a Krobs repository, create `{FILE_NAME}` at its root, or point `--config` at one", start.display(), match stop { Some(root) => format!("the git repository's root `{}`", root.display()), None => "`/` (not inside a git repository)".to_string() })]
+    NotFound {
+        start: PathBuf,
+        stop: Option<PathBuf>,
+    },
     #[error("{0}")]
     Refused(RepoError),
     #[error("`{}` is not UTF-8 text: save it as UTF-8", path.display())]
@@ -41,6 +46,47 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
+}
+
+/// The configuration file's name, looked for when `--config` is not given.
+pub const FILE_NAME: &str = "krobs.toml";
+
+/// `krobs.toml` in `start` or the nearest folder above it, as git and cargo look: the search
+/// stops at the git repository's root (a folder holding `.git`). Any entry of that name counts
+/// (a folder or FIFO is then refused by [`Config::load`], with its path). The path is relative
+/// to `start` (`../../krobs.toml`), so that messages name it as the user would.
+pub fn find(start: &Path) -> Result<PathBuf, ConfigError> {
+    let mut relative = PathBuf::new();
+    for dir in start.ancestors() {
+        if dir.join(FILE_NAME).symlink_metadata().is_ok() {
+            return Ok(relative.join(FILE_NAME));
+        }
+        if dir.join(".git").symlink_metadata().is_ok() {
+            return Err(ConfigError::NotFound {
+                start: start.to_path_buf(),
+                stop: Some(dir.to_path_buf()),
+            });
+        }
+        relative.push("..");
+    }
+    Err(ConfigError::NotFound {
+        start: start.to_path_buf(),
+        stop: None,
+    })
+}
+
+/// `--config` when given, else [`find`] from the working folder.
+pub fn locate(given: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    match given {
+        Some(path) => Ok(path.to_path_buf()),
+        None => {
+            let cwd = std::env::current_dir().map_err(|cause| ConfigError::Read {
+                path: PathBuf::from("."),
+                cause,
+            })?;
+            find(&cwd)
+        }
+    }
 }
 
 /// Where images are pushed.
@@ -75,8 +121,11 @@ impl RegistryConfig {
 }
 
 /// Per-language settings from `[languages.<name>]`; every field is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LanguageConfig {
+    /// `enabled = false`: linted, but nothing built or published, and its scripts are not in
+    /// the manifest.
+    pub enabled: bool,
     /// The language folder, relative to the repository root (default `languages/<name>`).
     pub path: Option<String>,
     /// Build args for this language, layered over `[build] build_args`.
@@ -95,6 +144,29 @@ pub struct LanguageConfig {
     /// The command `lint --syntax` runs on each script in the runtime image; `{script}` is
     /// replaced by the script's path there (default: from the language name).
     pub syntax_check: Option<Vec<String>>,
+}
+
+impl Default for LanguageConfig {
+    fn default() -> Self {
+        LanguageConfig {
+            enabled: true,
+            path: None,
+            build_args: BTreeMap::new(),
+            extra_inputs: Vec::new(),
+            command: None,
+            comment: None,
+            image_scripts_dir: None,
+            target: None,
+            syntax_check: None,
+        }
+    }
+}
+
+impl Config {
+    /// Whether a language is built and published (`[languages.x] enabled`, default true).
+    pub fn is_enabled(&self, language: &str) -> bool {
+        self.languages.get(language).is_none_or(|l| l.enabled)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,6 +437,7 @@ impl Config {
             languages.insert(
                 name.into_inner(),
                 LanguageConfig {
+                    enabled: lang.enabled.unwrap_or(true),
                     path: lang.path.map(Spanned::into_inner),
                     build_args: lang.build_args,
                     extra_inputs: lang
@@ -696,6 +769,7 @@ struct RawDeploy {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLanguage {
+    enabled: Option<bool>,
     path: Option<Spanned<String>>,
     #[serde(default)]
     build_args: BTreeMap<String, String>,
@@ -745,6 +819,18 @@ mod tests {
         );
         assert_eq!(py.build_args["BASE_IMAGE"], "x");
         assert_eq!(py.extra_inputs, ["shared"]);
+    }
+
+    #[test]
+    fn a_language_can_be_disabled() {
+        let c = parse(&format!("{ECR}[languages.ruby]\nenabled = false\n")).unwrap();
+        assert!(!c.is_enabled("ruby"));
+        assert!(c.is_enabled("python"));
+        assert!(parse(ECR).unwrap().is_enabled("ruby"));
+        assert_eq!(
+            parse(&format!("{ECR}[languages.ruby]\nenabled = \"no\"\n")).unwrap_err(),
+            "krobs.toml:6:11: invalid type: string \"no\", expected a boolean"
+        );
     }
 
     #[test]

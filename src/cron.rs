@@ -82,7 +82,7 @@ pub fn check(spec: &str) -> Result<(), String> {
             return Ok(());
         }
         if let Some(d) = spec.strip_prefix("@every ") {
-            return go_duration(d).map_err(|e| {
+            return go_duration(d).map(|_| ()).map_err(|e| {
                 format!("`@every` needs a Go duration such as `5m` or `1h30m` ({e})")
             });
         }
@@ -177,11 +177,11 @@ fn int(s: &str) -> Result<u64, String> {
 }
 
 /// Go's `time.ParseDuration` grammar: `[-+]?([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+` or `0`.
-fn go_duration(s: &str) -> Result<(), String> {
+fn go_duration(s: &str) -> Result<u128, String> {
     let invalid = || format!("invalid duration `{s}`");
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     if body == "0" {
-        return Ok(());
+        return Ok(0);
     }
     if body.is_empty() {
         return Err(invalid());
@@ -227,12 +227,82 @@ fn go_duration(s: &str) -> Result<(), String> {
         }
         rest = after;
     }
-    Ok(())
+    Ok(nanos)
+}
+
+/// The shortest time between two runs of a valid schedule, in seconds, where it is plain: the
+/// descriptors up to a week, `@every`, and five fields whose days are every day (`*`); `None`
+/// otherwise.
+pub fn shortest_interval(spec: &str) -> Option<u64> {
+    match spec {
+        "@hourly" => return Some(3600),
+        "@daily" | "@midnight" => return Some(86_400),
+        "@weekly" => return Some(7 * 86_400),
+        _ => {}
+    }
+    if let Some(d) = spec.strip_prefix("@every ") {
+        let nanos = go_duration(d).ok()?;
+        return u64::try_from(nanos / 1_000_000_000).ok().filter(|s| *s > 0);
+    }
+    let fields: Vec<&str> = spec.split_whitespace().collect();
+    if fields.len() != 5 || !fields[2..].iter().all(|f| *f == "*" || *f == "?") {
+        return None;
+    }
+    let minutes = expand(fields[0], &MINUTES)?;
+    let hours = expand(fields[1], &HOURS)?;
+    let mut times: Vec<u64> = hours
+        .iter()
+        .flat_map(|h| minutes.iter().map(move |m| h * 60 + m))
+        .collect();
+    times.sort_unstable();
+    times.dedup();
+    let first = *times.first()?;
+    let wrap = first + 1440 - times.last()?;
+    let gap = times.windows(2).map(|w| w[1] - w[0]).fold(wrap, u64::min);
+    Some(gap * 60)
+}
+
+/// The values of a valid field.
+fn expand(field: &str, r: &Bounds) -> Option<Vec<u64>> {
+    let mut values = Vec::new();
+    for expr in field.split(',').filter(|e| !e.is_empty()) {
+        let (range, step) = match expr.split_once('/') {
+            Some((range, step)) => (range, int(step).ok()?),
+            None => (expr, 1),
+        };
+        let (start, end) = match range.split_once('-') {
+            _ if range == "*" || range == "?" => (r.min, r.max),
+            Some((a, b)) => (int_or_name(a, r).ok()?, int_or_name(b, r).ok()?),
+            None if expr.contains('/') => (int_or_name(range, r).ok()?, r.max),
+            None => {
+                let v = int_or_name(range, r).ok()?;
+                (v, v)
+            }
+        };
+        values.extend((start..=end).step_by(usize::try_from(step).ok()?.max(1)));
+    }
+    Some(values)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shortest_intervals() {
+        for (spec, secs) in [
+            ("*/5 * * * *", Some(300)),
+            ("0,50 * * * *", Some(600)),
+            ("0 3 * * *", Some(86_400)),
+            ("0 9-17/4 * * *", Some(4 * 3600)),
+            ("@hourly", Some(3600)),
+            ("@every 90s", Some(90)),
+            ("0 3 * * 1-5", None),
+            ("@monthly", None),
+        ] {
+            assert_eq!(shortest_interval(spec), secs, "{spec}");
+        }
+    }
 
     /// Expressions and whether robfig/cron v3's `ParseStandard` (the CronJob controller's
     /// parser) accepts them.

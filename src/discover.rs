@@ -401,6 +401,11 @@ fn language(
             }
             EntryKind::File { .. } => {}
         }
+        // Markdown beside the scripts (a README) documents them: it ships in the scripts
+        // layer but is no krob.
+        if sub.to_ascii_lowercase().ends_with(".md") {
+            continue;
+        }
         if let Some(s) = script(
             name,
             &path,

@@ -39,6 +39,12 @@ pub enum EngineError {
         path: PathBuf,
         problem: String,
     },
+    #[error("`DOCKER_HOST={host}` {problem}; {fix}")]
+    Host {
+        host: String,
+        problem: String,
+        fix: String,
+    },
     #[error("TLS with the Docker Engine at {host} failed: {problem}; {fix}")]
     Tls {
         host: String,
@@ -97,7 +103,10 @@ impl Endpoint {
             cause: e.to_string(),
         };
         match self {
-            Endpoint::Local { host } => Docker::connect_with_host(host).map_err(unreachable),
+            Endpoint::Local { host } => {
+                check_local(host)?;
+                Docker::connect_with_host(host).map_err(unreachable)
+            }
             Endpoint::Plain { host } => {
                 Docker::connect_with_http(host, TIMEOUT_SECS, API_DEFAULT_VERSION)
                     .map_err(unreachable)
@@ -144,6 +153,38 @@ impl Endpoint {
             },
         }
     }
+}
+
+/// A `DOCKER_HOST` that is neither TCP nor HTTP must be a Unix socket: an address without a
+/// scheme, or `ssh://` (which the Docker CLI tunnels through its own `ssh` and Krobs does not),
+/// is refused with what to set instead.
+fn check_local(host: &str) -> Result<(), EngineError> {
+    let (problem, fix) = match host.split_once("://") {
+        Some(("unix", _)) => return Ok(()),
+        None if host.starts_with('/') => (
+            "is a path without a scheme".to_string(),
+            format!("set `DOCKER_HOST=unix://{host}`"),
+        ),
+        None => (
+            "has no scheme".to_string(),
+            format!("set `DOCKER_HOST=tcp://{host}` (with `DOCKER_TLS_VERIFY=1` for a TLS port)"),
+        ),
+        Some(("ssh", rest)) => (
+            "is not supported: Krobs does not tunnel the Engine's API through ssh".to_string(),
+            format!(
+                "forward its socket (`ssh -NL /tmp/docker.sock:/var/run/docker.sock {rest}`) and set `DOCKER_HOST=unix:///tmp/docker.sock`, or use `tcp://` with `DOCKER_TLS_VERIFY=1`"
+            ),
+        ),
+        Some((scheme, _)) => (
+            format!("uses the scheme `{scheme}://`, which Krobs does not support"),
+            "use `unix://`, `tcp://`, `http://` or `https://`".to_string(),
+        ),
+    };
+    Err(EngineError::Host {
+        host: host.to_string(),
+        problem,
+        fix,
+    })
 }
 
 /// Connects to the Docker Engine the environment names and agrees on an API version.
@@ -391,6 +432,28 @@ mod tests {
             ]),
             tls("/c")
         );
+    }
+
+    #[test]
+    fn hosts_krobs_cannot_use_say_what_to_set() {
+        let msg = |host: &str| check_local(host).unwrap_err().to_string();
+        assert!(check_local("unix:///var/run/docker.sock").is_ok());
+        assert_eq!(
+            msg("localhost:2375"),
+            "`DOCKER_HOST=localhost:2375` has no scheme; set `DOCKER_HOST=tcp://localhost:2375` (with `DOCKER_TLS_VERIFY=1` for a TLS port)"
+        );
+        assert_eq!(
+            msg("/run/docker.sock"),
+            "`DOCKER_HOST=/run/docker.sock` is a path without a scheme; set `DOCKER_HOST=unix:///run/docker.sock`"
+        );
+        assert!(
+            msg("ssh://me@build").starts_with(
+                "`DOCKER_HOST=ssh://me@build` is not supported: Krobs does not tunnel the Engine's API through ssh; forward its socket (`ssh -NL /tmp/docker.sock:/var/run/docker.sock me@build`)"
+            ),
+            "{}",
+            msg("ssh://me@build")
+        );
+        assert!(msg("npipe:////./pipe/docker").contains("the scheme `npipe://`"));
     }
 
     /// A key pair and a self-signed certificate, PEM.

@@ -28,6 +28,11 @@ pub enum Error {
     Render(#[from] RenderError),
     #[error(transparent)]
     Syntax(#[from] SyntaxCheckError),
+    #[error(transparent)]
+    Dirty(#[from] crate::git::DirtyTree),
+    /// A flag the command does not use.
+    #[error("{0}")]
+    Usage(String),
     #[error("cannot write to stdout: {0}")]
     Output(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
@@ -45,9 +50,22 @@ pub mod exit {
 }
 
 impl Error {
+    /// The error and every cause, on one line.
+    pub fn message(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        message
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Discover(_) | Error::Digest(_) => exit::INPUT,
+            Error::Config(_) | Error::Discover(_) | Error::Digest(_) | Error::Dirty(_) => {
+                exit::INPUT
+            }
             Error::Publish(e) => match e.root() {
                 PublishError::Aws(_) => exit::AWS,
                 // A push that fails is the registry failing, seen through the daemon.
@@ -65,6 +83,7 @@ impl Error {
             ) => exit::INPUT,
             Error::Syntax(SyntaxCheckError::Docker(_)) => exit::DOCKER,
             Error::Render(e) => e.exit_code(),
+            Error::Usage(_) => exit::USAGE,
             Error::Manifest(_) | Error::Output(_) | Error::Runtime(_) => exit::INTERNAL,
         }
     }

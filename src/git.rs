@@ -154,6 +154,74 @@ pub fn changes_since(root: &Path, rev: &str) -> Changes {
     }
 }
 
+/// The working tree is not the commit a release would be named by.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: a release named by a commit must be that commit; commit the change, or pass `--allow-dirty` to publish by digest only, moving no `git-`/`latest` tag")]
+pub struct DirtyTree {
+    /// What differs, e.g. ``` `languages/x/scripts/a.py` differs from commit 0123456789ab ```.
+    pub what: String,
+}
+
+/// Whether the files under `root` are `commit`: no tracked file changed, staged or not, and
+/// no untracked file (unless git ignores it) under `inputs`, the repository-relative folders
+/// the build reads. Untracked files elsewhere (`out/`, notes) never reach a release.
+pub fn check_tree(root: &Path, commit: &str, inputs: &[String]) -> Result<(), DirtyTree> {
+    let short = &commit[..commit.len().min(12)];
+    let unknown = |why: String| DirtyTree {
+        what: format!("cannot tell whether the working tree is commit {short}: {why}"),
+    };
+    let names = |out: String| -> Vec<String> {
+        out.split('\0')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let changed = names(
+        git(
+            root,
+            &[
+                "diff",
+                "HEAD",
+                "--name-only",
+                "-z",
+                "--no-renames",
+                "--relative",
+                "--",
+            ],
+        )
+        .map_err(unknown)?,
+    );
+    let untracked = if inputs.is_empty() {
+        Vec::new()
+    } else {
+        let mut args = vec![
+            "--literal-pathspecs",
+            "ls-files",
+            "--others",
+            "--exclude-standard",
+            "-z",
+            "--",
+        ];
+        args.extend(inputs.iter().map(String::as_str));
+        names(git(root, &args).map_err(unknown)?)
+    };
+    let more = |n: usize| match n {
+        0 => String::new(),
+        1 => " (and 1 more file)".to_string(),
+        n => format!(" (and {n} more files)"),
+    };
+    let total = changed.len() + untracked.len();
+    match (changed.first(), untracked.first()) {
+        (Some(file), _) => Err(DirtyTree {
+            what: format!("`{file}` differs from commit {short}{}", more(total - 1)),
+        }),
+        (None, Some(file)) => Err(DirtyTree {
+            what: format!("`{file}` is not in commit {short}{}", more(total - 1)),
+        }),
+        (None, None) => Ok(()),
+    }
+}
+
 /// The `origin` remote's URL, without any user name or token in it, for image labels.
 pub fn source_url(root: &Path) -> Option<String> {
     let url = git(root, &["remote", "get-url", "origin"]).ok()?;

@@ -11,9 +11,10 @@
 //! # ---
 //! ```
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use toml::Spanned;
 
 use crate::config::{line_column, one_line};
@@ -50,18 +51,23 @@ pub struct HeaderProblem {
     pub message: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHeader {
-    owner: Option<Spanned<String>>,
-    description: Option<Spanned<String>>,
-    schedule: Option<Spanned<String>>,
-    timeout: Option<Spanned<String>>,
-    retries: Option<Spanned<i64>>,
-    cpu: Option<Spanned<String>>,
-    memory: Option<Spanned<String>>,
-    slack_channel: Option<Spanned<String>>,
-}
+/// The keys a header may hold, in the order problems about missing ones are listed.
+const KEYS: [&str; 8] = [
+    "owner",
+    "description",
+    "schedule",
+    "timeout",
+    "retries",
+    "cpu",
+    "memory",
+    "slack_channel",
+];
+
+/// The most TOML syntax errors of one header reported.
+const MAX_SYNTAX_ERRORS: usize = 20;
+
+/// A key's value as TOML gave it, with where it stands in the TOML body.
+type Fields = BTreeMap<String, Spanned<toml::Value>>;
 
 /// Parses the header from the first bytes of a script (`truncated` when the script is longer):
 /// a header that does not end within them is refused as such.
@@ -90,50 +96,118 @@ pub fn parse_prefix(
 }
 
 /// Parses the header at the start of `text`, with `comment` the language's line-comment
-/// marker. Returns every problem found, not just the first.
+/// marker. Returns every problem found, not just the first, in line order.
 pub fn parse(text: &str, comment: &str) -> Result<Header, Vec<HeaderProblem>> {
     let fence = format!("{comment} ---");
-    let problem = |line: usize, message: String| vec![HeaderProblem { line, message }];
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
-
-    let mut first = lines.next();
-    if let Some((_, l)) = first {
-        if l.starts_with("#!") {
-            first = lines.next();
-        }
+    let lines: Vec<(usize, &str)> = text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect();
+    let open = open_fence(&lines, &fence)?;
+    let block = body(&lines[open..], comment, &fence, lines[open - 1].0)?;
+    let mut problems = Vec::new();
+    let (fields, broken) = fields(&block, &mut problems);
+    let header = check_fields(fields, &broken, &block, &mut problems);
+    problems.sort_by_key(|p| p.line);
+    match header {
+        Some(h) if problems.is_empty() => Ok(h),
+        _ => Err(problems),
     }
-    let open_line = match first {
-        Some((n, l)) if l.trim_end() == fence => n,
-        Some((n, _)) => {
-            return Err(problem(
-                n,
-                format!("missing documentation header: start the script with a `{fence}` block naming `owner` and `description` (after an optional `#!` line)"),
-            ))
-        }
+}
+
+/// The 1-based index in `lines` of the header's opening fence: the first line, or the second
+/// after a `#!` line. A fence further down is named, with what must move.
+fn open_fence(lines: &[(usize, &str)], fence: &str) -> Result<usize, Vec<HeaderProblem>> {
+    let problem = |line: usize, message: String| vec![HeaderProblem { line, message }];
+    let shebang = lines.first().is_some_and(|(_, l)| l.starts_with("#!"));
+    let expected = usize::from(shebang);
+    match lines.get(expected) {
+        Some((_, l)) if l.trim_end() == fence => return Ok(expected + 1),
         None => {
             return Err(problem(
                 1,
-                format!("empty script: start it with a `{fence}` block naming `owner` and `description`"),
+                format!(
+                "empty script: start it with a `{fence}` block naming `owner` and `description`"
+            ),
             ))
         }
-    };
+        Some(_) => {}
+    }
+    let first = lines[expected].0;
+    if let Some((n, _)) = lines[expected..]
+        .iter()
+        .find(|(_, l)| l.trim_end() == fence)
+    {
+        let what = if lines[expected..]
+            .iter()
+            .take_while(|(m, _)| m < n)
+            .all(|(_, l)| l.trim().is_empty())
+        {
+            "remove the blank line".to_string()
+        } else if n - first == 1 {
+            format!("move line {first} below the header's closing `{fence}`")
+        } else {
+            format!(
+                "move lines {first}-{} below the header's closing `{fence}`",
+                n - 1
+            )
+        };
+        let place = if shebang {
+            "right after the `#!` line"
+        } else {
+            "on the first line"
+        };
+        return Err(problem(
+            *n,
+            format!("documentation header found at line {n}, but it must start {place}: {what}"),
+        ));
+    }
+    Err(problem(
+        first,
+        format!("missing documentation header: start the script with a `{fence}` block naming `owner` and `description` (after an optional `#!` line)"),
+    ))
+}
 
-    // The TOML body, and for each of its lines the script line it came from.
-    let mut body = String::new();
-    let mut body_lines = Vec::new();
+/// The header's TOML text with, for each of its lines, the script line it came from.
+struct Block {
+    toml: String,
+    lines: Vec<usize>,
+    open: usize,
+}
+
+impl Block {
+    /// The script line of a byte offset into the TOML text.
+    fn line_of(&self, offset: usize) -> usize {
+        let (l, _) = line_column(&self.toml, offset);
+        self.lines
+            .get(l.saturating_sub(1))
+            .copied()
+            .unwrap_or(self.open)
+    }
+}
+
+/// Collects the comment block after the opening fence at script line `open`. A header that is
+/// never closed is one problem, however much script follows it.
+fn body(
+    rest: &[(usize, &str)],
+    comment: &str,
+    fence: &str,
+    open: usize,
+) -> Result<Block, Vec<HeaderProblem>> {
+    let closed = rest.iter().any(|(_, l)| l.trim_end() == fence);
+    let mut block = Block {
+        toml: String::new(),
+        lines: Vec::new(),
+        open,
+    };
     let mut problems = Vec::new();
-    let mut closed = false;
-    for (n, l) in lines {
+    for &(n, l) in rest {
         let l = l.trim_end();
         if l == fence {
-            closed = true;
             break;
         }
         let content = if l == comment {
             ""
         } else if let Some(rest) = l.strip_prefix(comment).and_then(|r| r.strip_prefix(' ')) {
             rest
-        } else {
+        } else if closed {
             problems.push(HeaderProblem {
                 line: n,
                 message: format!(
@@ -141,94 +215,266 @@ pub fn parse(text: &str, comment: &str) -> Result<Header, Vec<HeaderProblem>> {
                 ),
             });
             continue;
+        } else {
+            return Err(vec![unclosed(n, l, comment, fence, open)]);
         };
-        body.push_str(content);
-        body.push('\n');
-        body_lines.push(n);
+        block.toml.push_str(content);
+        block.toml.push('\n');
+        block.lines.push(n);
     }
     if !closed {
-        problems.push(HeaderProblem {
-            line: open_line,
+        return Err(vec![HeaderProblem {
+            line: open,
             message: format!("documentation header is never closed: end it with a `{fence}` line"),
-        });
-        return Err(problems);
+        }]);
     }
-    if !problems.is_empty() {
-        return Err(problems);
+    if problems.is_empty() {
+        Ok(block)
+    } else {
+        Err(problems)
     }
+}
 
-    let line_of = |offset: usize| {
-        let (l, _) = line_column(&body, offset);
-        body_lines
-            .get(l.saturating_sub(1))
-            .copied()
-            .unwrap_or(open_line)
-    };
-    let raw: RawHeader = match toml::from_str(&body) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let line = e.span().map_or(open_line, |s| line_of(s.start));
-            let message = one_line(e.message());
-            let hint = if message.starts_with("unknown field") {
-                ""
-            } else {
-                " (the header is TOML: quote text, e.g. `owner = \"team-a\"`)"
-            };
-            return Err(problem(line, format!("malformed header: {message}{hint}")));
+/// The one problem of a header whose comment block ends at line `n` without the closing fence.
+fn unclosed(n: usize, line: &str, comment: &str, fence: &str, open: usize) -> HeaderProblem {
+    let dashes = line
+        .strip_prefix(comment)
+        .is_some_and(|r| r.trim().starts_with("---"));
+    if dashes {
+        HeaderProblem {
+            line: n,
+            message: format!("header close `{line}` is not `{fence}`: write it exactly `{fence}`"),
         }
-    };
+    } else {
+        HeaderProblem {
+            line: open,
+            message: format!(
+                "documentation header is never closed: end it with a `{fence}` line before line {n}"
+            ),
+        }
+    }
+}
 
-    let mut required = |field: Option<Spanned<String>>, name: &str, example: &str| match field {
+/// Reads the TOML body as keys and values. A syntax error is reported and its line set aside,
+/// and the rest read again, so that every broken line is named at once; `broken` holds the
+/// keys of the lines set aside (not reported missing too).
+fn fields(block: &Block, problems: &mut Vec<HeaderProblem>) -> (Fields, Vec<String>) {
+    let mut text = block.toml.clone();
+    let mut broken = Vec::new();
+    // Each broken line costs a parse of the rest: bounded, for a header of thousands of lines.
+    for _ in 0..=block.lines.len().min(MAX_SYNTAX_ERRORS) {
+        let e = match toml::from_str::<Fields>(&text) {
+            Ok(fields) => return (fields, broken),
+            Err(e) => e,
+        };
+        let (line, _) = line_column(&text, e.span().map_or(0, |s| s.start));
+        let start: usize = text
+            .split_inclusive('\n')
+            .take(line - 1)
+            .map(str::len)
+            .sum();
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let key = text[start..end]
+            .split_once('=')
+            .map(|(k, _)| k.trim().to_string());
+        problems.push(HeaderProblem {
+            line: block.lines.get(line - 1).copied().unwrap_or(block.open),
+            message: format!(
+                "malformed header: {}{}",
+                one_line(e.message()),
+                syntax_hint(key.as_deref())
+            ),
+        });
+        if start == end {
+            break;
+        }
+        broken.extend(key);
+        text.replace_range(start..end, "");
+    }
+    (Fields::new(), broken)
+}
+
+/// What to write instead, for a line TOML cannot read.
+fn syntax_hint(key: Option<&str>) -> String {
+    match key {
+        Some("retries") => " (the header is TOML: write a whole number, e.g. `retries = 2`)".into(),
+        Some(k) if KEYS.contains(&k) => {
+            format!(
+                " (the header is TOML: quote text, e.g. `{k} = {}`)",
+                example(k)
+            )
+        }
+        _ => " (the header is TOML: `key = \"text\"` lines)".into(),
+    }
+}
+
+/// An example value of a key, as TOML.
+fn example(key: &str) -> &'static str {
+    match key {
+        "owner" => "\"team (#channel)\"",
+        "description" => "\"what it does and the env it takes\"",
+        "schedule" => "\"*/15 * * * *\"",
+        "timeout" => "\"2h\"",
+        "retries" => "2",
+        "cpu" => "\"500m\"",
+        "memory" => "\"256Mi\"",
+        "slack_channel" => "\"#team-alerts\"",
+        _ => "\"...\"",
+    }
+}
+
+/// The TOML type of a value, in a user's words.
+fn kind(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::String(_) => "text",
+        toml::Value::Integer(_) => "a number",
+        toml::Value::Float(_) => "a decimal number",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "a list",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// Checks every key and value, pushing each problem; the header when owner and description
+/// are there.
+fn check_fields(
+    mut fields: Fields,
+    broken: &[String],
+    block: &Block,
+    problems: &mut Vec<HeaderProblem>,
+) -> Option<Header> {
+    for (key, value) in &fields {
+        if !KEYS.contains(&key.as_str()) {
+            let hint = match crate::render::closest(key, KEYS.into_iter()) {
+                Some(c) if strsim::damerau_levenshtein(key, c) <= 2 => {
+                    format!("did you mean `{c}`?")
+                }
+                _ => format!("the keys are `{}`", KEYS.join("`, `")),
+            };
+            problems.push(HeaderProblem {
+                line: block.line_of(value.span().start),
+                message: format!("header has unknown key `{key}`: {hint}"),
+            });
+        }
+    }
+    let mut bad: Vec<String> = broken.to_vec();
+    let mut take = |name: &str| -> Option<Spanned<toml::Value>> {
+        let v = fields.remove(name)?;
+        let wants_number = name == "retries";
+        match v.get_ref() {
+            toml::Value::Integer(_) if wants_number => return Some(v),
+            toml::Value::String(_) if !wants_number => return Some(v),
+            _ => {}
+        }
+        let want = if wants_number {
+            "a whole number"
+        } else {
+            "quoted text"
+        };
+        problems.push(HeaderProblem {
+            line: block.line_of(v.span().start),
+            message: format!(
+                "header `{name}` must be {want}, like `{name} = {}`, not {}",
+                example(name),
+                kind(v.get_ref())
+            ),
+        });
+        bad.push(name.to_string());
+        None
+    };
+    let text = |v: Option<Spanned<toml::Value>>| {
+        v.map(|v| {
+            let span = v.span();
+            let s = v.into_inner().as_str().unwrap_or_default().to_string();
+            Spanned::new(span, s)
+        })
+    };
+    let raw = RawHeader {
+        owner: text(take("owner")),
+        description: text(take("description")),
+        schedule: text(take("schedule")),
+        timeout: text(take("timeout")),
+        retries: take("retries").map(|v| {
+            let span = v.span();
+            Spanned::new(span, v.into_inner().as_integer().unwrap_or_default())
+        }),
+        cpu: text(take("cpu")),
+        memory: text(take("memory")),
+        slack_channel: text(take("slack_channel")),
+    };
+    check_values(raw, &bad, block, problems)
+}
+
+/// The header's values, each of the right TOML type.
+struct RawHeader {
+    owner: Option<Spanned<String>>,
+    description: Option<Spanned<String>>,
+    schedule: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    retries: Option<Spanned<i64>>,
+    cpu: Option<Spanned<String>>,
+    memory: Option<Spanned<String>>,
+    slack_channel: Option<Spanned<String>>,
+}
+
+/// Checks the values of a header whose types are right; `bad` names the keys already
+/// reported (not reported missing too).
+fn check_values(
+    raw: RawHeader,
+    bad: &[String],
+    block: &Block,
+    problems: &mut Vec<HeaderProblem>,
+) -> Option<Header> {
+    let mut required = |field: Option<Spanned<String>>, name: &str| match field {
+        None if bad.iter().any(|b| b == name) => None,
         None => {
             problems.push(HeaderProblem {
-                line: open_line,
-                message: format!("header has no `{name}`: add `{name} = {example}`"),
+                line: block.open,
+                message: format!("header has no `{name}`: add `{name} = {}`", example(name)),
             });
             None
         }
         Some(v) if v.get_ref().trim().is_empty() => {
             problems.push(HeaderProblem {
-                line: line_of(v.span().start),
-                message: format!("header `{name}` is empty: add `{name} = {example}`"),
+                line: block.line_of(v.span().start),
+                message: format!("header `{name}` is empty: add `{name} = {}`", example(name)),
             });
             None
         }
         Some(v) => Some(v.into_inner()),
     };
-    let owner = required(raw.owner, "owner", "\"team (#channel)\"");
-    let description = required(
-        raw.description,
-        "description",
-        "\"what it does and the env it takes\"",
-    );
-
-    let schedule = raw
-        .schedule
-        .and_then(|s| match check_schedule(s.get_ref()) {
-            Ok(()) => Some(s.into_inner()),
-            Err(m) => {
+    let owner = required(raw.owner, "owner");
+    let description = required(raw.description, "description");
+    let mut check = |field: Option<Spanned<String>>, check: &dyn Fn(&str) -> Result<(), String>| {
+        let v = field?;
+        match check(v.get_ref()) {
+            Ok(()) => Some(v.into_inner()),
+            Err(message) => {
                 problems.push(HeaderProblem {
-                    line: line_of(s.span().start),
-                    message: m,
+                    line: block.line_of(v.span().start),
+                    message,
                 });
                 None
             }
-        });
-    let timeout_seconds = raw.timeout.and_then(|t| match check_timeout(t.get_ref()) {
-        Ok(secs) => Some(secs),
-        Err(m) => {
-            problems.push(HeaderProblem {
-                line: line_of(t.span().start),
-                message: m,
-            });
-            None
         }
+    };
+    let schedule = check(raw.schedule, &check_schedule);
+    let timeout = check(raw.timeout, &|t| check_timeout(t).map(|_| ()));
+    let cpu = check(raw.cpu, &|v| {
+        check_cpu(v).map_err(|m| format!("header `cpu`: {m}"))
+    });
+    let memory = check(raw.memory, &|v| {
+        check_memory(v).map_err(|m| format!("header `memory`: {m}"))
+    });
+    let slack_channel = check(raw.slack_channel, &|v| {
+        check_slack_channel(v).map_err(|m| format!("header `slack_channel`: {m}"))
     });
     let retries = raw.retries.and_then(|r| match u32::try_from(*r.get_ref()) {
         Ok(n) if n <= MAX_RETRIES => Some(n),
         _ => {
             problems.push(HeaderProblem {
-                line: line_of(r.span().start),
+                line: block.line_of(r.span().start),
                 message: format!(
                     "header `retries = {}` is out of range: use 0 to {MAX_RETRIES}",
                     r.get_ref()
@@ -237,38 +483,16 @@ pub fn parse(text: &str, comment: &str) -> Result<Header, Vec<HeaderProblem>> {
             None
         }
     });
-
-    let mut quantity =
-        |field: Option<Spanned<String>>, name: &str, check: fn(&str) -> Result<(), String>| {
-            let v = field?;
-            match check(v.get_ref()) {
-                Ok(()) => Some(v.into_inner()),
-                Err(m) => {
-                    problems.push(HeaderProblem {
-                        line: line_of(v.span().start),
-                        message: format!("header `{name}`: {m}"),
-                    });
-                    None
-                }
-            }
-        };
-    let cpu = quantity(raw.cpu, "cpu", check_cpu);
-    let memory = quantity(raw.memory, "memory", check_memory);
-    let slack_channel = quantity(raw.slack_channel, "slack_channel", check_slack_channel);
-
-    match (owner, description) {
-        (Some(owner), Some(description)) if problems.is_empty() => Ok(Header {
-            owner,
-            description,
-            schedule,
-            timeout_seconds,
-            retries,
-            cpu,
-            memory,
-            slack_channel,
-        }),
-        _ => Err(problems),
-    }
+    Some(Header {
+        owner: owner?,
+        description: description?,
+        schedule,
+        timeout_seconds: timeout.and_then(|t| check_timeout(&t).ok()),
+        retries,
+        cpu,
+        memory,
+        slack_channel,
+    })
 }
 
 /// A Slack channel: `#name` as Slack allows names, or a channel id.
@@ -293,12 +517,35 @@ fn check_slack_channel(s: &str) -> Result<(), String> {
 }
 
 /// A schedule must be what the Kubernetes CronJob controller accepts (see [`crate::cron`]).
+/// Words like `every 5 minutes` are pointed at `@every 5m`.
 fn check_schedule(s: &str) -> Result<(), String> {
     crate::cron::check(s).map_err(|why| {
+        let example = every(s).map_or_else(
+            || "e.g. \"*/15 * * * *\"".to_string(),
+            |d| format!("or for a fixed interval `schedule = \"@every {d}\"`"),
+        );
         format!(
-            "header `schedule = \"{s}\"` is not a valid cron expression: {why}; use five fields `minute hour day-of-month month day-of-week`, e.g. \"*/15 * * * *\""
+            "header `schedule = \"{s}\"` is not a valid cron expression: {why}; use five fields `minute hour day-of-month month day-of-week`, {example}"
         )
     })
+}
+
+/// `every 5 minutes` (or `5m`, `every hour`) as a Go duration for `@every`, e.g. `5m`.
+fn every(s: &str) -> Option<String> {
+    let words = s.trim().trim_start_matches('@').to_ascii_lowercase();
+    let rest = words.strip_prefix("every")?.trim();
+    let rest = if rest.starts_with(|c: char| c.is_ascii_digit()) {
+        rest.to_string()
+    } else {
+        format!("1 {rest}")
+    };
+    let secs = humantime::parse_duration(&rest).ok()?.as_secs();
+    match secs {
+        0 => None,
+        s if s % 3600 == 0 => Some(format!("{}h", s / 3600)),
+        s if s % 60 == 0 => Some(format!("{}m", s / 60)),
+        s => Some(format!("{s}s")),
+    }
 }
 
 fn check_timeout(s: &str) -> Result<u64, String> {
@@ -385,12 +632,99 @@ mod tests {
 
     #[test]
     fn unknown_key_points_at_its_line() {
-        let p = problems("# ---\n# owner = \"a\"\n# description = \"b\"\n# ownr = \"c\"\n# ---\n");
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].0, 4);
+        let p =
+            problems("# ---\n# owner = \"a\"\n# description = \"b\"\n# scedule = \"c\"\n# ---\n");
+        assert_eq!(
+            p,
+            [(
+                4,
+                "header has unknown key `scedule`: did you mean `schedule`?".to_string()
+            )]
+        );
+        let p = problems("# ---\n# owner = \"a\"\n# description = \"b\"\n# zzzzzz = 1\n# ---\n");
+        assert!(p[0].1.ends_with("the keys are `owner`, `description`, `schedule`, `timeout`, `retries`, `cpu`, `memory`, `slack_channel`"), "{p:?}");
+    }
+
+    #[test]
+    fn header_after_other_lines_is_found() {
+        let p = problems("#!/bin/bash\n\n# ---\n# owner = \"a\"\n# description = \"b\"\n# ---\n");
+        assert_eq!(p, [(3, "documentation header found at line 3, but it must start right after the `#!` line: remove the blank line".to_string())]);
+        let p =
+            problems("#!/bin/bash\nset -e\n# ---\n# owner = \"a\"\n# description = \"b\"\n# ---\n");
+        assert_eq!(p, [(3, "documentation header found at line 3, but it must start right after the `#!` line: move line 2 below the header's closing `# ---`".to_string())]);
+        let p = problems("set -e\nset -u\n# ---\n# ---\n");
         assert!(
-            p[0].1.starts_with("malformed header: unknown field `ownr`"),
+            p[0].1.ends_with(
+                "must start on the first line: move lines 1-2 below the header's closing `# ---`"
+            ),
             "{p:?}"
+        );
+    }
+
+    #[test]
+    fn types_are_named_in_toml_terms_and_all_reported() {
+        let p = problems(
+            "# ---\n# owner = 1\n# description = \"b\"\n# retries = \"2\"\n# timeout = 30\n# ---\n",
+        );
+        assert_eq!(
+            p,
+            [
+                (2, "header `owner` must be quoted text, like `owner = \"team (#channel)\"`, not a number".to_string()),
+                (4, "header `retries` must be a whole number, like `retries = 2`, not text".to_string()),
+                (5, "header `timeout` must be quoted text, like `timeout = \"2h\"`, not a number".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_syntax_error_is_reported() {
+        let p = problems("# ---\n# owner = team-a\n# description = \"b\"\n# retries = 2x\n# ---\n");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p[0].0, 2);
+        assert!(
+            p[0].1
+                .ends_with("(the header is TOML: quote text, e.g. `owner = \"team (#channel)\"`)"),
+            "{p:?}"
+        );
+        assert_eq!(p[1].0, 4);
+        assert!(
+            p[1].1
+                .ends_with("(the header is TOML: write a whole number, e.g. `retries = 2`)"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn malformed_close_is_one_problem() {
+        let p = problems("# ---\n# owner = \"a\"\n# description = \"b\"\n#---\necho\nexit 0\n");
+        assert_eq!(
+            p,
+            [(
+                4,
+                "header close `#---` is not `# ---`: write it exactly `# ---`".to_string()
+            )]
+        );
+        let p = problems("# ---\n# owner = \"a\"\necho\nexit 0\n");
+        assert_eq!(
+            p,
+            [(
+                1,
+                "documentation header is never closed: end it with a `# ---` line before line 3"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn every_words_point_at_at_every() {
+        assert_eq!(every("every 5 minutes").as_deref(), Some("5m"));
+        assert_eq!(every("every hour").as_deref(), Some("1h"));
+        assert_eq!(every("every 90s").as_deref(), Some("90s"));
+        assert_eq!(every("0 3 * * *"), None);
+        let m = check_schedule("every 5 minutes").unwrap_err();
+        assert!(
+            m.ends_with("or for a fixed interval `schedule = \"@every 5m\"`"),
+            "{m}"
         );
     }
 

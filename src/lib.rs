@@ -50,9 +50,20 @@ use git::Changes;
 use manifest::Manifest;
 use options::{Options, Task};
 
-/// Runs what the command line asked for.
+/// Runs what the command line asked for. A build that fails with `--json` still prints one
+/// JSON object on stdout: the error, with its exit code.
 pub fn run(opts: &Options) -> Result<(), Error> {
+    let result = run_task(opts);
+    if let (Err(e), true, Task::Publish { .. }) = (&result, opts.json, &opts.task) {
+        // stdout may be what failed; the error still goes to stderr.
+        let _ = report::print(report::error_json(e.exit_code(), &e.message()));
+    }
+    result
+}
+
+fn run_task(opts: &Options) -> Result<(), Error> {
     let started = Instant::now();
+    unused_flags(opts)?;
     if let Task::HarnessTemplate(which) = &opts.task {
         return report::print(harness::template(*which)).map_err(Error::Output);
     }
@@ -65,7 +76,11 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         return report::print(schema).map_err(Error::Output);
     }
     let lint_json = opts.json && matches!(opts.task, Task::Lint { .. });
-    let config = match Config::load(&opts.config) {
+    let config_path = opts
+        .config
+        .clone()
+        .unwrap_or_else(|| config::FILE_NAME.into());
+    let config = match config::locate(opts.config.as_deref()).and_then(|p| Config::load(&p)) {
         Err(e) if lint_json => {
             let problem = match &e {
                 config::ConfigError::Invalid {
@@ -74,7 +89,7 @@ pub fn run(opts: &Options) -> Result<(), Error> {
                     message,
                     ..
                 } => lint::Problem::at(path.display().to_string(), *line, message.clone()),
-                other => lint::Problem::new(opts.config.display().to_string(), other.to_string()),
+                other => lint::Problem::new(config_path.display().to_string(), other.to_string()),
             };
             report::print(lint::problems_json(&lint::Problems(vec![problem])))
                 .map_err(Error::Output)?;
@@ -83,7 +98,7 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         result => result?,
     };
     if let Task::PullManifest { reference, format } = &opts.task {
-        let pulled = release::pull(&config, reference)?;
+        let pulled = release::pull(&config, &release::Reference::parse(reference)?)?;
         return match format {
             PullFormat::Json => report::print_bytes(&pulled.bytes),
             PullFormat::Harness => report::print(harness::view(&pulled.manifest, &pulled.digest)),
@@ -117,17 +132,33 @@ pub fn run(opts: &Options) -> Result<(), Error> {
         }
         result => result?,
     };
-    let (dry_run, since, progress) = match &opts.task {
+    let (dry_run, allow_dirty, strict, since, progress) = match &opts.task {
         Task::Publish {
             dry_run,
+            allow_dirty,
+            strict,
             since,
             progress,
-        } => (dry_run, since, progress),
-        Task::Lint { syntax: true } => return lint_syntax(&config, &inventory, opts.json),
-        _ => return report::print(report::lint_ok(&inventory, opts.json)).map_err(Error::Output),
+        } => (dry_run, *allow_dirty, *strict, since, progress),
+        Task::Lint { syntax } => {
+            for warning in lint::warnings(&inventory.scripts) {
+                eprintln!("warning: {}", terminal::escape(&warning));
+            }
+            if *syntax {
+                return lint_syntax(&config, &inventory, opts.json);
+            }
+            return report::print(report::lint_ok(&inventory, opts.json)).map_err(Error::Output);
+        }
+        _ => unreachable!("the other tasks returned above"),
     };
 
-    let commit = git::head_commit(&config.root);
+    let head = git::head_commit(&config.root);
+    let dirty = match &head {
+        Some(c) => tree_state(&config, c, *dry_run, allow_dirty)?,
+        None => None,
+    };
+    // A tree that is not HEAD is no commit's release: its images get no `git-` tag either.
+    let commit = head.clone().filter(|_| dirty.is_none());
     let changes = match since {
         Some(rev) => git::changes_since(&config.root, rev),
         None => Changes::NotAsked,
@@ -147,12 +178,16 @@ pub fn run(opts: &Options) -> Result<(), Error> {
     let partial = !only.is_empty();
     let commit = plan.commit.clone();
     let scope = release::Scope {
-        commit: commit.as_deref(),
+        commit: commit.as_deref().or(head.as_deref()),
         partial,
+        dirty: dirty.as_deref(),
     };
 
     let (published, session) = if *dry_run {
         runtime.block_on(dry_run_lookups(&config, &mut plan));
+        if strict {
+            strict_check(&config, &plan)?;
+        }
         (Vec::new(), None)
     } else {
         let names: Vec<String> = plan
@@ -241,6 +276,85 @@ fn lint_syntax(config: &Config, inventory: &discover::Inventory, json: bool) -> 
     report::print(report::lint_syntax_ok(inventory, &checked, json)).map_err(Error::Output)
 }
 
+/// Whether the working tree is `commit`: `None` when it is; else a real run refuses, unless
+/// `--allow-dirty`, and the reason the manifest goes by digest only (a dry run says what a real
+/// run would do).
+fn tree_state(
+    config: &Config,
+    commit: &str,
+    dry_run: bool,
+    allow_dirty: bool,
+) -> Result<Option<String>, Error> {
+    let mut inputs = vec![config.languages_dir.clone()];
+    for lang in config.languages.values() {
+        inputs.extend(lang.path.iter().cloned());
+        inputs.extend(lang.extra_inputs.iter().cloned());
+    }
+    let Err(dirty) = git::check_tree(&config.root, commit, &inputs) else {
+        return Ok(None);
+    };
+    let (warning, reason) = match (allow_dirty, dry_run) {
+        (true, _) => {
+            let reason = format!(
+                "{}: `--allow-dirty` publishes the manifest by digest only",
+                dirty.what
+            );
+            (reason.clone(), reason)
+        }
+        (false, true) => (
+            format!("a real run refuses: {dirty}"),
+            format!(
+                "a real run refuses: {}; commit it, or pass `--allow-dirty`",
+                dirty.what
+            ),
+        ),
+        (false, false) => return Err(dirty.into()),
+    };
+    eprintln!("warning: {}", terminal::escape(&warning));
+    Ok(Some(reason))
+}
+
+/// `--json` and `--only` are global flags, but only building and lint use them: elsewhere
+/// they would be silently ignored, so they are refused.
+fn unused_flags(opts: &Options) -> Result<(), Error> {
+    let command = match &opts.task {
+        Task::Publish { .. } | Task::Lint { .. } => return Ok(()),
+        Task::Schema(_) => "schema",
+        Task::PullManifest { .. } => "manifest pull",
+        Task::Render(_) | Task::RenderSchedules { .. } | Task::HarnessTemplate(_) => "render",
+    };
+    let fix = match command {
+        "manifest pull" => "; it prints JSON by default (`--format json`)",
+        "render" => "; it prints YAML for `kubectl apply -f -`",
+        _ => "",
+    };
+    if opts.json {
+        return Err(Error::Usage(format!(
+            "`--json` does not apply to `krobs-build {command}`: drop it{fix}"
+        )));
+    }
+    if !opts.only.is_empty() {
+        return Err(Error::Usage(format!(
+            "`--only` does not apply to `krobs-build {command}`: drop it"
+        )));
+    }
+    Ok(())
+}
+
+/// `--dry-run --strict`: a registry state left unknown fails the run.
+fn strict_check(config: &Config, plan: &plan::Plan) -> Result<(), publish::PublishError> {
+    for lp in &plan.languages {
+        if let plan::RegistryState::Unknown(why) = &lp.registry {
+            return Err(publish::PublishError::Unreadable {
+                registry: config.registry.host(),
+                language: lp.language.name.clone(),
+                why: why.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn millis(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -272,6 +386,9 @@ async fn dry_run_lookups(config: &Config, plan: &mut plan::Plan) {
         Err(e) => return unknown(plan, e.to_string()),
     };
     if let Err(e) = publish::lookup_all(&client, config, plan).await {
+        return unknown(plan, e.to_string());
+    }
+    if let Err(e) = publish::lookup_runtimes(&client, config, plan).await {
         unknown(plan, e.to_string());
     }
 }

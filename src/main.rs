@@ -1,12 +1,11 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use krobs::discover::DiscoverError;
 use krobs::options::Options;
 use krobs::{cli::Cli, Error};
 
 fn main() -> ExitCode {
-    let options = Options::from(Cli::parse());
+    let options = Options::from(Cli::parse_or_exit());
     krobs::logging::init();
     match krobs::run(&options) {
         Ok(()) => ExitCode::SUCCESS,
@@ -16,12 +15,7 @@ fn main() -> ExitCode {
                     eprintln!("{}", krobs::terminal::escape(&p.to_string()));
                 }
             }
-            let mut message = format!("error: {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
+            let message = format!("error: {}", err.message());
             eprintln!("{}", krobs::terminal::escape(&message));
             ExitCode::from(err.exit_code())
         }

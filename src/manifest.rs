@@ -140,6 +140,8 @@ pub struct Published {
     /// commit itself instead.
     pub commit_tag: Option<String>,
     pub outcome: Outcome,
+    /// Wall-clock milliseconds the language took in this run (lookup to last tag).
+    pub duration_ms: u64,
 }
 
 /// How a language's image came to be in the registry in this run.

@@ -12,8 +12,8 @@ use crate::discover;
 /// The resolved command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    /// `krobs.toml`; the repository root is its folder.
-    pub config: PathBuf,
+    /// `--config`; `None`: found upward from the working folder ([`crate::config::find`]).
+    pub config: Option<PathBuf>,
     /// One JSON object on stdout instead of text.
     pub json: bool,
     /// The languages the run is restricted to (empty: all).
@@ -27,6 +27,10 @@ pub enum Task {
     /// Build, push and publish (or, with `dry_run`, show what that would do).
     Publish {
         dry_run: bool,
+        /// `--allow-dirty`: a tree that is not HEAD publishes by digest only.
+        allow_dirty: bool,
+        /// A dry run that cannot read the registry fails.
+        strict: bool,
         since: Option<String>,
         progress: Progress,
     },
@@ -66,6 +70,8 @@ impl From<Cli> for Options {
         let task = match cli.command {
             None => Task::Publish {
                 dry_run: cli.dry_run,
+                allow_dirty: cli.allow_dirty,
+                strict: cli.strict,
                 since: cli.since,
                 progress: cli.progress,
             },

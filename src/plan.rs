@@ -17,6 +17,8 @@ pub enum Action {
     BuildIfMissing,
     /// The tag is missing from the registry.
     Build,
+    /// The tag is missing but the runtime is there: only the scripts layer goes on it.
+    AppendScripts,
     /// The tag is in the registry: nothing to build or push.
     Reuse,
 }
@@ -26,6 +28,7 @@ impl Action {
         match self {
             Action::BuildIfMissing => "build-if-missing",
             Action::Build => "build",
+            Action::AppendScripts => "append-scripts",
             Action::Reuse => "reuse",
         }
     }
@@ -94,6 +97,8 @@ pub struct Plan {
     pub changes: Changes,
     pub languages: Vec<LanguagePlan>,
     pub scripts: Vec<Script>,
+    /// Languages with `enabled = false`: linted, not built or published, not in the manifest.
+    pub disabled: Vec<String>,
 }
 
 /// Digests every language of the inventory and lays out the plan.
@@ -106,7 +111,12 @@ pub fn make(
 ) -> Result<Plan, DigestError> {
     let host = config.registry.host();
     let mut languages = Vec::with_capacity(inventory.languages.len());
+    let mut disabled = Vec::new();
     for language in inventory.languages {
+        if !config.is_enabled(&language.name) {
+            disabled.push(language.name);
+            continue;
+        }
         let runtime_context = runtime_context(&language.context);
         let runtime_digest = digest::compute(&runtime_context, &language.inputs)?;
         let layer = layer::scripts_layer(&language.context, &language.image_scripts_dir)?;
@@ -125,7 +135,7 @@ pub fn make(
         if let Some(base) = &language.inputs.base_image {
             if !base.contains("@sha256:") {
                 notes.push(format!(
-                    "base image `{base}` is not pinned by digest: if its tag moves, the input digest does not see it"
+                    "base image `{base}` is not pinned by digest: if its tag moves, the input digest does not see it; pin it (`{base}@sha256:...`), or for an image only in the local Engine give it a new tag whenever its content changes"
                 ));
             }
         }
@@ -150,7 +160,12 @@ pub fn make(
         since,
         changes,
         languages,
-        scripts: inventory.scripts,
+        scripts: inventory
+            .scripts
+            .into_iter()
+            .filter(|s| !disabled.contains(&s.language))
+            .collect(),
+        disabled,
     })
 }
 

@@ -34,6 +34,14 @@ pub const ALIAS_TAG: &str = "latest";
 pub enum PublishError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(
+        "`--strict` dry run: the registry `{registry}` could not be read for [{language}]: {why}"
+    )]
+    Unreadable {
+        registry: String,
+        language: String,
+        why: String,
+    },
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
@@ -177,6 +185,32 @@ pub async fn lookup_all(
     Ok(())
 }
 
+/// For a dry run: a language whose image is missing but whose runtime is in the registry only
+/// needs its scripts layer, and its plan says so.
+pub async fn lookup_runtimes(
+    client: &impl Registry,
+    config: &Config,
+    plan: &mut Plan,
+) -> Result<(), RegistryError> {
+    let lookups = plan.languages.iter().map(|lp| {
+        let repo = repository_path(config, &lp.language.name);
+        let missing = lp.registry == RegistryState::Missing;
+        async move {
+            match missing {
+                true => client.lookup(&repo, &lp.runtime_tag).await.map(Some),
+                false => Ok(None),
+            }
+        }
+    });
+    let results = join_all(lookups).await;
+    for (lp, result) in plan.languages.iter_mut().zip(results) {
+        if let Some(Lookup::Present { .. }) = result? {
+            lp.action = crate::plan::Action::AppendScripts;
+        }
+    }
+    Ok(())
+}
+
 /// What a language needs, decided from the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -294,6 +328,7 @@ pub async fn publish(
         let semaphore = semaphore.clone();
         async move {
             let name = &lp.language.name;
+            let began = std::time::Instant::now();
             let result = async {
                 let repo = repository_path(config, name);
                 let (runtime, built) = match decision? {
@@ -339,7 +374,8 @@ pub async fn publish(
                             // other. The registry decides: a runtime it now holds is used, a
                             // push that failed otherwise is tried once more.
                             if !matches!(e, DockerError::Push { .. }) {
-                                return Err(e.into());
+                                let base = lp.language.inputs.base_image.as_deref();
+                                return Err(e.with_base_hint(base).into());
                             }
                             match registry.lookup(&repo, &lp.runtime_tag).await {
                                 Ok(Lookup::Present { .. }) => {}
@@ -452,19 +488,31 @@ pub async fn publish(
                             tags,
                             commit_tag: extra.commit,
                             outcome,
+                            duration_ms: u64::try_from(began.elapsed().as_millis())
+                                .unwrap_or(u64::MAX),
                         }
                     })
                 }
                 Err(e) => Err(e),
             };
             match &result {
-                Ok(p) => progress.finish(name, &finished(p)),
+                Ok(p) => progress.finish(
+                    name,
+                    &format!(
+                        "{} in {}",
+                        finished(p),
+                        crate::report::seconds(p.duration_ms)
+                    ),
+                ),
                 Err(e) => {
                     // The full error, with the build's last lines, closes the run.
                     let text = e.to_string();
                     let first = text.lines().next().unwrap_or_default();
                     let first = first.trim_end_matches("; last lines:");
-                    progress.finish(name, &format!("failed: {first}"))
+                    let took = crate::report::seconds(
+                        u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    );
+                    progress.finish(name, &format!("failed after {took}: {first}"))
                 }
             }
             result

@@ -44,8 +44,10 @@ pub enum ReleaseError {
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
     Aws(#[from] AwsError),
-    #[error("`{reference}` is not a manifest reference: give a tag such as `latest`, `git-<commit>` (a full 40-hex commit is shortened), or a digest `sha256:<64 hex>`")]
+    #[error("`{reference}` is not a manifest reference: give `latest`, a commit (40 hex, or the tag `git-<first 12 hex>`), or the artifact's digest `sha256:<64 hex>`")]
     BadReference { reference: String },
+    #[error("`{reference}` has {digits} hex digits: release tags use the first 12 of the commit (`git rev-parse --short=12 <commit>`), or give the full 40-hex commit")]
+    ShortCommitTag { reference: String, digits: usize },
     #[error("no manifest `{reference}` in `{repository}`: pull `latest` or the `git-<commit>` of a commit a real run published")]
     Missing {
         repository: String,
@@ -70,7 +72,7 @@ impl ReleaseError {
         use crate::error::exit;
         match self {
             ReleaseError::Aws(_) => exit::AWS,
-            ReleaseError::BadReference { .. } => exit::USAGE,
+            ReleaseError::BadReference { .. } | ReleaseError::ShortCommitTag { .. } => exit::USAGE,
             ReleaseError::Runtime(_) => exit::INTERNAL,
             _ => exit::REGISTRY,
         }
@@ -134,41 +136,46 @@ pub enum Reference {
 }
 
 impl Reference {
-    /// `latest`, any tag, `git-<commit>`, a full 40-hex commit (as `git-<12 hex>`), or
-    /// `sha256:<64 hex>`.
+    /// The one grammar of a release reference (`manifest pull`, `render --manifest`), hex in
+    /// either case: `latest`; a commit, 40 hex, as its tag `git-<first 12>`; `git-<12 to 40
+    /// hex>`, cut to 12; `sha256:<64 hex>`, the artifact's digest. Krobs publishes no other
+    /// tag, so nothing else is a reference (render reads it as a file path).
     pub fn parse(text: &str) -> Result<Reference, ReleaseError> {
-        let bad = || ReleaseError::BadReference {
-            reference: text.to_string(),
-        };
-        let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
-        if let Some(hex) = text.strip_prefix("sha256:") {
-            return if hex.len() == 64 && is_hex(hex) {
-                Ok(Reference::Digest(text.to_ascii_lowercase()))
-            } else {
-                Err(bad())
-            };
+        let is_hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if text == LATEST {
+            return Ok(Reference::Tag(LATEST.to_string()));
         }
         if text.len() == 40 && is_hex(text) {
             return Ok(Reference::Tag(commit_tag(&text.to_ascii_lowercase())));
         }
-        if let Some(hex) = text.strip_prefix("git-") {
-            if hex.len() > 12 && is_hex(hex) {
-                return Ok(Reference::Tag(commit_tag(&hex.to_ascii_lowercase())));
+        if let Some(hex) = text.strip_prefix("git-").filter(|h| is_hex(h)) {
+            return match hex.len() {
+                12..=40 => Ok(Reference::Tag(commit_tag(&hex.to_ascii_lowercase()))),
+                digits @ 1..=11 => Err(ReleaseError::ShortCommitTag {
+                    reference: text.to_string(),
+                    digits,
+                }),
+                _ => Err(ReleaseError::BadReference {
+                    reference: text.to_string(),
+                }),
+            };
+        }
+        match text.strip_prefix("sha256:") {
+            Some(hex) if hex.len() == 64 && is_hex(hex) => {
+                Ok(Reference::Digest(text.to_ascii_lowercase()))
             }
+            _ => Err(ReleaseError::BadReference {
+                reference: text.to_string(),
+            }),
         }
-        // The distribution spec's tag grammar.
-        let mut bytes = text.bytes();
-        let first_ok = bytes
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if first_ok
-            && text.len() <= 128
-            && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        {
-            Ok(Reference::Tag(text.to_string()))
-        } else {
-            Err(bad())
-        }
+    }
+
+    /// Whether `text` was meant as a reference even if it is not a valid one: it starts like
+    /// one (`git-`, `sha256:`) or is 7 or more hex digits, a commit cut short.
+    pub fn is_attempt(text: &str) -> bool {
+        text.starts_with("git-")
+            || text.starts_with("sha256:")
+            || (text.len() >= 7 && text.bytes().all(|b| b.is_ascii_hexdigit()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -241,11 +248,16 @@ pub struct Publication {
 pub struct Scope<'a> {
     pub commit: Option<&'a str>,
     pub partial: bool,
+    /// Why the working tree is not the commit (`--allow-dirty`, or a dry run of a dirty
+    /// tree): the manifest goes by digest only.
+    pub dirty: Option<&'a str>,
 }
 
 fn skipped_tags(scope: Scope<'_>, action_when_allowed: TagAction) -> Vec<TagOutcome> {
     let mut tags = Vec::new();
-    let why = if scope.partial {
+    let why = if let Some(dirty) = scope.dirty {
+        Some(dirty)
+    } else if scope.partial {
         Some("a run restricted with `--only` publishes its partial manifest by digest only")
     } else if scope.commit.is_none() {
         Some("the run has no git commit: the manifest is published by digest only")
@@ -307,7 +319,9 @@ pub async fn publish(
 ) -> Result<Publication, ReleaseError> {
     let repo = &config.manifest_repository;
     let artifact = Artifact::new(manifest_bytes);
-    let commit = scope.commit.filter(|_| !scope.partial);
+    let commit = scope
+        .commit
+        .filter(|_| !scope.partial && scope.dirty.is_none());
     // Everything that reads or uploads at once: the artifact looked up, its two blobs (each
     // `HEAD`ed before any upload), what `git-<commit>` and `latest` name now. Then the puts.
     let lookup = async {
@@ -512,15 +526,14 @@ pub async fn client(config: &Config) -> Result<RegistryClient, ReleaseError> {
 
 /// Pulls the manifest `reference` (see [`Reference::parse`]) from the configured manifest
 /// repository; blocking (for `manifest pull` and `render --manifest REF`).
-pub fn pull(config: &Config, reference: &str) -> Result<Pulled, ReleaseError> {
-    let reference = Reference::parse(reference)?;
+pub fn pull(config: &Config, reference: &Reference) -> Result<Pulled, ReleaseError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ReleaseError::Runtime)?;
     runtime.block_on(async {
         let client = client(config).await?;
-        fetch(&client, &config.manifest_repository, &reference).await
+        fetch(&client, &config.manifest_repository, reference).await
     })
 }
 
@@ -637,13 +650,35 @@ mod tests {
             Reference::parse(&digest).unwrap(),
             Reference::Digest(digest.clone())
         );
-        for bad in ["", "sha256:abc", "-x", "a/b", "latest:x", &"a".repeat(129)] {
+        assert_eq!(
+            Reference::parse("GIT-0123456789AB").unwrap_err().to_string(),
+            "`GIT-0123456789AB` is not a manifest reference: give `latest`, a commit (40 hex, or the tag `git-<first 12 hex>`), or the artifact's digest `sha256:<64 hex>`"
+        );
+        assert_eq!(
+            Reference::parse(&commit.to_uppercase()).unwrap(),
+            Reference::Tag("git-0123456789ab".into())
+        );
+        for bad in [
+            "",
+            "sha256:abc",
+            "-x",
+            "a/b",
+            "latest:x",
+            "v1",
+            "git-",
+            "git-xyz",
+            &"a".repeat(41),
+        ] {
             let e = Reference::parse(bad).unwrap_err();
             assert_eq!(
                 e.to_string(),
-                format!("`{bad}` is not a manifest reference: give a tag such as `latest`, `git-<commit>` (a full 40-hex commit is shortened), or a digest `sha256:<64 hex>`")
+                format!("`{bad}` is not a manifest reference: give `latest`, a commit (40 hex, or the tag `git-<first 12 hex>`), or the artifact's digest `sha256:<64 hex>`")
             );
         }
+        assert_eq!(
+            Reference::parse("git-0123abcd").unwrap_err().to_string(),
+            "`git-0123abcd` has 8 hex digits: release tags use the first 12 of the commit (`git rev-parse --short=12 <commit>`), or give the full 40-hex commit"
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::error::exit;
 use crate::manifest::{JobKind, Manifest, ManifestScript, FORMAT};
 use crate::names::{self, is_dns_label};
 use crate::options::RenderOptions;
-use crate::release::{self, ReleaseError};
+use crate::release::{self, Reference, ReleaseError};
 use crate::run_spec::RunSpec;
 use crate::yaml;
 
@@ -168,35 +168,36 @@ impl RenderError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestSource {
     File(PathBuf),
-    /// A published manifest: `latest`, `git-<commit>` or `sha256:<digest>`.
-    Reference(String),
+    /// A published manifest (see [`Reference::parse`]).
+    Reference(Reference),
 }
 
 impl ManifestSource {
-    /// `--manifest`: an existing file; else a registry reference when it looks like one; else a
-    /// file (that will be reported missing). Without it, the configured manifest path.
-    pub fn from_arg(arg: Option<&str>, config: &Config) -> ManifestSource {
-        match arg {
-            None => ManifestSource::File(config.manifest_path()),
-            Some(a) if !Path::new(a).exists() && is_reference(a) => {
-                ManifestSource::Reference(a.to_string())
-            }
-            Some(a) => ManifestSource::File(PathBuf::from(a)),
+    /// `--manifest`: what looks like a path (a `/`, a leading `.`, a `.json` end) is a file;
+    /// else a release reference wins, even over a file of that name in the working folder (so
+    /// that a stray file named `latest` never stands in for the release; write `./latest`);
+    /// else an existing file; else a broken reference (`git-0123abc`) is refused with the
+    /// grammar; else a file, reported missing. Without it, the configured manifest path.
+    pub fn from_arg(arg: Option<&str>, config: &Config) -> Result<ManifestSource, ReleaseError> {
+        let Some(a) = arg else {
+            return Ok(ManifestSource::File(config.manifest_path()));
+        };
+        if looks_like_path(a) {
+            return Ok(ManifestSource::File(PathBuf::from(a)));
+        }
+        match Reference::parse(a) {
+            Ok(reference) => Ok(ManifestSource::Reference(reference)),
+            Err(e) if !Path::new(a).exists() && Reference::is_attempt(a) => Err(e),
+            Err(_) => Ok(ManifestSource::File(PathBuf::from(a))),
         }
     }
 }
 
-/// `latest`, `git-<7 to 40 hex>` or `sha256:<64 hex>`.
-pub fn is_reference(s: &str) -> bool {
-    let hex = |h: &str| {
-        h.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    s == "latest"
-        || s.strip_prefix("git-")
-            .is_some_and(|h| (7..=40).contains(&h.len()) && hex(h))
-        || s.strip_prefix("sha256:")
-            .is_some_and(|h| h.len() == 64 && hex(h))
+/// A `/`, a leading `.` or a `.json` end: a file path, never a release reference.
+fn looks_like_path(s: &str) -> bool {
+    s.contains('/')
+        || s.starts_with('.')
+        || s.len() > 5 && s[s.len() - 5..].eq_ignore_ascii_case(".json")
 }
 
 /// A manifest read and checked, with the digest of its bytes.
@@ -318,7 +319,7 @@ fn namespace(config: &Config, arg: Option<&str>) -> Result<String, RenderError> 
 
 /// The manifest `--manifest` names: a file, or a published one pulled from the registry.
 fn load(config: &Config, manifest: Option<&str>) -> Result<Loaded, RenderError> {
-    match ManifestSource::from_arg(manifest, config) {
+    match ManifestSource::from_arg(manifest, config)? {
         ManifestSource::File(path) => load_file(&path),
         ManifestSource::Reference(reference) => {
             let pulled = release::pull(config, &reference)?;
@@ -894,23 +895,39 @@ mod tests {
 
     #[test]
     fn references_and_pinned_images() {
-        for r in [
-            "latest",
-            "git-0123abc",
-            &format!("sha256:{}", "a".repeat(64)),
+        let config = Config::parse(
+            "[registry]\nkind = \"oci\"\nhost = \"r.example\"\n",
+            Path::new("krobs.toml"),
+            Path::new("/repo"),
+        )
+        .unwrap();
+        let source = |a: &str| ManifestSource::from_arg(Some(a), &config);
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        for (arg, reference) in [
+            ("latest", "latest"),
+            (commit, "git-0123456789ab"),
+            ("git-0123456789ab", "git-0123456789ab"),
         ] {
-            assert!(is_reference(r), "{r}");
+            assert_eq!(
+                source(arg).unwrap(),
+                ManifestSource::Reference(Reference::Tag(reference.to_string())),
+                "{arg}"
+            );
         }
-        for r in [
-            "out/m.json",
-            "m.json",
-            "git-xyz",
-            "git-012",
-            "sha256:abc",
-            "v1",
-        ] {
-            assert!(!is_reference(r), "{r}");
+        for path in ["out/m.json", "m.json", "./latest", "v1", "latest.JSON"] {
+            assert_eq!(
+                source(path).unwrap(),
+                ManifestSource::File(PathBuf::from(path)),
+                "{path}"
+            );
         }
+        for broken in ["git-012", "git-xyz", "sha256:abc", "0123abc"] {
+            assert!(source(broken).is_err(), "{broken}");
+        }
+        assert_eq!(
+            ManifestSource::from_arg(None, &config).unwrap(),
+            ManifestSource::File(PathBuf::from("/repo/out/krobs-manifest.json"))
+        );
         assert!(is_pinned(&format!(
             "r.example/krobs/bash@sha256:{}",
             "0".repeat(64)

@@ -34,6 +34,8 @@ pub struct Report {
     pub since: Option<Since>,
     pub languages: Vec<LanguageReport>,
     pub scripts: Vec<ScriptReport>,
+    /// Languages with `[languages.x] enabled = false`: linted, not built or published.
+    pub disabled: Vec<String>,
     /// The manifest written to disk.
     pub manifest: ManifestReport,
     /// The manifest in the registry (in a dry run: where it would go).
@@ -105,6 +107,8 @@ pub struct LanguageReport {
     /// The scripts layer Krobs writes: its digest and size in bytes.
     pub scripts_layer: String,
     pub scripts_layer_size: u64,
+    /// Wall-clock milliseconds the language took; `null` in a dry run.
+    pub duration_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -237,6 +241,7 @@ impl Report {
                     }),
                     scripts_layer: lp.layer.blob.digest.clone(),
                     scripts_layer_size: lp.layer.blob.size,
+                    duration_ms: p.map(|p| p.duration_ms),
                 }
             })
             .collect();
@@ -248,6 +253,7 @@ impl Report {
             since,
             languages,
             scripts: plan.scripts.iter().map(ScriptReport::new).collect(),
+            disabled: plan.disabled.clone(),
             manifest: ManifestReport {
                 path: path(&written.path),
                 content_path: path(&written.content_path),
@@ -276,16 +282,22 @@ impl Report {
             .map(|c| format!(" at {}", short(c)))
             .unwrap_or_default();
         if self.dry_run {
+            let read = self.languages.iter().any(|l| l.registry_note.is_none());
+            let touched = if read {
+                "the registry read, nothing written; Docker and AWS not touched"
+            } else {
+                "Docker, AWS and the registry not touched"
+            };
             out.push_str(&format!(
-                "krobs-build dry run{at}: {} languages, {} scripts (Docker and AWS not touched)\n",
-                self.languages.len(),
-                self.scripts.len()
+                "krobs-build dry run{at}: {}, {} ({touched})\n",
+                count(self.languages.len(), "language"),
+                count(self.scripts.len(), "script")
             ));
         } else {
             out.push_str(&format!(
-                "krobs-build{at}: {} languages, {} scripts\n",
-                self.languages.len(),
-                self.scripts.len()
+                "krobs-build{at}: {}, {}\n",
+                count(self.languages.len(), "language"),
+                count(self.scripts.len(), "script")
             ));
         }
         if let Some(Since {
@@ -296,16 +308,32 @@ impl Report {
         }) = &self.since
         {
             out.push_str(&format!(
-                "changes since `{rev}` (merge base {}): {files} files\n",
+                "changes since `{rev}` (merge base {}): {}\n",
                 short(base),
+                count(*files, "file"),
+            ));
+        }
+        for name in &self.disabled {
+            out.push_str(&format!(
+                "\n{name}  disabled (`[languages.{name}] enabled = false`): linted, not built or published, no scripts in the manifest\n"
             ));
         }
         for l in &self.languages {
-            let status = match l.status {
-                Status::Planned => l.action,
-                s => s.as_str(),
+            let status = match (l.status, l.action) {
+                (Status::Planned, "append-scripts") => {
+                    "scripts layer only, runtime present (no build)"
+                }
+                (Status::Planned, "build") if l.registry_note.is_none() => {
+                    "build (runtime missing), then the scripts layer"
+                }
+                (Status::Planned, action) => action,
+                (s, _) => s.as_str(),
             };
-            out.push_str(&format!("\n{}  {status}\n", l.name));
+            let took = l
+                .duration_ms
+                .map(|ms| format!(" in {}", seconds(ms)))
+                .unwrap_or_default();
+            out.push_str(&format!("\n{}  {status}{took}\n", l.name));
             out.push_str(&format!("  input    {}\n", l.input_digest));
             if let (Some(what), Some(digest)) = (l.runtime, &l.runtime_digest) {
                 out.push_str(&format!("  runtime  {} {what} ({digest})\n", l.runtime_tag));
@@ -335,7 +363,7 @@ impl Report {
             if let Some(base) = &l.base_image {
                 out.push_str(&format!("  base     {base}\n"));
             }
-            out.push_str(&format!("  context  {} files\n", l.context_files));
+            out.push_str(&format!("  context  {}\n", count(l.context_files, "file")));
             match &l.changed_files {
                 Some(files) if files.is_empty() => {
                     out.push_str("  changed  nothing since the base revision\n")
@@ -411,8 +439,47 @@ impl Report {
                 t.reason
             ));
         }
+        let t = &self.timings_ms;
+        out.push_str(&format!(
+            "took {}: plan {}, images {}, manifest {}\n",
+            seconds(t.total),
+            seconds(t.plan),
+            seconds(t.images),
+            seconds(t.publication)
+        ));
         out
     }
+}
+
+/// `1 file`, `2 files`.
+fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
+/// Milliseconds for a person: `0.4s`, `12.3s`, `2m05s`.
+pub fn seconds(ms: u64) -> String {
+    let tenths = ms.div_ceil(100);
+    if tenths < 600 {
+        format!("{}.{}s", tenths / 10, tenths % 10)
+    } else {
+        let secs = ms.div_ceil(1000);
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    }
+}
+
+/// A run that failed, with `--json`: one JSON object on one line, the report's `format` with
+/// the exit code and the message printed on stderr.
+pub fn error_json(exit_code: u8, message: &str) -> String {
+    let mut text = serde_json::to_string(&serde_json::json!({
+        "format": FORMAT,
+        "error": { "exit_code": exit_code, "message": message },
+    }))
+    .expect("an error always serializes");
+    text.push('\n');
+    text
 }
 
 /// `krobs-build lint` when everything is documented.
@@ -480,4 +547,19 @@ pub fn print_bytes(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+
+    #[test]
+    fn durations_read_as_seconds_then_minutes() {
+        assert_eq!(seconds(0), "0.0s");
+        assert_eq!(seconds(1), "0.1s");
+        assert_eq!(seconds(12_340), "12.4s");
+        assert_eq!(seconds(59_900), "59.9s");
+        assert_eq!(seconds(59_901), "1m00s");
+        assert_eq!(seconds(125_000), "2m05s");
+    }
 }

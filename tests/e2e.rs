@@ -350,9 +350,13 @@ fn end_to_end_publishes_every_language_and_an_image_pulled_by_digest_runs_its_kr
         .iter()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
+    // krobs-run posts `start` in the background while the command starts, so the script's own
+    // `message` may arrive before it; the outcome always comes last.
+    let mut before_finish = kinds[..kinds.len().saturating_sub(1)].to_vec();
+    before_finish.sort_unstable();
     assert_eq!(
-        kinds,
-        ["start", "message", "finish"],
+        (before_finish, kinds.last().copied()),
+        (vec!["message", "start"], Some("finish")),
         "{events:?}\n{krob_text}"
     );
     for e in &events {
@@ -441,6 +445,31 @@ fn a_second_run_builds_and_pushes_nothing() {
         "same inputs, different manifest bytes\n{third}"
     );
 
+    // Every language says how long it took, in the JSON report, the text report and the
+    // plain progress lines, and the text report ends with the run's total and its phases.
+    for l in entries(&report) {
+        assert!(l["duration_ms"].is_u64(), "{l}");
+    }
+    let text = p.krobs(&["--progress", "plain"]).success();
+    let secs = r"(\d+\.\d|\d+m\d\d)s";
+    for l in entries(&report) {
+        let name = string(l, "name");
+        let line = regex::Regex::new(&format!(r"(?m)^{name}  reused in {secs}$")).unwrap();
+        assert!(line.is_match(&text.stdout), "{name}\n{text}");
+        let plain = format!(
+            r"(?m)^\[{name} *\] reused sha256:[0-9a-f]{{64}} \(already in the registry\) in {secs}$"
+        );
+        assert!(
+            regex::Regex::new(&plain).unwrap().is_match(&text.stderr),
+            "{name}\n{text}"
+        );
+    }
+    let total = format!(r"\ntook {secs}: plan {secs}, images {secs}, manifest {secs}\n$");
+    assert!(
+        regex::Regex::new(&total).unwrap().is_match(&text.stdout),
+        "{text}"
+    );
+
     p.assert_no_secrets();
 }
 
@@ -470,6 +499,28 @@ fn changing_one_script_rebuilds_only_its_language_and_the_manifest_changes_only_
     text.push_str("# Tuned after the November incident.\n");
     p.repo.write(script, text);
     let after = p.commit("expunge_deletes: a comment");
+
+    // The plan says what the run will do: python needs its scripts layer only.
+    let dry = p.krobs(&["--dry-run", "--since", &before]).success();
+    for expected in [
+        "languages, ".to_string(),
+        " (the registry read, nothing written; Docker and AWS not touched)\n".to_string(),
+        format!(
+            "changes since `{before}` (merge base {}): 1 file\n",
+            &before[..12]
+        ),
+        "\npython  scripts layer only, runtime present (no build)\n".to_string(),
+        "\nbash  reuse\n".to_string(),
+    ] {
+        assert!(dry.stdout.contains(&expected), "{expected:?}\n{dry}");
+    }
+    let dry = p.krobs(&["--dry-run", "--json"]).success();
+    assert_eq!(
+        language(&dry.json(), "python")["action"],
+        "append-scripts",
+        "{dry}"
+    );
+    p.check_report_schema(&dry);
 
     let run = p.krobs(&["--json", "--since", &before]).success();
     let report = run.json();
@@ -723,12 +774,37 @@ fn wrong_credentials_stop_the_run_before_any_build() {
     p.assert_no_manifest(&run);
     assert_eq!(p.blob_uploads(None), 0);
 
+    // With `--json`, the failure is one JSON object on stdout too, in the report's schema.
+    let json = p.krobs_with(&["--json"], &env).failure(5);
+    let message = error_line(&json);
+    assert_eq!(
+        json.json(),
+        json!({
+            "format": "krobs-report/v1",
+            "error": { "exit_code": 5, "message": message.trim_start_matches("error: ") },
+        }),
+        "{json}"
+    );
+    p.check_report_schema(&json);
+
     let dry = p.krobs_with(&["--dry-run", "--json"], &env).success();
     for l in entries(&dry.json()) {
         assert_eq!(l["registry"], "unknown", "{l}\n{dry}");
         let note = string(l, "registry_note");
         assert!(note.contains(&p.host()) && note.contains(USER), "{note}");
+        // An OCI registry: nothing about AWS.
+        assert!(note.ends_with("check the user name and password"), "{note}");
     }
+    // `--strict`: a dry run that cannot read the registry fails.
+    let strict = p.krobs_with(&["--dry-run", "--strict"], &env).failure(5);
+    let line = error_line(&strict);
+    assert!(
+        line.starts_with(&format!(
+            "error: `--strict` dry run: the registry `{}` could not be read for [bash]: ",
+            p.host()
+        )),
+        "{strict}"
+    );
     p.assert_no_secrets();
 }
 
@@ -753,6 +829,69 @@ fn an_unreachable_docker_engine_is_a_docker_error() {
     p.assert_no_manifest(&run);
     assert_eq!(p.blob_uploads(None), 0);
     p.assert_no_secrets();
+}
+
+/// A `DOCKER_HOST` without a scheme, or with `ssh://`, says what to set instead.
+#[test]
+fn a_docker_host_krobs_cannot_use_says_what_to_set() {
+    require_services();
+    let p = Pipeline::oci();
+    let run = p
+        .krobs_with(&[], &[("DOCKER_HOST", "localhost:2375")])
+        .failure(4);
+    assert_eq!(
+        error_line(&run),
+        "error: 4 of 4 languages failed (`bash`, `python`, `ruby`, `scala`); first: `DOCKER_HOST=localhost:2375` has no scheme; set `DOCKER_HOST=tcp://localhost:2375` (with `DOCKER_TLS_VERIFY=1` for a TLS port)",
+        "{run}"
+    );
+    let run = p
+        .krobs_with(&[], &[("DOCKER_HOST", "ssh://builder@build-host")])
+        .failure(4);
+    assert!(
+        error_line(&run).contains("first: `DOCKER_HOST=ssh://builder@build-host` is not supported: Krobs does not tunnel the Engine's API through ssh; forward its socket"),
+        "{run}"
+    );
+    assert_nothing_built(&run);
+    p.assert_no_manifest(&run);
+    p.assert_no_secrets();
+}
+
+/// A base image the Engine cannot pull (here: no such image, no internet) names the image the
+/// language resolved and the `build_args` key that sets it, after the Engine's own words.
+#[test]
+fn a_base_image_that_cannot_be_pulled_names_the_image_and_the_key() {
+    require_services();
+    let p = Pipeline::oci();
+    let missing = format!("krobs-test/no-such-base-{}:1", nonce());
+    p.edit_config(|text| on_base(&without_base(text, "bash"), "bash", &missing));
+    let run = p.krobs(&["--only", "bash"]).failure(4);
+    let line = error_line(&run);
+    assert!(
+        line.starts_with("error: build [bash] failed at `Step 2/"),
+        "{run}"
+    );
+    assert!(line.contains(" : FROM ${BASE_IMAGE}`: "), "{run}");
+    assert!(
+        line.ends_with(&format!("; the base image `{missing}` cannot be pulled: load it into the Docker Engine, or set `[languages.bash] build_args = {{ BASE_IMAGE = \"<image>\" }}` in krobs.toml to one it has or can pull; last lines:")),
+        "{run}"
+    );
+    assert_eq!(p.blob_uploads(None), 0, "{run}");
+    p.assert_no_manifest(&run);
+    p.assert_no_secrets();
+}
+
+/// `text` with the `BASE_IMAGE` of `language`'s own section taken out.
+fn without_base(text: &str, language: &str) -> String {
+    let section = format!("[languages.{language}]\n");
+    let start = text.find(&section).expect("the language's section") + section.len();
+    let end = text[start..]
+        .find('\n')
+        .map_or(text.len(), |i| start + i + 1);
+    assert!(
+        text[start..end].starts_with("build_args = { BASE_IMAGE"),
+        "{text}"
+    );
+    format!("{}{}", &text[..start], &text[end..])
 }
 
 /// ECR, a repository missing and `create_repositories = false`: exit 6 naming the repository
@@ -870,26 +1009,29 @@ fn ecr_repositories_are_created_immutable_and_reruns_succeed_without_moving_tags
     assert_nothing_built(&second);
     assert_eq!(p.manifest_puts(), puts, "{second}");
 
-    // bash changes without a new commit: its new image cannot take the commit's tag, which
-    // already names the old image in an immutable repository. The tag stays where it is.
+    // bash changes without a new commit: that tree is not the commit, so a real run refuses,
+    // and `--allow-dirty` publishes it by digest only: the commit's tag stays where it is.
     let old_bash = string(language(&manifest, "bash"), "digest");
     let script = "languages/bash/scripts/retry_failed_allocations.sh";
     let mut text = std::fs::read_to_string(p.repo.path(script)).unwrap();
     text.push_str("# uncommitted change\n");
     p.repo.write(script, text);
-    let third = p.krobs(&only).success();
+    let refused = p.krobs(&only).failure(3);
+    assert_eq!(
+        refused.stderr,
+        format!("error: `{script}` differs from commit {}: a release named by a commit must be that commit; commit the change, or pass `--allow-dirty` to publish by digest only, moving no `git-`/`latest` tag\n", &commit[..12]),
+        "{refused}"
+    );
+    assert_eq!(p.manifest_puts(), puts, "{refused}");
+    let third = p
+        .krobs(&["--json", "--only", "bash,python", "--allow-dirty"])
+        .success();
     let report = third.json();
     let bash = language(&report, "bash");
     assert_eq!(bash["status"], "built", "{third}");
     let new_tag = string(bash, "tag");
     assert_eq!(bash["tags"], json!([new_tag]), "{third}");
-    assert!(
-        third.stderr.contains(&format!(
-            "immutable tag `{}` already names {old_bash}: left as it is",
-            git_tag(&commit)
-        )),
-        "{third}"
-    );
+    assert_eq!(report["commit"], Value::Null, "{third}");
     assert_eq!(
         p.skopeo_digest(&format!("krobs/bash:{}", git_tag(&commit))),
         old_bash

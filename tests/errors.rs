@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{bash_script, problems, Repo, CONFIG};
+use support::{bash_script, krobs_command, problems, Repo, Run, CONFIG};
 
 const INPUT: i32 = 3;
 
@@ -13,6 +13,39 @@ fn missing_config_file() {
     repo.krobs(&["--dry-run", "--config", "nope.toml"])
         .failure(INPUT)
         .stderr_is("error: cannot read `nope.toml`: No such file or directory (os error 2); create it or point `--config` at one");
+}
+
+/// Without `--config`, krobs.toml is found upward from the working folder, as git and cargo
+/// do; its paths (languages, the manifest) stay relative to its own folder.
+#[test]
+fn config_is_found_upward_from_a_subfolder() {
+    let repo = Repo::fixture();
+    let sub = repo.path("languages/python");
+    let in_sub = |args: &[&str]| Run::new(krobs_command(), &sub, args, &[]);
+    let lint = in_sub(&["lint", "--json"]).success().json();
+    assert_eq!(
+        lint["languages"],
+        serde_json::json!(["bash", "python"]),
+        "{lint}"
+    );
+    assert_eq!(lint["problems"], serde_json::json!([]), "{lint}");
+    in_sub(&["--dry-run"]).success();
+    assert!(repo.path("out/manifest.preview.json").is_file());
+    assert!(!sub.join("out").exists());
+
+    repo.write("krobs.toml", "[registry\nkind = \"oci\"\n");
+    in_sub(&["--dry-run"])
+        .failure(INPUT)
+        .stderr_is("error: ../../krobs.toml:1:10: unclosed table, expected `]`");
+
+    repo.remove("krobs.toml");
+    let cwd = sub.canonicalize().unwrap();
+    let root = repo.path("").canonicalize().unwrap();
+    in_sub(&["lint"]).failure(INPUT).stderr_is(&format!(
+        "error: no `krobs.toml` in `{}` or a folder above it up to the git repository's root `{}`: run krobs-build inside a Krobs repository, create `krobs.toml` at its root, or point `--config` at one",
+        cwd.display(),
+        root.display()
+    ));
 }
 
 #[test]
@@ -165,7 +198,7 @@ fn malformed_header() {
         "# ---\n# owner = team-a\n# description = \"x\"\n# ---\n",
     );
     repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
-        "languages/bash/scripts/bad.sh:2: malformed header: invalid boolean, expected `true` (the header is TOML: quote text, e.g. `owner = \"team-a\"`)",
+        "languages/bash/scripts/bad.sh:2: malformed header: invalid boolean, expected `true` (the header is TOML: quote text, e.g. `owner = \"team (#channel)\"`)",
     ]));
 }
 
@@ -177,8 +210,55 @@ fn unclosed_header() {
         "# ---\n# owner = \"a\"\n# description = \"x\"\necho\n",
     );
     repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
-        "languages/bash/scripts/open.sh:1: documentation header is never closed: end it with a `# ---` line",
-        "languages/bash/scripts/open.sh:4: header line does not start with `# `: keep the header in one comment block closed by `# ---`",
+        "languages/bash/scripts/open.sh:1: documentation header is never closed: end it with a `# ---` line before line 4",
+    ]));
+}
+
+#[test]
+fn malformed_close_is_one_line() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/close.sh",
+        "# ---\n# owner = \"a\"\n# description = \"x\"\n#---\necho\nexit 0\n",
+    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/scripts/close.sh:4: header close `#---` is not `# ---`: write it exactly `# ---`",
+    ]));
+}
+
+#[test]
+fn header_below_other_lines_is_found() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/blank.sh",
+        "#!/bin/bash\n\n# ---\n# owner = \"a\"\n# description = \"x\"\n# ---\n",
+    );
+    repo.write(
+        "languages/bash/scripts/strict.sh",
+        "#!/bin/bash\nset -e\n# ---\n# owner = \"a\"\n# description = \"x\"\n# ---\n",
+    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/scripts/blank.sh:3: documentation header found at line 3, but it must start right after the `#!` line: remove the blank line",
+        "languages/bash/scripts/strict.sh:3: documentation header found at line 3, but it must start right after the `#!` line: move line 2 below the header's closing `# ---`",
+    ]));
+}
+
+#[test]
+fn every_header_problem_in_user_terms() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/types.sh",
+        "# ---\n# owner = \"a\"\n# description = \"x\"\n# retries = \"2\"\n# scedule = \"every 5 minutes\"\n# timeout = 30\n# ---\n",
+    );
+    repo.write(
+        "languages/bash/scripts/every.sh",
+        "# ---\n# owner = \"a\"\n# description = \"x\"\n# schedule = \"every 5 minutes\"\n# ---\n",
+    );
+    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        "languages/bash/scripts/every.sh:4: header `schedule = \"every 5 minutes\"` is not a valid cron expression: expected exactly 5 fields, found 3; use five fields `minute hour day-of-month month day-of-week`, or for a fixed interval `schedule = \"@every 5m\"`",
+        "languages/bash/scripts/types.sh:4: header `retries` must be a whole number, like `retries = 2`, not text",
+        "languages/bash/scripts/types.sh:5: header has unknown key `scedule`: did you mean `schedule`?",
+        "languages/bash/scripts/types.sh:6: header `timeout` must be quoted text, like `timeout = \"2h\"`, not a number",
     ]));
 }
 
@@ -361,5 +441,80 @@ fn the_summary_line_is_pinned_too() {
     assert_eq!(
         problems(&["a: x", "b: y"]),
         "a: x\nb: y\nerror: 2 problems in the repository: fix them and run `krobs-build lint` again"
+    );
+}
+
+#[test]
+fn flags_a_command_does_not_use_are_refused() {
+    let repo = Repo::fixture();
+    repo.krobs(&["render", "bash/hello", "--json"])
+        .failure(2)
+        .stderr_is("error: `--json` does not apply to `krobs-build render`: drop it; it prints YAML for `kubectl apply -f -`");
+    repo.krobs(&["schema", "--only", "nosuch"])
+        .failure(2)
+        .stderr_is("error: `--only` does not apply to `krobs-build schema`: drop it");
+    let run = repo.krobs(&["--strict"]).failure(2);
+    assert!(run.stderr.contains("--dry-run"), "{run}");
+    // Exported for a whole CI job, the same flags are a default, not a mistake of this command's.
+    let env = [("KROBS_JSON", "1"), ("KROBS_ONLY", "bash")];
+    let run = repo
+        .krobs_env(&["render", "--harness-template", "krob"], &env)
+        .success();
+    assert!(run.stdout.contains("kind: Job"), "{run}");
+    repo.krobs_env(&["schema"], &env).success();
+    let run = repo.krobs_env(&["lint"], &env).success();
+    assert!(
+        run.stdout.starts_with('{'),
+        "lint still honours KROBS_JSON\n{run}"
+    );
+}
+
+#[test]
+fn build_subcommand_points_at_the_bare_command() {
+    let repo = Repo::fixture();
+    let run = repo.krobs(&["build"]).failure(2);
+    assert!(
+        run.stderr
+            .starts_with("error: unrecognized subcommand 'build'"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.ends_with("\nthe bare command builds, pushes and publishes: run `krobs-build` (`krobs-build --dry-run` to see the plan first)\n"),
+        "{run}"
+    );
+}
+
+#[test]
+fn lint_warns_when_a_schedule_is_shorter_than_the_timeout() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/often.sh",
+        "# ---\n# owner = \"a\"\n# description = \"x\"\n# schedule = \"*/5 * * * *\"\n# ---\n",
+    );
+    let run = repo.krobs(&["lint"]).success();
+    assert_eq!(
+        run.stderr,
+        "warning: languages/bash/scripts/often.sh: `schedule = \"*/5 * * * *\"` starts a run every 5m but `timeout` allows 1h: a run still going when the next is due makes Kubernetes skip that one (`concurrencyPolicy: Forbid`); set `timeout` to at most 5m\n",
+        "{run}"
+    );
+    repo.write(
+        "languages/bash/scripts/often.sh",
+        "# ---\n# owner = \"a\"\n# description = \"x\"\n# schedule = \"*/5 * * * *\"\n# timeout = \"4m\"\n# ---\n",
+    );
+    let run = repo.krobs(&["lint"]).success();
+    assert_eq!(run.stderr, "", "{run}");
+}
+
+#[test]
+fn a_readme_in_scripts_is_documentation_not_a_krob() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/README.md",
+        "# Bash krobs\n\nRun them with care.\n",
+    );
+    let run = repo.krobs(&["lint"]).success();
+    assert_eq!(
+        run.stdout, "lint: 2 scripts in 2 languages are documented\n",
+        "{run}"
     );
 }

@@ -321,11 +321,17 @@ fn the_manifest_is_published_as_an_oci_artifact_and_pulls_back_byte_for_byte() {
     assert_eq!(p.manifest_puts(), puts, "the rerun put a manifest\n{rerun}");
     assert_eq!(p.blob_uploads(None), uploads, "{rerun}");
     let text = p.krobs(&[]).success();
+    // The publication, then the run's durations as the last line.
+    let (body, took) = text.stdout.trim_end().rsplit_once('\n').unwrap();
     assert!(
-        text.stdout.ends_with(&format!(
+        format!("{body}\n").ends_with(&format!(
             "published {host}/krobs/manifest@{digest} (already in the registry)\n  {}  unchanged: already names this manifest\n  latest            unchanged: already names this manifest\n",
             git_tag(&commit)
         )),
+        "{text}"
+    );
+    assert!(
+        took.starts_with("took ") && took.contains(", manifest "),
         "{text}"
     );
 
@@ -356,7 +362,7 @@ fn the_manifest_is_published_as_an_oci_artifact_and_pulls_back_byte_for_byte() {
             "render",
             "bash/retry_failed_allocations",
             "--manifest",
-            "git-0000000",
+            "git-000000000000",
         ])
         .failure(5);
     assert!(
@@ -650,7 +656,7 @@ fn pulling_a_missing_tag_or_a_bad_reference_is_one_line() {
     let run = p.krobs(&["manifest", "pull", "sha256:abc"]).failure(2);
     assert_eq!(
         run.stderr,
-        "error: `sha256:abc` is not a manifest reference: give a tag such as `latest`, `git-<commit>` (a full 40-hex commit is shortened), or a digest `sha256:<64 hex>`\n"
+        "error: `sha256:abc` is not a manifest reference: give `latest`, a commit (40 hex, or the tag `git-<first 12 hex>`), or the artifact's digest `sha256:<64 hex>`\n"
     );
     p.assert_no_secrets();
 }

@@ -453,6 +453,45 @@ fn bad_manifests_are_refused() {
         .stderr_is("error: cannot read the manifest `out`: not a regular file; run `krobs-build` to write it, or pass `--manifest PATH` or a published reference such as `--manifest latest`");
 }
 
+/// One reference grammar for `render --manifest` and `manifest pull`: a short `git-` tag gets
+/// the 12-digit hint from both, before any registry is asked; a path-looking argument or an
+/// existing file that is no reference is read as a file.
+#[test]
+fn release_references_share_one_grammar() {
+    let repo = Repo::fixture();
+    let short = "error: `git-0123abcd` has 8 hex digits: release tags use the first 12 of the commit (`git rev-parse --short=12 <commit>`), or give the full 40-hex commit";
+    repo.krobs(&["render", "bash/hello", "--manifest", "git-0123abcd"])
+        .failure(USAGE)
+        .stderr_is(short);
+    repo.krobs(&["manifest", "pull", "git-0123abcd"])
+        .failure(USAGE)
+        .stderr_is(short);
+    let bad = "error: `sha256:abc` is not a manifest reference: give `latest`, a commit (40 hex, or the tag `git-<first 12 hex>`), or the artifact's digest `sha256:<64 hex>`";
+    repo.krobs(&["render", "bash/hello", "--manifest", "sha256:abc"])
+        .failure(USAGE)
+        .stderr_is(bad);
+    repo.krobs(&["manifest", "pull", "sha256:abc"])
+        .failure(USAGE)
+        .stderr_is(bad);
+    repo.krobs(&["manifest", "pull", "v1"])
+        .failure(USAGE)
+        .stderr_is("error: `v1` is not a manifest reference: give `latest`, a commit (40 hex, or the tag `git-<first 12 hex>`), or the artifact's digest `sha256:<64 hex>`");
+
+    let bytes = publish_fake(&repo, "out/manifest.json");
+    repo.write("v1", &bytes);
+    repo.write("latest", &bytes);
+    for file in ["v1", "./latest", "out/manifest.json"] {
+        let yaml = repo
+            .krobs(&["render", "bash/hello", "--manifest", file])
+            .success()
+            .stdout;
+        assert_eq!(read_yaml(&yaml)["kind"], "Job", "{file}");
+    }
+    repo.krobs(&["render", "bash/hello", "--manifest", "v2"])
+        .failure(INPUT)
+        .stderr_is("error: cannot read the manifest `v2`: No such file or directory (os error 2); run `krobs-build` to write it, or pass `--manifest PATH` or a published reference such as `--manifest latest`");
+}
+
 #[test]
 fn bad_arguments_are_refused() {
     let repo = Repo::fixture();

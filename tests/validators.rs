@@ -109,6 +109,19 @@ fn dry_run_report_matches_the_published_schema() {
     cmd.args(["--schemafile", schema, "report.json"]);
     Run::new(cmd, &repo.root, &[], &[]).success();
 
+    // With a disabled language too (`disabled` lists it).
+    let config = std::fs::read_to_string(repo.path("krobs.toml")).unwrap();
+    let disabled = config.replace("[languages.ruby]\n", "[languages.ruby]\nenabled = false\n");
+    assert_ne!(config, disabled);
+    std::fs::write(repo.path("krobs.toml"), disabled).unwrap();
+    let disabled = repo.krobs(&["--dry-run", "--json"]).success();
+    assert_eq!(disabled.json()["disabled"], serde_json::json!(["ruby"]));
+    std::fs::write(repo.path("disabled.json"), &disabled.stdout).unwrap();
+    let mut cmd = Command::new("check-jsonschema");
+    cmd.args(["--schemafile", schema, "disabled.json"]);
+    Run::new(cmd, &repo.root, &[], &[]).success();
+    std::fs::write(repo.path("krobs.toml"), config).unwrap();
+
     // Not a check that cannot fail: a report with a status it does not know is refused.
     let broken = run
         .stdout

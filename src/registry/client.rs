@@ -631,7 +631,11 @@ impl RegistryClient {
             Some(c) => RegistryError::Unauthorized {
                 registry: self.host.clone(),
                 who: format!("the credentials of user `{}` (from {})", c.username, c.source),
-                hint: "check the user name and password, or the AWS identity for ECR".to_string(),
+                hint: if c.source.starts_with("ECR") {
+                    "check the AWS identity's ECR permissions".to_string()
+                } else {
+                    "check the user name and password".to_string()
+                },
             },
             None => RegistryError::Unauthorized {
                 registry: self.host.clone(),
