@@ -218,6 +218,17 @@ async fn a_monitor_killed_between_start_and_finish_replies_in_the_same_thread() 
         .as_str()
         .unwrap()
         .to_owned();
+    // Slack answered; the kill comes once the monitor has written down the run's thread (a kill
+    // between Slack's answer and that write is the one window no store closes).
+    let journal = dir.join("store.journal");
+    let end = Instant::now() + WITHIN;
+    while !std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .contains("python/long@long-1")
+    {
+        assert!(Instant::now() < end, "the thread was never written down");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     first.signal(libc::SIGKILL);
     first.wait_exit(WITHIN).unwrap();
 
