@@ -37,6 +37,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub dedup_window: Duration,
     pub drain: Duration,
+    /// How long a run's events wait for its `start` before going out without its thread.
+    pub start_wait: Duration,
     pub statsd: StatsdTarget,
     /// The `env` tag of every metric (`DD_ENV`).
     pub env_tag: String,
@@ -80,6 +82,7 @@ impl Config {
             redis_url: get("KROBS_MONITOR_REDIS_URL").map(str::to_owned),
             dedup_window: Duration::from_secs(number(get, "KROBS_MONITOR_DEDUP_SECONDS", 600)?),
             drain: Duration::from_secs(number(get, "KROBS_MONITOR_DRAIN_SECONDS", 20)?),
+            start_wait: Duration::from_secs(number(get, "KROBS_MONITOR_START_WAIT_SECONDS", 5)?),
             statsd: statsd_target(get)?,
             env_tag: get("DD_ENV").unwrap_or("none").to_owned(),
         })

@@ -1,21 +1,24 @@
 //! Turns queued events into Slack threads: `start` opens a run's thread, `finish`/`failure`
-//! reply in it and update its parent with the outcome, `message` goes into it.
+//! reply in it and update its parent with the outcome, `message` goes into it. An event that
+//! comes before its run's `start` waits for it a little (see `Deliverer::start_wait`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::event::{Event, Kind};
-use crate::queue::Queue;
+use crate::queue::{Queue, Queued};
 use crate::release::{Script, Scripts};
 use crate::slack::Slack;
 use crate::store::{Store, Thread};
 
 /// Slack's advice for a message's text; the tail is cut to fit.
 const TEXT_MAX: usize = 3_500;
-/// With a shared store: how often, and how long apart, to look for a thread another replica
-/// may be opening.
-const SHARED_WAITS: u32 = 10;
-const SHARED_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+/// How often parked runs are looked up in the store (another replica may have opened their
+/// thread) and their wait checked.
+const RECHECK: Duration = Duration::from_millis(200);
 
 pub struct Deliverer {
     pub queue: Arc<Queue>,
@@ -23,29 +26,89 @@ pub struct Deliverer {
     pub store: Arc<Store>,
     pub scripts: Arc<Scripts>,
     pub default_channel: String,
+    /// How long a run's events wait for its `start` (krobs-run sends it in the background, so
+    /// the script's own `message` may come first).
+    pub start_wait: Duration,
     /// True while an event taken from the queue is being sent.
     pub busy: Arc<AtomicBool>,
 }
 
 impl Deliverer {
-    /// Sends queued events, in order, for ever.
+    /// Sends queued events, in order, for ever; a run waiting for its `start` holds back only
+    /// its own events.
     pub async fn run(self) {
+        let mut check = Instant::now() + RECHECK;
         loop {
-            let event = self.queue.pop().await;
-            self.busy.store(true, Ordering::SeqCst);
-            self.deliver(&event).await;
-            self.busy.store(false, Ordering::SeqCst);
+            if Instant::now() >= check {
+                if self.queue.has_parked() {
+                    self.busy.store(true, Ordering::SeqCst);
+                    self.recheck().await;
+                    self.busy.store(false, Ordering::SeqCst);
+                }
+                check = Instant::now() + RECHECK;
+            }
+            tokio::select! {
+                queued = self.queue.pop() => {
+                    self.busy.store(true, Ordering::SeqCst);
+                    self.take(queued).await;
+                    self.busy.store(false, Ordering::SeqCst);
+                }
+                _ = tokio::time::sleep_until(check) => {}
+            }
         }
     }
 
-    async fn deliver(&self, event: &Event) {
+    /// Sends `queued`, or parks it while its run has no thread yet.
+    async fn take(&self, queued: Queued) {
+        let event = &queued.event;
+        let run = event.run();
+        if event.event == Kind::Start {
+            self.deliver(event, None).await;
+            return self.flush(&run).await;
+        }
+        if !self.queue.is_parked(&run) {
+            if let Some(thread) = self.thread(&run).await {
+                return self.deliver(event, Some(thread)).await;
+            }
+        }
+        self.queue.park(queued, self.start_wait);
+    }
+
+    /// Parked runs whose thread now exists (opened by another replica), or whose wait is over,
+    /// go out.
+    async fn recheck(&self) {
+        for (run, over) in self.queue.parked_runs() {
+            let opened = self.thread(&run).await.is_some();
+            if !opened && over {
+                let wait_seconds = self.start_wait.as_secs();
+                tracing::warn!(
+                    run,
+                    wait_seconds,
+                    "no start for the run within the wait: its events are sent without its thread"
+                );
+            }
+            if opened || over {
+                self.flush(&run).await;
+            }
+        }
+    }
+
+    /// Sends the run's parked events, in the order received.
+    async fn flush(&self, run: &str) {
+        for event in self.queue.release(run) {
+            // A `finish` sent without a thread opens one: look again each time.
+            let thread = self.thread(run).await;
+            self.deliver(&event, thread).await;
+        }
+    }
+
+    async fn deliver(&self, event: &Event, thread: Option<Thread>) {
         let run = event.run();
         let script = self.scripts.get(&event.krob);
         let channel = script
             .channel
             .clone()
             .unwrap_or_else(|| self.default_channel.clone());
-        let thread = self.thread(&run, event.event).await;
         let result = match (event.event, thread) {
             (Kind::Start, _) => self.open(&run, &channel, &parent(event, &script)).await,
             (Kind::Finish | Kind::Failure, Some(t)) => {
@@ -81,25 +144,14 @@ impl Deliverer {
         }
     }
 
-    /// The run's thread. With replicas, another one may still be opening it when the outcome
-    /// arrives here: wait for it a little before opening a thread of the outcome's own.
-    async fn thread(&self, run: &str, kind: Kind) -> Option<Thread> {
-        let waits = if self.store.is_shared() && kind != Kind::Start {
-            SHARED_WAITS
-        } else {
-            0
-        };
-        for attempt in 0..=waits {
-            match self.store.thread(run).await {
-                Ok(Some(thread)) => return Some(thread),
-                Ok(None) => {}
-                Err(e) => tracing::error!(run, error = %e, "store: cannot read the run's thread"),
-            }
-            if attempt < waits {
-                tokio::time::sleep(SHARED_WAIT).await;
+    async fn thread(&self, run: &str) -> Option<Thread> {
+        match self.store.thread(run).await {
+            Ok(thread) => thread,
+            Err(e) => {
+                tracing::error!(run, error = %e, "store: cannot read the run's thread");
+                None
             }
         }
-        None
     }
 
     async fn open(

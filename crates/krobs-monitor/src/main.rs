@@ -67,6 +67,7 @@ async fn run() -> Result<(), String> {
         store,
         scripts,
         default_channel: config.default_channel.clone(),
+        start_wait: config.start_wait,
         busy: busy.clone(),
     };
     tokio::spawn(deliverer.run());

@@ -57,11 +57,6 @@ impl Store {
             Store::Redis(r) => Ok(r.set_thread(run, thread).await?),
         }
     }
-
-    /// True when another replica may be the one opening a run's thread.
-    pub fn is_shared(&self) -> bool {
-        matches!(self, Store::Redis(_))
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

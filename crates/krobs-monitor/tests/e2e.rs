@@ -82,13 +82,14 @@ async fn python_ruby_and_bash_krobs_each_get_a_slack_thread_and_their_metrics() 
         ("KROBS_MONITOR_TOKEN", TOKEN.to_owned()),
     ];
     let monitor = Monitor::start(&dir, &env).await;
-    // Each script waits a second so that krobs-run's `start` (sent while it runs) comes first.
-    let python = "import sys, time; sys.path.insert(0, '/opt/krobs/languages/python/lib')\n\
-        import krobs_monitor as k\ntime.sleep(1)\nk.message('hello from python', {})\n\
+    // No script waits for krobs-run's `start` (sent in the background): its own `message` may
+    // reach the monitor first, which holds it for the run's thread.
+    let python = "import sys; sys.path.insert(0, '/opt/krobs/languages/python/lib')\n\
+        import krobs_monitor as k\nk.message('hello from python', {})\n\
         k.metric('krobs.e2e.items', 2, 'count', {'Stage': 'Load 1'})\nprint('python done')";
-    let ruby = "sleep 1\nKrobs.message('hello from ruby', {})\n\
+    let ruby = "Krobs.message('hello from ruby', {})\n\
         Krobs.metric('krobs.e2e.items', 2, 'count', { 'Stage' => 'Load 1' })\nputs 'ruby done'";
-    let bash = "set -u; . /opt/krobs/languages/bash/lib/krobs_monitor.sh\nsleep 1\n\
+    let bash = "set -u; . /opt/krobs/languages/bash/lib/krobs_monitor.sh\n\
         krobs_message 'hello from bash' '{}'\n\
         krobs_metric krobs.e2e.items 2 count '{\"Stage\":\"Load 1\"}'\n\
         echo 'bash failed <here>' >&2; exit 3";

@@ -400,3 +400,76 @@ async fn dogstatsd_over_a_unix_socket() {
         "krobs.run.started:1|c|#script:bash/u,language:bash,owner:unknown,env:test"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_before_its_start_waits_for_the_thread_without_holding_other_runs() {
+    let dir = temp_dir("early");
+    let (slack, statsd) = (FakeSlack::start().await, StatsdReader::start());
+    let monitor = Monitor::start(&dir, &env(&slack, &statsd)).await;
+    // krobs-run's `start` is still on its way while the script reports.
+    monitor
+        .event(&message("bash/early", "e-1", "before start"))
+        .await;
+    let metric = json!({"version": 1, "event": "metric", "krob": "bash/early", "host": "e-1",
+        "time": "2026-12-03T06:00:02Z",
+        "metric": {"name": "early.items", "value": 1, "type": "gauge", "tags": {}}});
+    monitor.event(&metric).await;
+    statsd.wait_for("early.items:1|g", WITHIN).await;
+    // Another run's events go out meanwhile.
+    monitor.event(&start("bash/other", "o-1")).await;
+    monitor.event(&message("bash/other", "o-1", "other")).await;
+    let calls = slack.wait_accepted(2, WITHIN).await;
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert!(calls[0].body["text"]
+        .as_str()
+        .unwrap()
+        .contains("bash/other"));
+    assert_eq!(calls[1].body["text"], "other");
+    monitor
+        .event(&message("bash/early", "e-1", "also before"))
+        .await;
+    monitor.event(&start("bash/early", "e-1")).await;
+    monitor
+        .event(&message("bash/early", "e-1", "after start"))
+        .await;
+    let calls = slack.wait_accepted(6, WITHIN).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = &calls[2..];
+    assert_eq!(slack.accepted().len(), 6, "{:#?}", slack.accepted());
+    assert!(calls[0].body["text"]
+        .as_str()
+        .unwrap()
+        .contains("bash/early"));
+    assert!(calls[0].body.get("thread_ts").is_none());
+    let ts = calls[0].body["__ts"].as_str().unwrap();
+    let texts: Vec<_> = calls[1..].iter().map(|c| c.body["text"].clone()).collect();
+    assert_eq!(texts, ["before start", "also before", "after start"]);
+    assert!(calls[1..].iter().all(|c| c.body["thread_ts"] == ts));
+    assert_eq!(monitor.metric("krobs_monitor_queue_depth").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_whose_start_never_comes_goes_to_the_channel_after_the_wait() {
+    let dir = temp_dir("nostart");
+    let (slack, statsd) = (FakeSlack::start().await, StatsdReader::start());
+    let mut env = env(&slack, &statsd);
+    env.push(("KROBS_MONITOR_START_WAIT_SECONDS", "1".into()));
+    let monitor = Monitor::start(&dir, &env).await;
+    let posted = Instant::now();
+    monitor
+        .event(&message("bash/lost", "l-1", "nobody started me"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(slack.calls().is_empty(), "sent before the wait was over");
+    assert_eq!(monitor.metric("krobs_monitor_queue_depth").await, 1.0);
+    let calls = slack.wait_accepted(1, WITHIN).await;
+    assert!(posted.elapsed() >= Duration::from_secs(1));
+    assert_eq!(calls[0].body["text"], "nobody started me");
+    assert_eq!(calls[0].body["channel"], "#krobs");
+    assert!(calls[0].body.get("thread_ts").is_none());
+    let log = monitor.log_text();
+    assert!(
+        log.contains("no start for the run within the wait") && log.contains("bash/lost@l-1"),
+        "{log}"
+    );
+}
