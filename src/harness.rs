@@ -480,6 +480,7 @@ mod tests {
                 retries: Some(0),
                 cpu: None,
                 memory: None,
+                slack_channel: None,
             },
             job: Job {
                 kind: if schedule.is_some() {

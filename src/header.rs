@@ -39,6 +39,9 @@ pub struct Header {
     pub cpu: Option<String>,
     /// Memory request and limit (Kubernetes quantity), over `[deploy] memory`.
     pub memory: Option<String>,
+    /// Where krobs-monitor posts the script's runs, over its default channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slack_channel: Option<String>,
 }
 
 /// One problem with a header, at a 1-based line of the script.
@@ -49,7 +52,7 @@ pub struct HeaderProblem {
 }
 
 /// The keys a header may hold, in the order problems about missing ones are listed.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "owner",
     "description",
     "schedule",
@@ -57,6 +60,7 @@ const KEYS: [&str; 7] = [
     "retries",
     "cpu",
     "memory",
+    "slack_channel",
 ];
 
 /// The most TOML syntax errors of one header reported.
@@ -314,6 +318,7 @@ fn example(key: &str) -> &'static str {
         "retries" => "2",
         "cpu" => "\"500m\"",
         "memory" => "\"256Mi\"",
+        "slack_channel" => "\"#team-alerts\"",
         _ => "\"...\"",
     }
 }
@@ -396,6 +401,7 @@ fn check_fields(
         }),
         cpu: text(take("cpu")),
         memory: text(take("memory")),
+        slack_channel: text(take("slack_channel")),
     };
     check_values(raw, &bad, block, problems)
 }
@@ -409,6 +415,7 @@ struct RawHeader {
     retries: Option<Spanned<i64>>,
     cpu: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
+    slack_channel: Option<Spanned<String>>,
 }
 
 /// Checks the values of a header whose types are right; `bad` names the keys already
@@ -460,6 +467,9 @@ fn check_values(
     let memory = check(raw.memory, &|v| {
         check_memory(v).map_err(|m| format!("header `memory`: {m}"))
     });
+    let slack_channel = check(raw.slack_channel, &|v| {
+        check_slack_channel(v).map_err(|m| format!("header `slack_channel`: {m}"))
+    });
     let retries = raw.retries.and_then(|r| match u32::try_from(*r.get_ref()) {
         Ok(n) if n <= MAX_RETRIES => Some(n),
         _ => {
@@ -481,7 +491,29 @@ fn check_values(
         retries,
         cpu,
         memory,
+        slack_channel,
     })
+}
+
+/// A Slack channel: `#name` as Slack allows names, or a channel id.
+fn check_slack_channel(s: &str) -> Result<(), String> {
+    let name = s.strip_prefix('#').filter(|n| {
+        !n.is_empty()
+            && n.len() <= 80
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+    });
+    let id = s.len() >= 9
+        && s.starts_with(['C', 'G'])
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if name.is_some() || id {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not a Slack channel: use `#name` (lower case letters, digits, `-`, `_`, `.`; at most 80) or a channel id such as `C0123ABCD`"
+        ))
+    }
 }
 
 /// A schedule must be what the Kubernetes CronJob controller accepts (see [`crate::cron`]).
@@ -610,7 +642,7 @@ mod tests {
             )]
         );
         let p = problems("# ---\n# owner = \"a\"\n# description = \"b\"\n# zzzzzz = 1\n# ---\n");
-        assert!(p[0].1.ends_with("the keys are `owner`, `description`, `schedule`, `timeout`, `retries`, `cpu`, `memory`"), "{p:?}");
+        assert!(p[0].1.ends_with("the keys are `owner`, `description`, `schedule`, `timeout`, `retries`, `cpu`, `memory`, `slack_channel`"), "{p:?}");
     }
 
     #[test]
@@ -694,5 +726,25 @@ mod tests {
             m.ends_with("or for a fixed interval `schedule = \"@every 5m\"`"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn slack_channel_is_a_channel_name_or_id() {
+        let ok = |c: &str| {
+            format!(
+                "# ---\n# owner = \"a\"\n# description = \"b\"\n# slack_channel = \"{c}\"\n# ---\n"
+            )
+        };
+        assert_eq!(
+            parse(&ok("#search-oncall"), "#")
+                .unwrap()
+                .slack_channel
+                .as_deref(),
+            Some("#search-oncall")
+        );
+        assert!(parse(&ok("C0123ABCD"), "#").is_ok());
+        let p = problems(&ok("Search Oncall"));
+        assert_eq!(p[0].0, 4, "{p:?}");
+        assert!(p[0].1.contains("is not a Slack channel"), "{p:?}");
     }
 }

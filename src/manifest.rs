@@ -74,6 +74,9 @@ pub struct ManifestHeader {
     pub retries: Option<u32>,
     pub cpu: Option<String>,
     pub memory: Option<String>,
+    /// The header's `slack_channel` (absent when it names none): krobs-monitor reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_channel: Option<String>,
 }
 
 /// A Kubernetes `Job`, or a `CronJob` when the header has a schedule.
@@ -204,6 +207,7 @@ impl Manifest {
                         retries: h.retries,
                         cpu: h.cpu.clone(),
                         memory: h.memory.clone(),
+                        slack_channel: h.slack_channel.clone(),
                     },
                     job: Job {
                         kind: if h.schedule.is_some() {

@@ -4,7 +4,7 @@
 # (e.g. `--bench pipeline`): the same set-up, then `cargo bench --bench NAME` instead of the tests.
 #
 # Makes sure the real parts the integration tests need are there, then runs the whole test suite:
-#   - Debian packages (docker.io, docker-registry, skopeo, busybox-static, bash-static, awscli,
+#   - Debian packages (docker.io, docker-registry, skopeo, busybox-static, bash-static, awscli, redis-server,
 #     apache2-utils, git, socat, mmdebstrap, maven) and PyPI packages (moto[server],
 #     check-jsonschema, kubernetes-validate);
 #   - the Go modules of tests/gotemplate (Harness's template engine), from the Go module proxy;
@@ -52,7 +52,7 @@ OWN_SOCK=unix://$RUN_DIR/docker.sock
 DEFAULT_SOCK=unix:///var/run/docker.sock
 BASE_IMAGE=krobs-test/base:1
 
-APT_PKGS=(docker.io docker-registry skopeo busybox-static bash-static apache2-utils git awscli socat mmdebstrap maven)
+APT_PKGS=(docker.io docker-registry skopeo busybox-static bash-static apache2-utils git awscli socat mmdebstrap maven redis-server)
 PIP_PKGS=("moto[server]" check-jsonschema kubernetes-validate)
 
 START=$SECONDS

@@ -14,7 +14,7 @@
 #   krobs_finish "text" '{"deleted":3}'  # logged, sent as a message, exit 0
 #
 # Environment: KROBS_ID (set by krobs-run), KROBS_MONITOR_URL (unset: events go to stderr),
-# KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s then 2 s apart).
+# KROBS_MONITOR_TOKEN (sent as a bearer token when set), KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s then 2 s apart).
 
 KROBS_KROB=${KROBS_ID:-bash/$(basename "${0%.*}")}
 KROBS_DRY_RUN=0
@@ -88,6 +88,14 @@ krobs_parse_dry_run() {
 
 # --- monitor -----------------------------------------------------------------------
 
+# krobs_auth_header: the bearer token header when KROBS_MONITOR_TOKEN is set (read by curl from
+# a file descriptor, so the token never shows in the process list), else nothing.
+krobs_auth_header() {
+  if [ -n "${KROBS_MONITOR_TOKEN:-}" ]; then
+    printf 'Authorization: Bearer %s\n' "$KROBS_MONITOR_TOKEN"
+  fi
+}
+
 # krobs_post EVENT FIELDS_JSON: send one event (FIELDS_JSON: its own fields, with a leading
 # comma); never fails.
 krobs_post() {
@@ -101,7 +109,7 @@ krobs_post() {
   for attempt in 1 2 3; do
     rc=0
     status=$(printf '%s' "$body" | curl -sS -o /dev/null -w '%{http_code}' -m "$timeout" \
-      -H 'Content-Type: application/json' --data-binary @- "$url" 2>/dev/null) || rc=$?
+      -H 'Content-Type: application/json' -H @<(krobs_auth_header) --data-binary @- "$url" 2>/dev/null) || rc=$?
     if [ "$rc" -eq 0 ] && [ "${status:0:1}" = 2 ]; then
       return 0
     fi

@@ -15,7 +15,7 @@ documented code. Typical use::
         run(main)
 
 Environment: KROBS_ID (set by krobs-run), KROBS_MONITOR_URL (unset: events go to stderr),
-KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s then 2 s apart).
+KROBS_MONITOR_TOKEN (sent as a bearer token when set), KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s then 2 s apart).
 """
 
 import datetime
@@ -135,9 +135,11 @@ def _post(kind, fields):
             timeout = 5.0
         for attempt in (1, 2, 3):
             try:
-                request = urllib.request.Request(
-                    url, data=body, method="POST", headers={"Content-Type": "application/json"}
-                )
+                headers = {"Content-Type": "application/json"}
+                token = os.environ.get("KROBS_MONITOR_TOKEN", "").strip()
+                if token:
+                    headers["Authorization"] = f"Bearer {token}"
+                request = urllib.request.Request(url, data=body, method="POST", headers=headers)
                 with urllib.request.urlopen(request, timeout=timeout) as response:
                     response.read()
                 return

@@ -14,7 +14,7 @@
 #   end
 #
 # Environment: KROBS_ID (set by krobs-run), KROBS_MONITOR_URL (unset: events go to stderr),
-# KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s then 2 s apart).
+# KROBS_MONITOR_TOKEN (sent as a bearer token when set), KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s then 2 s apart).
 
 require "json"
 require "net/http"
@@ -123,13 +123,16 @@ module Krobs
 
     timeout = [Float(ENV.fetch("KROBS_MONITOR_TIMEOUT_SECONDS", "5"), exception: false) || 5.0, 1.0].max
     uri = URI.parse(url)
+    headers = { "Content-Type" => "application/json" }
+    token = ENV.fetch("KROBS_MONITOR_TOKEN", "").strip
+    headers["Authorization"] = "Bearer #{token}" unless token.empty?
     problem = nil
     3.times do |i|
       sleep(i) if i.positive? # 1 s, then 2 s
       status = begin
         http = Net::HTTP.new(uri.host, uri.port)
         http.open_timeout = http.read_timeout = http.write_timeout = timeout
-        http.post(uri.request_uri, body, "Content-Type" => "application/json").code.to_i
+        http.post(uri.request_uri, body, headers).code.to_i
       rescue StandardError => e
         problem = "#{e.class}: #{e.message}"
         nil

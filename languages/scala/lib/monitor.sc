@@ -12,7 +12,7 @@
 //   }
 //
 // Environment: KROBS_ID (set by krobs-run), KROBS_MONITOR_URL (unset: events go to stderr),
-// KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s then 2 s apart).
+// KROBS_MONITOR_TOKEN (sent as a bearer token when set), KROBS_MONITOR_TIMEOUT_SECONDS (one attempt, default 5; at most 3 attempts, 1 s then 2 s apart).
 //
 // Uses only what Ammonite bundles: requests-scala and ujson.
 
@@ -111,7 +111,8 @@ def post(event: String, fields: (String, ujson.Value)*): Unit =
               .post(
                 url,
                 data = body,
-                headers = Seq("Content-Type" -> "application/json"),
+                headers = Seq("Content-Type" -> "application/json") ++
+                  envOpt("KROBS_MONITOR_TOKEN").filter(_.nonEmpty).map(t => "Authorization" -> s"Bearer $t"),
                 readTimeout = timeoutMs,
                 connectTimeout = timeoutMs,
                 check = false
