@@ -22,10 +22,12 @@ mod support;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::e2e_support::{on_base, string, Pipeline};
 use support::fake_es::{Cluster, FakeEs, How, Index, Recorded, Shard, DAY_MS};
+use support::krobs_monitor::{Datagram, DogStatsd, FakeSlack, KrobsMonitor, CHANNEL, CHANNEL_ID};
 use support::monitor::{Event, FakeMonitor};
 use support::read_yaml;
 use support::services::{debian_base, describe};
@@ -217,8 +219,14 @@ impl Lab {
         job["template"]["spec"].clone()
     }
 
-    /// Runs krob `id` the way its rendered Job would, against `es`, with `env` given to render.
-    fn run(&self, id: &str, es: &FakeEs, env: &[(&str, &str)]) -> KrobRun {
+    /// The `docker run` arguments of krob `id`'s rendered Job (`env` given to render, and
+    /// `ELASTICSEARCH_URL` at `es`), and the command after the entrypoint.
+    fn docker_args(
+        &self,
+        id: &str,
+        es: &FakeEs,
+        env: &[(&str, &str)],
+    ) -> (Vec<String>, Vec<String>) {
         let es_url = es.url();
         let mut all = vec![("ELASTICSEARCH_URL", es_url.as_str())];
         all.extend_from_slice(env);
@@ -231,22 +239,67 @@ impl Lab {
             through,
             "{pod}"
         );
-        es.clear_requests();
-        self.monitor.clear();
+        (args, command[through.len()..].to_vec())
+    }
+
+    /// `docker ARGS` for krob `id`, its requests to `es` and what it printed.
+    fn docker_run(&self, id: &str, es: &FakeEs, args: &[String], events: Vec<Value>) -> KrobRun {
         let str_args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self.p.docker_run(&str_args);
-        let events = self.monitor.events();
-        let run = KrobRun {
+        KrobRun {
             id: id.to_string(),
             docker: format!("docker {}", args.join(" ")),
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             requests: es.requests(),
-            events: events.iter().map(|e| e.body.clone()).collect(),
-        };
-        check_events(&run, &events, &command[through.len()..]);
+            events,
+        }
+    }
+
+    /// Runs krob `id` the way its rendered Job would, against `es`, with `env` given to render.
+    fn run(&self, id: &str, es: &FakeEs, env: &[(&str, &str)]) -> KrobRun {
+        let (args, command) = self.docker_args(id, es, env);
+        es.clear_requests();
+        self.monitor.clear();
+        let mut run = self.docker_run(id, es, &args, Vec::new());
+        let events = self.monitor.events();
+        run.events = events.iter().map(|e| e.body.clone()).collect();
+        check_events(&run, &events, &command);
         self.events.borrow_mut().extend(run.events.iter().cloned());
+        run
+    }
+
+    /// [`Lab::run`] as pod `pod` (its hostname, as Kubernetes names a pod's), reporting to a
+    /// running `krobs-monitor` at `monitor_url` with its bearer `token` (a Secret's, in a
+    /// cluster) instead of to the recording monitor whose URL the release names.
+    fn run_reporting_to(
+        &self,
+        monitor_url: &str,
+        token: &str,
+        pod: &str,
+        id: &str,
+        es: &FakeEs,
+        env: &[(&str, &str)],
+    ) -> KrobRun {
+        let (mut args, _) = self.docker_args(id, es, env);
+        let rendered = format!("KROBS_MONITOR_URL={}", self.monitor.url());
+        let at = args.iter().position(|a| *a == rendered);
+        let at = at.unwrap_or_else(|| panic!("render gave no {rendered}: {args:?}"));
+        args[at] = format!("KROBS_MONITOR_URL={monitor_url}");
+        let image = args.iter().position(|a| *a == self.image).unwrap();
+        args.splice(
+            image..image,
+            ["-e".into(), format!("KROBS_MONITOR_TOKEN={token}")],
+        );
+        args.splice(1..1, ["--hostname".into(), pod.into()]);
+        es.clear_requests();
+        self.monitor.clear();
+        let run = self.docker_run(id, es, &args, Vec::new());
+        assert!(
+            self.monitor.events().is_empty(),
+            "the recording monitor heard of a run that reports elsewhere\n{run}"
+        );
         run
     }
 
@@ -475,6 +528,204 @@ fn fails_when_elasticsearch_fails_with(
 }
 
 // -------------------------------------------------------------------------------------------------
+// Reporting to a running krobs-monitor
+// -------------------------------------------------------------------------------------------------
+
+/// The owner of every shipped krob, and its DogStatsD tag.
+const OWNER: &str = "search-infra (#search-oncall)";
+const OWNER_TAG: &str = "owner:search-infra___search-oncall_";
+const MONITOR_TOKEN: &str = "krobs-monitor-test.0123456789";
+
+/// Krob `id` run twice from its image, reporting through krobs-run and its library to the real
+/// `krobs-monitor` (given the release manifest; Slack the fake Web API, Datadog a UDP socket):
+/// once against `cluster` with `env`, finishing with its own message `said`, once with the bad
+/// configuration `bad` (exit 2). Each run gets one thread: the parent (script, pod, owner,
+/// image), the krob's message, the outcome (for the failure its exit code and output tail),
+/// and the parent updated with the outcome. `krobs.run.started`, `finished`/`failed` and
+/// `duration` carry the script, language, owner, env and exit code. Returns every datagram.
+fn check_reports_to_krobs_monitor(
+    lab: &Lab,
+    id: &str,
+    (cluster, env, said): (Cluster, &[(&str, &str)], &str),
+    bad: &[(&str, &str)],
+) -> Vec<Datagram> {
+    let started = std::time::Instant::now();
+    let (slack, statsd) = (FakeSlack::start(), DogStatsd::start());
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = KrobsMonitor::start(
+        dir.path(),
+        &[
+            ("SLACK_API_URL", slack.url()),
+            ("DD_AGENT_HOST", "127.0.0.1".into()),
+            ("DD_DOGSTATSD_PORT", statsd.port().to_string()),
+            ("KROBS_MONITOR_TOKEN", MONITOR_TOKEN.into()),
+            ("KROBS_MONITOR_RELEASE", lab.manifest.display().to_string()),
+        ],
+    );
+    let pods = [
+        format!("{}-ok", id.replace(['/', '_'], "-")),
+        format!("{}-bad", id.replace(['/', '_'], "-")),
+    ];
+    let report = |pod: &str, es: &FakeEs, env: &[(&str, &str)]| {
+        lab.run_reporting_to(&monitor.url(), MONITOR_TOKEN, pod, id, es, env)
+    };
+    let ok = report(&pods[0], &FakeEs::start(cluster), env);
+    ok.exit(0);
+    let bad = report(&pods[1], &FakeEs::start(Cluster::with_nodes(1)), bad);
+    bad.exit(2);
+
+    let calls = slack.wait_for(8, Duration::from_secs(30));
+    let log = monitor.log_text();
+    assert_eq!(calls.len(), 8, "{calls:#?}\n{log}");
+    assert!(slack.refused().is_empty(), "{:?}\n{log}", slack.refused());
+    for (run, (pod, thread)) in [&ok, &bad]
+        .into_iter()
+        .zip(pods.iter().zip(calls.chunks(4)))
+    {
+        let parent = |state: &str| {
+            format!(
+                "{state}: *{id}* on `{pod}`\nowner: {OWNER}\nimage: `{}`",
+                lab.image
+            )
+        };
+        let context = format!("{thread:#?}\n{run}\n{log}");
+        let [start, message, outcome, update] = thread else {
+            unreachable!()
+        };
+        assert_eq!(
+            (
+                start.method.as_str(),
+                start.channel.as_str(),
+                start.thread_ts.as_deref()
+            ),
+            ("chat.postMessage", CHANNEL, None),
+            "{context}"
+        );
+        assert_eq!(start.text, parent(":arrow_forward: started"), "{context}");
+        for reply in [message, outcome] {
+            assert_eq!(
+                (reply.method.as_str(), reply.channel.as_str()),
+                ("chat.postMessage", CHANNEL_ID),
+                "{context}"
+            );
+            assert_eq!(
+                reply.thread_ts.as_deref(),
+                Some(start.ts.as_str()),
+                "{context}"
+            );
+        }
+        assert_eq!(
+            (
+                update.method.as_str(),
+                update.channel.as_str(),
+                update.ts.as_str()
+            ),
+            ("chat.update", CHANNEL_ID, start.ts.as_str()),
+            "{context}"
+        );
+        let (code, state, said) = match run.code {
+            Some(0) => (0, ":white_check_mark: finished", said.to_string()),
+            _ => (2, ":x: failed", message.text.clone()),
+        };
+        assert_eq!(update.text, parent(state), "{context}");
+        // The krob's own message, as it logged it.
+        assert_eq!(message.text, said, "{context}");
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.ends_with(&format!("[{id}] {said}"))
+                    || l.ends_with(&format!("[{id}] finished: {said}"))),
+            "the krob never logged `{said}`\n{context}"
+        );
+        let (head, tail) = outcome.text.split_once('\n').unwrap_or((&outcome.text, ""));
+        let word = if code == 0 { "Finished" } else { "Failed" };
+        assert!(
+            head.starts_with(&format!("{word} after "))
+                && head.ends_with(&format!("s: exit code {code}")),
+            "{context}"
+        );
+        if code == 0 {
+            assert_eq!(tail, "", "{context}");
+            continue;
+        }
+        // The output tail, in a code block: the krob's last lines, its failure among them.
+        assert!(said.starts_with("FAILED: "), "{context}");
+        let block = tail
+            .strip_prefix("```\n")
+            .and_then(|t| t.strip_suffix("\n```"))
+            .unwrap_or_else(|| panic!("no output tail in a code block\n{context}"));
+        let printed: Vec<&str> = run.stdout.lines().chain(run.stderr.lines()).collect();
+        for line in block.lines() {
+            let line = line
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&");
+            assert!(
+                printed.contains(&line.as_str()),
+                "`{line}` was never printed\n{context}"
+            );
+        }
+        assert!(block.contains(&format!("[{id}] FAILED: ")), "{context}");
+    }
+    assert_eq!(
+        monitor.metric("krobs_monitor_unauthorized_total"),
+        0.0,
+        "{log}"
+    );
+
+    let datagrams: Vec<Datagram> = statsd
+        .lines()
+        .iter()
+        .filter_map(|l| Datagram::parse(l))
+        .collect();
+    let language = id.split('/').next().unwrap();
+    let tags = [
+        format!("script:{id}"),
+        format!("language:{language}"),
+        OWNER_TAG.into(),
+        "env:test".into(),
+    ];
+    let count = |name: &str, kind: &str, exit: Option<i32>| {
+        let mut want: Vec<String> = tags.to_vec();
+        want.extend(exit.map(|c| format!("exit_code:{c}")));
+        datagrams
+            .iter()
+            .filter(|d| d.name == name && d.kind == kind && d.tags.len() == want.len())
+            .filter(|d| want.iter().all(|t| d.has_tag(t)))
+            .count()
+    };
+    let expected = [
+        ("krobs.run.started", "c", None, 2),
+        ("krobs.run.finished", "c", Some(0), 1),
+        ("krobs.run.failed", "c", Some(2), 1),
+        ("krobs.run.duration", "d", Some(0), 1),
+        ("krobs.run.duration", "d", Some(2), 1),
+    ];
+    for (name, kind, exit, n) in expected {
+        assert_eq!(
+            count(name, kind, exit),
+            n,
+            "{name} {exit:?}: {datagrams:#?}"
+        );
+    }
+    assert!(
+        datagrams
+            .iter()
+            .filter(|d| d.name == "krobs.run.duration")
+            .all(|d| d
+                .value
+                .parse::<f64>()
+                .is_ok_and(|v| (0.0..60.0).contains(&v))),
+        "{datagrams:#?}"
+    );
+    eprintln!(
+        "{id}: two runs reported to krobs-monitor, checked in {:.1?}",
+        started.elapsed()
+    );
+    datagrams
+}
+
+// -------------------------------------------------------------------------------------------------
 // Python
 // -------------------------------------------------------------------------------------------------
 
@@ -699,6 +950,27 @@ fn python_krobs_run_in_their_image() {
     let lab = Lab::publish("python");
     check_expunge_deletes(&lab);
     check_drain_node(&lab);
+    let env = [
+        ("INDEX_PATTERN", "logs-*"),
+        ("MIN_DELETED_DOCS", "100"),
+        ("MAX_INDICES_PER_RUN", "2"),
+    ];
+    let ok = (
+        expunge_cluster(),
+        env.as_slice(),
+        "expunged deletes on 2 indices",
+    );
+    let id = "python/expunge_deletes";
+    let datagrams = check_reports_to_krobs_monitor(&lab, id, ok, &[("MIN_DELETED_RATIO", "2")]);
+    // The krob's own metric, forwarded with its tags (sanitised).
+    let merged = datagrams
+        .iter()
+        .filter(|d| {
+            d.name == "krobs.expunge_deletes.merged_indices" && d.value == "2" && d.kind == "c"
+        })
+        .filter(|d| d.has_tag("pattern:logs-_") && d.has_tag(&format!("script:{id}")))
+        .count();
+    assert_eq!(merged, 1, "{datagrams:#?}");
     lab.check_events_schema();
     lab.p.assert_no_secrets();
 }
@@ -859,11 +1131,17 @@ fn check_watch_cluster_settings(lab: &Lab) {
     fails_when_elasticsearch_fails(lab, id, &drifted, &[], 1);
 }
 
+/// What watch_cluster_settings says when the cluster has Elasticsearch's defaults.
+const RUBY_SAID: &str = "5 cluster settings match the expected values";
+
 #[test]
 fn ruby_krobs_run_in_their_image() {
     let lab = Lab::publish("ruby");
     check_delete_old_documents(&lab);
     check_watch_cluster_settings(&lab);
+    let ok = (Cluster::with_nodes(3), [].as_slice(), RUBY_SAID);
+    let bad = [("EXPECTED_SETTINGS", "[1]")];
+    check_reports_to_krobs_monitor(&lab, "ruby/watch_cluster_settings", ok, &bad);
     lab.check_events_schema();
     lab.p.assert_no_secrets();
 }
@@ -1057,6 +1335,13 @@ fn bash_krobs_run_in_their_image() {
     let lab = Lab::publish("bash");
     check_clear_read_only_blocks(&lab);
     check_retry_failed_allocations(&lab);
+    let ok = (
+        blocked_cluster(),
+        [].as_slice(),
+        "cleared index.blocks.read_only_allow_delete on 2 indices",
+    );
+    let bad = [("MAX_DISK_PERCENT", "x")];
+    check_reports_to_krobs_monitor(&lab, "bash/clear_read_only_blocks", ok, &bad);
     lab.check_events_schema();
     lab.p.assert_no_secrets();
 }

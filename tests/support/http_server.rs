@@ -28,6 +28,8 @@ pub struct Request {
     /// The raw query string, as sent (empty when there is none).
     pub raw_query: String,
     pub content_type: Option<String>,
+    /// The `Authorization` header, as sent.
+    pub authorization: Option<String>,
     pub body: String,
 }
 
@@ -154,6 +156,11 @@ async fn serve(
         content_type: parts
             .headers
             .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        authorization: parts
+            .headers
+            .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         body: String::from_utf8_lossy(&body).into_owned(),

@@ -268,6 +268,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub mod e2e_support;
 pub mod fake_es;
 pub mod http_server;
+pub mod krobs_monitor;
 pub mod monitor;
 pub mod releases;
 pub mod services;
