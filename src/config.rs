@@ -336,12 +336,10 @@ impl Config {
             None => (None, None),
         };
         let manifest_path = match manifest_path {
-            Some(p) => {
-                if let Err(m) = check_relative(p.get_ref()) {
-                    return Err(invalid(Some(p.span()), format!("`manifest.path`: {m}")));
-                }
-                PathBuf::from(p.into_inner())
-            }
+            Some(p) => match inside_path(p.get_ref()) {
+                Ok(normal) => PathBuf::from(normal),
+                Err(m) => return Err(invalid(Some(p.span()), format!("`manifest.path`: {m}"))),
+            },
             None => PathBuf::from("out/krobs-manifest.json"),
         };
         let manifest_repository = match manifest_repository {
@@ -363,7 +361,10 @@ impl Config {
                 if let Err(m) = check_relative(d.get_ref()) {
                     return Err(invalid(Some(d.span()), format!("`languages_dir`: {m}")));
                 }
-                d.into_inner().trim_end_matches('/').to_string()
+                // `.`: the language folders are at the root.
+                Some(normal(d.get_ref()))
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| ".".to_string())
             }
             None => "languages".to_string(),
         };
@@ -419,7 +420,7 @@ impl Config {
                 }
             }
             for input in &lang.extra_inputs {
-                if let Err(m) = check_relative(input.get_ref()) {
+                if let Err(m) = inside_path(input.get_ref()) {
                     return Err(invalid(
                         Some(input.span()),
                         format!("`languages.{name_ref}.extra_inputs`: {m}"),
@@ -427,7 +428,7 @@ impl Config {
                 }
             }
             if let Some(p) = &lang.path {
-                if let Err(m) = check_relative(p.get_ref()) {
+                if let Err(m) = inside_path(p.get_ref()) {
                     return Err(invalid(
                         Some(p.span()),
                         format!("`languages.{name_ref}.path`: {m}"),
@@ -438,12 +439,12 @@ impl Config {
                 name.into_inner(),
                 LanguageConfig {
                     enabled: lang.enabled.unwrap_or(true),
-                    path: lang.path.map(Spanned::into_inner),
+                    path: lang.path.map(|p| normal(p.get_ref())),
                     build_args: lang.build_args,
                     extra_inputs: lang
                         .extra_inputs
                         .into_iter()
-                        .map(|s| s.into_inner().trim_end_matches('/').to_string())
+                        .map(|s| normal(s.get_ref()))
                         .collect(),
                     command: lang.command.map(Spanned::into_inner),
                     comment: lang.comment.map(Spanned::into_inner),
@@ -693,6 +694,33 @@ fn check_relative(p: &str) -> Result<(), String> {
         return Err(format!("`{p}` must stay inside the repository (no `..`)"));
     }
     Ok(())
+}
+
+/// A path [`check_relative`] accepts that names something inside the repository, not its
+/// root; as [`normal`] writes it.
+fn inside_path(p: &str) -> Result<String, String> {
+    check_relative(p)?;
+    let normal = normal(p);
+    if normal.is_empty() {
+        return Err(format!(
+            "`{p}` is the repository root: name a file or folder inside it"
+        ));
+    }
+    Ok(normal)
+}
+
+/// A relative path as Krobs writes it in paths and messages: `/`-separated, without `.`,
+/// empty or trailing parts (`tools/sh/`, `./tools//sh` -> `tools/sh`), so that no `//` reaches
+/// the manifest.
+pub fn normal(p: &str) -> String {
+    Path::new(p)
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(part) => Some(part.to_string_lossy()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// 1-based line and column of a byte offset.

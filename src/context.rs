@@ -115,6 +115,8 @@ pub struct Context {
     /// Regular files `.dockerignore` leaves out (lint checks none of them is a documented
     /// script).
     pub ignored: Vec<Entry>,
+    /// The language's `.dockerignore`, to ask about paths the walk did not meet.
+    pub ignore: DockerIgnore,
 }
 
 impl Context {
@@ -195,10 +197,20 @@ impl Context {
         entries.dedup_by(|a, b| a.rel == b.rel);
 
         if problems.is_empty() {
-            Ok(Context { entries, ignored })
+            Ok(Context {
+                entries,
+                ignored,
+                ignore,
+            })
         } else {
             Err(problems)
         }
+    }
+
+    /// Whether `.dockerignore` leaves the context path `rel` out, whether or not it exists
+    /// yet (a file Krobs writes later).
+    pub fn leaves_out(&self, rel: &str) -> bool {
+        self.ignore.matches(rel, None).0
     }
 
     /// Number of regular files.

@@ -287,6 +287,11 @@ fn language(
         }
     };
 
+    let before = problems.len();
+    extra_inputs_outside_scripts(name, dir, &settings.extra_inputs, problems);
+    if problems.len() > before {
+        return None;
+    }
     let context = match Context::collect(repo, dir, &settings.extra_inputs) {
         Ok(context) => context,
         Err(p) => {
@@ -294,6 +299,14 @@ fn language(
             return None;
         }
     };
+    let stable = [
+        no_git_in_context(name, dir, &settings.extra_inputs, &context),
+        no_output_in_context(config, name, dir, &settings.extra_inputs, &context),
+    ];
+    if stable.iter().any(Option::is_some) {
+        problems.extend(stable.into_iter().flatten());
+        return None;
+    }
 
     let mut build_args = config.build.build_args.clone();
     build_args.extend(settings.build_args.clone());
@@ -440,6 +453,114 @@ fn language(
         },
         scripts,
     ))
+}
+
+/// An extra input joins the build context at its repository path: one in a top-level
+/// `scripts/` would land among the language's scripts (and be taken for krobs of this
+/// language, at paths that do not exist).
+fn extra_inputs_outside_scripts(
+    name: &str,
+    dir: &str,
+    extra_inputs: &[String],
+    problems: &mut Vec<Problem>,
+) {
+    for extra in extra_inputs {
+        if extra == SCRIPTS_DIR || extra.starts_with(&format!("{SCRIPTS_DIR}/")) {
+            problems.push(Problem::new(
+                extra.clone(),
+                format!("extra input of `{dir}` would join its build context at `{extra}`, inside the language's `{SCRIPTS_DIR}/`, and be taken for its scripts: move it out of the top-level `{SCRIPTS_DIR}/` folder and fix `[languages.{name}] extra_inputs` in krobs.toml"),
+            ));
+        }
+    }
+}
+
+/// Where a context path comes from: an extra input (joined at its own repository path), else
+/// the language folder. Returns its repository path and the extra input, if any.
+fn source_of<'a>(dir: &str, extra_inputs: &'a [String], rel: &str) -> (String, Option<&'a str>) {
+    match extra_inputs
+        .iter()
+        .find(|e| rel == e.as_str() || rel.starts_with(&format!("{e}/")))
+    {
+        Some(extra) => (rel.to_string(), Some(extra.as_str())),
+        None => (format!("{dir}/{rel}"), None),
+    }
+}
+
+/// git's own files change with every git command: in a build context, they would change the
+/// input digest from one identical run to the next. Refused (not left out behind the
+/// user's back): the context is what `.dockerignore` says, as the Docker Engine sees it.
+fn no_git_in_context(
+    name: &str,
+    dir: &str,
+    extra_inputs: &[String],
+    context: &Context,
+) -> Option<Problem> {
+    let rel = context.entries.iter().find_map(|e| {
+        let at = e.rel.split('/').position(|c| c == ".git")?;
+        Some(e.rel.split('/').take(at + 1).collect::<Vec<_>>().join("/"))
+    })?;
+    let (path, extra) = source_of(dir, extra_inputs, &rel);
+    let or_extra = extra.map_or(String::new(), |e| {
+        format!(", or remove `{e}` from `[languages.{name}] extra_inputs` in krobs.toml")
+    });
+    Some(Problem::new(
+        path,
+        format!("git's own files are in the build context of `{name}`, and they change with every git command (so would its input digest): add `**/.git` to `{dir}/.dockerignore`{or_extra}"),
+    ))
+}
+
+/// The manifest, its preview and its copies named by sha256 are written by Krobs after the
+/// digests: in a build context, the next identical run would get another input digest.
+/// Refused unless `.dockerignore` leaves them out.
+fn no_output_in_context(
+    config: &Config,
+    name: &str,
+    dir: &str,
+    extra_inputs: &[String],
+    context: &Context,
+) -> Option<Problem> {
+    let manifest = crate::config::normal(&config.manifest_path.to_string_lossy());
+    let preview = crate::config::normal(
+        &crate::config::preview_path(&config.manifest_path).to_string_lossy(),
+    );
+    let copy = match manifest.rsplit_once('/') {
+        Some((folder, _)) => format!("{folder}/<sha256>.json"),
+        None => "<sha256>.json".to_string(),
+    };
+    let roots =
+        std::iter::once((dir, None)).chain(extra_inputs.iter().map(|e| (e.as_str(), Some(e))));
+    for (root, extra) in roots {
+        for written in [&manifest, &preview, &copy] {
+            let Some(inside) = written
+                .strip_prefix(&format!("{root}/"))
+                .or((written == root).then_some(""))
+            else {
+                continue;
+            };
+            // The context path: under the language folder, its path there; an extra input's
+            // is its repository path.
+            let rel = match extra {
+                None => inside.to_string(),
+                Some(_) => written.clone(),
+            };
+            let probe = rel.replace("<sha256>", &"0".repeat(64));
+            if context.leaves_out(&probe) {
+                continue;
+            }
+            let leave = rel
+                .rsplit_once('/')
+                .map_or(rel.as_str(), |(folder, _)| folder);
+            let fix = match extra {
+                None => format!("set `[manifest] path` outside `{dir}`"),
+                Some(e) => format!("remove `{e}` from `[languages.{name}] extra_inputs`, or set `[manifest] path` outside it"),
+            };
+            return Some(Problem::new(
+                config.path.display().to_string(),
+                format!("krobs-build writes `{written}` inside the build context of `{name}` (at `{rel}`), so its input digest would change from one run to the next: {fix}, or leave `{leave}` out in `{dir}/.dockerignore`"),
+            ));
+        }
+    }
+    None
 }
 
 #[allow(clippy::too_many_arguments)]

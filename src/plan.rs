@@ -180,6 +180,7 @@ pub fn runtime_context(context: &Context) -> Context {
             .cloned()
             .collect(),
         ignored: context.ignored.clone(),
+        ignore: context.ignore.clone(),
     }
 }
 

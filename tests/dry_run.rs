@@ -726,3 +726,48 @@ fn unpinned_base_note_says_what_to_do_and_counts_agree() {
     );
     assert!(run.stdout.contains("\n  context  "), "{run}");
 }
+
+/// `path = "tools/sh/"` (or `./tools//sh`) names the folder `tools/sh`: no `//` in the
+/// manifest's paths or in messages, and the same digests as the plain spelling.
+#[test]
+fn a_language_path_is_normalised() {
+    let digest_and_paths = |spelling: &str| {
+        let repo = Repo::fixture();
+        repo.write(
+            "krobs.toml",
+            format!(
+                "{}\n[languages.sh]\npath = \"{spelling}\"\nextra_inputs = [\"./shared//lib/\"]\n",
+                support::CONFIG
+            ),
+        );
+        repo.write("tools/sh/Dockerfile", "FROM busybox\n");
+        repo.write_exec(
+            "tools/sh/scripts/ping.sh",
+            bash_script("team-s", "echo ping"),
+        );
+        repo.write("shared/lib/common.sh", "x=1\n");
+        let v = repo.krobs(&["--dry-run", "--json"]).success().json();
+        let preview = std::fs::read_to_string(repo.path("out/manifest.preview.json")).unwrap();
+        assert!(!preview.contains("//"), "{preview}");
+        let script = v["scripts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == "sh/ping")
+            .unwrap()
+            .clone();
+        assert_eq!(script["path"], "tools/sh/scripts/ping.sh");
+        assert_eq!(language(&v, "sh")["context_files"], 3, "{v}");
+        repo.write("tools/sh/scripts/Bad.sh", "echo\n");
+        let run = repo.krobs(&["lint"]).failure(3);
+        assert!(
+            run.stderr
+                .starts_with("tools/sh/scripts/Bad.sh: script name makes a bad id"),
+            "{run}"
+        );
+        language(&v, "sh")["input_digest"].clone()
+    };
+    let plain = digest_and_paths("tools/sh");
+    assert_eq!(digest_and_paths("tools/sh/"), plain);
+    assert_eq!(digest_and_paths("./tools//sh"), plain);
+}

@@ -869,3 +869,103 @@ fn a_dry_run_never_writes_the_release_record() {
         serde_json::from_slice(&fs::read(repo.path("out/manifest.preview.json")).unwrap()).unwrap();
     assert_eq!(preview["preview"], true);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Settings that would put the wrong files into a build context
+// ---------------------------------------------------------------------------------------------
+
+/// An extra input joins the context at its repository path: one in a top-level `scripts/`
+/// would land among the language's scripts and be listed at paths that do not exist.
+#[test]
+fn an_extra_input_that_lands_in_scripts_is_refused() {
+    for extra in ["scripts", "./scripts/helpers/"] {
+        let repo = Repo::fixture();
+        repo.write_exec("scripts/helpers/other.sh", bash_script("team-x", "echo x"));
+        repo.write(
+            "krobs.toml",
+            config_with(&format!("[languages.bash]\nextra_inputs = [\"{extra}\"]")),
+        );
+        let landing = if extra == "scripts" {
+            "scripts"
+        } else {
+            "scripts/helpers"
+        };
+        for args in [&["lint"][..], &["--dry-run"]] {
+            krobs(&repo, args).failure(INPUT).stderr_is(&problems(&[&format!(
+                "{landing}: extra input of `languages/bash` would join its build context at `{landing}`, inside the language's `scripts/`, and be taken for its scripts: move it out of the top-level `scripts/` folder and fix `[languages.bash] extra_inputs` in krobs.toml"
+            )]));
+        }
+        assert!(!repo.path("out").exists(), "no preview for a refused run");
+    }
+}
+
+/// git's own files change with every git command: in a build context they would make two
+/// identical runs give two input digests. Refused, with both ways out; `.dockerignore`
+/// leaving them out is one.
+#[test]
+fn git_files_in_a_build_context_are_refused() {
+    let repo = Repo::fixture();
+    repo.commit_all("one");
+    repo.write(
+        "krobs.toml",
+        config_with("[languages.bash]\nextra_inputs = [\".git\"]"),
+    );
+    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+        ".git: git's own files are in the build context of `bash`, and they change with every git command (so would its input digest): add `**/.git` to `languages/bash/.dockerignore`, or remove `.git` from `[languages.bash] extra_inputs` in krobs.toml",
+    ]));
+
+    // A repository cloned inside a language folder.
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/python/vendor/es/.git/HEAD",
+        "ref: refs/heads/main\n",
+    );
+    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+        "languages/python/vendor/es/.git: git's own files are in the build context of `python`, and they change with every git command (so would its input digest): add `**/.git` to `languages/python/.dockerignore`",
+    ]));
+    repo.write("languages/python/.dockerignore", "**/.git\n");
+    lint(&repo).success();
+}
+
+/// The manifest (its preview, its copies by sha256) is written after the digests: in a build
+/// context, the next identical run would get another digest. Refused, through the language
+/// folder or an extra input, unless `.dockerignore` leaves it out.
+#[test]
+fn outputs_in_a_build_context_are_refused() {
+    let repo = Repo::fixture();
+    repo.write(
+        "krobs.toml",
+        config_with("[languages.bash]\nextra_inputs = [\"out\"]"),
+    );
+    repo.write("out/notes.txt", "x\n");
+    for _ in 0..2 {
+        krobs(&repo, &["--dry-run"]).failure(INPUT).stderr_is(&problems(&[
+            "krobs.toml: krobs-build writes `out/manifest.json` inside the build context of `bash` (at `out/manifest.json`), so its input digest would change from one run to the next: remove `out` from `[languages.bash] extra_inputs`, or set `[manifest] path` outside it, or leave `out` out in `languages/bash/.dockerignore`",
+        ]));
+    }
+    assert!(!repo.path("out/manifest.preview.json").exists());
+
+    let repo = Repo::fixture();
+    repo.write(
+        "krobs.toml",
+        CONFIG.replace("out/manifest.json", "languages/bash/out/manifest.json"),
+    );
+    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+        "krobs.toml: krobs-build writes `languages/bash/out/manifest.json` inside the build context of `bash` (at `out/manifest.json`), so its input digest would change from one run to the next: set `[manifest] path` outside `languages/bash`, or leave `out` out in `languages/bash/.dockerignore`",
+    ]));
+    // Left out by `.dockerignore`: two dry runs, the second with the first's preview in
+    // place, give one digest.
+    repo.write("languages/bash/.dockerignore", "out\n");
+    let digest = || {
+        let v = krobs(&repo, &["--dry-run", "--json"]).success().json();
+        v["languages"][0]["input_digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = digest();
+    assert!(repo
+        .path("languages/bash/out/manifest.preview.json")
+        .is_file());
+    assert_eq!(digest(), first);
+}
