@@ -68,6 +68,7 @@ impl Cli {
             Ok(matches) => {
                 let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
                 cli.drop_environment_flags_that_do_not_apply(&matches);
+                cli.refuse_an_empty_only(&matches);
                 return cli;
             }
             Err(e) => e,
@@ -83,6 +84,17 @@ impl Cli {
         eprint!("{}", e.render());
         eprintln!("\nthe bare command builds, pushes and publishes: run `krobs-build` (`krobs-build --dry-run` to see the plan first)");
         std::process::exit(2);
+    }
+
+    /// An empty name typed in `--only` (`--only ""`, `--only python,`) names no language, and
+    /// would otherwise read as no restriction at all: exit 2. An empty `KROBS_ONLY` is unset,
+    /// as an empty environment variable usually is.
+    fn refuse_an_empty_only(&self, matches: &ArgMatches) {
+        let typed = matches.value_source("only") == Some(ValueSource::CommandLine);
+        if typed && self.only.iter().any(|name| name.trim().is_empty()) {
+            eprintln!("error: `--only` got an empty language name: name the languages, e.g. `--only python,ruby`, or leave `--only` out to run every language");
+            std::process::exit(2);
+        }
     }
 
     /// `--json` and `--only` mean something only to building and lint; elsewhere the command

@@ -25,6 +25,8 @@ pub struct Language {
     pub inputs: BuildInputs,
     pub image_scripts_dir: String,
     pub context: Context,
+    /// What was left out without stopping the run (hidden files in `scripts/`).
+    pub notes: Vec<String>,
 }
 
 /// A krob: one script of a language.
@@ -287,12 +289,16 @@ fn language(
         }
     };
 
+    if let Some(problem) = no_runtime(dir, &dockerfile_text) {
+        problems.push(problem);
+        return None;
+    }
     let before = problems.len();
     extra_inputs_outside_scripts(name, dir, &settings.extra_inputs, problems);
     if problems.len() > before {
         return None;
     }
-    let context = match Context::collect(repo, dir, &settings.extra_inputs) {
+    let mut context = match Context::collect(repo, dir, &settings.extra_inputs) {
         Ok(context) => context,
         Err(p) => {
             problems.extend(p);
@@ -307,6 +313,7 @@ fn language(
         problems.extend(stable.into_iter().flatten());
         return None;
     }
+    let notes = leave_out_hidden_scripts(dir, &mut context);
 
     let mut build_args = config.build.build_args.clone();
     build_args.extend(settings.build_args.clone());
@@ -450,8 +457,30 @@ fn language(
             inputs,
             image_scripts_dir,
             context,
+            notes,
         },
         scripts,
+    ))
+}
+
+/// A Dockerfile without a `FROM` (empty, or only comments) builds no runtime: the Engine
+/// would refuse it only after the plan was made and the registry asked.
+fn no_runtime(dir: &str, dockerfile: &str) -> Option<Problem> {
+    let text = dockerfile.trim_start_matches('\u{feff}');
+    if !crate::build::stages(text).is_empty() {
+        return None;
+    }
+    let what = if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        "is empty"
+    } else {
+        "has no `FROM` line"
+    };
+    Some(Problem::new(
+        format!("{dir}/Dockerfile"),
+        format!("{what}: it builds the language's runtime, so start it with `FROM <base image>` (e.g. `ARG BASE_IMAGE=debian:bookworm-slim`, then `FROM ${{BASE_IMAGE}}`)"),
     ))
 }
 
@@ -472,6 +501,32 @@ fn extra_inputs_outside_scripts(
             ));
         }
     }
+}
+
+/// Hidden files and folders in `scripts/` (a `.gitkeep`, an editor's swap file) are no krobs
+/// and have no business in the image: they are left out of the context, so of the scripts
+/// layer and its digest, each with a note.
+fn leave_out_hidden_scripts(dir: &str, context: &mut Context) -> Vec<String> {
+    let prefix = format!("{SCRIPTS_DIR}/");
+    let mut notes = Vec::new();
+    context.entries.retain(|e| {
+        let Some(sub) = e.rel.strip_prefix(&prefix) else {
+            return true;
+        };
+        let parts: Vec<&str> = sub.split('/').collect();
+        let Some(hidden) = parts.iter().position(|p| p.starts_with('.')) else {
+            return true;
+        };
+        if hidden + 1 == parts.len() {
+            let what = if e.kind == EntryKind::Dir { "folder" } else { "file" };
+            notes.push(format!(
+                "`{dir}/{}` is a hidden {what}: not a krob, and left out of the scripts layer; rename it without the leading `.` to ship it",
+                e.rel
+            ));
+        }
+        false
+    });
+    notes
 }
 
 /// Where a context path comes from: an extra input (joined at its own repository path), else
@@ -598,6 +653,14 @@ fn script(
     let marker = comment
         .clone()
         .unwrap_or_else(|| comment_for(sub).to_string());
+    if let Some(line) = header::not_utf8_line(&read.prefix, &marker) {
+        problems.push(Problem::at(
+            path,
+            line,
+            "the documentation header is not UTF-8 text: save the script as UTF-8",
+        ));
+        return None;
+    }
     let text = String::from_utf8_lossy(&read.prefix);
     let header = match header::parse_prefix(&text, &marker, read.truncated) {
         Ok(h) => h,

@@ -33,9 +33,10 @@ pub enum Error {
     /// A flag the command does not use.
     #[error("{0}")]
     Usage(String),
-    #[error("cannot write to stdout: {0}")]
+    // The cause is in the chain `message` prints: not repeated here.
+    #[error("cannot write to stdout")]
     Output(#[source] std::io::Error),
-    #[error("cannot start the async runtime: {0}")]
+    #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
 }
 

@@ -95,6 +95,35 @@ pub fn parse_prefix(
     }
 }
 
+/// The 1-based line of the first byte that is not UTF-8, when it is in the header: from the
+/// first line (an optional `#!`) to the closing fence, or to the end of `prefix` when the
+/// header is not closed. The body of a script may hold any bytes; a header is text.
+pub fn not_utf8_line(prefix: &[u8], comment: &str) -> Option<usize> {
+    let error = std::str::from_utf8(prefix).err()?;
+    // A character cut by the end of the prefix is no error of the file's.
+    error.error_len()?;
+    let bad = prefix[..error.valid_up_to()]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1;
+    let fence = format!("{comment} ---");
+    let text = String::from_utf8_lossy(prefix);
+    let mut lines = text.lines().map(str::trim_end);
+    let first = lines.next()?;
+    let open = if first == fence {
+        1
+    } else if first.starts_with("#!") && lines.next() == Some(fence.as_str()) {
+        2
+    } else {
+        return None;
+    };
+    let close = lines
+        .position(|l| l == fence)
+        .map_or(usize::MAX, |i| open + i + 1);
+    (bad <= close).then_some(bad)
+}
+
 /// Parses the header at the start of `text`, with `comment` the language's line-comment
 /// marker. Returns every problem found, not just the first, in line order.
 pub fn parse(text: &str, comment: &str) -> Result<Header, Vec<HeaderProblem>> {
@@ -563,6 +592,24 @@ fn check_timeout(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_count_only_in_the_header() {
+        let header = "#!/bin/sh\n# ---\n# owner = \"café\"\n# ---\necho\n";
+        let mut bytes = header.as_bytes().to_vec();
+        assert_eq!(not_utf8_line(&bytes, "#"), None);
+        let at = bytes.iter().position(|&b| b == b'\xc3').unwrap();
+        bytes.splice(at..at + 2, [0xe9]);
+        assert_eq!(not_utf8_line(&bytes, "#"), Some(3));
+        assert_eq!(not_utf8_line(b"# ---\n# ---\necho \xff\n", "#"), None);
+        assert_eq!(not_utf8_line(b"\xff\xfe binary", "#"), None);
+        assert_eq!(not_utf8_line(b"# ---\n# owner = \"\xff", "#"), Some(2));
+        // Cut in the middle of a character by the prefix's end: not the file's fault.
+        assert_eq!(
+            not_utf8_line("# ---\n# é".as_bytes().split_last().unwrap().1, "#"),
+            None
+        );
+    }
 
     fn problems(text: &str) -> Vec<(usize, String)> {
         parse(text, "#")

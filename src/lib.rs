@@ -144,6 +144,9 @@ fn run_task(opts: &Options) -> Result<(), Error> {
             for warning in lint::warnings(&inventory.scripts) {
                 eprintln!("warning: {}", terminal::escape(&warning));
             }
+            for note in inventory.languages.iter().flat_map(|l| &l.notes) {
+                eprintln!("note: {}", terminal::escape(note));
+            }
             if *syntax {
                 return lint_syntax(&config, &inventory, opts.json);
             }
@@ -229,12 +232,15 @@ fn run_task(opts: &Options) -> Result<(), Error> {
         ))?,
     };
     timings.publication = millis(images_done);
-    let path = if manifest.preview {
-        config.preview_path()
+    // A preview is put in place once the report is out: a dry run that cannot print it
+    // fails, and leaves the previous preview as it was.
+    let (written, preview) = if manifest.preview {
+        let preview = manifest::stage_preview(&manifest, &config.preview_path())?;
+        (preview.written.clone(), Some(preview))
     } else {
-        config.manifest_path()
+        let path = config.manifest_path();
+        (manifest::write(&manifest, &path, partial)?, None)
     };
-    let written = manifest::write(&manifest, &path, partial)?;
     timings.total = millis(started);
     let report = report::Report::new(
         &plan,
@@ -250,7 +256,11 @@ fn run_task(opts: &Options) -> Result<(), Error> {
     } else {
         report.text()
     };
-    report::print(&text).map_err(Error::Output)
+    report::print(&text).map_err(Error::Output)?;
+    if let Some(preview) = preview {
+        preview.keep()?;
+    }
+    Ok(())
 }
 
 /// `lint --syntax`: the headers are fine; now each script's syntax, in its runtime image.

@@ -283,15 +283,7 @@ pub fn write(manifest: &Manifest, path: &Path, partial: bool) -> Result<Written,
         move |cause| ManifestError { path: p, cause }
     };
     std::fs::create_dir_all(dir).map_err(err(dir))?;
-    // Replace only a regular file: never follow a symlink or clobber a FIFO, device or folder.
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_file() {
-            let kind = crate::repo::kind_of(&meta);
-            return Err(err(path)(std::io::Error::other(format!(
-                "it is a {kind}, not a regular file"
-            ))));
-        }
-    }
+    refuse_non_file(path).map_err(err(path))?;
     let content_path = if manifest.preview {
         None
     } else {
@@ -312,23 +304,98 @@ pub fn write(manifest: &Manifest, path: &Path, partial: bool) -> Result<Written,
     })
 }
 
+/// Replace only a regular file: never follow a symlink or clobber a FIFO, device or folder.
+fn refuse_non_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => Err(std::io::Error::other(format!(
+            "it is a {}, not a regular file",
+            crate::repo::kind_of(&meta)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    Staged::new(path, bytes)?.rename()
+}
+
+/// A preview written in full beside its path, put in place only by [`Preview::keep`]: a dry
+/// run whose report cannot be printed (stdout closed or full) leaves the previous preview as
+/// it was. Dropped, it removes its temporary file.
+#[derive(Debug)]
+pub struct Preview {
+    staged: Staged,
+    pub written: Written,
+}
+
+/// Writes a dry run's preview (see [`Preview`]); `manifest.preview` must be set.
+pub fn stage_preview(manifest: &Manifest, path: &Path) -> Result<Preview, ManifestError> {
+    debug_assert!(manifest.preview);
+    let bytes = manifest.to_bytes();
+    let err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |cause| ManifestError { path: p, cause }
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+    std::fs::create_dir_all(dir).map_err(err(dir))?;
+    refuse_non_file(path).map_err(err(path))?;
+    let staged = Staged::new(path, &bytes).map_err(err(path))?;
+    Ok(Preview {
+        staged,
+        written: Written {
+            path: Some(path.to_path_buf()),
+            content_path: None,
+            sha256: format!("sha256:{}", bytes_sha256(&bytes)),
+        },
+    })
+}
+
+impl Preview {
+    /// Puts the preview in place.
+    pub fn keep(self) -> Result<Written, ManifestError> {
+        let path = self.staged.path.clone();
+        self.staged
+            .rename()
+            .map_err(|cause| ManifestError { path, cause })?;
+        Ok(self.written)
+    }
+}
+
+/// Bytes written and synced to a temporary file beside `path`, not yet renamed over it.
+#[derive(Debug)]
+struct Staged {
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+impl Staged {
+    fn new(path: &Path, bytes: &[u8]) -> std::io::Result<Staged> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let staged = Staged {
+            tmp: dir.join(format!(".{name}.{}.tmp", std::process::id())),
+            path: path.to_path_buf(),
+        };
+        let mut f = std::fs::File::create(&staged.tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        Ok(staged)
     }
-    result
+
+    fn rename(self) -> std::io::Result<()> {
+        std::fs::rename(&self.tmp, &self.path)?;
+        // Make the rename itself durable.
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::File::open(dir)?.sync_all()
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // Gone once renamed; else nothing of it may stay behind.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }

@@ -131,7 +131,7 @@ pub fn make(
             .unwrap_or(&[]);
         prefixes.extend(extra.iter().map(String::as_str));
         let changed_files = changes.under(&prefixes);
-        let mut notes = Vec::new();
+        let mut notes = language.notes.clone();
         if let Some(base) = &language.inputs.base_image {
             if !base.contains("@sha256:") {
                 notes.push(format!(

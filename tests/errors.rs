@@ -160,6 +160,35 @@ fn scripts_cannot_go_where_the_entrypoint_is() {
     }
 }
 
+/// A Dockerfile with no `FROM` builds no runtime: refused before anything is planned.
+#[test]
+fn a_dockerfile_without_from_is_refused() {
+    for (text, what) in [
+        ("", "is empty"),
+        (
+            "# syntax=docker/dockerfile:1\n\n# nothing yet\n",
+            "is empty",
+        ),
+        ("ARG BASE_IMAGE=debian\nRUN true\n", "has no `FROM` line"),
+    ] {
+        let repo = Repo::fixture();
+        repo.write("languages/python/Dockerfile", text);
+        for args in [&["lint"][..], &["--dry-run"]] {
+            repo.krobs(args).failure(INPUT).stderr_is(&problems(&[&format!(
+                "languages/python/Dockerfile: {what}: it builds the language's runtime, so start it with `FROM <base image>` (e.g. `ARG BASE_IMAGE=debian:bookworm-slim`, then `FROM ${{BASE_IMAGE}}`)"
+            )]));
+        }
+        assert!(!repo.path("out/manifest.preview.json").exists());
+    }
+    // A byte-order mark before `FROM` is still a Dockerfile (the Engine reads it so).
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/python/Dockerfile",
+        "\u{feff}FROM python:3.12-slim\n",
+    );
+    repo.krobs(&["lint"]).success();
+}
+
 #[test]
 fn empty_language_folder() {
     let repo = Repo::fixture();
@@ -300,6 +329,29 @@ fn unknown_only_name() {
         .stderr_is(
             "error: unknown language `pyhton` in `--only`: known languages are `bash`, `python`",
         );
+}
+
+/// `--only ""` (or a trailing comma) names no language: refused (exit 2), not read as "every
+/// language". An empty `KROBS_ONLY` is unset, as an empty environment variable usually is.
+#[test]
+fn an_empty_only_name_is_refused() {
+    let repo = Repo::fixture();
+    for only in ["", "bash,", ",", " "] {
+        for args in [
+            &["--dry-run", "--only", only][..],
+            &["lint", "--only", only],
+        ] {
+            repo.krobs(args).failure(2).stderr_is(
+                "error: `--only` got an empty language name: name the languages, e.g. `--only python,ruby`, or leave `--only` out to run every language",
+            );
+        }
+    }
+    assert!(!repo.path("out/manifest.preview.json").exists());
+    let v = repo
+        .krobs_env(&["--dry-run", "--json"], &[("KROBS_ONLY", "")])
+        .success()
+        .json();
+    assert_eq!(v["languages"].as_array().unwrap().len(), 2, "{v}");
 }
 
 #[test]
@@ -517,4 +569,81 @@ fn a_readme_in_scripts_is_documentation_not_a_krob() {
         run.stdout, "lint: 2 scripts in 2 languages are documented\n",
         "{run}"
     );
+}
+
+/// Hidden files in `scripts/` (a `.gitkeep`, an editor's swap file) are no krobs: left out of
+/// the scripts layer and its digest, with a note, instead of failing the run.
+#[test]
+fn hidden_files_in_scripts_are_left_out_with_a_note() {
+    let repo = Repo::fixture();
+    let digest = |repo: &Repo| {
+        let v = repo.krobs(&["--dry-run", "--json"]).success().json();
+        let bash = v["languages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == "bash")
+            .unwrap()
+            .clone();
+        (bash, v["scripts"].as_array().unwrap().len())
+    };
+    let (before, scripts) = digest(&repo);
+    repo.write("languages/bash/scripts/.gitkeep", "");
+    repo.write("languages/bash/scripts/.cache/hello.sh.swp", "x");
+    repo.write("languages/bash/scripts/sub/.gitkeep", "");
+    repo.write_exec(
+        "languages/bash/scripts/sub/deep.sh",
+        bash_script("team-a", "echo deep"),
+    );
+    let notes = [
+        "`languages/bash/scripts/.cache` is a hidden folder: not a krob, and left out of the scripts layer; rename it without the leading `.` to ship it",
+        "`languages/bash/scripts/.gitkeep` is a hidden file: not a krob, and left out of the scripts layer; rename it without the leading `.` to ship it",
+        "`languages/bash/scripts/sub/.gitkeep` is a hidden file: not a krob, and left out of the scripts layer; rename it without the leading `.` to ship it",
+    ];
+    let run = repo.krobs(&["lint"]).success();
+    assert_eq!(
+        run.stdout, "lint: 3 scripts in 2 languages are documented\n",
+        "{run}"
+    );
+    let expected: Vec<String> = notes.iter().map(|n| format!("note: {n}")).collect();
+    assert_eq!(run.stderr, expected.join("\n") + "\n", "{run}");
+    let (after, _) = digest(&repo);
+    assert_eq!(
+        after["notes"].as_array().unwrap()[..3],
+        notes.map(serde_json::Value::from)
+    );
+    repo.remove("languages/bash/scripts/sub/deep.sh");
+    repo.remove("languages/bash/scripts/sub");
+    let (without_sub, n) = digest(&repo);
+    assert_eq!(n, scripts);
+    assert_eq!(
+        without_sub["scripts_layer"], before["scripts_layer"],
+        "{without_sub}"
+    );
+    assert_eq!(
+        without_sub["input_digest"], before["input_digest"],
+        "{without_sub}"
+    );
+    assert_eq!(without_sub["context_files"], before["context_files"]);
+}
+
+/// A header is text: bytes that are not UTF-8 in it are refused with their line (they used
+/// to reach the manifest as replacement characters). The body may hold any bytes.
+#[test]
+fn a_header_that_is_not_utf8_is_refused() {
+    let repo = Repo::fixture();
+    repo.write(
+        "languages/bash/scripts/latin.sh",
+        b"#!/usr/bin/env bash\n# ---\n# owner = \"caf\xe9\"\n# description = \"x\"\n# ---\necho\n",
+    );
+    for args in [&["lint"][..], &["--dry-run"]] {
+        repo.krobs(args).failure(INPUT).stderr_is(&problems(&[
+            "languages/bash/scripts/latin.sh:3: the documentation header is not UTF-8 text: save the script as UTF-8",
+        ]));
+    }
+    repo.write(
+        "languages/bash/scripts/latin.sh",
+        b"#!/usr/bin/env bash\n# ---\n# owner = \"a\"\n# description = \"x\"\n# ---\nprintf '\xe9\\n'\n",
+    );
+    repo.krobs(&["lint"]).success();
 }

@@ -509,6 +509,45 @@ fn failed_run_leaves_the_previous_preview_untouched() {
     );
 }
 
+/// A dry run whose report cannot be written (stdout full) fails, and its preview is not put
+/// in place: the previous one stays, and no temporary file is left beside it.
+#[test]
+fn a_dry_run_that_cannot_print_its_report_writes_no_preview() {
+    let repo = Repo::fixture();
+    let full = || {
+        let mut cmd = krobs_command();
+        cmd.current_dir(&repo.root)
+            .stdout(fs::File::create("/dev/full").unwrap());
+        cmd
+    };
+    for args in [&["--dry-run"][..], &["--dry-run", "--json"]] {
+        let run = Run::new(full(), &repo.root, args, &[]).failure(1);
+        assert!(
+            run.stderr.ends_with(
+                "error: cannot write to stdout: No space left on device (os error 28)\n"
+            ),
+            "{run}"
+        );
+        assert!(!repo.path("out/manifest.preview.json").exists(), "{run}");
+    }
+    repo.write("out/manifest.preview.json", "previous preview\n");
+    Run::new(full(), &repo.root, &["--dry-run"], &[]).failure(1);
+    assert_eq!(
+        fs::read_to_string(repo.path("out/manifest.preview.json")).unwrap(),
+        "previous preview\n"
+    );
+    let left: Vec<_> = fs::read_dir(repo.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["manifest.preview.json"]);
+    // Printed, it is put in place.
+    krobs(&repo, &["--dry-run"]).success();
+    let preview: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo.path("out/manifest.preview.json")).unwrap()).unwrap();
+    assert_eq!(preview["preview"], true);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dockerfiles, .dockerignore files and scripts that are not regular files, or huge
 // ---------------------------------------------------------------------------------------------
