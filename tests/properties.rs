@@ -96,6 +96,25 @@ proptest! {
         parse_all(&t);
     }
 
+    /// Any bytes: a line that is not UTF-8 is named only inside a header that opens the file,
+    /// and it is a line the bytes have.
+    #[test]
+    fn bytes_that_are_not_utf8_are_found_without_panic(
+        head in vec(any::<u8>(), 0..64),
+        body in structured(),
+        tail in vec(any::<u8>(), 0..64),
+    ) {
+        let mut bytes = head.clone();
+        bytes.extend_from_slice(body.as_bytes());
+        bytes.extend_from_slice(&tail);
+        for prefix in [&bytes[..], &[b"# ---\n".as_slice(), &bytes].concat()] {
+            if let Some(line) = header::not_utf8_line(prefix, "#") {
+                prop_assert!(std::str::from_utf8(prefix).is_err());
+                prop_assert!(line >= 1 && line <= prefix.split(|&b| b == b'\n').count());
+            }
+        }
+    }
+
     #[test]
     fn header_shaped_input_never_panics(body in structured(), marker in prop_oneof![Just("#"), Just("//"), Just("--")]) {
         let t = format!("#!/bin/sh\n{marker} ---\n{body}\n{marker} ---\n");
