@@ -4,13 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::config::{Config, DEFAULT_IMAGE_SCRIPTS_DIR};
-use crate::context::{Context, EntryKind};
-use crate::digest::BuildInputs;
-use crate::header::{self, Header};
+use crate::input::config::{Config, DEFAULT_IMAGE_SCRIPTS_DIR};
+use crate::input::context::{Context, EntryKind};
+use crate::input::header::{self, Header};
+use crate::input::names;
+use crate::input::repo::{self, Repo, DOCKERFILE_LIMIT, HEADER_LIMIT};
 use crate::lint::{Problem, Problems};
-use crate::names;
-use crate::repo::{self, Repo, DOCKERFILE_LIMIT, HEADER_LIMIT};
+use crate::plan::digest::BuildInputs;
 
 /// The folder under a language holding its krobs.
 pub const SCRIPTS_DIR: &str = "scripts";
@@ -329,7 +329,7 @@ fn language(
         .cloned()
         .or_else(|| base_image_of(&dockerfile_text));
     if let Some(target) = &settings.target {
-        let stages = crate::build::stages(&dockerfile_text);
+        let stages = crate::docker::build::stages(&dockerfile_text);
         if !stages.iter().any(|s| {
             s.name
                 .as_deref()
@@ -366,7 +366,7 @@ fn language(
         .command
         .clone()
         .unwrap_or_else(|| default_command(name));
-    let bin = crate::entrypoint::PATH
+    let bin = crate::publish::entrypoint::PATH
         .rsplit_once('/')
         .map_or("", |(bin, _)| bin);
     let under_bin = format!("/{}/", image_scripts_dir.trim_matches('/'));
@@ -467,7 +467,7 @@ fn language(
 /// would refuse it only after the plan was made and the registry asked.
 fn no_runtime(dir: &str, dockerfile: &str) -> Option<Problem> {
     let text = dockerfile.trim_start_matches('\u{feff}');
-    if !crate::build::stages(text).is_empty() {
+    if !crate::docker::build::stages(text).is_empty() {
         return None;
     }
     let what = if text
@@ -574,9 +574,9 @@ fn no_output_in_context(
     extra_inputs: &[String],
     context: &Context,
 ) -> Option<Problem> {
-    let manifest = crate::config::normal(&config.manifest_path.to_string_lossy());
-    let preview = crate::config::normal(
-        &crate::config::preview_path(&config.manifest_path).to_string_lossy(),
+    let manifest = crate::input::config::normal(&config.manifest_path.to_string_lossy());
+    let preview = crate::input::config::normal(
+        &crate::input::config::preview_path(&config.manifest_path).to_string_lossy(),
     );
     let copy = match manifest.rsplit_once('/') {
         Some((folder, _)) => format!("{folder}/<sha256>.json"),
@@ -680,7 +680,7 @@ fn script(
         .iter()
         .map(|a| a.replace("{script}", &image_path))
         .collect();
-    let command = crate::entrypoint::command(&id, &language_command);
+    let command = crate::publish::entrypoint::command(&id, &language_command);
     Some(Script {
         id,
         language: language.to_string(),
