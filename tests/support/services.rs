@@ -19,13 +19,13 @@
 //! Everything listens on 127.0.0.1 only. The Docker Engine treats 127.0.0.0/8 as an insecure
 //! (plain HTTP) registry by default, so `docker push 127.0.0.1:PORT/...` works without set-up.
 //!
-//! Std only (plus the `tempfile` dev-dependency); bcrypt hashes come from `htpasswd -B`.
+//! HTTP through reqwest, base64 and JSON through the crates Krobs uses; bcrypt hashes come from
+//! `htpasswd -B`.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
-use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -601,23 +601,20 @@ pub fn moto_proxy_endpoint(account: &str, region: &str) -> String {
 }
 
 // -------------------------------------------------------------------------------------------------
-// HTTP/1.1 over std TcpStream
+// HTTP client: reqwest, the crate Krobs itself uses
 // -------------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
 }
 
 impl HttpResponse {
     /// The first header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     pub fn text(&self) -> String {
@@ -625,25 +622,30 @@ impl HttpResponse {
     }
 }
 
-/// One HTTP/1.1 connection that can carry several requests (keep-alive).
+/// A client whose requests share one kept-alive HTTP/1.1 connection while it is sent one
+/// request at a time; plain HTTP only, no redirects followed, no proxy from the environment.
 pub struct HttpConnection {
     addr: String,
-    reader: BufReader<TcpStream>,
+    client: reqwest::blocking::Client,
 }
 
 impl HttpConnection {
     pub fn open(addr: &str) -> io::Result<HttpConnection> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+        let client = reqwest::blocking::Client::builder()
+            .http1_only()
+            .pool_max_idle_per_host(1)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(io::Error::other)?;
         Ok(HttpConnection {
             addr: addr.to_string(),
-            reader: BufReader::new(stream),
+            client,
         })
     }
 
-    /// Sends one request and reads its response; the connection stays open unless the
-    /// `extra` headers say `Connection: close` (or the server closes it).
+    /// Sends one request and reads its whole response.
     pub fn send(
         &mut self,
         method: &str,
@@ -652,27 +654,30 @@ impl HttpConnection {
         extra: &[(&str, &str)],
         body: &[u8],
     ) -> io::Result<HttpResponse> {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(io::Error::other)?;
+        let mut request = self
+            .client
+            .request(method, format!("http://{}{path}", self.addr))
+            .body(body.to_vec());
         if let Some((user, password)) = basic_auth {
-            let token = base64_encode(format!("{user}:{password}").as_bytes());
-            let _ = write!(head, "Authorization: Basic {token}\r\n");
+            request = request.basic_auth(user, Some(password));
         }
         for (name, value) in extra {
-            let _ = write!(head, "{name}: {value}\r\n");
+            request = request.header(*name, *value);
         }
-        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-            let _ = write!(head, "Content-Length: {}\r\n", body.len());
-        }
-        head.push_str("\r\n");
-        let stream = self.reader.get_mut();
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
-        stream.flush()?;
-        read_response(&mut self.reader, method == "HEAD")
+        let response = request.send().map_err(io::Error::other)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().map_err(io::Error::other)?.to_vec();
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
-/// One request on a fresh connection (`Connection: close`).
+/// One request on a connection of its own.
 pub fn http_request(
     addr: &str,
     method: &str,
@@ -681,13 +686,10 @@ pub fn http_request(
     extra: &[(&str, &str)],
     body: &[u8],
 ) -> io::Result<HttpResponse> {
-    let mut conn = HttpConnection::open(addr)?;
-    let mut headers: Vec<(&str, &str)> = extra.to_vec();
-    headers.push(("Connection", "close"));
-    conn.send(method, path, basic_auth, &headers, body)
+    HttpConnection::open(addr)?.send(method, path, basic_auth, extra, body)
 }
 
-/// `GET path` on a fresh connection.
+/// `GET path` on a connection of its own.
 pub fn http_get(
     addr: &str,
     path: &str,
@@ -696,135 +698,16 @@ pub fn http_get(
     http_request(addr, "GET", path, basic_auth, &[], b"")
 }
 
-fn invalid(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.into())
-}
-
-fn read_line(r: &mut impl BufRead) -> io::Result<String> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "connection closed",
-        ));
-    }
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
-}
-
-fn read_response(r: &mut impl BufRead, head_only: bool) -> io::Result<HttpResponse> {
-    let status_line = read_line(r)?;
-    let mut parts = status_line.splitn(3, ' ');
-    let (version, code) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if !version.starts_with("HTTP/1.") {
-        return Err(invalid(format!(
-            "not an HTTP/1 status line: {status_line:?}"
-        )));
-    }
-    let status: u16 = code
-        .parse()
-        .map_err(|_| invalid(format!("bad status line {status_line:?}")))?;
-    let mut headers = Vec::new();
-    loop {
-        let line = read_line(r)?;
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| invalid(format!("bad header {line:?}")))?;
-        headers.push((name.trim().to_string(), value.trim().to_string()));
-    }
-    let mut resp = HttpResponse {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
-        return Ok(resp);
-    }
-    if resp
-        .header("Transfer-Encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-    {
-        loop {
-            let size_line = read_line(r)?;
-            let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
-                .map_err(|_| invalid(format!("bad chunk size {size_line:?}")))?;
-            if size == 0 {
-                while !read_line(r)?.is_empty() {}
-                break;
-            }
-            let start = resp.body.len();
-            resp.body.resize(start + size, 0);
-            r.read_exact(&mut resp.body[start..])?;
-            read_line(r)?;
-        }
-    } else if let Some(len) = resp.header("Content-Length") {
-        let len: usize = len.parse().map_err(|_| invalid("bad Content-Length"))?;
-        resp.body.resize(len, 0);
-        r.read_exact(&mut resp.body)?;
-    } else {
-        r.read_to_end(&mut resp.body)?;
-    }
-    Ok(resp)
-}
-
 /// Standard base64 with padding.
 pub fn base64_encode(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-/// Standard base64 (padding optional); `None` if it is not base64.
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
-/// The string value of `"key": "value"` in a JSON text (first occurrence, no escapes handled):
-/// enough for skopeo's and boto3's output without a JSON crate.
+/// The string value of `key` in a JSON object (skopeo's, boto3's output).
 pub fn json_str(json: &str, key: &str) -> Option<String> {
-    let at = json.find(&format!("\"{key}\""))? + key.len() + 2;
-    let rest = json[at..]
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start()
-        .strip_prefix('"')?;
-    Some(rest[..rest.find('"')?].to_string())
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    value.get(key)?.as_str().map(str::to_string)
 }
 
 // -------------------------------------------------------------------------------------------------
