@@ -10,10 +10,12 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::e2e_support::*;
+use support::http_server::{HttpServer, Reply, Request};
 use support::services::{require_services, FlakyProxy};
 
 // -------------------------------------------------------------------------------------------------
@@ -270,20 +272,22 @@ fn end_to_end_publishes_every_language_and_an_image_pulled_by_digest_runs_its_kr
     );
 
     // Run a baked krob the way the manifest says, against fakes of Elasticsearch and the monitor.
-    let es = FakeHttp::start(|req| {
-        if req.method == "GET" && req.path.starts_with("/_cat/shards") {
-            (
-                200,
-                "logs-2026.11 0 p UNASSIGNED ALLOCATION_FAILED\n\
-                 logs-2026.11 0 r STARTED\n\
-                 logs-2026.11 1 p STARTED\n"
-                    .to_string(),
-            )
-        } else {
-            (404, "{\"error\":\"not faked\"}".to_string())
-        }
-    });
-    let monitor = FakeHttp::start(|_| (200, "{}".to_string()));
+    let es = HttpServer::start(
+        &[],
+        Arc::new(|req: Request| {
+            if req.method == "GET" && req.path == "/_cat/shards" {
+                Reply::text(
+                    200,
+                    "logs-2026.11 0 p UNASSIGNED ALLOCATION_FAILED\n\
+                     logs-2026.11 0 r STARTED\n\
+                     logs-2026.11 1 p STARTED\n",
+                )
+            } else {
+                Reply::text(404, "{\"error\":\"not faked\"}")
+            }
+        }),
+    );
+    let monitor = HttpServer::start(&[], Arc::new(|_| Reply::text(200, "{}")));
     let script = manifest["scripts"]
         .as_array()
         .unwrap()
@@ -327,7 +331,7 @@ fn end_to_end_publishes_every_language_and_an_image_pulled_by_digest_runs_its_kr
     let es_requests: Vec<(String, String)> = es
         .requests()
         .into_iter()
-        .map(|r| (r.method, r.path))
+        .map(|r| (r.method.clone(), r.target()))
         .collect();
     assert_eq!(
         es_requests,

@@ -7,18 +7,16 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use support::e2e_support::{Pipeline, USER};
+use support::http_server::{HttpServer, Reply, Request};
 use support::releases::{edge_repo, go_render, publish_fake, read_yaml_all, validate_kubernetes};
 use support::services::{
     base64_encode, http_request, moto_registry_password, python3, run_with_stdin, Moto, Registry,
@@ -1135,24 +1133,28 @@ fn push_blob(registry: &Registry, repository: &str, bytes: &[u8]) -> String {
 
 /// A registry front that speaks the token flow: `401 Bearer realm=...` until a token obtained
 /// from its `/token` (with the registry's basic credentials) comes back; then it forwards to the
-/// registry with those credentials.
+/// registry with those credentials. On the tests' one HTTP server.
 struct BearerFront {
+    /// Serves until the front is dropped.
+    _server: HttpServer,
     addr: String,
     tokens: Arc<AtomicUsize>,
 }
 
 impl BearerFront {
     fn start(upstream: String) -> BearerFront {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
         let tokens = Arc::new(AtomicUsize::new(0));
-        let (me, issued) = (addr.clone(), tokens.clone());
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let _ = serve_bearer(stream, &me, &upstream, &issued);
-            }
-        });
-        BearerFront { addr, tokens }
+        let issued = tokens.clone();
+        let server = HttpServer::start(
+            &[],
+            Arc::new(move |req: Request| serve_bearer(&req, &upstream, &issued)),
+        );
+        let addr = server.addr();
+        BearerFront {
+            _server: server,
+            addr,
+            tokens,
+        }
     }
 
     fn tokens_issued(&self) -> usize {
@@ -1162,85 +1164,66 @@ impl BearerFront {
 
 const TOKEN: &str = "krobs-test-token";
 
-fn serve_bearer(
-    stream: TcpStream,
-    me: &str,
-    upstream: &str,
-    issued: &AtomicUsize,
-) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.trim_end().split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let header = |name: &str| {
-        headers
+fn serve_bearer(req: &Request, upstream: &str, issued: &AtomicUsize) -> Reply {
+    let reply = |status: u16, headers: &[(&str, &str)], body: &[u8]| Reply::Raw {
+        status,
+        headers: headers
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+        body: body.to_vec(),
     };
     let basic = format!(
         "Basic {}",
         base64_encode(format!("{USER}:{PASSWORD}").as_bytes())
     );
-    let (status, content_type, body, extra) = if path.starts_with("/token?") {
-        if header("authorization").as_deref() == Some(basic.as_str())
-            && path.contains("scope=repository%3Akrobs%2Fmanifest%3Apull")
+    if req.path == "/token" {
+        if req.authorization.as_deref() == Some(basic.as_str())
+            && req
+                .raw_query
+                .contains("scope=repository%3Akrobs%2Fmanifest%3Apull")
         {
             issued.fetch_add(1, Ordering::SeqCst);
-            (
+            let token = json!({ "token": TOKEN }).to_string();
+            reply(
                 200,
-                "application/json".to_string(),
-                format!("{{\"token\":\"{TOKEN}\"}}").into_bytes(),
-                String::new(),
+                &[("Content-Type", "application/json")],
+                token.as_bytes(),
             )
         } else {
-            (401, "text/plain".into(), b"no".to_vec(), String::new())
+            reply(401, &[("Content-Type", "text/plain")], b"no")
         }
-    } else if header("authorization").as_deref() == Some(format!("Bearer {TOKEN}").as_str()) {
-        let accept = header("accept").unwrap_or_else(|| "*/*".into());
-        let resp = http_request(
+    } else if req.authorization.as_deref() == Some(format!("Bearer {TOKEN}").as_str()) {
+        let accept = req.header("accept").unwrap_or("*/*");
+        let Ok(resp) = http_request(
             upstream,
             "GET",
-            &path,
+            &req.target(),
             Some((USER, PASSWORD)),
-            &[("Accept", &accept)],
+            &[("Accept", accept)],
             b"",
-        )?;
-        let ct = resp
+        ) else {
+            return Reply::Close;
+        };
+        let content_type = resp
             .header("Content-Type")
             .unwrap_or("application/octet-stream")
             .to_string();
-        (resp.status, ct, resp.body, String::new())
+        reply(resp.status, &[("Content-Type", &content_type)], &resp.body)
     } else {
-        (
+        let host = req.header("host").unwrap_or("127.0.0.1");
+        let challenge = format!(
+            "Bearer realm=\"http://{host}/token\",service=\"krobs-test\",scope=\"repository:krobs/manifest:pull\""
+        );
+        reply(
             401,
-            "application/json".into(),
-            b"{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}".to_vec(),
-            format!(
-                "WWW-Authenticate: Bearer realm=\"http://{me}/token\",service=\"krobs-test\",scope=\"repository:krobs/manifest:pull\"\r\n"
-            ),
+            &[
+                ("Content-Type", "application/json"),
+                ("WWW-Authenticate", &challenge),
+            ],
+            br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#,
         )
-    };
-    let mut out = stream;
-    write!(
-        out,
-        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
-        body.len()
-    )?;
-    out.write_all(&body)?;
-    let mut rest = Vec::new();
-    let _ = reader.read_to_end(&mut rest);
-    Ok(())
+    }
 }
 
 /// How many files there are in the `scripts/` folders under `languages`.

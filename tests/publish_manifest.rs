@@ -6,9 +6,11 @@
 mod support;
 
 use std::process::Command;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use support::e2e_support::*;
+use support::http_server::{HttpServer, Reply, Request};
 use support::services::{python3, require_services, run_ok};
 use support::Repo;
 
@@ -688,15 +690,18 @@ fn pulling_content_that_does_not_match_its_digest_is_refused() {
     );
     let tampered_text = String::from_utf8(tampered.clone()).unwrap();
     let blob_path = format!("/v2/krobs/manifest/blobs/{layer_digest}");
-    let fake = FakeHttp::start(move |req| {
-        if req.path.starts_with("/v2/krobs/manifest/manifests/") {
-            (200, artifact.clone())
-        } else if req.path == blob_path {
-            (200, tampered_text.clone())
-        } else {
-            (404, String::new())
-        }
-    });
+    let fake = HttpServer::start(
+        &[],
+        Arc::new(move |req: Request| {
+            if req.path.starts_with("/v2/krobs/manifest/manifests/") {
+                Reply::text(200, artifact.clone())
+            } else if req.path == blob_path {
+                Reply::text(200, tampered_text.clone())
+            } else {
+                Reply::text(404, "")
+            }
+        }),
+    );
     let host = fake.url().trim_start_matches("http://").to_string();
     let repo = Repo::fixture();
     repo.write(

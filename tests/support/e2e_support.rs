@@ -4,19 +4,14 @@
 //!
 //! - [`Pipeline`]: temp repository + registry (+ moto) + the environment of the runs.
 //! - [`Background`]: a run started in the background (to break the registry under it).
-//! - [`FakeHttp`]: a tiny HTTP server on 127.0.0.1 (fake Elasticsearch, fake monitor).
 //! - small readers of the JSON report and the manifest: [`language`], [`names`], [`error_line`].
 #![allow(dead_code)]
 
 use std::cell::RefCell;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -948,116 +943,4 @@ pub fn lines_after_error(run: &Run) -> Vec<String> {
         .skip(1)
         .map(str::to_string)
         .collect()
-}
-
-// -------------------------------------------------------------------------------------------------
-// A tiny HTTP server
-// -------------------------------------------------------------------------------------------------
-
-/// One request a [`FakeHttp`] received.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub method: String,
-    /// Path and query, as sent.
-    pub path: String,
-    pub body: String,
-}
-
-/// An HTTP/1.1 server on 127.0.0.1 that answers every request with what its handler says
-/// (status, body) and closes the connection; it keeps every request. Stopped on drop.
-pub struct FakeHttp {
-    addr: SocketAddr,
-    requests: Arc<Mutex<Vec<Request>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl FakeHttp {
-    pub fn start(handler: impl Fn(&Request) -> (u16, String) + Send + 'static) -> FakeHttp {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (seen, stopped) = (requests.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stopped.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                if let Some(req) = serve_one(stream, &handler) {
-                    seen.lock().unwrap().push(req);
-                }
-            }
-        });
-        FakeHttp {
-            addr,
-            requests,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-impl Drop for FakeHttp {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve_one(stream: TcpStream, handler: &impl Fn(&Request) -> (u16, String)) -> Option<Request> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut words = line.split_whitespace();
-    let (method, path) = (words.next()?.to_string(), words.next()?.to_string());
-    let mut length = 0usize;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).ok()? == 0 {
-            break;
-        }
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).ok()?;
-    let req = Request {
-        method,
-        path,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    };
-    let (status, text) = handler(&req);
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        if status < 300 { "OK" } else { "Error" },
-        text.len()
-    );
-    let _ = stream.flush();
-    Some(req)
 }

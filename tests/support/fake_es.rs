@@ -452,10 +452,7 @@ impl FakeEs {
                     ),
                     None => handle(&mut st.cluster, &req),
                 };
-                let status = match &reply {
-                    Reply::Body(s, _, _) => *s,
-                    Reply::Close => 0,
-                };
+                let status = reply.status();
                 let body = if req.body.trim().is_empty() {
                     Value::Null
                 } else {

@@ -1,14 +1,18 @@
-//! An HTTP/1.1 server on 127.0.0.1 (a free port) for the fakes the krobs talk to: hyper's
+//! The one HTTP/1.1 server of the tests, on 127.0.0.1 (a free port), for every fake the krobs
+//! and krobs-build talk to (Elasticsearch, the monitor, a registry or its token front): hyper's
 //! server on a thread of its own with a single-threaded tokio runtime. Every request goes to a
-//! handler as a [`Request`] (method, decoded path, query parameters, body); the handler answers
-//! with a [`Reply`]: a status and a body, or [`Reply::Close`], which drops the connection
-//! without an answer (a server that dies mid-request). Every answer carries the server's own
-//! headers (Elasticsearch's `X-elastic-product`, say). Stopped on drop.
+//! handler as a [`Request`] (method, decoded path, query parameters, headers, body), on tokio's
+//! blocking pool, so a handler may itself wait on the network (a front calling its upstream);
+//! the handler answers with a [`Reply`]: a status and a body, with headers of its own if need
+//! be, or [`Reply::Close`], which drops the connection without an answer (a server that dies
+//! mid-request). Every answer carries the server's own headers (Elasticsearch's
+//! `X-elastic-product`, say). The server keeps every request ([`HttpServer::requests`]).
+//! Stopped on drop.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use http_body_util::{BodyExt, Full};
@@ -30,10 +34,30 @@ pub struct Request {
     pub content_type: Option<String>,
     /// The `Authorization` header, as sent.
     pub authorization: Option<String>,
+    /// Every header, names in lowercase, in the order sent.
+    pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
 impl Request {
+    /// The path and, when there is one, `?` and the raw query: the request's target.
+    pub fn target(&self) -> String {
+        if self.raw_query.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}?{}", self.path, self.raw_query)
+        }
+    }
+
+    /// The first header of that name (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The query parameter `name`.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str)
@@ -45,11 +69,25 @@ impl Request {
 pub enum Reply {
     /// Status, content type and body.
     Body(u16, &'static str, String),
+    /// Status, headers (the content type among them) and bytes.
+    Raw {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// Close the connection without an answer.
     Close,
 }
 
 impl Reply {
+    /// The status answered; 0 for [`Reply::Close`].
+    pub fn status(&self) -> u16 {
+        match self {
+            Reply::Body(status, _, _) | Reply::Raw { status, .. } => *status,
+            Reply::Close => 0,
+        }
+    }
+
     pub fn json(status: u16, value: &serde_json::Value) -> Reply {
         Reply::Body(status, "application/json", value.to_string())
     }
@@ -77,6 +115,7 @@ pub type Handler = Arc<dyn Fn(Request) -> Reply + Send + Sync>;
 /// The running server.
 pub struct HttpServer {
     addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Request>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -87,6 +126,8 @@ impl HttpServer {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
         let thread = thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -99,10 +140,11 @@ impl HttpServer {
                         _ = &mut stopped => break,
                         accepted = listener.accept() => {
                             let Ok((stream, _)) = accepted else { continue };
-                            let handler = handler.clone();
+                            let (handler, seen) = (handler.clone(), seen.clone());
                             tokio::spawn(async move {
-                                let service =
-                                    service_fn(move |req| serve(headers, handler.clone(), req));
+                                let service = service_fn(move |req| {
+                                    serve(headers, handler.clone(), seen.clone(), req)
+                                });
                                 // A closed or broken connection is the client's business.
                                 let _ = http1::Builder::new()
                                     .serve_connection(TokioIo::new(stream), service)
@@ -115,6 +157,7 @@ impl HttpServer {
         });
         HttpServer {
             addr,
+            requests,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -123,6 +166,16 @@ impl HttpServer {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Every request received so far, in the order they came.
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
     }
 }
 
@@ -140,6 +193,7 @@ impl Drop for HttpServer {
 async fn serve(
     headers: &'static [(&'static str, &'static str)],
     handler: Handler,
+    seen: Arc<Mutex<Vec<Request>>>,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Closed> {
     let (parts, body) = req.into_parts();
@@ -163,23 +217,43 @@ async fn serve(
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_string(), value)
+            })
+            .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
-    // The handler takes locks only briefly and never waits on the network.
-    match handler(request) {
-        Reply::Body(status, content_type, text) => {
-            let mut response = hyper::Response::builder()
-                .status(status)
-                .header(hyper::header::CONTENT_TYPE, content_type);
-            for (name, value) in headers {
-                response = response.header(*name, *value);
-            }
-            Ok(response
-                .body(Full::new(Bytes::from(text)))
-                .expect("a valid response"))
-        }
-        Reply::Close => Err(Closed),
+    seen.lock().unwrap().push(request.clone());
+    let reply = tokio::task::spawn_blocking(move || handler(request))
+        .await
+        .map_err(|_| Closed)?;
+    let (status, own, body) = match reply {
+        Reply::Body(status, content_type, text) => (
+            status,
+            vec![("content-type".to_string(), content_type.to_string())],
+            text.into_bytes(),
+        ),
+        Reply::Raw {
+            status,
+            headers,
+            body,
+        } => (status, headers, body),
+        Reply::Close => return Err(Closed),
+    };
+    let mut response = hyper::Response::builder().status(status);
+    for (name, value) in own {
+        response = response.header(name, value);
     }
+    for (name, value) in headers {
+        response = response.header(*name, *value);
+    }
+    Ok(response
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response"))
 }
 
 /// `a=1&b=x%2Cy` as a map, `+` as a space.
