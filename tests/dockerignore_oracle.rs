@@ -3,6 +3,8 @@
 //! and lists it) and collected by Krobs (`Context::collect`, the list Krobs hashes and sends);
 //! the two lists must be equal. Run with `bash tests/run.sh` (fails, never skips, without it).
 
+#[path = "support/http_server.rs"]
+mod http_server;
 #[path = "support/services.rs"]
 mod services;
 

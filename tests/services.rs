@@ -2,6 +2,8 @@
 //! reference registry with htpasswd auth, the Docker Engine and CLI, skopeo, moto's ECR API and
 //! the flaky proxy. Run with `bash tests/run.sh` (these tests fail, never skip, without it).
 
+#[path = "support/http_server.rs"]
+mod http_server;
 #[path = "support/services.rs"]
 mod services;
 

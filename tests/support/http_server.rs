@@ -36,7 +36,10 @@ pub struct Request {
     pub authorization: Option<String>,
     /// Every header, names in lowercase, in the order sent.
     pub headers: Vec<(String, String)>,
+    /// The body as text (not UTF-8: with replacement characters).
     pub body: String,
+    /// The body as sent.
+    pub bytes: Bytes,
 }
 
 impl Request {
@@ -226,6 +229,7 @@ async fn serve(
             })
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body,
     };
     seen.lock().unwrap().push(request.clone());
     let reply = tokio::task::spawn_blocking(move || handler(request))

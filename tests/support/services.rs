@@ -25,14 +25,16 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
+
+use super::http_server::{HttpServer, Reply, Request};
 
 // -------------------------------------------------------------------------------------------------
 // Environment
@@ -714,88 +716,79 @@ pub fn json_str(json: &str, key: &str) -> Option<String> {
 // FlakyProxy
 // -------------------------------------------------------------------------------------------------
 
-/// A TCP proxy on `127.0.0.1:PORT` in front of `upstream` that answers the first `failures`
-/// HTTP requests itself with `status` (429 comes with `Retry-After: 1`), an empty body and
-/// `Connection: close`, then relays every later connection byte for byte (keep-alive works).
-/// The decision is made per connection, on its first request; a connection whose first bytes
-/// are not HTTP (Docker tries TLS first on an insecure registry) is relayed without using up a
-/// failure. Stopped on drop.
+/// An HTTP proxy on `127.0.0.1:PORT` in front of `upstream`, on the tests' one HTTP server: it
+/// answers the first `failures` requests itself with `status` (429 comes with `Retry-After:
+/// 1`), an empty body and `Connection: close`, then forwards every later request to `upstream`
+/// (method, target, headers, body, the `Host` the client sent, so that the registry's
+/// `Location`s name the proxy) and gives back the answer as it came (status, headers, body).
+/// Anything but HTTP (such as the TLS handshake Docker tries first on an insecure registry) is
+/// refused at once by the server and uses up no failure. Stopped on drop.
 ///
 /// Note how the Docker Engine takes a failure on its `/v2/` ping: it does not retry, it just
 /// finds no auth challenge, sends the next request without credentials and reports the
 /// registry's 401 (`login attempt to http://.../v2/ failed with status: 401 Unauthorized`).
 pub struct FlakyProxy {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    seen: Arc<AtomicUsize>,
+    server: HttpServer,
     failed: Arc<AtomicUsize>,
-    conns: Conns,
-    accept: Option<JoinHandle<()>>,
 }
 
-/// Clones of the open sockets, to shut them down when the proxy stops.
-type Conns = Arc<Mutex<std::collections::HashMap<usize, TcpStream>>>;
+/// Headers that belong to one connection, not to the request or answer relayed over it.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "proxy-connection",
+];
 
 impl FlakyProxy {
     pub fn start(upstream: &str, failures: usize, status: u16) -> FlakyProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(AtomicUsize::new(0));
+        let left = AtomicUsize::new(failures);
         let failed = Arc::new(AtomicUsize::new(0));
-        let left = Arc::new(AtomicUsize::new(failures));
-        let conns: Conns = Arc::default();
-        let next_id = AtomicUsize::new(0);
-        let shared = ProxyShared {
-            upstream: upstream.to_string(),
-            status,
-            stop: stop.clone(),
-            seen: seen.clone(),
-            failed: failed.clone(),
-            left,
-            conns: conns.clone(),
-        };
-        let accept = thread::Builder::new()
-            .name("flaky-proxy".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if shared.stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let id = next_id.fetch_add(2, Ordering::SeqCst);
-                    if let Ok(clone) = stream.try_clone() {
-                        shared.conns.lock().unwrap().insert(id, clone);
-                    }
-                    let shared = shared.clone();
-                    thread::spawn(move || {
-                        shared.serve(stream, id);
-                        let mut conns = shared.conns.lock().unwrap();
-                        conns.remove(&id);
-                        conns.remove(&(id + 1));
-                    });
+        let sent = failed.clone();
+        let upstream = upstream.to_string();
+        let client = reqwest::blocking::Client::builder()
+            .http1_only()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(Duration::from_secs(300))
+            .build()
+            .expect("an HTTP client");
+        let handler = move |req: Request| {
+            if left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                sent.fetch_add(1, Ordering::SeqCst);
+                let mut headers = vec![("Connection".to_string(), "close".to_string())];
+                if status == 429 {
+                    headers.push(("Retry-After".to_string(), "1".to_string()));
                 }
-            })
-            .unwrap();
+                return Reply::Raw {
+                    status,
+                    headers,
+                    body: Vec::new(),
+                };
+            }
+            forward(&client, &upstream, req)
+        };
         FlakyProxy {
-            addr,
-            stop,
-            seen,
+            server: HttpServer::start(&[], Arc::new(handler)),
             failed,
-            conns,
-            accept: Some(accept),
         }
     }
 
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> String {
-        self.addr.to_string()
+        self.server.addr()
     }
 
-    /// HTTP requests received so far: those answered with the failure plus those relayed
-    /// (counted by parsing the client's side of relayed connections).
+    /// HTTP requests received so far: those answered with the failure plus those relayed.
     pub fn requests_seen(&self) -> usize {
-        self.seen.load(Ordering::SeqCst)
+        self.server.requests().len()
     }
 
     /// Requests answered with the failure status so far.
@@ -804,261 +797,38 @@ impl FlakyProxy {
     }
 }
 
-impl Drop for FlakyProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr); // wake the accept loop
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-        for (_, c) in self.conns.lock().unwrap().drain() {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-#[derive(Clone)]
-struct ProxyShared {
-    upstream: String,
-    status: u16,
-    stop: Arc<AtomicBool>,
-    seen: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-    left: Arc<AtomicUsize>,
-    conns: Conns,
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Flaky",
-    }
-}
-
-impl ProxyShared {
-    fn serve(&self, mut client: TcpStream, id: usize) {
-        let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
-        // Wait for the first request's head before deciding: a connection opened and never
-        // used does not use up a failure.
-        let mut counter = RequestCounter::default();
-        let mut first = Vec::new();
-        let mut buf = [0u8; 16 * 1024];
-        while counter.heads == 0 && !counter.broken {
-            match client.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    first.extend_from_slice(&buf[..n]);
-                    counter.feed(&buf[..n]);
-                }
-            }
-        }
-        // Anything but HTTP (such as the TLS handshake Docker tries first) is relayed and does
-        // not use up a failure: the registry answers it as it would.
-        let fail = counter.heads > 0
-            && self
-                .left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-        if fail {
-            self.seen.fetch_add(1, Ordering::SeqCst);
-            self.fail(client, counter, &mut buf);
-        } else {
-            self.seen.fetch_add(counter.heads, Ordering::SeqCst);
-            self.relay(client, counter, &first, id + 1);
+/// `req` sent on to `upstream`, and its answer as it came; a connection the upstream drops is
+/// dropped here too.
+fn forward(client: &reqwest::blocking::Client, upstream: &str, req: Request) -> Reply {
+    let method = reqwest::Method::from_bytes(req.method.as_bytes()).expect("an HTTP method");
+    let mut relayed = client
+        .request(method, format!("http://{upstream}{}", req.target()))
+        .body(req.bytes.to_vec());
+    for (name, value) in &req.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) && name != "content-length" {
+            relayed = relayed.header(name, value);
         }
     }
-
-    fn fail(&self, mut client: TcpStream, mut counter: RequestCounter, buf: &mut [u8]) {
-        // Read the rest of the request (its body) so that closing does not reset the
-        // connection before the client has read the answer.
-        let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
-        while !counter.first_complete() && !counter.broken {
-            match client.read(buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => counter.feed(&buf[..n]),
-            }
-        }
-        let retry_after = if self.status == 429 {
-            "Retry-After: 1\r\n"
-        } else {
-            ""
-        };
-        let response = format!(
-            "HTTP/1.1 {} {}\r\nContent-Length: 0\r\nConnection: close\r\n{retry_after}\r\n",
-            self.status,
-            reason(self.status)
-        );
-        self.failed.fetch_add(1, Ordering::SeqCst);
-        let _ = client.write_all(response.as_bytes());
-        let _ = client.flush();
-        let _ = client.shutdown(Shutdown::Write);
-        let _ = client.set_read_timeout(Some(Duration::from_secs(2)));
-        while matches!(client.read(buf), Ok(n) if n > 0) {}
-    }
-
-    fn relay(&self, client: TcpStream, mut counter: RequestCounter, first: &[u8], id: usize) {
-        let Ok(mut upstream) = TcpStream::connect(&self.upstream) else {
-            let _ = client.shutdown(Shutdown::Both);
-            return;
-        };
-        if let Ok(clone) = upstream.try_clone() {
-            self.conns.lock().unwrap().insert(id, clone);
-        }
-        let _ = client.set_read_timeout(None);
-        if upstream.write_all(first).is_err() {
-            return;
-        }
-        let (mut c_read, mut u_write) =
-            (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-        let seen = self.seen.clone();
-        let up = thread::spawn(move || {
-            let mut buf = [0u8; 64 * 1024];
-            loop {
-                match c_read.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let before = counter.heads;
-                        counter.feed(&buf[..n]);
-                        seen.fetch_add(counter.heads - before, Ordering::SeqCst);
-                        if u_write.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-            let _ = u_write.shutdown(Shutdown::Write);
-        });
-        let mut c_write = client;
-        let _ = io::copy(&mut upstream, &mut c_write);
-        let _ = c_write.shutdown(Shutdown::Write);
-        let _ = up.join();
-    }
-}
-
-/// Counts HTTP/1.1 request heads in a client's byte stream, skipping bodies by
-/// `Content-Length` or chunked encoding.
-#[derive(Default)]
-struct RequestCounter {
-    buf: Vec<u8>,
-    state: CounterState,
-    heads: usize,
-    broken: bool,
-}
-
-#[derive(Default, Clone, Copy, PartialEq)]
-enum CounterState {
-    #[default]
-    Head,
-    Body(u64),
-    ChunkSize,
-    ChunkData(u64),
-    ChunkEnd,
-    Trailer,
-}
-
-impl RequestCounter {
-    fn first_complete(&self) -> bool {
-        self.heads >= 1 && self.state == CounterState::Head
-    }
-
-    fn take_line(&mut self) -> Option<Vec<u8>> {
-        let at = self.buf.windows(2).position(|w| w == b"\r\n")?;
-        let line = self.buf[..at].to_vec();
-        self.buf.drain(..at + 2);
-        Some(line)
-    }
-
-    fn feed(&mut self, data: &[u8]) {
-        if self.broken {
-            return;
-        }
-        self.buf.extend_from_slice(data);
-        loop {
-            match self.state {
-                CounterState::Head => {
-                    while self.buf.starts_with(b"\r\n") {
-                        self.buf.drain(..2);
-                    }
-                    // not a request line (a TLS ClientHello, say): stop counting
-                    if self.buf.first().is_some_and(|b| !b.is_ascii_uppercase()) {
-                        self.broken = true;
-                        self.buf.clear();
-                        return;
-                    }
-                    let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        if self.buf.len() > 1 << 20 {
-                            self.broken = true;
-                            self.buf.clear();
-                        }
-                        return;
-                    };
-                    let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
-                    self.buf.drain(..end + 4);
-                    self.heads += 1;
-                    let mut length = 0u64;
-                    let mut chunked = false;
-                    for line in head.lines().skip(1) {
-                        if let Some((name, value)) = line.split_once(':') {
-                            match name.trim() {
-                                "content-length" => length = value.trim().parse().unwrap_or(0),
-                                "transfer-encoding" => chunked = value.contains("chunked"),
-                                _ => {}
-                            }
-                        }
-                    }
-                    self.state = if chunked {
-                        CounterState::ChunkSize
-                    } else if length > 0 {
-                        CounterState::Body(length)
-                    } else {
-                        CounterState::Head
-                    };
-                }
-                CounterState::Body(left) | CounterState::ChunkData(left) => {
-                    let take = left.min(self.buf.len() as u64);
-                    self.buf.drain(..take as usize);
-                    let left = left - take;
-                    self.state = match (self.state, left) {
-                        (CounterState::Body(_), 0) => CounterState::Head,
-                        (CounterState::Body(_), n) => CounterState::Body(n),
-                        (_, 0) => CounterState::ChunkEnd,
-                        (_, n) => CounterState::ChunkData(n),
-                    };
-                    if left > 0 {
-                        return;
-                    }
-                }
-                CounterState::ChunkSize => {
-                    let Some(line) = self.take_line() else { return };
-                    let line = String::from_utf8_lossy(&line).to_string();
-                    match u64::from_str_radix(line.split(';').next().unwrap().trim(), 16) {
-                        Ok(0) => self.state = CounterState::Trailer,
-                        Ok(n) => self.state = CounterState::ChunkData(n),
-                        Err(_) => {
-                            self.broken = true;
-                            return;
-                        }
-                    }
-                }
-                CounterState::ChunkEnd => {
-                    if self.buf.len() < 2 {
-                        return;
-                    }
-                    self.buf.drain(..2);
-                    self.state = CounterState::ChunkSize;
-                }
-                CounterState::Trailer => {
-                    let Some(line) = self.take_line() else { return };
-                    if line.is_empty() {
-                        self.state = CounterState::Head;
-                    }
-                }
-            }
-        }
+    let Ok(answer) = relayed.send() else {
+        return Reply::Close;
+    };
+    let status = answer.status().as_u16();
+    let headers = answer
+        .headers()
+        .iter()
+        .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_string(), value)
+        })
+        .collect();
+    match answer.bytes() {
+        Ok(body) => Reply::Raw {
+            status,
+            headers,
+            body: body.to_vec(),
+        },
+        Err(_) => Reply::Close,
     }
 }
 
