@@ -64,7 +64,7 @@ pub enum ReleaseError {
         expected: String,
         found: String,
     },
-    #[error("cannot start the async runtime: {0}")]
+    #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
 }
 
