@@ -35,6 +35,8 @@
 //! (default `bash`) picks the language whose script changes. `KROBS_BENCH_LOG=1` prints every
 //! krobs-build run's progress lines on stderr, each with when it arrived.
 
+#[path = "../tests/support/http_server.rs"]
+mod http_server;
 #[path = "../tests/support/services.rs"]
 mod services;
 
