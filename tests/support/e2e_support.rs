@@ -803,14 +803,13 @@ pub fn url_safe(b64: &str) -> String {
     b64.replace('+', "-").replace('/', "_")
 }
 
-/// Percent-encoding of everything but unreserved characters.
+/// Percent-encoding of everything but letters, digits, `-`, `.` and `_`.
 pub fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_');
+    percent_encoding::utf8_percent_encode(s, KEEP).to_string()
 }
 
 /// A nonce for things that must not hit the Docker build cache of an earlier test run.
