@@ -4,8 +4,7 @@
 //! bot token), and a real UDP socket that reads the DogStatsD datagrams it sends.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -302,20 +301,8 @@ impl Drop for KrobsMonitor {
     }
 }
 
-/// `GET path` on `addr` (HTTP/1.1, one request per connection): status and body.
+/// `GET path` on `addr`: status and body.
 fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let status = answer.split(' ').nth(1)?.parse().ok()?;
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-    Some((status, body))
+    let response = super::services::http_get(addr, path, None).ok()?;
+    Some((response.status, response.text()))
 }
