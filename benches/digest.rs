@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use krobs::context::Context;
-use krobs::digest::{self, BuildInputs};
+use krobs::input::context::Context;
+use krobs::plan::digest::{self, BuildInputs};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -89,7 +89,7 @@ fn main() {
 
     let krobs = || {
         let ctx = Context::collect(
-            &krobs::repo::Repo::new(tmp.path()).unwrap(),
+            &krobs::input::repo::Repo::new(tmp.path()).unwrap(),
             "languages/big",
             &[],
         )

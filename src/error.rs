@@ -1,14 +1,14 @@
 //! The top-level error: one variant per pipeline phase, each with its exit code.
 
-use crate::build::DockerError;
-use crate::config::ConfigError;
-use crate::digest::DigestError;
-use crate::discover::DiscoverError;
-use crate::manifest::ManifestError;
+use crate::deploy::render::RenderError;
+use crate::docker::build::DockerError;
+use crate::input::config::ConfigError;
+use crate::lint::syntax::SyntaxCheckError;
+use crate::plan::digest::DigestError;
+use crate::plan::discover::DiscoverError;
 use crate::publish::PublishError;
+use crate::release::manifest::ManifestError;
 use crate::release::ReleaseError;
-use crate::render::RenderError;
-use crate::syntax::SyntaxCheckError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,7 +29,7 @@ pub enum Error {
     #[error(transparent)]
     Syntax(#[from] SyntaxCheckError),
     #[error(transparent)]
-    Dirty(#[from] crate::git::DirtyTree),
+    Dirty(#[from] crate::input::git::DirtyTree),
     /// A flag the command does not use.
     #[error("{0}")]
     Usage(String),

@@ -1,54 +1,38 @@
 //! krobs-build: language folders -> input digests -> plan -> images -> release manifest.
 //!
-//! The stages, in order: [`config`] reads `krobs.toml`; [`discover`] finds the languages, their
-//! build [`context`]s and their documented scripts ([`header`]); [`digest`] gives each language
-//! its content identity; [`git`] explains what changed; [`plan`] lays out what to do;
-//! [`publish`] builds and pushes the images; [`manifest`] writes the release record,
-//! [`release`] publishes it to the registry (and pulls it back); [`report`] says what happened.
+//! The stages, in order, each a folder: [`input`] reads the repository (`krobs.toml`, the
+//! build contexts, the krobs' headers, git); [`plan`] discovers the languages, gives each its
+//! content identity and lays out what to do; [`docker`] builds runtimes on the Docker Engine;
+//! [`registry`] speaks the distribution API; [`publish`] puts the scripts layer on each runtime
+//! and pushes the images; [`release`] writes the release manifest and publishes it (and pulls
+//! it back); [`deploy`] renders it as Kubernetes objects and for Harness. [`lint`] checks a
+//! repository before review; [`cli`] is the command line and what the user reads.
 
-pub mod build;
 pub mod cli;
-pub mod config;
-pub mod context;
-pub mod cron;
 pub mod deploy;
-pub mod digest;
-pub mod discover;
-pub mod docker_host;
-pub mod dockerignore;
-pub mod engine;
-pub mod entrypoint;
+pub mod docker;
 pub mod error;
-pub mod git;
-pub mod harness;
-pub mod header;
-pub mod layer;
+pub mod input;
 pub mod lint;
-pub mod logging;
-pub mod manifest;
-pub mod names;
-pub mod options;
 pub mod plan;
-pub mod progress;
 pub mod publish;
 pub mod registry;
 pub mod release;
-pub mod render;
-pub mod repo;
-pub mod report;
-pub mod run_spec;
-pub mod syntax;
-pub mod terminal;
-pub mod yaml;
 
 use std::time::Instant;
 
-use cli::{PullFormat, SchemaKind};
-use config::Config;
+use cli::args::{PullFormat, SchemaKind};
+use cli::options::{Options, Task};
+use cli::{progress, report, terminal};
+use deploy::{harness, render};
+use docker::engine;
 pub use error::Error;
-use git::Changes;
-use manifest::Manifest;
-use options::{Options, Task};
+use input::config::{self, Config};
+use input::git::{self, Changes};
+use lint::syntax;
+use plan::discover;
+use publish::entrypoint;
+use release::manifest::{self, Manifest};
 
 /// Runs what the command line asked for. A build that fails with `--json` still prints one
 /// JSON object on stdout: the error, with its exit code.

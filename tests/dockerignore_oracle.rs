@@ -11,9 +11,9 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use krobs::context::{Context, EntryKind};
-use krobs::dockerignore::DockerIgnore;
-use krobs::repo::Repo;
+use krobs::input::context::{Context, EntryKind};
+use krobs::input::dockerignore::DockerIgnore;
+use krobs::input::repo::Repo;
 
 /// The files every case starts from (besides the Dockerfile and the `.dockerignore`).
 const TREE: &[&str] = &[

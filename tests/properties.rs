@@ -5,9 +5,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use krobs::config::Config;
-use krobs::dockerignore::DockerIgnore;
-use krobs::{cron, header, names, terminal};
+use krobs::cli::terminal;
+use krobs::input::config::Config;
+use krobs::input::dockerignore::DockerIgnore;
+use krobs::input::{cron, header, names};
 use proptest::collection::vec;
 use proptest::prelude::*;
 

@@ -112,7 +112,7 @@ fn skopeo_raw(p: &Pipeline, reference: &str) -> Value {
 fn artifact_digest(p: &Pipeline, reference: &str) -> String {
     format!(
         "sha256:{}",
-        krobs::digest::bytes_sha256(&skopeo_raw_bytes(p, reference))
+        krobs::plan::digest::bytes_sha256(&skopeo_raw_bytes(p, reference))
     )
 }
 
@@ -668,7 +668,7 @@ fn pulling_a_missing_tag_or_a_bad_reference_is_one_line() {
 fn pulling_content_that_does_not_match_its_digest_is_refused() {
     let real = b"{\"format\":\"krobs-manifest/v1\"}\n".to_vec();
     let tampered = b"{\"format\":\"krobs-manifest/v1\",\"evil\":1}\n".to_vec();
-    let layer_digest = format!("sha256:{}", krobs::digest::bytes_sha256(&real));
+    let layer_digest = format!("sha256:{}", krobs::plan::digest::bytes_sha256(&real));
     let artifact = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -684,7 +684,7 @@ fn pulling_content_that_does_not_match_its_digest_is_refused() {
     let asked_digest = format!("sha256:{}", "0".repeat(64));
     let found_digest = format!(
         "sha256:{}",
-        krobs::digest::bytes_sha256(artifact.as_bytes())
+        krobs::plan::digest::bytes_sha256(artifact.as_bytes())
     );
     let tampered_text = String::from_utf8(tampered.clone()).unwrap();
     let blob_path = format!("/v2/krobs/manifest/blobs/{layer_digest}");
@@ -711,7 +711,7 @@ fn pulling_content_that_does_not_match_its_digest_is_refused() {
         run.stderr,
         format!(
             "error: `{host}/krobs/manifest:latest`: the registry served a manifest layer whose sha256 is `sha256:{}`, not `{layer_digest}`; do not deploy it, publish the release again\n",
-            krobs::digest::bytes_sha256(&tampered)
+            krobs::plan::digest::bytes_sha256(&tampered)
         )
     );
     assert_eq!(run.stdout, "");

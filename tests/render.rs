@@ -9,7 +9,7 @@ mod support;
 
 use std::path::Path;
 
-use krobs::digest::bytes_sha256;
+use krobs::plan::digest::bytes_sha256;
 use serde_json::{json, Value};
 use support::releases::{
     edge_repo, publish_fake, publish_fake_salted, read_yaml_all, validate_kubernetes, LONG_CRON,

@@ -22,10 +22,10 @@ use sha2::{Digest as _, Sha256};
 
 use std::path::Path;
 
-use crate::context::{tar_header, Context};
-use crate::digest::DigestError;
-use crate::discover::SCRIPTS_DIR;
-use crate::entrypoint;
+use crate::input::context::{tar_header, Context};
+use crate::plan::digest::DigestError;
+use crate::plan::discover::SCRIPTS_DIR;
+use crate::publish::entrypoint;
 
 /// The creation time of the history entry: fixed, so the config is reproducible.
 pub const EPOCH: &str = "1970-01-01T00:00:00Z";
@@ -480,7 +480,7 @@ mod tests {
     }
 
     fn context_of(root: &Path) -> Context {
-        Context::collect(&crate::repo::Repo::new(root).unwrap(), "l", &[]).unwrap()
+        Context::collect(&crate::input::repo::Repo::new(root).unwrap(), "l", &[]).unwrap()
     }
 
     /// The layer as described at plan time, and its bytes as written for an upload.

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::context::Context;
-use crate::docker_host::{self, EngineError};
+use crate::docker::host::{self, EngineError};
+use crate::input::context::Context;
 use crate::registry::Credentials;
 
 /// How many log lines a failed build repeats in its error.
@@ -111,10 +111,10 @@ fn tail(lines: &[String]) -> String {
 }
 
 /// Connects to the Docker Engine named by `DOCKER_HOST` (a Unix socket, or TCP with TLS by the
-/// Docker CLI's conventions: see [`crate::engine`]) and agrees on an API version. Registry
+/// Docker CLI's conventions: see [`crate::docker::engine`]) and agrees on an API version. Registry
 /// credentials are re-encoded the way the daemon decodes them.
 pub async fn connect() -> Result<Docker, DockerError> {
-    let docker = docker_host::connect().await?;
+    let docker = host::connect().await?;
     Ok(docker.with_request_modifier(url_safe_registry_auth))
 }
 
@@ -188,7 +188,7 @@ pub async fn build(
             Err(bollard::errors::Error::DockerStreamError { error }) => {
                 return Err(fail(&step, error.trim().to_string(), &last))
             }
-            Err(e) => return Err(fail(&step, docker_host::chain(&e), &last)),
+            Err(e) => return Err(fail(&step, host::chain(&e), &last)),
         };
         if let Some(detail) = info.error_detail {
             let message = detail
@@ -440,7 +440,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn tar_of(root: &std::path::Path) -> Vec<u8> {
-        let ctx = Context::collect(&crate::repo::Repo::new(root).unwrap(), "l", &[]).unwrap();
+        let ctx =
+            Context::collect(&crate::input::repo::Repo::new(root).unwrap(), "l", &[]).unwrap();
         let mut out = Vec::new();
         write_tar(&ctx, &mut out).unwrap();
         out

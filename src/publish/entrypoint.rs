@@ -5,13 +5,13 @@
 //! period and passes the exit code through. A script's manifest command goes through it.
 
 /// The script's bytes, embedded so that the scripts layer (and so the image digest) covers it.
-pub const BYTES: &[u8] = include_bytes!("../runtime/krobs-run");
+pub const BYTES: &[u8] = include_bytes!("../../runtime/krobs-run");
 
 /// Where it is in every image.
 pub const PATH: &str = "/opt/krobs/bin/krobs-run";
 
 /// The JSON Schema of the events it and the language libraries send to the monitor.
-pub const EVENT_SCHEMA: &str = include_str!("../schema/monitor-event-v1.schema.json");
+pub const EVENT_SCHEMA: &str = include_str!("../../schema/monitor-event-v1.schema.json");
 
 /// The container command of a script: the language's command (`{script}` already replaced)
 /// run through the entrypoint under the script's id.

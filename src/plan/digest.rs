@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
-use crate::context::{Context, EntryKind};
+use crate::input::context::{Context, EntryKind};
 
 /// Bumped whenever what goes into the digest changes, so old tags are never reused wrongly.
 /// v2: the runtime's context no longer holds `scripts/`, which ride on it as a layer.
@@ -146,10 +146,11 @@ fn hash_file(path: &std::path::Path) -> Result<[u8; 32], DigestError> {
         path: path.to_path_buf(),
         cause,
     };
-    let (mut file, _) = crate::repo::open_regular(path).map_err(|refusal| match refusal {
-        crate::repo::Refusal::Io(cause) => err(cause),
-        other => err(std::io::Error::other(other.to_string())),
-    })?;
+    let (mut file, _) =
+        crate::input::repo::open_regular(path).map_err(|refusal| match refusal {
+            crate::input::repo::Refusal::Io(cause) => err(cause),
+            other => err(std::io::Error::other(other.to_string())),
+        })?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -196,8 +197,12 @@ mod tests {
     }
 
     fn digest_of(root: &Path, inputs: &BuildInputs) -> InputDigest {
-        let ctx =
-            Context::collect(&crate::repo::Repo::new(root).unwrap(), "languages/py", &[]).unwrap();
+        let ctx = Context::collect(
+            &crate::input::repo::Repo::new(root).unwrap(),
+            "languages/py",
+            &[],
+        )
+        .unwrap();
         compute(&ctx, inputs).unwrap()
     }
 

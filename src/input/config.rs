@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::deploy::{check_cpu, check_memory, DeployConfig};
-use crate::names;
-use crate::repo::{Refusal, Repo, RepoError, CONFIG_LIMIT};
+use crate::input::deploy_config::{check_cpu, check_memory, DeployConfig};
+use crate::input::names;
+use crate::input::repo::{Refusal, Repo, RepoError, CONFIG_LIMIT};
 
 /// The build-time default for `[build] concurrency`.
 pub const DEFAULT_CONCURRENCY: usize = 2;

@@ -16,12 +16,12 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use regex::Regex;
 
-use crate::build::{self, BuildRequest, DockerError};
-use crate::config::Config;
-use crate::digest::{self, DigestError};
-use crate::discover::{Inventory, Language, SCRIPTS_DIR};
+use crate::docker::build::{self, BuildRequest, DockerError};
+use crate::input::config::Config;
 use crate::lint::Problem;
 use crate::plan;
+use crate::plan::digest::{self, DigestError};
+use crate::plan::discover::{Inventory, Language, SCRIPTS_DIR};
 
 /// How long one script's check may run.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -243,7 +243,7 @@ async fn run_check(
         move |e: bollard::errors::Error| DockerError::Api {
             language: name.to_string(),
             call,
-            cause: crate::docker_host::chain(&e),
+            cause: crate::docker::host::chain(&e),
         }
     };
     let body = ContainerCreateBody {

@@ -7,6 +7,8 @@
 //! the manifest bytes. Built from the same bytes it is the same artifact, so a rerun finds it
 //! and moves nothing.
 
+pub mod manifest;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
@@ -17,15 +19,15 @@ use oci_spec::image::{
 };
 use serde::Serialize;
 
-use crate::config::{Config, RegistryConfig};
-use crate::digest::bytes_sha256;
-use crate::git;
-use crate::layer::OCI_MANIFEST;
-use crate::manifest::{Manifest, FORMAT};
+use crate::input::config::{Config, RegistryConfig};
+use crate::input::git;
+use crate::plan::digest::bytes_sha256;
+use crate::publish::layer::OCI_MANIFEST;
 use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, Ecr};
 use crate::registry::retry::RetryPolicy;
 use crate::registry::{Lookup, RegistryClient, RegistryError};
+use crate::release::manifest::{Manifest, FORMAT};
 
 /// The `artifactType` of the published manifest, and the media type of its one layer.
 pub const ARTIFACT_TYPE: &str = "application/vnd.krobs.manifest.v1+json";

@@ -1,18 +1,18 @@
 //! What a run is asked to do, resolved from the command line: the library's input. The clap
-//! struct stays in [`crate::cli`]; `Options::from(cli)` turns it into ready values, so that the
+//! struct stays in [`crate::cli::args`]; `Options::from(cli)` turns it into ready values, so that the
 //! library never reads raw arguments.
 
 use std::path::PathBuf;
 
-use crate::cli::{
+use crate::cli::args::{
     Cli, Command, HarnessTemplate, ManifestCommand, Progress, PullFormat, SchemaKind,
 };
-use crate::discover;
+use crate::plan::discover;
 
 /// The resolved command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    /// `--config`; `None`: found upward from the working folder ([`crate::config::find`]).
+    /// `--config`; `None`: found upward from the working folder ([`crate::input::config::find`]).
     pub config: Option<PathBuf>,
     /// One JSON object on stdout instead of text.
     pub json: bool,

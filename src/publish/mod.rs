@@ -5,6 +5,9 @@
 //! report are derived from. The registry and the Docker Engine are behind the [`Registry`]
 //! and [`Engine`] traits, so that the orchestration runs on in-memory fakes in unit tests.
 
+pub mod entrypoint;
+pub mod layer;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -12,20 +15,20 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
-use crate::build::DockerError;
-use crate::config::{Config, RegistryConfig};
-use crate::digest::DigestError;
-use crate::engine::{Engine, RuntimeBuild};
-use crate::git;
-use crate::layer::{self, Blob, ComposeError, Digested, Runtime};
-use crate::manifest::{Outcome, Published};
+use crate::cli::progress::Progress;
+use crate::docker::build::DockerError;
+use crate::docker::engine::{Engine, RuntimeBuild};
+use crate::input::config::{Config, RegistryConfig};
+use crate::input::git;
+use crate::plan::digest::DigestError;
 use crate::plan::{LanguagePlan, Plan, RegistryState};
-use crate::progress::Progress;
+use crate::publish::layer::{Blob, ComposeError, Digested, Runtime};
 use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, Ecr, RepositoryInfo};
 use crate::registry::retry::RetryPolicy;
 use crate::registry::{BlobBody, Credentials, Lookup, Registry, RegistryClient, RegistryError};
 use crate::release::commit_tag;
+use crate::release::manifest::{Outcome, Published};
 
 /// The mutable alias pushed where the repository allows moving tags.
 pub const ALIAS_TAG: &str = "latest";
@@ -501,7 +504,7 @@ pub async fn publish(
                     &format!(
                         "{} in {}",
                         finished(p),
-                        crate::report::seconds(p.duration_ms)
+                        crate::cli::report::seconds(p.duration_ms)
                     ),
                 ),
                 Err(e) => {
@@ -509,7 +512,7 @@ pub async fn publish(
                     let text = e.to_string();
                     let first = text.lines().next().unwrap_or_default();
                     let first = first.trim_end_matches("; last lines:");
-                    let took = crate::report::seconds(
+                    let took = crate::cli::report::seconds(
                         u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
                     );
                     progress.finish(name, &format!("failed after {took}: {first}"))
@@ -884,8 +887,8 @@ async fn previous_runtime(registry: &impl Registry, repo: &str, manifest: &[u8])
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli;
-    use crate::git::Changes;
+    use crate::cli::args;
+    use crate::input::git::Changes;
     use crate::registry::BlobPush;
     use crate::registry::Fetched;
     use serde_json::json;
@@ -1165,7 +1168,7 @@ mod tests {
 
     fn plan_of(root: &Path) -> (Config, Plan) {
         let config = Config::load(&root.join("krobs.toml")).unwrap();
-        let inventory = crate::discover::discover(&config, &[]).unwrap();
+        let inventory = crate::plan::discover::discover(&config, &[]).unwrap();
         let plan = crate::plan::make(&config, inventory, None, None, Changes::NotAsked).unwrap();
         (config, plan)
     }
@@ -1177,7 +1180,7 @@ mod tests {
     ) -> Result<Vec<Published>, PublishError> {
         let (config, mut plan) = plan_of(root);
         lookup_all(registry, &config, &mut plan).await.unwrap();
-        let progress = Progress::new(cli::Progress::Plain, &[]);
+        let progress = Progress::new(args::Progress::Plain, &[]);
         publish(&config, &plan, registry, &HashMap::new(), engine, &progress).await
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli;
+use crate::cli::args;
 
 pub struct Progress {
     live: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
@@ -15,9 +15,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(mode: cli::Progress, languages: &[String]) -> Progress {
+    pub fn new(mode: args::Progress, languages: &[String]) -> Progress {
         let width = languages.iter().map(String::len).max().unwrap_or(0);
-        let live = mode == cli::Progress::Auto
+        let live = mode == args::Progress::Auto
             && std::io::stderr().is_terminal()
             && std::env::var_os("TERM").is_some_and(|t| t != "dumb");
         if !live {

@@ -1,14 +1,17 @@
 //! What to do for each language and why: its input digest and tag, the image it would have,
 //! what git says changed, and the action.
 
+pub mod digest;
+pub mod discover;
+
 use std::fmt;
 
-use crate::config::Config;
-use crate::context::Context;
-use crate::digest::{self, DigestError, InputDigest};
-use crate::discover::{Inventory, Language, Script, SCRIPTS_DIR};
-use crate::git::Changes;
-use crate::layer::{self, ScriptsLayer};
+use crate::input::config::Config;
+use crate::input::context::Context;
+use crate::input::git::Changes;
+use crate::plan::digest::{DigestError, InputDigest};
+use crate::plan::discover::{Inventory, Language, Script, SCRIPTS_DIR};
+use crate::publish::layer::{self, ScriptsLayer};
 
 /// What the run does with a language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,16 +9,16 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::discover::{Inventory, Script};
-use crate::git::Changes;
-use crate::manifest::{Outcome, Published, Written};
+use crate::input::git::Changes;
+use crate::plan::discover::{Inventory, Script};
 use crate::plan::{Plan, RegistryState};
+use crate::release::manifest::{Outcome, Published, Written};
 use crate::release::Publication;
 
 /// The report format; the JSON Schema in `schema/report-v1.schema.json` describes it.
 pub const FORMAT: &str = "krobs-report/v1";
 /// The published JSON Schema of the `--json` report.
-pub const SCHEMA: &str = include_str!("../schema/report-v1.schema.json");
+pub const SCHEMA: &str = include_str!("../../schema/report-v1.schema.json");
 
 fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
@@ -504,7 +504,7 @@ pub fn lint_ok(inventory: &Inventory, json: bool) -> String {
 /// (`"syntax": {"checked": [script ids], "notes": [...]}` in JSON).
 pub fn lint_syntax_ok(
     inventory: &Inventory,
-    checked: &crate::syntax::SyntaxReport,
+    checked: &crate::lint::syntax::SyntaxReport,
     json: bool,
 ) -> String {
     if json {
@@ -538,7 +538,7 @@ pub fn lint_syntax_ok(
 /// Writes text to stdout, with what could rewrite a terminal escaped, failing cleanly on a
 /// closed pipe.
 pub fn print(text: impl AsRef<str>) -> std::io::Result<()> {
-    print_bytes(crate::terminal::escape(text.as_ref()).as_bytes())
+    print_bytes(crate::cli::terminal::escape(text.as_ref()).as_bytes())
 }
 
 /// Writes bytes to stdout exactly as given: for verified content whose bytes are its identity

@@ -1,5 +1,7 @@
 //! Problems found while reading the repository, all reported at once as `path:line: message`.
 
+pub mod syntax;
+
 use std::fmt;
 
 /// One problem with a file or folder of the repository.
@@ -74,17 +76,17 @@ pub fn problems_json(problems: &Problems) -> String {
 /// Warnings that do not stop a run: a scheduled script whose timeout is longer than the
 /// shortest time between its runs, so that (CronJobs forbid concurrent runs) a slow run makes
 /// the next ones be skipped.
-pub fn warnings(scripts: &[crate::discover::Script]) -> Vec<String> {
+pub fn warnings(scripts: &[crate::plan::discover::Script]) -> Vec<String> {
     let human = |secs: u64| humantime::format_duration(std::time::Duration::from_secs(secs));
     scripts
         .iter()
         .filter_map(|s| {
             let schedule = s.header.schedule.as_deref()?;
-            let interval = crate::cron::shortest_interval(schedule)?;
+            let interval = crate::input::cron::shortest_interval(schedule)?;
             let timeout = s
                 .header
                 .timeout_seconds
-                .unwrap_or(crate::manifest::DEFAULT_TIMEOUT_SECONDS);
+                .unwrap_or(crate::release::manifest::DEFAULT_TIMEOUT_SECONDS);
             (timeout > interval).then(|| {
                 format!(
                     "{}: `schedule = \"{schedule}\"` starts a run every {} but `timeout` allows {}: a run still going when the next is due makes Kubernetes skip that one (`concurrencyPolicy: Forbid`); set `timeout` to at most {}",

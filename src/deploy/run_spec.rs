@@ -1,11 +1,11 @@
 //! One script of a release as the flat record its Kubernetes object is built from: everything
 //! `render` needs, resolved from the manifest, names and label values included. `render` builds
 //! its Job or CronJob from it, and Harness receives the same record as the script's values
-//! ([`crate::harness`]), so the two paths have one source.
+//! ([`crate::deploy::harness`]), so the two paths have one source.
 
-use crate::deploy::{DEFAULT_EPHEMERAL_STORAGE, DEFAULT_TMP_SIZE_LIMIT};
-use crate::manifest::{JobKind, Manifest, ManifestScript};
-use crate::render::{base_name, label_value, max_base};
+use crate::deploy::render::{base_name, label_value, max_base};
+use crate::input::deploy_config::{DEFAULT_EPHEMERAL_STORAGE, DEFAULT_TMP_SIZE_LIMIT};
+use crate::release::manifest::{JobKind, Manifest, ManifestScript};
 
 /// What defines the object that runs one script of one release.
 #[derive(Debug, Clone, PartialEq, Eq)]

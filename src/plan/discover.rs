@@ -4,13 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::config::{Config, DEFAULT_IMAGE_SCRIPTS_DIR};
-use crate::context::{Context, EntryKind};
-use crate::digest::BuildInputs;
-use crate::header::{self, Header};
+use crate::input::config::{Config, DEFAULT_IMAGE_SCRIPTS_DIR};
+use crate::input::context::{Context, EntryKind};
+use crate::input::header::{self, Header};
+use crate::input::names;
+use crate::input::repo::{self, Repo, DOCKERFILE_LIMIT, HEADER_LIMIT};
 use crate::lint::{Problem, Problems};
-use crate::names;
-use crate::repo::{self, Repo, DOCKERFILE_LIMIT, HEADER_LIMIT};
+use crate::plan::digest::BuildInputs;
 
 /// The folder under a language holding its krobs.
 pub const SCRIPTS_DIR: &str = "scripts";
@@ -309,7 +309,7 @@ fn language(
         .cloned()
         .or_else(|| base_image_of(&dockerfile_text));
     if let Some(target) = &settings.target {
-        let stages = crate::build::stages(&dockerfile_text);
+        let stages = crate::docker::build::stages(&dockerfile_text);
         if !stages.iter().any(|s| {
             s.name
                 .as_deref()
@@ -346,7 +346,7 @@ fn language(
         .command
         .clone()
         .unwrap_or_else(|| default_command(name));
-    let bin = crate::entrypoint::PATH
+    let bin = crate::publish::entrypoint::PATH
         .rsplit_once('/')
         .map_or("", |(bin, _)| bin);
     let under_bin = format!("/{}/", image_scripts_dir.trim_matches('/'));
@@ -496,7 +496,7 @@ fn script(
         .iter()
         .map(|a| a.replace("{script}", &image_path))
         .collect();
-    let command = crate::entrypoint::command(&id, &language_command);
+    let command = crate::publish::entrypoint::command(&id, &language_command);
     Some(Script {
         id,
         language: language.to_string(),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::deploy::DeployConfig;
-use crate::digest::bytes_sha256;
+use crate::input::deploy_config::DeployConfig;
+use crate::plan::digest::bytes_sha256;
 use crate::plan::Plan;
 
 /// The manifest format; the JSON Schema in `schema/manifest-v1.schema.json` describes it.
@@ -17,7 +17,7 @@ pub const DEFAULT_TIMEOUT_SECONDS: u64 = 3600;
 /// Retries of a run whose header names no `retries`.
 pub const DEFAULT_RETRIES: u32 = 1;
 /// The published JSON Schema of the manifest.
-pub const SCHEMA: &str = include_str!("../schema/manifest-v1.schema.json");
+pub const SCHEMA: &str = include_str!("../../schema/manifest-v1.schema.json");
 
 /// The release record. Deserializable so that `render` and `manifest pull` read what a run
 /// wrote; unknown fields are refused, as the schema does.
@@ -286,7 +286,7 @@ pub fn write(manifest: &Manifest, path: &Path, partial: bool) -> Result<Written,
     // Replace only a regular file: never follow a symlink or clobber a FIFO, device or folder.
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_file() {
-            let kind = crate::repo::kind_of(&meta);
+            let kind = crate::input::repo::kind_of(&meta);
             return Err(err(path)(std::io::Error::other(format!(
                 "it is a {kind}, not a regular file"
             ))));

@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde::Serialize;
 use toml::Spanned;
 
-use crate::config::{line_column, one_line};
-use crate::deploy::{check_cpu, check_memory};
+use crate::input::config::{line_column, one_line};
+use crate::input::deploy_config::{check_cpu, check_memory};
 
 /// Most retries a header may ask for: a krob that needs more is not idempotent enough.
 pub const MAX_RETRIES: u32 = 10;
@@ -87,7 +87,7 @@ pub fn parse_prefix(
                 line: 1,
                 message: format!(
                     "documentation header does not end within the first {} KiB of the script: keep it short and close it with a `{comment} ---` line",
-                    crate::repo::HEADER_LIMIT / 1024
+                    crate::input::repo::HEADER_LIMIT / 1024
                 ),
             }])
         }
@@ -346,7 +346,7 @@ fn check_fields(
 ) -> Option<Header> {
     for (key, value) in &fields {
         if !KEYS.contains(&key.as_str()) {
-            let hint = match crate::render::closest(key, KEYS.into_iter()) {
+            let hint = match crate::deploy::render::closest(key, KEYS.into_iter()) {
                 Some(c) if strsim::damerau_levenshtein(key, c) <= 2 => {
                     format!("did you mean `{c}`?")
                 }
@@ -516,10 +516,10 @@ fn check_slack_channel(s: &str) -> Result<(), String> {
     }
 }
 
-/// A schedule must be what the Kubernetes CronJob controller accepts (see [`crate::cron`]).
+/// A schedule must be what the Kubernetes CronJob controller accepts (see [`crate::input::cron`]).
 /// Words like `every 5 minutes` are pointed at `@every 5m`.
 fn check_schedule(s: &str) -> Result<(), String> {
-    crate::cron::check(s).map_err(|why| {
+    crate::input::cron::check(s).map_err(|why| {
         let example = every(s).map_or_else(
             || "e.g. \"*/15 * * * *\"".to_string(),
             |d| format!("or for a fixed interval `schedule = \"@every {d}\"`"),

@@ -24,19 +24,19 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-use crate::config::Config;
-use crate::digest::bytes_sha256;
+use crate::cli::options::RenderOptions;
+use crate::deploy::run_spec::RunSpec;
+use crate::deploy::yaml;
 use crate::error::exit;
-use crate::manifest::{JobKind, Manifest, ManifestScript, FORMAT};
-use crate::names::{self, is_dns_label};
-use crate::options::RenderOptions;
+use crate::input::config::Config;
+use crate::input::names::{self, is_dns_label};
+use crate::plan::digest::bytes_sha256;
+use crate::release::manifest::{JobKind, Manifest, ManifestScript, FORMAT};
 use crate::release::{self, Reference, ReleaseError};
-use crate::run_spec::RunSpec;
-use crate::yaml;
 
 /// The container that runs the script.
 pub const CONTAINER: &str = "krob";
-pub use crate::names::{JOB_SUFFIX_LEN as SUFFIX_LEN, MAX_CRONJOB_NAME, MAX_JOB_NAME};
+pub use crate::input::names::{JOB_SUFFIX_LEN as SUFFIX_LEN, MAX_CRONJOB_NAME, MAX_JOB_NAME};
 /// Letters of the suffix: lowercase letters and digits without vowels, so no word is spelled.
 const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz0123456789";
 /// Length of the hash that replaces the end of a name too long for its kind.

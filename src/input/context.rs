@@ -9,9 +9,9 @@ use std::path::{Component, Path, PathBuf};
 
 use walkdir::WalkDir;
 
-use crate::dockerignore::{DockerIgnore, MatchInfo};
+use crate::input::dockerignore::{DockerIgnore, MatchInfo};
+use crate::input::repo::{kind_of, Repo, IGNORE_LIMIT};
 use crate::lint::Problem;
-use crate::repo::{kind_of, Repo, IGNORE_LIMIT};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
@@ -51,8 +51,8 @@ impl Entry {
             }
             EntryKind::File { executable, .. } => {
                 let (file, meta) =
-                    crate::repo::open_regular(&self.source).map_err(|r| match r {
-                        crate::repo::Refusal::Io(e) => e,
+                    crate::input::repo::open_regular(&self.source).map_err(|r| match r {
+                        crate::input::repo::Refusal::Io(e) => e,
                         other => std::io::Error::other(other.to_string()),
                     })?;
                 let size = meta.len();

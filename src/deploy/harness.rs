@@ -17,11 +17,11 @@ use base64::Engine;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::HarnessTemplate;
-use crate::manifest::{JobKind, Manifest};
-use crate::render;
-use crate::run_spec::RunSpec;
-use crate::yaml;
+use crate::cli::args::HarnessTemplate;
+use crate::deploy::render;
+use crate::deploy::run_spec::RunSpec;
+use crate::deploy::yaml;
+use crate::release::manifest::{JobKind, Manifest};
 
 /// What the apply step's timeout adds to the Job's deadline: the step's clock starts before the
 /// Job exists (fetching, rendering, the dry run, the apply, scheduling and pulling) and runs
@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn the_view_is_one_line_of_strings_in_the_agreed_order_escaped_as_jq_does() {
-        use crate::manifest::{Job, ManifestHeader, ManifestScript, Resources, FORMAT};
+        use crate::release::manifest::{Job, ManifestHeader, ManifestScript, Resources, FORMAT};
         let script = |id: &str, schedule: Option<&str>, owner: &str| ManifestScript {
             id: id.to_string(),
             language: "python".to_string(),
@@ -554,7 +554,7 @@ mod tests {
         );
         assert_eq!(
             values["ephemeral_storage"],
-            crate::deploy::DEFAULT_EPHEMERAL_STORAGE
+            crate::input::deploy_config::DEFAULT_EPHEMERAL_STORAGE
         );
         assert_eq!(values["tmp_size_limit"], "2Gi");
         assert_eq!(values["manifest"], "sha256:11");
