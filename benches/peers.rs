@@ -25,7 +25,8 @@
 //! access log, by kind) and the bytes it uploaded (new blobs in the registry's storage). The
 //! figures are printed whether or not a target is met; the bench fails only when something
 //! does not work. `KROBS_BENCH_RUNS` (default 7) sets the runs per side; `KROBS_BENCH_LANGUAGE`
-//! (default `bash`) the language whose script changes.
+//! (default `bash`) the language whose script changes; `KROBS_BENCH_BIN` another `krobs-build`
+//! to measure (an older build, to compare), instead of this build's.
 
 #[path = "../tests/support/services.rs"]
 mod services;
@@ -76,7 +77,8 @@ fn main() {
     let oras = go_install(ORAS);
     let bench = Bench::new(crane, oras);
     println!(
-        "peers benchmark: registry {} (htpasswd bcrypt auth), crane {}, oras {}; {} CPUs, load average {}",
+        "peers benchmark: {}; registry {} (htpasswd bcrypt auth), crane {}, oras {}; {} CPUs, load average {}",
+        bench.bin.display(),
         bench.registry.addr(),
         CRANE.1,
         ORAS.1,
@@ -413,7 +415,9 @@ impl Bench {
         fs::write(tmp.path().join("docker/config.json"), config.to_string()).unwrap();
         Bench {
             registry,
-            bin: PathBuf::from(env!("CARGO_BIN_EXE_krobs-build")),
+            bin: std::env::var_os("KROBS_BENCH_BIN")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_krobs-build"))),
             crane,
             oras,
             repo,

@@ -167,12 +167,13 @@ fn read_file(path: &Path) -> std::io::Result<FileRead> {
         }
         h.update(&buf[..n]);
     }
-    let lead = String::from_utf8_lossy(&prefix)
-        .lines()
-        .find(|l| !l.starts_with("#!"))
-        .map(str::trim_end)
-        .filter(|l| l.len() <= LEAD_MAX)
-        .map(str::to_string);
+    // Found in the bytes: decoding the whole prefix of a binary file costs more than hashing it.
+    let first = prefix
+        .split(|b| *b == b'\n')
+        .find(|l| !l.starts_with(b"#!"));
+    let lead = first
+        .filter(|l| !prefix.is_empty() && l.len() <= LEAD_MAX)
+        .map(|l| String::from_utf8_lossy(l).trim_end().to_string());
     Ok(FileRead {
         sha256: h.finalize().into(),
         lead,

@@ -310,6 +310,60 @@ pub fn plan(config: &Config, scope: Scope<'_>) -> Publication {
     }
 }
 
+/// What the release's `git-<commit>` and `latest` name now, both asked at once; `None` where
+/// this run puts no commit tag (`--only`, a dirty tree, no commit) or the registry did not
+/// answer (the publication that follows then asks again and reports it).
+pub async fn current(
+    client: &RegistryClient,
+    config: &Config,
+    scope: Scope<'_>,
+) -> Option<(Lookup, Lookup)> {
+    let commit = scope
+        .commit
+        .filter(|_| !scope.partial && scope.dirty.is_none())?;
+    let repo = &config.manifest_repository;
+    futures_util::future::try_join(
+        client.lookup(repo, &commit_tag(commit)),
+        client.lookup(repo, LATEST),
+    )
+    .await
+    .ok()
+}
+
+/// The publication of a release that is already published: `git-<commit>` and `latest` (as
+/// [`current`] found them) both name the artifact of `manifest_bytes`. Then nothing is put,
+/// and the run that published it put every image tag this manifest records.
+pub fn unchanged(
+    config: &Config,
+    manifest_bytes: &[u8],
+    scope: Scope<'_>,
+    current: Option<&(Lookup, Lookup)>,
+) -> Option<Publication> {
+    let artifact = Artifact::new(manifest_bytes);
+    let names = |l: &Lookup| matches!(l, Lookup::Present { digest } if *digest == artifact.digest);
+    let (commit, latest) = current?;
+    if !names(commit) || !names(latest) {
+        return None;
+    }
+    let mut tags = skipped_tags(scope, TagAction::Moved);
+    for tag in [commit_tag(scope.commit?), LATEST.to_string()] {
+        tags.push(TagOutcome {
+            tag,
+            action: TagAction::Unchanged,
+            reason: "already names this manifest".to_string(),
+        });
+    }
+    let repository = format!("{}/{}", config.registry.host(), config.manifest_repository);
+    Some(Publication {
+        reference: Some(format!("{repository}@{}", artifact.digest)),
+        repository,
+        digest: Some(artifact.digest),
+        uploaded: false,
+        repository_created: false,
+        tags,
+    })
+}
+
 /// Publishes the manifest bytes: the artifact (blobs first, each `HEAD`ed before any upload),
 /// then `git-<commit>` and `latest` as [`Scope`] allows. Nothing is put that is already there.
 pub async fn publish(
