@@ -683,6 +683,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_release_is_unchanged_only_when_both_its_tags_name_this_manifest() {
+        let config = Config::parse(
+            "repository = \"krobs/{language}\"\n[registry]\nkind = \"oci\"\nhost = \"r.example\"\n",
+            Path::new("krobs.toml"),
+            Path::new("/repo"),
+        )
+        .unwrap();
+        let bytes = b"{\"format\":\"test\"}";
+        let ours = Lookup::Present {
+            digest: Artifact::new(bytes).digest,
+        };
+        let other = Lookup::Present {
+            digest: format!("sha256:{}", "0".repeat(64)),
+        };
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let scope = Scope {
+            commit: Some(commit),
+            partial: false,
+            dirty: None,
+        };
+        let p = unchanged(&config, bytes, scope, Some(&(ours.clone(), ours.clone()))).unwrap();
+        assert!(!p.uploaded);
+        assert_eq!(
+            p.digest.as_deref(),
+            Some(Artifact::new(bytes).digest.as_str())
+        );
+        let tags: Vec<(&str, TagAction)> =
+            p.tags.iter().map(|t| (t.tag.as_str(), t.action)).collect();
+        assert_eq!(
+            tags,
+            [
+                ("git-0123456789ab", TagAction::Unchanged),
+                ("latest", TagAction::Unchanged)
+            ]
+        );
+        for current in [
+            (ours.clone(), other.clone()),
+            (other.clone(), ours.clone()),
+            (Lookup::Missing, ours.clone()),
+            (ours.clone(), Lookup::Missing),
+        ] {
+            assert_eq!(unchanged(&config, bytes, scope, Some(&current)), None);
+        }
+        assert_eq!(unchanged(&config, bytes, scope, None), None);
+    }
+
+    #[test]
     fn references() {
         let commit = "0123456789abcdef0123456789abcdef01234567";
         assert_eq!(
