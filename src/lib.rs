@@ -180,7 +180,7 @@ fn run_task(opts: &Options) -> Result<(), Error> {
             .map(|l| l.language.name.clone())
             .collect();
         let progress = progress::Progress::new(*progress, &names);
-        let (published, session, unchanged) = runtime.block_on(async {
+        let (published, session, release_now) = runtime.block_on(async {
             let session = publish::open(&config, &plan, &progress).await?;
             let looked_up = Instant::now();
             // The release's tags are asked with the images' content tags, at once.
@@ -197,7 +197,7 @@ fn run_task(opts: &Options) -> Result<(), Error> {
                 let bytes = Manifest::new(&plan, &published, &config.deploy).to_bytes();
                 if let Some(p) = release::unchanged(&config, &bytes, scope, current.as_ref()) {
                     publish::report_finished(&published, &progress);
-                    return Ok((published, session, Some(p)));
+                    return Ok((published, session, Ok(p)));
                 }
             }
             let engine = engine::DockerEngine::default();
@@ -210,9 +210,9 @@ fn run_task(opts: &Options) -> Result<(), Error> {
                 &progress,
             )
             .await?;
-            Ok::<_, publish::PublishError>((published, session, None))
+            Ok::<_, publish::PublishError>((published, session, Err(current)))
         })?;
-        (published, Some((session, unchanged)))
+        (published, Some((session, release_now)))
     };
     let images_done = Instant::now();
     timings.images = millis(started) - timings.plan;
@@ -221,13 +221,15 @@ fn run_task(opts: &Options) -> Result<(), Error> {
     // that fails leaves no manifest behind.
     let publication = match session {
         None => release::plan(&config, scope),
-        Some((_, Some(unchanged))) => unchanged,
-        Some((session, None)) => runtime.block_on(release::publish(
+        // published already (nothing changed), or what its tags named when the run began
+        Some((_, Ok(unchanged))) => unchanged,
+        Some((session, Err(current))) => runtime.block_on(release::publish(
             &session.client,
             &config,
             &manifest.to_bytes(),
             scope,
             session.manifest_repository_created,
+            current,
         ))?,
     };
     timings.publication = millis(images_done);

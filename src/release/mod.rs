@@ -372,9 +372,13 @@ pub async fn publish(
     manifest_bytes: &[u8],
     scope: Scope<'_>,
     repository_created: bool,
+    current: Option<(Lookup, Lookup)>,
 ) -> Result<Publication, ReleaseError> {
     let repo = &config.manifest_repository;
     let artifact = Artifact::new(manifest_bytes);
+    // What `git-<commit>` and `latest` named when the run began ([`current`]), not asked
+    // again: runs that publish are serial (CI's serial group), so nothing moved them since.
+    let (commit_known, latest_known) = current.map_or((None, None), |(c, l)| (Some(c), Some(l)));
     let commit = scope
         .commit
         .filter(|_| !scope.partial && scope.dirty.is_none());
@@ -400,13 +404,18 @@ pub async fn publish(
     };
     let commit_there = async {
         match commit {
-            Some(commit) => Ok(Some(client.lookup(repo, &commit_tag(commit)).await?)),
+            Some(commit) => Ok(Some(match commit_known {
+                Some(there) => there,
+                None => client.lookup(repo, &commit_tag(commit)).await?,
+            })),
             None => Ok::<_, ReleaseError>(None),
         }
     };
     let latest_action = async {
         match commit {
-            Some(commit) => latest(client, config, commit, &artifact).await.map(Some),
+            Some(commit) => latest(client, config, commit, &artifact, latest_known)
+                .await
+                .map(Some),
             None => Ok(None),
         }
     };
@@ -486,9 +495,14 @@ async fn latest(
     config: &Config,
     commit: &str,
     artifact: &Artifact,
+    known: Option<Lookup>,
 ) -> Result<(TagAction, String), ReleaseError> {
     let repo = &config.manifest_repository;
-    let there = match client.lookup(repo, LATEST).await? {
+    let known = match known {
+        Some(there) => there,
+        None => client.lookup(repo, LATEST).await?,
+    };
+    let there = match known {
         Lookup::Missing => return Ok((TagAction::Moved, "was not set".to_string())),
         Lookup::Present { digest } if digest == artifact.digest => {
             return Ok((
