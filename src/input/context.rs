@@ -150,13 +150,17 @@ impl<R: Read> Read for Exactly<R> {
 }
 
 fn read_file(path: &Path) -> std::io::Result<FileRead> {
-    let (mut file, _) = crate::input::repo::open_regular(path).map_err(|r| match r {
+    let (mut file, meta) = crate::input::repo::open_regular(path).map_err(|r| match r {
         crate::input::repo::Refusal::Io(e) => e,
         other => std::io::Error::other(other.to_string()),
     })?;
     let mut h = Sha256::new();
     let mut prefix = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    // No bigger than the file (most are small), so that 64 KiB are not zeroed for each.
+    let chunk = usize::try_from(meta.len())
+        .unwrap_or(usize::MAX)
+        .clamp(1, 64 * 1024);
+    let mut buf = vec![0u8; chunk];
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
