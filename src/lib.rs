@@ -184,7 +184,7 @@ fn run_task(opts: &Options) -> Result<(), Error> {
             let session = publish::open(&config, &plan, &progress).await?;
             let looked_up = Instant::now();
             // The release's tags are asked with the images' content tags, at once.
-            let (found, current) = tokio::join!(
+            let (found, mut current) = tokio::join!(
                 publish::lookup_all(&session.client, &config, &mut plan),
                 release::current(&session.client, &config, scope)
             );
@@ -201,16 +201,18 @@ fn run_task(opts: &Options) -> Result<(), Error> {
                 }
             }
             let engine = engine::DockerEngine::default();
-            let published = publish::publish(
-                &config,
-                &plan,
-                &session.client,
-                &session.repositories,
-                &engine,
-                &progress,
-            )
-            .await?;
-            Ok::<_, publish::PublishError>((published, session, Err(current)))
+            let (published, ()) = tokio::join!(
+                publish::publish(
+                    &config,
+                    &plan,
+                    &session.client,
+                    &session.repositories,
+                    &engine,
+                    &progress,
+                ),
+                release::read_latest(&session.client, &config, &mut current)
+            );
+            Ok::<_, publish::PublishError>((published?, session, Err(current)))
         })?;
         (published, Some((session, release_now)))
     };

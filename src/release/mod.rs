@@ -310,6 +310,14 @@ pub fn plan(config: &Config, scope: Scope<'_>) -> Publication {
     }
 }
 
+/// What the release's `git-<commit>` and `latest` named when the run began.
+pub struct Current {
+    commit: Lookup,
+    latest: Lookup,
+    /// The release `latest` named, read while the images are made ([`read_latest`]).
+    latest_release: Option<Result<Pulled, ReleaseError>>,
+}
+
 /// What the release's `git-<commit>` and `latest` name now, both asked at once; `None` where
 /// this run puts no commit tag (`--only`, a dirty tree, no commit) or the registry did not
 /// answer (the publication that follows then asks again and reports it).
@@ -317,17 +325,32 @@ pub async fn current(
     client: &RegistryClient,
     config: &Config,
     scope: Scope<'_>,
-) -> Option<(Lookup, Lookup)> {
+) -> Option<Current> {
     let commit = scope
         .commit
         .filter(|_| !scope.partial && scope.dirty.is_none())?;
     let repo = &config.manifest_repository;
-    futures_util::future::try_join(
+    let (commit, latest) = futures_util::future::try_join(
         client.lookup(repo, &commit_tag(commit)),
         client.lookup(repo, LATEST),
     )
     .await
-    .ok()
+    .ok()?;
+    Some(Current {
+        commit,
+        latest,
+        latest_release: None,
+    })
+}
+
+/// Reads the release `latest` names (whether `latest` may move onto this run's depends on its
+/// commit), meanwhile the images are made, rather than after them.
+pub async fn read_latest(client: &RegistryClient, config: &Config, current: &mut Option<Current>) {
+    let Some(current) = current else { return };
+    if let Lookup::Present { digest } = &current.latest {
+        let reference = Reference::Digest(digest.clone());
+        current.latest_release = Some(fetch(client, &config.manifest_repository, &reference).await);
+    }
 }
 
 /// The publication of a release that is already published: `git-<commit>` and `latest` (as
@@ -337,12 +360,12 @@ pub fn unchanged(
     config: &Config,
     manifest_bytes: &[u8],
     scope: Scope<'_>,
-    current: Option<&(Lookup, Lookup)>,
+    current: Option<&Current>,
 ) -> Option<Publication> {
     let artifact = Artifact::new(manifest_bytes);
     let names = |l: &Lookup| matches!(l, Lookup::Present { digest } if *digest == artifact.digest);
-    let (commit, latest) = current?;
-    if !names(commit) || !names(latest) {
+    let current = current?;
+    if !names(&current.commit) || !names(&current.latest) {
         return None;
     }
     let mut tags = skipped_tags(scope, TagAction::Moved);
@@ -372,13 +395,16 @@ pub async fn publish(
     manifest_bytes: &[u8],
     scope: Scope<'_>,
     repository_created: bool,
-    current: Option<(Lookup, Lookup)>,
+    current: Option<Current>,
 ) -> Result<Publication, ReleaseError> {
     let repo = &config.manifest_repository;
     let artifact = Artifact::new(manifest_bytes);
     // What `git-<commit>` and `latest` named when the run began ([`current`]), not asked
     // again: runs that publish are serial (CI's serial group), so nothing moved them since.
-    let (commit_known, latest_known) = current.map_or((None, None), |(c, l)| (Some(c), Some(l)));
+    let (commit_known, latest_known) = match current {
+        Some(c) => (Some(c.commit), Some((c.latest, c.latest_release))),
+        None => (None, None),
+    };
     let commit = scope
         .commit
         .filter(|_| !scope.partial && scope.dirty.is_none());
@@ -495,12 +521,12 @@ async fn latest(
     config: &Config,
     commit: &str,
     artifact: &Artifact,
-    known: Option<Lookup>,
+    known: Option<(Lookup, Option<Result<Pulled, ReleaseError>>)>,
 ) -> Result<(TagAction, String), ReleaseError> {
     let repo = &config.manifest_repository;
-    let known = match known {
-        Some(there) => there,
-        None => client.lookup(repo, LATEST).await?,
+    let (known, read) = match known {
+        Some(known) => known,
+        None => (client.lookup(repo, LATEST).await?, None),
     };
     let there = match known {
         Lookup::Missing => return Ok((TagAction::Moved, "was not set".to_string())),
@@ -512,7 +538,11 @@ async fn latest(
         }
         Lookup::Present { digest } => digest,
     };
-    let other = match fetch(client, repo, &Reference::Digest(there.clone())).await {
+    let read = match read {
+        Some(read) => read,
+        None => fetch(client, repo, &Reference::Digest(there.clone())).await,
+    };
+    let other = match read {
         Ok(pulled) => pulled,
         Err(e @ (ReleaseError::NotKrobs { .. } | ReleaseError::DigestMismatch { .. })) => {
             return Ok((
@@ -717,7 +747,12 @@ mod tests {
             partial: false,
             dirty: None,
         };
-        let p = unchanged(&config, bytes, scope, Some(&(ours.clone(), ours.clone()))).unwrap();
+        let current = |commit: &Lookup, latest: &Lookup| Current {
+            commit: commit.clone(),
+            latest: latest.clone(),
+            latest_release: None,
+        };
+        let p = unchanged(&config, bytes, scope, Some(&current(&ours, &ours))).unwrap();
         assert!(!p.uploaded);
         assert_eq!(
             p.digest.as_deref(),
@@ -732,12 +767,13 @@ mod tests {
                 ("latest", TagAction::Unchanged)
             ]
         );
-        for current in [
-            (ours.clone(), other.clone()),
-            (other.clone(), ours.clone()),
-            (Lookup::Missing, ours.clone()),
-            (ours.clone(), Lookup::Missing),
+        for (commit, latest) in [
+            (&ours, &other),
+            (&other, &ours),
+            (&Lookup::Missing, &ours),
+            (&ours, &Lookup::Missing),
         ] {
+            let current = current(commit, latest);
             assert_eq!(unchanged(&config, bytes, scope, Some(&current)), None);
         }
         assert_eq!(unchanged(&config, bytes, scope, None), None);
