@@ -183,36 +183,58 @@ fn run_task(opts: &Options) -> Result<(), Error> {
             .map(|l| l.language.name.clone())
             .collect();
         let progress = progress::Progress::new(*progress, &names);
-        let (published, session) = runtime.block_on(async {
+        let (published, session, release_now) = runtime.block_on(async {
             let session = publish::open(&config, &plan, &progress).await?;
-            publish::lookup_all(&session.client, &config, &mut plan).await?;
+            let looked_up = Instant::now();
+            // The release's tags are asked with the images' content tags, at once.
+            let (found, mut current) = tokio::join!(
+                publish::lookup_all(&session.client, &config, &mut plan),
+                release::current(&session.client, &config, scope)
+            );
+            found?;
+            // A rerun of a published release (nothing changed): the release's tags name the
+            // very manifest this run would write, so the run that published it put every tag
+            // the manifest records, and there is nothing to ask or put.
+            let took = millis(looked_up);
+            if let Some(published) = publish::all_reused(&plan, &session.repositories, took) {
+                let bytes = Manifest::new(&plan, &published, &config.deploy).to_bytes();
+                if let Some(p) = release::unchanged(&config, &bytes, scope, current.as_ref()) {
+                    publish::report_finished(&published, &progress);
+                    return Ok((published, session, Ok(p)));
+                }
+            }
             let engine = engine::DockerEngine::default();
-            let published = publish::publish(
-                &config,
-                &plan,
-                &session.client,
-                &session.repositories,
-                &engine,
-                &progress,
-            )
-            .await?;
-            Ok::<_, publish::PublishError>((published, session))
+            let (published, ()) = tokio::join!(
+                publish::publish(
+                    &config,
+                    &plan,
+                    &session.client,
+                    &session.repositories,
+                    &engine,
+                    &progress,
+                ),
+                release::read_latest(&session.client, &config, &mut current)
+            );
+            Ok::<_, publish::PublishError>((published?, session, Err(current)))
         })?;
-        (published, Some(session))
+        (published, Some((session, release_now)))
     };
     let images_done = Instant::now();
     timings.images = millis(started) - timings.plan;
     let manifest = Manifest::new(&plan, &published, &config.deploy);
     // Every image is verified: the manifest goes to the registry, then to disk, so that a run
     // that fails leaves no manifest behind.
-    let publication = match &session {
+    let publication = match session {
         None => release::plan(&config, scope),
-        Some(session) => runtime.block_on(release::publish(
+        // published already (nothing changed), or what its tags named when the run began
+        Some((_, Ok(unchanged))) => unchanged,
+        Some((session, Err(current))) => runtime.block_on(release::publish(
             &session.client,
             &config,
             &manifest.to_bytes(),
             scope,
             session.manifest_repository_created,
+            current,
         ))?,
     };
     timings.publication = millis(images_done);

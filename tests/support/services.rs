@@ -624,6 +624,17 @@ impl HttpResponse {
     }
 }
 
+/// The tests' HTTP/1.1 client: no redirects followed, no proxy from the environment. reqwest
+/// takes its TLS crypto provider from the process (as Krobs installs it), even for plain HTTP.
+fn http_client() -> reqwest::blocking::ClientBuilder {
+    // An error only means that one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .http1_only()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+}
+
 /// A client whose requests share one kept-alive HTTP/1.1 connection while it is sent one
 /// request at a time; plain HTTP only, no redirects followed, no proxy from the environment.
 pub struct HttpConnection {
@@ -633,11 +644,8 @@ pub struct HttpConnection {
 
 impl HttpConnection {
     pub fn open(addr: &str) -> io::Result<HttpConnection> {
-        let client = reqwest::blocking::Client::builder()
-            .http1_only()
+        let client = http_client()
             .pool_max_idle_per_host(1)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(io::Error::other)?;
@@ -750,10 +758,7 @@ impl FlakyProxy {
         let failed = Arc::new(AtomicUsize::new(0));
         let sent = failed.clone();
         let upstream = upstream.to_string();
-        let client = reqwest::blocking::Client::builder()
-            .http1_only()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
+        let client = http_client()
             .timeout(Duration::from_secs(300))
             .build()
             .expect("an HTTP client");
