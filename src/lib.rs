@@ -12,6 +12,7 @@ pub mod cli;
 pub mod deploy;
 pub mod docker;
 pub mod error;
+pub mod exit;
 pub mod input;
 pub mod lint;
 pub mod plan;

@@ -27,7 +27,6 @@ use serde_json::Value;
 use crate::cli::options::RenderOptions;
 use crate::deploy::run_spec::RunSpec;
 use crate::deploy::yaml;
-use crate::error::exit;
 use crate::input::config::Config;
 use crate::input::names::{self, is_dns_label};
 use crate::plan::digest::bytes_sha256;
@@ -140,28 +139,6 @@ pub enum RenderError {
     Env { arg: String, why: String },
     #[error(transparent)]
     Pull(#[from] ReleaseError),
-}
-
-impl RenderError {
-    /// Bad arguments are usage errors; a manifest that cannot be rendered is bad input.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            RenderError::UnknownScript { .. }
-            | RenderError::NoScripts { .. }
-            | RenderError::Name { .. }
-            | RenderError::CronJobName { .. }
-            | RenderError::Namespace(_)
-            | RenderError::Env { .. } => exit::USAGE,
-            RenderError::Pull(e) => e.exit_code(),
-            RenderError::Read { .. }
-            | RenderError::TooLarge { .. }
-            | RenderError::Invalid { .. }
-            | RenderError::Format { .. }
-            | RenderError::DigestMismatch { .. }
-            | RenderError::Preview { .. }
-            | RenderError::NotPinned { .. } => exit::INPUT,
-        }
-    }
 }
 
 /// Where the manifest comes from.

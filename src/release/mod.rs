@@ -68,19 +68,6 @@ pub enum ReleaseError {
     Runtime(#[source] std::io::Error),
 }
 
-impl ReleaseError {
-    /// The documented exit code (README).
-    pub fn exit_code(&self) -> u8 {
-        use crate::error::exit;
-        match self {
-            ReleaseError::Aws(_) => exit::AWS,
-            ReleaseError::BadReference { .. } | ReleaseError::ShortCommitTag { .. } => exit::USAGE,
-            ReleaseError::Runtime(_) => exit::INTERNAL,
-            _ => exit::REGISTRY,
-        }
-    }
-}
-
 /// The OCI artifact of a manifest: its image manifest and the blobs it names.
 #[derive(Debug, Clone)]
 pub struct Artifact {
