@@ -22,8 +22,7 @@ pub mod release;
 
 use std::time::Instant;
 
-use cli::args::{PullFormat, SchemaKind};
-use cli::options::{Options, Task};
+use cli::options::{Options, PullFormat, Schema, Task};
 use cli::{progress, report, terminal};
 use deploy::{harness, render};
 use docker::engine;
@@ -32,7 +31,7 @@ use input::config::{self, Config};
 use input::git::{self, Changes};
 use lint::syntax;
 use plan::discover;
-use publish::entrypoint;
+use plan::entrypoint;
 use release::manifest::{self, Manifest};
 
 /// Runs what the command line asked for. A build that fails with `--json` still prints one
@@ -54,9 +53,9 @@ fn run_task(opts: &Options) -> Result<(), Error> {
     }
     if let Task::Schema(which) = &opts.task {
         let schema = match which {
-            SchemaKind::Manifest => manifest::SCHEMA,
-            SchemaKind::Report => report::SCHEMA,
-            SchemaKind::Monitor => entrypoint::EVENT_SCHEMA,
+            Schema::Manifest => manifest::SCHEMA,
+            Schema::Report => report::SCHEMA,
+            Schema::Monitor => entrypoint::EVENT_SCHEMA,
         };
         return report::print(schema).map_err(Error::Output);
     }

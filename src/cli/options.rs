@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use crate::cli::args::{
-    Cli, Command, HarnessTemplate, ManifestCommand, Progress, PullFormat, SchemaKind,
-};
+use crate::cli::args::{self, Cli, Command, ManifestCommand};
+use crate::cli::progress;
+use crate::deploy::harness;
 use crate::plan::discover;
 
 /// The resolved command line.
@@ -32,13 +32,13 @@ pub enum Task {
         /// A dry run that cannot read the registry fails.
         strict: bool,
         since: Option<String>,
-        progress: Progress,
+        progress: progress::Mode,
     },
     /// Check the headers and folders; with `syntax`, also each script's syntax.
     Lint {
         syntax: bool,
     },
-    Schema(SchemaKind),
+    Schema(Schema),
     PullManifest {
         reference: String,
         format: PullFormat,
@@ -50,7 +50,24 @@ pub enum Task {
         namespace: Option<String>,
     },
     /// `render --harness-template`: the Go template Harness renders.
-    HarnessTemplate(HarnessTemplate),
+    HarnessTemplate(harness::Template),
+}
+
+/// The JSON Schemas `krobs-build schema` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    Manifest,
+    Report,
+    Monitor,
+}
+
+/// How `manifest pull` prints a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullFormat {
+    /// The manifest's bytes, as published.
+    Json,
+    /// The one-line view Harness's Custom Artifact source reads.
+    Harness,
 }
 
 /// `krobs-build render`'s arguments.
@@ -73,19 +90,35 @@ impl From<Cli> for Options {
                 allow_dirty: cli.allow_dirty,
                 strict: cli.strict,
                 since: cli.since,
-                progress: cli.progress,
+                progress: match cli.progress {
+                    args::Progress::Auto => progress::Mode::Auto,
+                    args::Progress::Plain => progress::Mode::Plain,
+                },
             },
             Some(Command::Lint { syntax }) => Task::Lint { syntax },
-            Some(Command::Schema { which }) => Task::Schema(which),
+            Some(Command::Schema { which }) => Task::Schema(match which {
+                args::SchemaKind::Manifest => Schema::Manifest,
+                args::SchemaKind::Report => Schema::Report,
+                args::SchemaKind::Monitor => Schema::Monitor,
+            }),
             Some(Command::Manifest(ManifestCommand::Pull { reference, format })) => {
-                Task::PullManifest { reference, format }
+                Task::PullManifest {
+                    reference,
+                    format: match format {
+                        args::PullFormat::Json => PullFormat::Json,
+                        args::PullFormat::Harness => PullFormat::Harness,
+                    },
+                }
             }
             Some(Command::Render(args)) if args.schedules => Task::RenderSchedules {
                 manifest: args.manifest,
                 namespace: args.namespace,
             },
             Some(Command::Render(args)) if args.harness_template.is_some() => {
-                Task::HarnessTemplate(args.harness_template.expect("checked"))
+                Task::HarnessTemplate(match args.harness_template.expect("checked") {
+                    args::HarnessTemplate::Krob => harness::Template::Krob,
+                    args::HarnessTemplate::Schedules => harness::Template::Schedules,
+                })
             }
             Some(Command::Render(args)) => Task::Render(RenderOptions {
                 script_id: args.script_id.unwrap_or_default(),

@@ -7,7 +7,14 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::args;
+/// Whether progress may be a live display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A live display on a terminal, plain lines otherwise.
+    Auto,
+    /// Plain log lines.
+    Plain,
+}
 
 pub struct Progress {
     live: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
@@ -15,9 +22,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(mode: args::Progress, languages: &[String]) -> Progress {
+    pub fn new(mode: Mode, languages: &[String]) -> Progress {
         let width = languages.iter().map(String::len).max().unwrap_or(0);
-        let live = mode == args::Progress::Auto
+        let live = mode == Mode::Auto
             && std::io::stderr().is_terminal()
             && std::env::var_os("TERM").is_some_and(|t| t != "dumb");
         if !live {

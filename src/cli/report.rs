@@ -12,7 +12,8 @@ use serde_json::json;
 use crate::input::git::Changes;
 use crate::plan::discover::{Inventory, Script};
 use crate::plan::{Plan, RegistryState};
-use crate::release::manifest::{Outcome, Published, Written};
+use crate::publish::{Outcome, Published};
+use crate::release::manifest::Written;
 use crate::release::Publication;
 
 /// The report format; the JSON Schema in `schema/report-v1.schema.json` describes it.

@@ -244,6 +244,11 @@ pub fn strip_userinfo(url: &str) -> String {
     }
 }
 
+/// `git-<first 12 hex of the commit>`, the tag of a commit's images and manifest.
+pub fn commit_tag(commit: &str) -> String {
+    format!("git-{}", &commit[..commit.len().min(12)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

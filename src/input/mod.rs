@@ -1,13 +1,14 @@
 //! Reading the repository, which is untrusted input: the one door to its files ([`repo`]),
 //! `krobs.toml` ([`config`], [`deploy_config`]), the krobs' documentation headers ([`header`]),
 //! names and cron schedules checked against the grammar of where they end up ([`names`],
-//! [`cron`]), `.dockerignore` and the build contexts it shapes ([`dockerignore`], [`context`]),
-//! and what git says about the tree ([`git`]).
+//! [`cron`]), the Dockerfile's stages ([`dockerfile`]), `.dockerignore` and the build contexts
+//! it shapes ([`dockerignore`], [`context`]), and what git says about the tree ([`git`]).
 
 pub mod config;
 pub mod context;
 pub mod cron;
 pub mod deploy_config;
+pub mod dockerfile;
 pub mod dockerignore;
 pub mod git;
 pub mod header;

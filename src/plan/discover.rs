@@ -309,7 +309,7 @@ fn language(
         .cloned()
         .or_else(|| base_image_of(&dockerfile_text));
     if let Some(target) = &settings.target {
-        let stages = crate::docker::build::stages(&dockerfile_text);
+        let stages = crate::input::dockerfile::stages(&dockerfile_text);
         if !stages.iter().any(|s| {
             s.name
                 .as_deref()
@@ -346,7 +346,7 @@ fn language(
         .command
         .clone()
         .unwrap_or_else(|| default_command(name));
-    let bin = crate::publish::entrypoint::PATH
+    let bin = crate::plan::entrypoint::PATH
         .rsplit_once('/')
         .map_or("", |(bin, _)| bin);
     let under_bin = format!("/{}/", image_scripts_dir.trim_matches('/'));
@@ -496,7 +496,7 @@ fn script(
         .iter()
         .map(|a| a.replace("{script}", &image_path))
         .collect();
-    let command = crate::publish::entrypoint::command(&id, &language_command);
+    let command = crate::plan::entrypoint::command(&id, &language_command);
     Some(Script {
         id,
         language: language.to_string(),

@@ -5,8 +5,7 @@
 //! report are derived from. The registry and the Docker Engine are behind the [`Registry`]
 //! and [`Engine`] traits, so that the orchestration runs on in-memory fakes in unit tests.
 
-pub mod entrypoint;
-pub mod layer;
+pub mod image;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -20,15 +19,50 @@ use crate::docker::build::DockerError;
 use crate::docker::engine::{Engine, RuntimeBuild};
 use crate::input::config::{Config, RegistryConfig};
 use crate::input::git;
+use crate::input::git::commit_tag;
 use crate::plan::digest::DigestError;
+use crate::plan::layer::{self, Blob, Digested};
 use crate::plan::{LanguagePlan, Plan, RegistryState};
-use crate::publish::layer::{Blob, ComposeError, Digested, Runtime};
 use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, Ecr, RepositoryInfo};
 use crate::registry::retry::RetryPolicy;
 use crate::registry::{BlobBody, Credentials, Lookup, Registry, RegistryClient, RegistryError};
-use crate::release::commit_tag;
-use crate::release::manifest::{Outcome, Published};
+use image::{ComposeError, Runtime};
+
+/// What the pipeline learned about a language's pushed image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub language: String,
+    /// `sha256:...` of the image manifest in the registry.
+    pub digest: String,
+    /// Tags that name this content: the content tag, and the alias where it was set. They
+    /// are the same on every run of the same content, so the manifest is too.
+    pub tags: Vec<String>,
+    /// `git-<commit>`, set in the registry for this run's commit; the manifest records the
+    /// commit itself instead.
+    pub commit_tag: Option<String>,
+    pub outcome: Outcome,
+    /// Wall-clock milliseconds the language took in this run (lookup to last tag).
+    pub duration_ms: u64,
+}
+
+/// How a language's image came to be in the registry in this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The image was there already.
+    Reused,
+    /// The runtime was there; Krobs put the scripts layer on it.
+    ScriptsAppended { runtime: String },
+    /// The Docker Engine built the runtime, then Krobs put the scripts layer on it.
+    RuntimeBuilt { runtime: String },
+}
+
+impl Outcome {
+    /// Whether an image was put in this run.
+    pub fn made(&self) -> bool {
+        !matches!(self, Outcome::Reused)
+    }
+}
 
 /// The mutable alias pushed where the repository allows moving tags.
 pub const ALIAS_TAG: &str = "latest";
@@ -585,13 +619,13 @@ async fn fetch_runtime(
         what: Some(what),
     };
     // The manifest the decision read, so the image is made of exactly that runtime.
-    let media_type = layer::media_type_of(&fetched.body, fetched.media_type.as_deref());
+    let media_type = image::media_type_of(&fetched.body, fetched.media_type.as_deref());
     let config_of = |manifest: Bytes| {
         let image = &image;
         let missing = &missing;
         async move {
             let manifest = Blob::new(manifest);
-            let digest = layer::config_digest(image, &manifest.bytes)?;
+            let digest = image::config_digest(image, &manifest.bytes)?;
             let config = registry
                 .get_blob(repo, &digest)
                 .await?
@@ -599,9 +633,9 @@ async fn fetch_runtime(
             Ok::<_, PublishError>((manifest, Blob::new(config)))
         }
     };
-    if media_type.as_deref().is_some_and(layer::is_index) {
+    if media_type.as_deref().is_some_and(image::is_index) {
         let mut images = Vec::new();
-        for digest in layer::index_images(&image, &fetched.body)? {
+        for digest in image::index_images(&image, &fetched.body)? {
             let child = registry
                 .get_manifest(repo, &digest)
                 .await?
@@ -628,7 +662,7 @@ async fn append_scripts(
     lp: &LanguagePlan,
     runtime: &RuntimeManifest,
     registry: &impl Registry,
-) -> Result<layer::Image, PublishError> {
+) -> Result<image::Image, PublishError> {
     let name = &lp.language.name;
     let repo = repository_path(config, name);
     // The layer's bytes are written again only now, while the runtime is read.
@@ -637,7 +671,7 @@ async fn append_scripts(
             layer_file(lp).await
         })
         .await?;
-    let image = layer::compose(
+    let image = image::compose(
         &format!("{}:{}", lp.repository, lp.runtime_tag),
         &runtime,
         &lp.layer,
@@ -806,8 +840,8 @@ async fn extra_tags(
     let (fetched, commit_there, alias_there) =
         futures_util::future::try_join3(read, there(&commit_tag), there(&alias)).await?;
     let fetched = fetched.map(|f| {
-        let media_type = layer::media_type_of(&f.body, f.media_type.as_deref())
-            .unwrap_or_else(|| layer::DOCKER_MANIFEST.to_string());
+        let media_type = image::media_type_of(&f.body, f.media_type.as_deref())
+            .unwrap_or_else(|| image::DOCKER_MANIFEST.to_string());
         (media_type, f.body)
     });
     let made = made.or(fetched.as_ref().map(|(mt, bytes)| (mt.as_str(), bytes)));
@@ -870,7 +904,7 @@ async fn cache_source(
 
 /// The digest of the runtime an image of this repository (its manifest) was made on.
 async fn previous_runtime(registry: &impl Registry, repo: &str, manifest: &[u8]) -> Option<String> {
-    let config_digest = layer::config_digest(repo, manifest).ok()?;
+    let config_digest = image::config_digest(repo, manifest).ok()?;
     let config = registry.get_blob(repo, &config_digest).await.ok()??;
     let config: serde_json::Value = serde_json::from_slice(&config).ok()?;
     let runtime = config
@@ -887,7 +921,6 @@ async fn previous_runtime(registry: &impl Registry, repo: &str, manifest: &[u8])
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::args;
     use crate::input::git::Changes;
     use crate::registry::BlobPush;
     use crate::registry::Fetched;
@@ -1120,9 +1153,9 @@ mod tests {
             );
             let manifest = serde_json::to_vec(&json!({
                 "schemaVersion": 2,
-                "mediaType": layer::DOCKER_MANIFEST,
-                "config": {"mediaType": layer::DOCKER_CONFIG, "size": config.size(), "digest": config.digest},
-                "layers": [{"mediaType": layer::DOCKER_LAYER, "size": 1, "digest": "sha256:base"}],
+                "mediaType": image::DOCKER_MANIFEST,
+                "config": {"mediaType": image::DOCKER_CONFIG, "size": config.size(), "digest": config.digest},
+                "layers": [{"mediaType": image::DOCKER_LAYER, "size": 1, "digest": "sha256:base"}],
             }))
             .unwrap();
             self.registry
@@ -1131,7 +1164,7 @@ mod tests {
                 .unwrap()
                 .insert((repo.clone(), config.digest.clone()), config.bytes);
             self.registry
-                .store_manifest(&repo, req.tag, layer::DOCKER_MANIFEST, manifest.into());
+                .store_manifest(&repo, req.tag, image::DOCKER_MANIFEST, manifest.into());
             Ok(())
         }
     }
@@ -1180,7 +1213,7 @@ mod tests {
     ) -> Result<Vec<Published>, PublishError> {
         let (config, mut plan) = plan_of(root);
         lookup_all(registry, &config, &mut plan).await.unwrap();
-        let progress = Progress::new(args::Progress::Plain, &[]);
+        let progress = Progress::new(crate::cli::progress::Mode::Plain, &[]);
         publish(&config, &plan, registry, &HashMap::new(), engine, &progress).await
     }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::input::deploy_config::DeployConfig;
 use crate::plan::digest::bytes_sha256;
 use crate::plan::Plan;
+use crate::publish::Published;
 
 /// The manifest format; the JSON Schema in `schema/manifest-v1.schema.json` describes it.
 pub const FORMAT: &str = "krobs-manifest/v1";
@@ -125,41 +126,6 @@ pub struct Resources {
     /// `[deploy] tmp_size_limit`: the size limit of `/tmp`; absent from older manifests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmp_size_limit: Option<String>,
-}
-
-/// What the pipeline learned about a language's pushed image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    pub language: String,
-    /// `sha256:...` of the image manifest in the registry.
-    pub digest: String,
-    /// Tags that name this content: the content tag, and the alias where it was set. They
-    /// are the same on every run of the same content, so the manifest is too.
-    pub tags: Vec<String>,
-    /// `git-<commit>`, set in the registry for this run's commit; the manifest records the
-    /// commit itself instead.
-    pub commit_tag: Option<String>,
-    pub outcome: Outcome,
-    /// Wall-clock milliseconds the language took in this run (lookup to last tag).
-    pub duration_ms: u64,
-}
-
-/// How a language's image came to be in the registry in this run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The image was there already.
-    Reused,
-    /// The runtime was there; Krobs put the scripts layer on it.
-    ScriptsAppended { runtime: String },
-    /// The Docker Engine built the runtime, then Krobs put the scripts layer on it.
-    RuntimeBuilt { runtime: String },
-}
-
-impl Outcome {
-    /// Whether an image was put in this run.
-    pub fn made(&self) -> bool {
-        !matches!(self, Outcome::Reused)
-    }
 }
 
 impl Manifest {

@@ -20,9 +20,9 @@ use oci_spec::image::{
 use serde::Serialize;
 
 use crate::input::config::{Config, RegistryConfig};
-use crate::input::git;
+use crate::input::git::{self, commit_tag};
 use crate::plan::digest::bytes_sha256;
-use crate::publish::layer::OCI_MANIFEST;
+use crate::publish::image::OCI_MANIFEST;
 use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, Ecr};
 use crate::registry::retry::RetryPolicy;
@@ -172,11 +172,6 @@ impl Reference {
             Reference::Tag(s) | Reference::Digest(s) => s,
         }
     }
-}
-
-/// `git-<first 12 hex of the commit>`, the tag of a commit's images and manifest.
-pub fn commit_tag(commit: &str) -> String {
-    format!("git-{}", &commit[..commit.len().min(12)])
 }
 
 /// What happened to one tag of the manifest artifact.
