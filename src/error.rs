@@ -49,9 +49,4 @@ impl Error {
         }
         message
     }
-
-    /// The documented exit code: [`crate::exit::code`].
-    pub fn exit_code(&self) -> u8 {
-        crate::exit::code(self)
-    }
 }

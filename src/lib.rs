@@ -16,6 +16,7 @@ pub mod exit;
 pub mod input;
 pub mod lint;
 pub mod plan;
+pub mod progress;
 pub mod publish;
 pub mod registry;
 pub mod release;
@@ -23,7 +24,7 @@ pub mod release;
 use std::time::Instant;
 
 use cli::options::{Options, PullFormat, Schema, Task};
-use cli::{progress, report, terminal};
+use cli::{report, terminal};
 use deploy::{harness, render};
 use docker::engine;
 pub use error::Error;
@@ -40,7 +41,7 @@ pub fn run(opts: &Options) -> Result<(), Error> {
     let result = run_task(opts);
     if let (Err(e), true, Task::Publish { .. }) = (&result, opts.json, &opts.task) {
         // stdout may be what failed; the error still goes to stderr.
-        let _ = report::print(report::error_json(e.exit_code(), &e.message()));
+        let _ = report::print(report::error_json(exit::code(e), &e.message()));
     }
     result
 }

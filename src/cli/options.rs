@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 
 use crate::cli::args::{self, Cli, Command, ManifestCommand};
-use crate::cli::progress;
 use crate::deploy::harness;
+pub use crate::deploy::render::RenderOptions;
 use crate::plan::discover;
+use crate::progress;
 
 /// The resolved command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,18 +69,6 @@ pub enum PullFormat {
     Json,
     /// The one-line view Harness's Custom Artifact source reads.
     Harness,
-}
-
-/// `krobs-build render`'s arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderOptions {
-    pub script_id: String,
-    /// A manifest file, or a published reference; `None`: the configured manifest path.
-    pub manifest: Option<String>,
-    pub name: Option<String>,
-    pub namespace: Option<String>,
-    /// `KEY=VALUE` pairs, checked by `render`.
-    pub env: Vec<String>,
 }
 
 impl From<Cli> for Options {

@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::input::git::Changes;
 use crate::plan::discover::{Inventory, Script};
 use crate::plan::{Plan, RegistryState};
+use crate::progress::seconds;
 use crate::publish::{Outcome, Published};
 use crate::release::manifest::Written;
 use crate::release::Publication;
@@ -460,17 +461,6 @@ fn count(n: usize, noun: &str) -> String {
     }
 }
 
-/// Milliseconds for a person: `0.4s`, `12.3s`, `2m05s`.
-pub fn seconds(ms: u64) -> String {
-    let tenths = ms.div_ceil(100);
-    if tenths < 600 {
-        format!("{}.{}s", tenths / 10, tenths % 10)
-    } else {
-        let secs = ms.div_ceil(1000);
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    }
-}
-
 /// A run that failed, with `--json`: one JSON object on one line, the report's `format` with
 /// the exit code and the message printed on stderr.
 pub fn error_json(exit_code: u8, message: &str) -> String {
@@ -548,19 +538,4 @@ pub fn print_bytes(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)?;
     out.flush()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::seconds;
-
-    #[test]
-    fn durations_read_as_seconds_then_minutes() {
-        assert_eq!(seconds(0), "0.0s");
-        assert_eq!(seconds(1), "0.1s");
-        assert_eq!(seconds(12_340), "12.4s");
-        assert_eq!(seconds(59_900), "59.9s");
-        assert_eq!(seconds(59_901), "1m00s");
-        assert_eq!(seconds(125_000), "2m05s");
-    }
 }

@@ -2,7 +2,8 @@
 //! `krobs.toml` ([`config`], [`deploy_config`]), the krobs' documentation headers ([`header`]),
 //! names and cron schedules checked against the grammar of where they end up ([`names`],
 //! [`cron`]), the Dockerfile's stages ([`dockerfile`]), `.dockerignore` and the build contexts
-//! it shapes ([`dockerignore`], [`context`]), and what git says about the tree ([`git`]).
+//! it shapes ([`dockerignore`], [`context`]), and what git says about the tree ([`git`]). Every
+//! problem names its file and line ([`problem`]), all reported at once.
 
 pub mod config;
 pub mod context;
@@ -13,4 +14,5 @@ pub mod dockerignore;
 pub mod git;
 pub mod header;
 pub mod names;
+pub mod problem;
 pub mod repo;

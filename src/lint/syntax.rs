@@ -18,7 +18,7 @@ use regex::Regex;
 
 use crate::docker::build::{self, BuildRequest, DockerError};
 use crate::input::config::Config;
-use crate::lint::Problem;
+use crate::input::problem::Problem;
 use crate::plan;
 use crate::plan::digest::{self, DigestError};
 use crate::plan::discover::{Inventory, Language, SCRIPTS_DIR};

@@ -8,8 +8,8 @@ use crate::input::config::{Config, DEFAULT_IMAGE_SCRIPTS_DIR};
 use crate::input::context::{Context, EntryKind};
 use crate::input::header::{self, Header};
 use crate::input::names;
+use crate::input::problem::{Problem, Problems};
 use crate::input::repo::{self, Repo, DOCKERFILE_LIMIT, HEADER_LIMIT};
-use crate::lint::{Problem, Problems};
 use crate::plan::digest::BuildInputs;
 
 /// The folder under a language holding its krobs.

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
-use crate::cli::progress::Progress;
 use crate::docker::build::DockerError;
 use crate::docker::engine::{Engine, RuntimeBuild};
 use crate::input::config::{Config, RegistryConfig};
@@ -23,6 +22,7 @@ use crate::input::git::commit_tag;
 use crate::plan::digest::DigestError;
 use crate::plan::layer::{self, Blob, Digested};
 use crate::plan::{LanguagePlan, Plan, RegistryState};
+use crate::progress::Progress;
 use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, Ecr, RepositoryInfo};
 use crate::registry::retry::RetryPolicy;
@@ -538,7 +538,7 @@ pub async fn publish(
                     &format!(
                         "{} in {}",
                         finished(p),
-                        crate::cli::report::seconds(p.duration_ms)
+                        crate::progress::seconds(p.duration_ms)
                     ),
                 ),
                 Err(e) => {
@@ -546,7 +546,7 @@ pub async fn publish(
                     let text = e.to_string();
                     let first = text.lines().next().unwrap_or_default();
                     let first = first.trim_end_matches("; last lines:");
-                    let took = crate::cli::report::seconds(
+                    let took = crate::progress::seconds(
                         u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
                     );
                     progress.finish(name, &format!("failed after {took}: {first}"))
@@ -1213,7 +1213,7 @@ mod tests {
     ) -> Result<Vec<Published>, PublishError> {
         let (config, mut plan) = plan_of(root);
         lookup_all(registry, &config, &mut plan).await.unwrap();
-        let progress = Progress::new(crate::cli::progress::Mode::Plain, &[]);
+        let progress = Progress::new(crate::progress::Mode::Plain, &[]);
         publish(&config, &plan, registry, &HashMap::new(), engine, &progress).await
     }
 

@@ -225,6 +225,24 @@ pub struct ManifestError {
     pub cause: std::io::Error,
 }
 
+/// Why bytes are not a manifest this krobs-build reads.
+#[derive(Debug)]
+pub enum Unreadable {
+    /// Not a manifest's JSON.
+    Invalid(serde_json::Error),
+    /// A manifest of another format (its `format`).
+    Format(String),
+}
+
+/// Reads manifest bytes, from a file or a pulled release: the one place the format is checked.
+pub fn parse(bytes: &[u8]) -> Result<Manifest, Unreadable> {
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(Unreadable::Invalid)?;
+    if manifest.format != FORMAT {
+        return Err(Unreadable::Format(manifest.format));
+    }
+    Ok(manifest)
+}
+
 /// Where a manifest was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {

@@ -27,7 +27,7 @@ use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, Ecr};
 use crate::registry::retry::RetryPolicy;
 use crate::registry::{Lookup, RegistryClient, RegistryError};
-use crate::release::manifest::{Manifest, FORMAT};
+use manifest::{Manifest, Unreadable, FORMAT};
 
 /// The `artifactType` of the published manifest, and the media type of its one layer.
 pub const ARTIFACT_TYPE: &str = "application/vnd.krobs.manifest.v1+json";
@@ -590,14 +590,14 @@ pub async fn fetch(
             found,
         });
     }
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| not_krobs(format!("its layer is not a `{FORMAT}` manifest ({e})")))?;
-    if manifest.format != FORMAT {
-        return Err(not_krobs(format!(
-            "its layer is a `{}` manifest; this krobs-build reads `{FORMAT}`",
-            manifest.format
-        )));
-    }
+    let manifest = manifest::parse(&bytes).map_err(|e| {
+        not_krobs(match e {
+            Unreadable::Invalid(e) => format!("its layer is not a `{FORMAT}` manifest ({e})"),
+            Unreadable::Format(format) => {
+                format!("its layer is a `{format}` manifest; this krobs-build reads `{FORMAT}`")
+            }
+        })
+    })?;
     Ok(Pulled {
         manifest,
         bytes: bytes.to_vec(),
