@@ -80,7 +80,7 @@ impl Config {
                 get("KROBS_MONITOR_STORE").unwrap_or("/var/lib/krobs-monitor/store.journal"),
             ),
             redis_url: get("KROBS_MONITOR_REDIS_URL").map(str::to_owned),
-            dedup_window: Duration::from_secs(number(get, "KROBS_MONITOR_DEDUP_SECONDS", 600)?),
+            dedup_window: Duration::from_secs(number(get, "KROBS_MONITOR_DEDUP_SECONDS", 120)?),
             drain: Duration::from_secs(number(get, "KROBS_MONITOR_DRAIN_SECONDS", 20)?),
             start_wait: Duration::from_secs(number(get, "KROBS_MONITOR_START_WAIT_SECONDS", 5)?),
             statsd: statsd_target(get)?,

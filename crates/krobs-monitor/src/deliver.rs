@@ -139,8 +139,16 @@ impl Deliverer {
             }
             (Kind::Metric, _) => Ok(()),
         };
-        if let Err(e) = result {
-            tracing::error!(run = %run, event = event.event.as_str(), error = %e, "event not delivered to Slack");
+        match result {
+            Err(e) => {
+                tracing::error!(run = %run, event = event.event.as_str(), error = %e, "event not delivered to Slack");
+            }
+            Ok(()) if matches!(event.event, Kind::Finish | Kind::Failure) => {
+                if let Err(e) = self.store.finished(&run).await {
+                    tracing::error!(run = %run, error = %e, "store: the run's end was not recorded");
+                }
+            }
+            Ok(()) => {}
         }
     }
 

@@ -56,4 +56,12 @@ impl RedisStore {
             .set_ex(key, value, THREAD_RETENTION.as_secs())
             .await
     }
+
+    /// The run's outcome is sent: its thread expires with the dedup window.
+    pub async fn finished(&self, run: &str) -> redis::RedisResult<()> {
+        let key = format!("{PREFIX}:run:{run}");
+        let seconds = i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX);
+        let _existed: bool = self.connection.clone().expire(key, seconds).await?;
+        Ok(())
+    }
 }

@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-/// How long a run keeps its thread: longer than any Job's deadline.
+/// How long a run keeps its thread until its outcome is sent: longer than any Job's deadline.
+/// Once the outcome is sent the thread is kept only for the dedup window (a retried `finish`
+/// is a duplicate within it), so memory follows the runs in flight, not the runs of a week.
 pub const THREAD_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The journal is rewritten when it holds this many lines more than live entries.
 const COMPACT_SLACK: usize = 200_000;
@@ -57,6 +59,14 @@ impl Store {
             Store::Redis(r) => Ok(r.set_thread(run, thread).await?),
         }
     }
+
+    /// The run's outcome is in its thread: keep the thread only for the dedup window.
+    pub async fn finished(&self, run: &str) -> Result<(), StoreError> {
+        match self {
+            Store::File(f) => Ok(f.finished(run)?),
+            Store::Redis(r) => Ok(r.finished(run).await?),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +101,8 @@ struct State {
     /// Keys in the order they expire, to forget them cheaply.
     expiry: VecDeque<([u8; 16], u64)>,
     threads: HashMap<String, (Thread, u64)>,
+    /// Finished runs in the order their threads expire (all kept for the same window).
+    finished: VecDeque<(String, u64)>,
     file: File,
     lines: usize,
 }
@@ -112,10 +124,11 @@ impl FileStore {
             seen: HashMap::new(),
             expiry: VecDeque::new(),
             threads: HashMap::new(),
+            finished: VecDeque::new(),
             file: OpenOptions::new().create(true).append(true).open(path)?,
             lines: 0,
         };
-        let skipped = replay(path, &mut state)?;
+        let skipped = replay(path, window, &mut state)?;
         if skipped > 0 {
             tracing::warn!(path = %path.display(), skipped, "store: unreadable journal lines skipped");
         }
@@ -158,17 +171,21 @@ impl FileStore {
     pub fn set_thread(&self, run: &str, thread: &Thread) -> std::io::Result<()> {
         let until = now() + THREAD_RETENTION.as_secs();
         let mut state = self.state.lock().expect("store lock");
-        let line = Line::Run {
-            run: run.to_owned(),
-            channel: thread.channel.clone(),
-            ts: thread.ts.clone(),
-            until,
+        record_thread(&mut state, run, thread, until)
+    }
+
+    /// Shortens the run's thread to the dedup window; forgets expired finished runs.
+    pub fn finished(&self, run: &str) -> std::io::Result<()> {
+        let now = now();
+        let mut state = self.state.lock().expect("store lock");
+        forget_expired(&mut state, now);
+        let Some((thread, _)) = state.threads.get(run).cloned() else {
+            return Ok(());
         };
-        append(&mut state, &line)?;
-        state
-            .threads
-            .insert(run.to_owned(), (thread.clone(), until));
-        Ok(())
+        let until = now + self.window.as_secs();
+        record_thread(&mut state, run, &thread, until)?;
+        state.finished.push_back((run.to_owned(), until));
+        self.compact_if_big(&mut state)
     }
 
     fn compact_if_big(&self, state: &mut State) -> std::io::Result<()> {
@@ -216,6 +233,20 @@ impl FileStore {
     }
 }
 
+fn record_thread(state: &mut State, run: &str, thread: &Thread, until: u64) -> std::io::Result<()> {
+    let line = Line::Run {
+        run: run.to_owned(),
+        channel: thread.channel.clone(),
+        ts: thread.ts.clone(),
+        until,
+    };
+    append(state, &line)?;
+    state
+        .threads
+        .insert(run.to_owned(), (thread.clone(), until));
+    Ok(())
+}
+
 fn append(state: &mut State, line: &Line) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec(line)?;
     bytes.push(b'\n');
@@ -232,10 +263,21 @@ fn forget_expired(state: &mut State, now: u64) {
         state.expiry.pop_front();
         state.seen.remove(&key);
     }
+    while let Some((_, until)) = state.finished.front() {
+        if *until > now {
+            break;
+        }
+        let (run, until) = state.finished.pop_front().expect("a front entry");
+        // A run opened again after it finished (a new `start` for the same pod) keeps its
+        // thread: only the entry written with this expiry goes.
+        if state.threads.get(&run).is_some_and(|(_, u)| *u == until) {
+            state.threads.remove(&run);
+        }
+    }
 }
 
 /// Loads the journal into `state`; returns how many lines could not be read.
-fn replay(path: &Path, state: &mut State) -> std::io::Result<usize> {
+fn replay(path: &Path, window: Duration, state: &mut State) -> std::io::Result<usize> {
     let now = now();
     let mut skipped = 0;
     let mut seen = Vec::new();
@@ -249,18 +291,33 @@ fn replay(path: &Path, state: &mut State) -> std::io::Result<usize> {
                     skipped += 1;
                 }
             }
+            // A later line for a run supersedes an earlier one (a finished run's shorter
+            // expiry), also when it has expired.
             Ok(Line::Run {
                 run,
                 channel,
                 ts,
                 until,
-            }) if until > now => {
-                state.threads.insert(run, (Thread { channel, ts }, until));
+            }) => {
+                if until > now {
+                    state.threads.insert(run, (Thread { channel, ts }, until));
+                } else {
+                    state.threads.remove(&run);
+                }
             }
             Ok(_) => {}
             Err(_) => skipped += 1,
         }
     }
+    let horizon = now + window.as_secs();
+    let mut finished: Vec<(String, u64)> = state
+        .threads
+        .iter()
+        .filter(|(_, (_, until))| *until <= horizon)
+        .map(|(run, (_, until))| (run.clone(), *until))
+        .collect();
+    finished.sort_by_key(|(_, until)| *until);
+    state.finished = finished.into();
     seen.sort_by_key(|(_, until)| *until);
     for (key, until) in seen {
         if state.seen.insert(key, until).is_none() {
@@ -296,6 +353,42 @@ mod tests {
         assert!(!store.first_seen([1; 16]).unwrap());
         assert!(store.first_seen([2; 16]).unwrap());
         assert_eq!(store.thread("bash/x@p").unwrap().ts, "1.2");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_finished_run_keeps_its_thread_only_for_the_window() {
+        let dir = std::env::temp_dir().join(format!("krobs-monitor-done-{}", std::process::id()));
+        let path = dir.join("store.journal");
+        let _ = std::fs::remove_dir_all(&dir);
+        let t = Thread {
+            channel: "C1".into(),
+            ts: "1.2".into(),
+        };
+        {
+            let store = FileStore::open(&path, Duration::from_secs(60)).unwrap();
+            store.set_thread("bash/done@p", &t).unwrap();
+            store.set_thread("bash/running@p", &t).unwrap();
+            store.finished("bash/done@p").unwrap();
+            // Within the window a late retry still finds the thread.
+            assert_eq!(store.thread("bash/done@p"), Some(t.clone()));
+            let state = store.state.lock().unwrap();
+            let until = state.threads["bash/done@p"].1;
+            assert!(until <= now() + 60, "expiry {until} not shortened");
+            assert!(state.threads["bash/running@p"].1 > now() + 60);
+        }
+        // A zero window: the finished run is forgotten at the next store call and after a
+        // restart; the running one stays.
+        let store = FileStore::open(&path, Duration::ZERO).unwrap();
+        store.set_thread("bash/now@p", &t).unwrap();
+        store.finished("bash/now@p").unwrap();
+        assert!(store.first_seen([3; 16]).unwrap());
+        assert_eq!(store.thread("bash/now@p"), None);
+        assert_eq!(store.thread("bash/running@p"), Some(t.clone()));
+        drop(store);
+        let store = FileStore::open(&path, Duration::ZERO).unwrap();
+        assert_eq!(store.thread("bash/now@p"), None);
+        assert_eq!(store.thread("bash/running@p"), Some(t));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

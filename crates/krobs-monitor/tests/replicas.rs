@@ -98,6 +98,19 @@ async fn two_replicas_sharing_redis_keep_one_thread_per_run_and_send_each_event_
         !dir.join("a.journal").exists(),
         "the journal is not used with Redis"
     );
+    // Its outcome sent, the run's thread is kept only for the dedup window (120 s by default),
+    // not the week an unfinished run's is.
+    let ttl = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.1.to_string(),
+            "TTL",
+            "krobs-monitor:run:python/shared@shared-1",
+        ])
+        .output()
+        .expect("redis-cli (Debian's redis-tools, which redis-server depends on)");
+    let ttl: i64 = String::from_utf8_lossy(&ttl.stdout).trim().parse().unwrap();
+    assert!((1..=120).contains(&ttl), "finished run's thread TTL {ttl}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
