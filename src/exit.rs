@@ -56,7 +56,6 @@ fn release(e: &ReleaseError) -> u8 {
     match e {
         ReleaseError::Aws(_) => AWS,
         ReleaseError::BadReference { .. } | ReleaseError::ShortCommitTag { .. } => USAGE,
-        ReleaseError::Runtime(_) => INTERNAL,
         _ => REGISTRY,
     }
 }

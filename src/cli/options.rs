@@ -26,15 +26,7 @@ pub struct Options {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Task {
     /// Build, push and publish (or, with `dry_run`, show what that would do).
-    Publish {
-        dry_run: bool,
-        /// `--allow-dirty`: a tree that is not HEAD publishes by digest only.
-        allow_dirty: bool,
-        /// A dry run that cannot read the registry fails.
-        strict: bool,
-        since: Option<String>,
-        progress: progress::Mode,
-    },
+    Publish(PublishOptions),
     /// Check the headers and folders; with `syntax`, also each script's syntax.
     Lint {
         syntax: bool,
@@ -52,6 +44,20 @@ pub enum Task {
     },
     /// `render --harness-template`: the Go template Harness renders.
     HarnessTemplate(harness::Template),
+}
+
+/// The bare command's flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// Show what a real run would do, touching no Docker Engine, AWS or registry write.
+    pub dry_run: bool,
+    /// `--allow-dirty`: a tree that is not HEAD publishes by digest only.
+    pub allow_dirty: bool,
+    /// A dry run that cannot read the registry fails.
+    pub strict: bool,
+    /// `--since REV`: what git says changed, for the log and the report.
+    pub since: Option<String>,
+    pub progress: progress::Mode,
 }
 
 /// The JSON Schemas `krobs-build schema` prints.
@@ -74,7 +80,7 @@ pub enum PullFormat {
 impl From<Cli> for Options {
     fn from(cli: Cli) -> Options {
         let task = match cli.command {
-            None => Task::Publish {
+            None => Task::Publish(PublishOptions {
                 dry_run: cli.dry_run,
                 allow_dirty: cli.allow_dirty,
                 strict: cli.strict,
@@ -83,7 +89,7 @@ impl From<Cli> for Options {
                     args::Progress::Auto => progress::Mode::Auto,
                     args::Progress::Plain => progress::Mode::Plain,
                 },
-            },
+            }),
             Some(Command::Lint { syntax }) => Task::Lint { syntax },
             Some(Command::Schema { which }) => Task::Schema(match which {
                 args::SchemaKind::Manifest => Schema::Manifest,

@@ -270,10 +270,10 @@ pub struct RenderOptions {
 }
 
 /// `krobs-build render`: the YAML of the object that runs `args.script_id`.
-pub fn run(config: &Config, args: &RenderOptions) -> Result<String, RenderError> {
+pub async fn run(config: &Config, args: &RenderOptions) -> Result<String, RenderError> {
     let env = parse_env(&args.env)?;
     let namespace = namespace(config, args.namespace.as_deref())?;
-    let loaded = load(config, args.manifest.as_deref())?;
+    let loaded = load(config, args.manifest.as_deref()).await?;
     let options = Options {
         name: args.name.clone(),
         namespace,
@@ -284,13 +284,13 @@ pub fn run(config: &Config, args: &RenderOptions) -> Result<String, RenderError>
 }
 
 /// `krobs-build render --schedules`: every CronJob of the release.
-pub fn run_schedules(
+pub async fn run_schedules(
     config: &Config,
     manifest: Option<&str>,
     namespace_arg: Option<&str>,
 ) -> Result<String, RenderError> {
     let namespace = namespace(config, namespace_arg)?;
-    schedules(&load(config, manifest)?, &namespace)
+    schedules(&load(config, manifest).await?, &namespace)
 }
 
 /// `--namespace`, checked, else `[deploy] namespace`.
@@ -303,11 +303,11 @@ fn namespace(config: &Config, arg: Option<&str>) -> Result<String, RenderError> 
 }
 
 /// The manifest `--manifest` names: a file, or a published one pulled from the registry.
-fn load(config: &Config, manifest: Option<&str>) -> Result<Loaded, RenderError> {
+async fn load(config: &Config, manifest: Option<&str>) -> Result<Loaded, RenderError> {
     match ManifestSource::from_arg(manifest, config)? {
         ManifestSource::File(path) => load_file(&path),
         ManifestSource::Reference(reference) => {
-            let pulled = release::pull(config, &reference)?;
+            let pulled = release::pull(config, &reference).await?;
             parse(&pulled.bytes, pulled.reference)
         }
     }

@@ -64,8 +64,6 @@ pub enum ReleaseError {
         expected: String,
         found: String,
     },
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
 }
 
 /// The OCI artifact of a manifest: its image manifest and the blobs it names.
@@ -509,16 +507,10 @@ pub async fn client(config: &Config) -> Result<RegistryClient, ReleaseError> {
 }
 
 /// Pulls the manifest `reference` (see [`Reference::parse`]) from the configured manifest
-/// repository; blocking (for `manifest pull` and `render --manifest REF`).
-pub fn pull(config: &Config, reference: &Reference) -> Result<Pulled, ReleaseError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(ReleaseError::Runtime)?;
-    runtime.block_on(async {
-        let client = client(config).await?;
-        fetch(&client, &config.manifest_repository, reference).await
-    })
+/// repository (for `manifest pull` and `render --manifest REF`).
+pub async fn pull(config: &Config, reference: &Reference) -> Result<Pulled, ReleaseError> {
+    let client = client(config).await?;
+    fetch(&client, &config.manifest_repository, reference).await
 }
 
 /// Reads a published manifest: the artifact, its krobs layer, each checked against its digest,
