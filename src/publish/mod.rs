@@ -24,8 +24,7 @@ use crate::plan::layer::{self, Blob, Digested};
 use crate::plan::{LanguagePlan, Plan, RegistryState};
 use crate::progress::Progress;
 use crate::registry::credentials::{self, CredentialsError};
-use crate::registry::ecr::{AwsError, Ecr, RepositoryInfo};
-use crate::registry::retry::RetryPolicy;
+use crate::registry::ecr::{AwsError, RepositoryInfo};
 use crate::registry::{BlobBody, Credentials, Lookup, Registry, RegistryClient, RegistryError};
 use image::{ComposeError, Runtime};
 
@@ -138,6 +137,17 @@ pub struct Session {
     pub manifest_repository_created: bool,
 }
 
+impl From<crate::registry::OpenError> for PublishError {
+    fn from(e: crate::registry::OpenError) -> PublishError {
+        use crate::registry::OpenError;
+        match e {
+            OpenError::Aws(e) => PublishError::Aws(e),
+            OpenError::Credentials(e) => PublishError::Credentials(e),
+            OpenError::Registry(e) => PublishError::Registry(e),
+        }
+    }
+}
+
 fn repository_path(config: &Config, language: &str) -> String {
     config.repository_for(language)
 }
@@ -148,46 +158,41 @@ pub async fn open(
     plan: &Plan,
     progress: &Progress,
 ) -> Result<Session, PublishError> {
-    let host = config.registry.host();
     let mut repositories = HashMap::new();
     let mut manifest_repository_created = false;
-    let credentials = match &config.registry {
+    // The lookups that follow the opening check the credentials before anything is built.
+    let (client, ecr) = crate::registry::connect(&config.registry).await?;
+    if let (
+        Some(ecr),
         RegistryConfig::Ecr {
-            account_id,
-            region,
             create_repositories,
             ..
-        } => {
-            let ecr = Ecr::connect(account_id, region).await;
-            let credentials = ecr.credentials().await?;
-            for lp in &plan.languages {
-                let repo = repository_path(config, &lp.language.name);
-                let info = ecr.ensure_repository(&repo, *create_repositories).await?;
-                if info.created {
-                    progress.note(&format!(
-                        "created ECR repository `{repo}` (immutable tags, scan on push)"
-                    ));
-                }
-                repositories.insert(lp.language.name.clone(), info);
-            }
-            // Checked before anything is built: a repository whose `latest` cannot move is
-            // refused now, not after the images are pushed.
-            let repo = &config.manifest_repository;
-            let info = ecr
-                .ensure_manifest_repository(repo, *create_repositories)
-                .await?;
+        },
+    ) = (&ecr, &config.registry)
+    {
+        for lp in &plan.languages {
+            let repo = repository_path(config, &lp.language.name);
+            let info = ecr.ensure_repository(&repo, *create_repositories).await?;
             if info.created {
                 progress.note(&format!(
-                    "created ECR repository `{repo}` for the manifest (mutable tags: `latest` moves)"
+                    "created ECR repository `{repo}` (immutable tags, scan on push)"
                 ));
             }
-            manifest_repository_created = info.created;
-            Some(credentials)
+            repositories.insert(lp.language.name.clone(), info);
         }
-        RegistryConfig::Oci { host } => credentials::for_oci(host)?,
-    };
-    // The lookups that follow check the credentials before anything is built.
-    let client = RegistryClient::new(&host, credentials, RetryPolicy::default())?;
+        // Checked before anything is built: a repository whose `latest` cannot move is
+        // refused now, not after the images are pushed.
+        let repo = &config.manifest_repository;
+        let info = ecr
+            .ensure_manifest_repository(repo, *create_repositories)
+            .await?;
+        if info.created {
+            progress.note(&format!(
+                "created ECR repository `{repo}` for the manifest (mutable tags: `latest` moves)"
+            ));
+        }
+        manifest_repository_created = info.created;
+    }
     Ok(Session {
         client,
         repositories,

@@ -19,14 +19,13 @@ use oci_spec::image::{
 };
 use serde::Serialize;
 
-use crate::input::config::{Config, RegistryConfig};
+use crate::input::config::Config;
 use crate::input::git::{self, commit_tag};
 use crate::plan::digest::bytes_sha256;
 use crate::publish::image::OCI_MANIFEST;
-use crate::registry::credentials::{self, CredentialsError};
-use crate::registry::ecr::{AwsError, Ecr};
-use crate::registry::retry::RetryPolicy;
-use crate::registry::{Lookup, RegistryClient, RegistryError};
+use crate::registry::credentials::CredentialsError;
+use crate::registry::ecr::AwsError;
+use crate::registry::{self, Lookup, OpenError, RegistryClient, RegistryError};
 use manifest::{Manifest, Unreadable, FORMAT};
 
 /// The `artifactType` of the published manifest, and the media type of its one layer.
@@ -64,6 +63,16 @@ pub enum ReleaseError {
         expected: String,
         found: String,
     },
+}
+
+impl From<OpenError> for ReleaseError {
+    fn from(e: OpenError) -> ReleaseError {
+        match e {
+            OpenError::Aws(e) => ReleaseError::Aws(e),
+            OpenError::Credentials(e) => ReleaseError::Credentials(e),
+            OpenError::Registry(e) => ReleaseError::Registry(e),
+        }
+    }
 }
 
 /// The OCI artifact of a manifest: its image manifest and the blobs it names.
@@ -493,17 +502,8 @@ pub struct Pulled {
 /// A registry client for the configured registry, with the same credentials as the images:
 /// an ECR token, or the OCI credentials at hand.
 pub async fn client(config: &Config) -> Result<RegistryClient, ReleaseError> {
-    let credentials = match &config.registry {
-        RegistryConfig::Ecr {
-            account_id, region, ..
-        } => Some(Ecr::connect(account_id, region).await.credentials().await?),
-        RegistryConfig::Oci { host } => credentials::for_oci(host)?,
-    };
-    Ok(RegistryClient::new(
-        &config.registry.host(),
-        credentials,
-        RetryPolicy::default(),
-    )?)
+    let (client, _) = registry::connect(&config.registry).await?;
+    Ok(client)
 }
 
 /// Pulls the manifest `reference` (see [`Reference::parse`]) from the configured manifest
