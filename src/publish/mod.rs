@@ -6,6 +6,7 @@
 //! and [`Engine`] traits, so that the orchestration runs on in-memory fakes in unit tests.
 
 pub mod image;
+mod language_run;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,9 +16,8 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use crate::docker::build::DockerError;
-use crate::docker::engine::{Engine, RuntimeBuild};
+use crate::docker::engine::Engine;
 use crate::input::config::{Config, RegistryConfig};
-use crate::input::git;
 use crate::input::git::commit_tag;
 use crate::plan::digest::DigestError;
 use crate::plan::layer::{self, Blob, Digested};
@@ -27,6 +27,7 @@ use crate::registry::credentials::{self, CredentialsError};
 use crate::registry::ecr::{AwsError, RepositoryInfo};
 use crate::registry::{BlobBody, Credentials, Lookup, Registry, RegistryClient, RegistryError};
 use image::{ComposeError, Runtime};
+use language_run::LanguageRun;
 
 /// What the pipeline learned about a language's pushed image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,7 +350,8 @@ fn image_labels(plan: &Plan, lp: &LanguagePlan) -> BTreeMap<String, String> {
     labels
 }
 
-/// Carries out every language's decision; returns what every language ended as.
+/// Carries out every language's decision, each as a [`LanguageRun`]; returns what every
+/// language ended as.
 pub async fn publish(
     config: &Config,
     plan: &Plan,
@@ -358,207 +360,25 @@ pub async fn publish(
     engine: &impl Engine,
     progress: &Progress,
 ) -> Result<Vec<Published>, PublishError> {
-    // HEAD's first parent, whose `git-` tag names the previous image: build cache for a
-    // runtime, asked only when a runtime is built.
     let parent = tokio::sync::OnceCell::new();
-    let parent = &parent;
-    let semaphore = Arc::new(Semaphore::new(config.build.concurrency));
+    let builds = Semaphore::new(config.build.concurrency);
     // Every decision first, so that runtime builds wait for their turn in the plan's order
     // (the semaphore is first come, first served).
     let decisions = join_all(plan.languages.iter().map(|lp| decide(registry, config, lp))).await;
     let jobs = plan.languages.iter().zip(decisions).map(|(lp, decision)| {
-        let semaphore = semaphore.clone();
-        async move {
-            let name = &lp.language.name;
-            let began = std::time::Instant::now();
-            let result = async {
-                let repo = repository_path(config, name);
-                let (runtime, built) = match decision? {
-                    Decision::Reuse { digest } => {
-                        return Ok((digest, Outcome::Reused, None));
-                    }
-                    Decision::AppendScripts { runtime } => {
-                        progress.log(
-                            name,
-                            &format!("runtime `{}` is there ({})", lp.runtime_tag, runtime.digest),
-                        );
-                        (runtime, false)
-                    }
-                    Decision::BuildRuntime => {
-                        let _permit = semaphore
-                            .acquire()
-                            .await
-                            .expect("the semaphore is never closed");
-                        let parent = parent
-                            .get_or_init(|| async {
-                                plan.commit
-                                    .as_ref()
-                                    .and_then(|_| git::first_parent(&config.root))
-                            })
-                            .await;
-                        let cache = cache_source(registry, &repo, parent.as_deref()).await;
-                        let request = || RuntimeBuild {
-                            language: name,
-                            context: &lp.runtime_context,
-                            repository: &lp.repository,
-                            tag: &lp.runtime_tag,
-                            build_args: lp.language.inputs.build_args.clone().into_iter().collect(),
-                            platform: lp.language.inputs.platform.clone(),
-                            target: lp.language.inputs.target.clone(),
-                            network: config.build.network.clone(),
-                            cache: cache.clone(),
-                            credentials: registry.credentials(),
-                            host: registry.host(),
-                        };
-                        if let Err(e) = engine.build_and_push(request(), progress).await {
-                            // Runs sharing a Docker Engine may push the same runtime at once,
-                            // and the daemon's concurrent pushes of one image can fail each
-                            // other. The registry decides: a runtime it now holds is used, a
-                            // push that failed otherwise is tried once more.
-                            if !matches!(e, DockerError::Push { .. }) {
-                                let base = lp.language.inputs.base_image.as_deref();
-                                return Err(e.with_base_hint(base).into());
-                            }
-                            match registry.lookup(&repo, &lp.runtime_tag).await {
-                                Ok(Lookup::Present { .. }) => {}
-                                Ok(Lookup::Missing) => {
-                                    progress.log(name, &format!("{e}; pushing once more"));
-                                    engine.build_and_push(request(), progress).await?;
-                                }
-                                // The registry is gone: the push's error says which language.
-                                Err(_) => return Err(e.into()),
-                            }
-                        }
-                        // The registry says the runtime's digest, not the daemon.
-                        let runtime = match read_runtime(registry, &repo, &lp.runtime_tag).await? {
-                            Some(runtime) => runtime,
-                            None => {
-                                return Err(PublishError::RuntimeMissing {
-                                    language: name.clone(),
-                                    image: format!("{}:{}", lp.repository, lp.runtime_tag),
-                                    what: None,
-                                })
-                            }
-                        };
-                        (runtime, true)
-                    }
-                };
-                progress.stage(name, "putting the scripts layer on the runtime");
-                // Another run sharing the engine may have pushed its own build of the same
-                // runtime meanwhile (the classic builder is not reproducible): the tag names
-                // the last push, and every run ends on that one, so that they agree. A
-                // conflict on the content tag from such a run is settled the same way.
-                let mut runtime = runtime;
-                let mut attempts = 0;
-                let image = loop {
-                    attempts += 1;
-                    let made = append_scripts(config, plan, lp, &runtime, registry).await;
-                    // The content tag must name the image put, and the runtime tag must still
-                    // name its runtime: both asked at once.
-                    let verified = async {
-                        match &made {
-                            Ok(image) => verify(registry, config, lp, image.digest()).await,
-                            Err(_) => Ok(()),
-                        }
-                    };
-                    let (verified, now) = futures_util::future::join(
-                        verified,
-                        registry.lookup(&repo, &lp.runtime_tag),
-                    )
-                    .await;
-                    let made = made.and_then(|image| verified.map(|()| image));
-                    let now = match now? {
-                        Lookup::Present { digest } => digest,
-                        Lookup::Missing => runtime.digest.clone(),
-                    };
-                    match made {
-                        Ok(image) if now == runtime.digest => break image,
-                        Err(e) if now == runtime.digest || attempts == 3 => return Err(e),
-                        Ok(image) if attempts == 3 => break image,
-                        _ => {
-                            progress.log(
-                                name,
-                                &format!(
-                                    "`{}` moved to {now}: the scripts layer goes on it",
-                                    lp.runtime_tag
-                                ),
-                            );
-                            runtime =
-                                read_runtime(registry, &repo, &now).await?.ok_or_else(|| {
-                                    PublishError::RuntimeMissing {
-                                        language: name.clone(),
-                                        image: format!("{}:{}", lp.repository, lp.runtime_tag),
-                                        what: Some(format!("its manifest {now}")),
-                                    }
-                                })?;
-                        }
-                    }
-                };
-                let runtime = runtime.digest;
-                let outcome = if built {
-                    Outcome::RuntimeBuilt { runtime }
-                } else {
-                    Outcome::ScriptsAppended { runtime }
-                };
-                Ok((
-                    image.digest().to_string(),
-                    outcome,
-                    Some((image.media_type, image.top.bytes)),
-                ))
-            }
-            .await;
-            let result = match result {
-                Ok((digest, outcome, made)) => {
-                    let made = made.as_ref().map(|(mt, bytes)| (mt.as_str(), bytes));
-                    extra_tags(
-                        config,
-                        plan,
-                        lp,
-                        registry,
-                        repositories,
-                        &digest,
-                        made,
-                        progress,
-                    )
-                    .await
-                    .map(|extra| {
-                        let mut tags = vec![lp.tag.clone()];
-                        tags.extend(extra.alias);
-                        Published {
-                            language: name.clone(),
-                            digest,
-                            tags,
-                            commit_tag: extra.commit,
-                            outcome,
-                            duration_ms: u64::try_from(began.elapsed().as_millis())
-                                .unwrap_or(u64::MAX),
-                        }
-                    })
-                }
-                Err(e) => Err(e),
-            };
-            match &result {
-                Ok(p) => progress.finish(
-                    name,
-                    &format!(
-                        "{} in {}",
-                        finished(p),
-                        crate::progress::seconds(p.duration_ms)
-                    ),
-                ),
-                Err(e) => {
-                    // The full error, with the build's last lines, closes the run.
-                    let text = e.to_string();
-                    let first = text.lines().next().unwrap_or_default();
-                    let first = first.trim_end_matches("; last lines:");
-                    let took = crate::progress::seconds(
-                        u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    );
-                    progress.finish(name, &format!("failed after {took}: {first}"))
-                }
-            }
-            result
-        }
+        let run = LanguageRun {
+            config,
+            plan,
+            lp,
+            registry,
+            repositories,
+            engine,
+            progress,
+            builds: &builds,
+            parent: &parent,
+            repo: repository_path(config, &lp.language.name),
+        };
+        run.run(decision)
     });
     let results = join_all(jobs).await;
 
@@ -926,6 +746,7 @@ async fn previous_runtime(registry: &impl Registry, repo: &str, manifest: &[u8])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::engine::RuntimeBuild;
     use crate::input::git::Changes;
     use crate::registry::BlobPush;
     use crate::registry::Fetched;
