@@ -9,17 +9,17 @@
 //! repository before review; [`cli`] is the command line and what the user reads.
 
 pub mod cli;
-pub mod deploy;
-pub mod docker;
-pub mod error;
+pub(crate) mod deploy;
+pub(crate) mod docker;
+pub(crate) mod error;
 pub mod exit;
 pub mod input;
-pub mod lint;
+pub(crate) mod lint;
 pub mod plan;
-pub mod progress;
-pub mod publish;
-pub mod registry;
-pub mod release;
+pub(crate) mod progress;
+pub(crate) mod publish;
+pub(crate) mod registry;
+pub(crate) mod release;
 
 use std::time::Instant;
 

@@ -5,5 +5,5 @@
 pub mod args;
 pub mod logging;
 pub mod options;
-pub mod report;
+pub(crate) mod report;
 pub mod terminal;

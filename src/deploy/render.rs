@@ -35,7 +35,7 @@ use crate::release::{self, Reference, ReleaseError};
 
 /// The container that runs the script.
 pub const CONTAINER: &str = "krob";
-pub use crate::input::names::{JOB_SUFFIX_LEN as SUFFIX_LEN, MAX_CRONJOB_NAME, MAX_JOB_NAME};
+use crate::input::names::MAX_JOB_NAME;
 /// A CronJob run that could not start within this many seconds of its time is skipped
 /// rather than started late: the next scheduled run does the work (krobs are idempotent).
 pub const STARTING_DEADLINE_SECONDS: i64 = 300;
@@ -63,10 +63,6 @@ pub const GRACE_SECONDS: i64 = 20;
 pub const SHUTDOWN_REPORT_SECONDS: i64 = 15;
 /// The pod's `terminationGracePeriodSeconds`: the kubelet's SIGKILL comes after all of it.
 pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = GRACE_SECONDS + SHUTDOWN_REPORT_SECONDS;
-/// The oldest Kubernetes the objects are for: `podReplacementPolicy` (never two pods of a run
-/// at once) is on by default from 1.29, and a `podFailurePolicy` rule without
-/// `onPodConditions` is accepted from 1.29.
-pub const MIN_KUBERNETES: &str = "1.29";
 /// A manifest larger than this is not one.
 pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -670,6 +666,7 @@ pub fn is_env_name(s: &str) -> bool {
 mod tests {
     use super::*;
     use crate::deploy::naming::{base_name, label_value, max_base};
+    use crate::input::names::MAX_CRONJOB_NAME;
 
     /// A spec of `kind` for `id`, as `RunSpec::new` names it.
     fn spec(id: &str, kind: JobKind) -> RunSpec {

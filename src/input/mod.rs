@@ -8,11 +8,11 @@
 pub mod config;
 pub mod context;
 pub mod cron;
-pub mod deploy_config;
-pub mod dockerfile;
+pub(crate) mod deploy_config;
+pub(crate) mod dockerfile;
 pub mod dockerignore;
-pub mod git;
+pub(crate) mod git;
 pub mod header;
 pub mod names;
-pub mod problem;
+pub(crate) mod problem;
 pub mod repo;

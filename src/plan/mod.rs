@@ -3,8 +3,8 @@
 
 pub mod digest;
 pub mod discover;
-pub mod entrypoint;
-pub mod layer;
+pub(crate) mod entrypoint;
+pub(crate) mod layer;
 
 use std::fmt;
 
