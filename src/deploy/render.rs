@@ -29,7 +29,7 @@ use crate::deploy::run_spec::RunSpec;
 use crate::deploy::yaml;
 use crate::input::config::Config;
 use crate::input::names::{closest, is_dns_label};
-use crate::plan::digest::bytes_sha256;
+use crate::plan::digest::{bytes_sha256, is_sha256_hex, Digest};
 use crate::release::manifest::{self, JobKind, Manifest, ManifestScript, Unreadable, FORMAT};
 use crate::release::{self, Reference, ReleaseError};
 
@@ -215,11 +215,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, RenderError> {
 /// The hex digest a file is named by, when its name is `<64 hex>.json`.
 fn content_name(path: &Path) -> Option<&str> {
     let stem = path.file_name()?.to_str()?.strip_suffix(".json")?;
-    (stem.len() == 64
-        && stem
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-    .then_some(stem)
+    is_sha256_hex(stem).then_some(stem)
 }
 
 /// Parses manifest bytes (from a file or the registry) and checks the format.
@@ -236,7 +232,7 @@ pub fn parse(bytes: &[u8], origin: String) -> Result<Loaded, RenderError> {
     };
     Ok(Loaded {
         manifest,
-        digest: format!("sha256:{}", bytes_sha256(bytes)),
+        digest: Digest::of(bytes).into_string(),
         origin,
     })
 }
@@ -584,13 +580,9 @@ fn env_var(name: &str, value: &str) -> EnvVar {
 
 /// `repository@sha256:<64 hex>`.
 pub fn is_pinned(image: &str) -> bool {
-    image.rsplit_once("@sha256:").is_some_and(|(repo, hex)| {
-        !repo.is_empty()
-            && hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    image
+        .rsplit_once('@')
+        .is_some_and(|(repo, digest)| !repo.is_empty() && Digest::parse(digest).is_some())
 }
 
 /// The object's name: a CronJob's is its script's base name (no `--name`: `render --schedules`

@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 use std::path::Path;
 
 use crate::input::context::{tar_header, Context};
-use crate::plan::digest::DigestError;
+use crate::plan::digest::{Digest, DigestError};
 use crate::plan::discover::SCRIPTS_DIR;
 use crate::plan::entrypoint;
 
@@ -30,18 +30,13 @@ pub struct Blob {
 impl Blob {
     pub fn new(bytes: impl Into<Bytes>) -> Blob {
         let bytes = bytes.into();
-        let digest = sha256(&bytes);
+        let digest = Digest::of(&bytes).into_string();
         Blob { bytes, digest }
     }
 
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
     }
-}
-
-/// `sha256:` + hex of some bytes.
-pub fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// A blob known by its digest and size, its bytes not kept.
@@ -122,7 +117,7 @@ impl<W> Hashing<W> {
     }
 
     fn digest(&self) -> String {
-        format!("sha256:{}", hex::encode(self.hash.clone().finalize()))
+        Digest::finish(self.hash.clone()).into_string()
     }
 }
 
@@ -281,7 +276,7 @@ mod tests {
             (&layer_of(b.path()).0, &layer_of(b.path()).1),
             "same scripts, same bytes"
         );
-        assert_eq!(la.blob.digest, sha256(&bytes));
+        assert_eq!(la.blob.digest, Digest::of(&bytes).into_string());
         assert_eq!(la.blob.size, bytes.len() as u64);
         assert_eq!(
             entries(&bytes),
@@ -305,7 +300,7 @@ mod tests {
         flate2::read::GzDecoder::new(&bytes[..])
             .read_to_end(&mut tar)
             .unwrap();
-        assert_eq!(la.diff_id, sha256(&tar));
+        assert_eq!(la.diff_id, Digest::of(&tar).into_string());
 
         fs::write(a.path().join("l/scripts/b.sh"), "echo B\n").unwrap();
         assert_ne!(layer_of(a.path()).0.blob.digest, la.blob.digest);
@@ -344,8 +339,8 @@ mod tests {
         let at_once = gz.finish().unwrap();
         let (layer, streamed) = write_layer(&ctx, "/opt/krobs/scripts", Vec::new()).unwrap();
         assert!(streamed == at_once, "streamed bytes differ");
-        assert_eq!(layer.blob.digest, sha256(&at_once));
+        assert_eq!(layer.blob.digest, Digest::of(&at_once).into_string());
         assert_eq!(layer.blob.size, at_once.len() as u64);
-        assert_eq!(layer.diff_id, sha256(&tar));
+        assert_eq!(layer.diff_id, Digest::of(&tar).into_string());
     }
 }

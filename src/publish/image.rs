@@ -260,7 +260,8 @@ fn to_bytes(v: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::layer::{sha256, Digested};
+    use crate::plan::digest::Digest;
+    use crate::plan::layer::Digested;
     fn config() -> Blob {
         Blob::new(
             serde_json::to_vec(&json!({
@@ -291,7 +292,7 @@ mod tests {
     fn layer() -> ScriptsLayer {
         ScriptsLayer {
             blob: Digested {
-                digest: sha256(b"layer"),
+                digest: Digest::of(b"layer").into_string(),
                 size: 5,
             },
             diff_id: "sha256:diff".to_string(),
@@ -340,7 +341,7 @@ mod tests {
             let image = compose("r", &runtime, &layer(), &labels()).unwrap();
             assert_eq!(image.media_type, mt);
             assert!(image.children.is_empty());
-            assert_eq!(image.top.digest, sha256(&image.top.bytes));
+            assert_eq!(image.top.digest, Digest::of(&image.top.bytes).into_string());
             check_one(&image, &image.top, &image.configs[0], lt);
             // Reproducible.
             assert_eq!(image, compose("r", &runtime, &layer(), &labels()).unwrap());

@@ -19,7 +19,7 @@ use crate::docker::build::DockerError;
 use crate::docker::engine::Engine;
 use crate::input::config::{Config, RegistryConfig};
 use crate::input::git::commit_tag;
-use crate::plan::digest::DigestError;
+use crate::plan::digest::{Digest, DigestError};
 use crate::plan::layer::{self, Blob, Digested};
 use crate::plan::{LanguagePlan, Plan, RegistryState};
 use crate::progress::Progress;
@@ -306,7 +306,7 @@ async fn read_runtime(
         .get_manifest(repo, reference)
         .await?
         .map(|fetched| RuntimeManifest {
-            digest: layer::sha256(&fetched.body),
+            digest: Digest::of(&fetched.body).into_string(),
             media_type: fetched.media_type,
             body: fetched.body,
         }))
@@ -723,7 +723,7 @@ async fn cache_source(
     Some(
         previous_runtime(registry, repo, &manifest.body)
             .await
-            .unwrap_or_else(|| layer::sha256(&manifest.body)),
+            .unwrap_or_else(|| Digest::of(&manifest.body).into_string()),
     )
 }
 
@@ -734,9 +734,8 @@ async fn previous_runtime(registry: &impl Registry, repo: &str, manifest: &[u8])
     let config: serde_json::Value = serde_json::from_slice(&config).ok()?;
     let runtime = config
         .pointer("/config/Labels/dev.krobs.runtime-digest")?
-        .as_str()?
-        .strip_prefix("sha256:")?;
-    let tag = format!("runtime-{}", runtime.get(..32)?);
+        .as_str()?;
+    let tag = format!("runtime-{}", &Digest::parse(runtime)?.hex()[..32]);
     match registry.lookup(repo, &tag).await {
         Ok(Lookup::Present { digest }) => Some(digest),
         _ => None,
@@ -770,7 +769,7 @@ mod tests {
 
     impl FakeRegistry {
         fn store_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: Bytes) {
-            let digest = layer::sha256(&bytes);
+            let digest = Digest::of(&bytes).into_string();
             let mut m = self.manifests.lock().unwrap();
             m.insert(
                 (repo.to_string(), digest),
@@ -801,7 +800,7 @@ mod tests {
             Ok(
                 match m.get(&(repository.to_string(), reference.to_string())) {
                     Some((_, bytes)) => Lookup::Present {
-                        digest: layer::sha256(bytes),
+                        digest: Digest::of(bytes).into_string(),
                     },
                     None => Lookup::Missing,
                 },
@@ -817,7 +816,7 @@ mod tests {
             Ok(m.get(&(repository.to_string(), reference.to_string()))
                 .map(|(mt, bytes)| Fetched {
                     media_type: Some(mt.clone()),
-                    digest: Some(layer::sha256(bytes)),
+                    digest: Some(Digest::of(bytes).into_string()),
                     body: bytes.clone(),
                 }))
         }
@@ -847,7 +846,7 @@ mod tests {
                     Bytes::from(bytes)
                 }
             };
-            assert_eq!(layer::sha256(&bytes), digest);
+            assert_eq!(Digest::of(&bytes).into_string(), digest);
             let mut b = self.blobs.lock().unwrap();
             let key = (repository.to_string(), digest.to_string());
             if b.contains_key(&key) {
@@ -873,7 +872,7 @@ mod tests {
             bytes: Bytes,
             digest: &str,
         ) -> Result<(), RegistryError> {
-            assert_eq!(layer::sha256(&bytes), digest);
+            assert_eq!(Digest::of(&bytes).into_string(), digest);
             self.manifest_puts
                 .lock()
                 .unwrap()
@@ -1080,7 +1079,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!(layer::sha256(&fetched.body), p.digest);
+            assert_eq!(Digest::of(&fetched.body).into_string(), p.digest);
             let m: serde_json::Value = serde_json::from_slice(&fetched.body).unwrap();
             assert_eq!(m["layers"][1]["digest"], lp.layer.blob.digest);
             assert_eq!(p.tags, [lp.tag.clone(), ALIAS_TAG.to_string()]);

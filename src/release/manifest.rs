@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::input::deploy_config::DeployConfig;
-use crate::plan::digest::bytes_sha256;
+use crate::plan::digest::Digest;
 use crate::plan::Plan;
 use crate::publish::Published;
 
@@ -260,7 +260,8 @@ pub struct Written {
 /// record at `path` never loses the languages the run left out.
 pub fn write(manifest: &Manifest, path: &Path, partial: bool) -> Result<Written, ManifestError> {
     let bytes = manifest.to_bytes();
-    let hex = bytes_sha256(&bytes);
+    let digest = Digest::of(&bytes);
+    let hex = digest.hex();
     let dir = path.parent().unwrap_or(Path::new("."));
     let err = |p: &Path| {
         let p = p.to_path_buf();
@@ -292,7 +293,7 @@ pub fn write(manifest: &Manifest, path: &Path, partial: bool) -> Result<Written,
     Ok(Written {
         path,
         content_path,
-        sha256: format!("sha256:{hex}"),
+        sha256: digest.to_string(),
     })
 }
 

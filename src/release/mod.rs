@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::input::config::Config;
 use crate::input::git::{self, commit_tag};
-use crate::plan::digest::bytes_sha256;
+use crate::plan::digest::Digest as ContentDigest;
 use crate::publish::image::OCI_MANIFEST;
 use crate::registry::credentials::CredentialsError;
 use crate::registry::ecr::AwsError;
@@ -88,12 +88,9 @@ pub struct Artifact {
     pub layer_digest: String,
 }
 
-fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", bytes_sha256(bytes))
-}
-
 fn descriptor(media_type: MediaType, bytes: &[u8]) -> Descriptor {
-    let digest = Digest::from_str(&sha256_digest(bytes)).expect("a sha256 digest is valid");
+    let digest =
+        Digest::from_str(ContentDigest::of(bytes).as_str()).expect("a sha256 digest is valid");
     Descriptor::new(media_type, bytes.len() as u64, digest)
 }
 
@@ -116,9 +113,9 @@ impl Artifact {
         // One annotation per map: the bytes are the same on every run.
         let manifest = serde_json::to_vec(&image).expect("an image manifest serializes");
         Artifact {
-            digest: sha256_digest(&manifest),
+            digest: ContentDigest::of(&manifest).into_string(),
             manifest: Bytes::from(manifest),
-            layer_digest: sha256_digest(manifest_bytes),
+            layer_digest: ContentDigest::of(manifest_bytes).into_string(),
             layer: Bytes::copy_from_slice(manifest_bytes),
         }
     }
@@ -156,11 +153,13 @@ impl Reference {
                 }),
             };
         }
-        match text.strip_prefix("sha256:") {
-            Some(hex) if hex.len() == 64 && is_hex(hex) => {
-                Ok(Reference::Digest(text.to_ascii_lowercase()))
-            }
-            _ => Err(ReleaseError::BadReference {
+        // `sha256:` as written, the hex in either case.
+        match text
+            .strip_prefix("sha256:")
+            .and_then(|_| ContentDigest::parse(&text.to_ascii_lowercase()))
+        {
+            Some(digest) => Ok(Reference::Digest(digest.into_string())),
+            None => Err(ReleaseError::BadReference {
                 reference: text.to_string(),
             }),
         }
@@ -325,7 +324,7 @@ pub async fn publish(
         futures_util::future::try_join(
             client.put_blob(
                 repo,
-                &sha256_digest(EMPTY_CONFIG),
+                &ContentDigest::of(EMPTY_CONFIG).into_string(),
                 Bytes::from_static(EMPTY_CONFIG),
             ),
             client.put_blob(repo, &artifact.layer_digest, artifact.layer.clone()),
@@ -537,7 +536,7 @@ pub async fn fetch(
             repository: format!("{host}/{repo}"),
             reference: reference.as_str().to_string(),
         })?;
-    let digest = sha256_digest(&fetched.body);
+    let digest = ContentDigest::of(&fetched.body).into_string();
     let expected = match reference {
         Reference::Digest(d) => Some(d.clone()),
         Reference::Tag(_) => fetched.digest.clone(),
@@ -573,7 +572,7 @@ pub async fn fetch(
         .get_blob(repo, &layer_digest)
         .await?
         .ok_or_else(|| not_krobs(format!("its layer `{layer_digest}` is not in the registry")))?;
-    let found = sha256_digest(&bytes);
+    let found = ContentDigest::of(&bytes).into_string();
     if found != layer_digest {
         return Err(ReleaseError::DigestMismatch {
             reference: named,
@@ -662,7 +661,7 @@ mod tests {
         let bytes = b"{\"format\":\"krobs-manifest/v1\"}\n";
         let a = Artifact::new(bytes);
         let v: serde_json::Value = serde_json::from_slice(&a.manifest).unwrap();
-        let layer_digest = sha256_digest(bytes);
+        let layer_digest = ContentDigest::of(bytes).into_string();
         assert_eq!(
             v,
             serde_json::json!({
@@ -682,7 +681,7 @@ mod tests {
                 }]
             })
         );
-        assert_eq!(a.digest, sha256_digest(&a.manifest));
+        assert_eq!(a.digest, ContentDigest::of(&a.manifest).into_string());
         assert_eq!(a.layer_digest, layer_digest);
         assert_eq!(Artifact::new(bytes).manifest, a.manifest);
     }
