@@ -188,20 +188,23 @@ fn build(
         partial,
         dirty: dirty.as_deref(),
     };
-    let (published, session) = images(runtime, &config, &mut plan, publish)?;
+    let (published, session) = images(runtime, &config, &mut plan, publish, scope)?;
     let images_done = Instant::now();
     timings.images = millis(started) - timings.plan;
     let manifest = Manifest::new(&plan, &published, &config.deploy);
     // Every image is verified: the manifest goes to the registry, then to disk, so that a run
     // that fails leaves no manifest behind.
-    let publication = match &session {
+    let publication = match session {
         None => release::plan(&config, scope),
-        Some(session) => runtime.block_on(release::publish(
+        // published already (nothing changed), or what its tags named when the run began
+        Some((_, Ok(unchanged))) => unchanged,
+        Some((session, Err(current))) => runtime.block_on(release::publish(
             &session.client,
             &config,
             &manifest.to_bytes(),
             scope,
             session.manifest_repository_created,
+            current,
         ))?,
     };
     timings.publication = millis(images_done);
@@ -228,6 +231,14 @@ fn build(
     })
 }
 
+/// How the release stands once the images are there: published already (a rerun that
+/// changed nothing), or what its tags named when the run began.
+type Release = Result<release::Publication, Option<release::Current>>;
+
+/// What the images step leaves: every language's image, and for a real run the registry
+/// session and how the release stands.
+type Images = (Vec<publish::Published>, Option<(publish::Session, Release)>);
+
 /// The images: for a dry run, what the registry says (nothing published, no session); else
 /// built, pushed and verified, with the registry session the manifest is published through.
 fn images(
@@ -235,7 +246,8 @@ fn images(
     config: &Config,
     plan: &mut plan::Plan,
     publish: &PublishOptions,
-) -> Result<(Vec<publish::Published>, Option<publish::Session>), Error> {
+    scope: release::Scope<'_>,
+) -> Result<Images, Error> {
     if publish.dry_run {
         runtime.block_on(dry_run_lookups(config, plan));
         if publish.strict {
@@ -249,22 +261,51 @@ fn images(
         .map(|l| l.language.name.clone())
         .collect();
     let progress = progress::Progress::new(publish.progress, &names);
-    let (published, session) = runtime.block_on(async {
-        let session = publish::open(config, plan, &progress).await?;
-        publish::lookup_all(&session.client, config, plan).await?;
-        let engine = engine::DockerEngine::default();
-        let published = publish::publish(
+    let (published, session, release) =
+        runtime.block_on(publish_images(config, plan, scope, &progress))?;
+    Ok((published, Some((session, release))))
+}
+
+/// Opens the registry and looks every content tag up with the release's tags, at once; a
+/// rerun of a published release stops there. Else makes what is missing while the release
+/// `latest` names is read.
+async fn publish_images(
+    config: &Config,
+    plan: &mut plan::Plan,
+    scope: release::Scope<'_>,
+    progress: &progress::Progress,
+) -> Result<(Vec<publish::Published>, publish::Session, Release), publish::PublishError> {
+    let session = publish::open(config, plan, progress).await?;
+    let looked_up = Instant::now();
+    let (found, mut current) = tokio::join!(
+        publish::lookup_all(&session.client, config, plan),
+        release::current(&session.client, config, scope)
+    );
+    found?;
+    // A rerun of a published release (nothing changed): the release's tags name the very
+    // manifest this run would write, so the run that published it put every tag the manifest
+    // records, and there is nothing to ask or put.
+    let took = millis(looked_up);
+    if let Some(published) = publish::all_reused(plan, &session.repositories, took) {
+        let bytes = Manifest::new(plan, &published, &config.deploy).to_bytes();
+        if let Some(p) = release::unchanged(config, &bytes, scope, current.as_ref()) {
+            publish::report_finished(&published, progress);
+            return Ok((published, session, Ok(p)));
+        }
+    }
+    let engine = engine::DockerEngine::default();
+    let (published, ()) = tokio::join!(
+        publish::publish(
             config,
             plan,
             &session.client,
             &session.repositories,
             &engine,
-            &progress,
-        )
-        .await?;
-        Ok::<_, publish::PublishError>((published, session))
-    })?;
-    Ok((published, Some(session)))
+            progress,
+        ),
+        release::read_latest(&session.client, config, &mut current)
+    );
+    Ok((published?, session, Err(current)))
 }
 
 /// `lint --syntax`: the headers are fine; now each script's syntax, in its runtime image.

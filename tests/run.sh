@@ -450,6 +450,18 @@ say "  KROBS_TEST_MAVEN_MIRROR=$MAVEN_MIRROR (serving $MAVEN_REPO)"
 # ---------------------------------------------------------------------------------------------
 # Tests (or the benchmark)
 # ---------------------------------------------------------------------------------------------
+# The ten slowest tests of the run, from nextest's JUnit report (.config/nextest.toml).
+slowest() {
+    [[ -f $1 ]] || return 0
+    say "the ten slowest tests (from $1):"
+    python3 - "$1" <<'PY' >&2
+import sys, xml.etree.ElementTree as ET
+cases = [(float(c.get("time", 0)), c.get("classname", ""), c.get("name", ""))
+         for c in ET.parse(sys.argv[1]).iter("testcase")]
+for t, binary, name in sorted(cases, reverse=True)[:10]:
+    print(f"    {t:8.1f} s  {binary} {name}")
+PY
+}
 cd "$REPO"
 rc=0
 if [[ -n $BENCH ]]; then
@@ -457,6 +469,9 @@ if [[ -n $BENCH ]]; then
     cargo bench --bench "$BENCH" "$@" || rc=$?
 else
     say "cargo nextest run --workspace --no-fail-fast $*"
+    junit=${CARGO_TARGET_DIR:-$REPO/target}/nextest/default/junit.xml
+    rm -f "$junit"
     cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+    slowest "$junit" || true
 fi
 exit "$rc"

@@ -113,8 +113,8 @@ impl Endpoint {
             }
             Endpoint::Tls { host, certs } => {
                 // One process-wide provider, the one the rest of the tree (reqwest, the AWS SDK)
-                // uses; an error only means it is installed already.
-                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+                // uses.
+                crate::registry::install_tls_provider();
                 let files = CertFiles::in_dir(certs);
                 files
                     .check()
@@ -248,7 +248,7 @@ impl CertFiles {
         let key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| no_key())?;
         let provider = rustls::crypto::CryptoProvider::get_default()
             .cloned()
-            .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+            .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()));
         provider
             .key_provider
             .load_private_key(key)

@@ -6,7 +6,10 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
 use walkdir::WalkDir;
 
 use crate::input::dockerignore::{DockerIgnore, MatchInfo};
@@ -28,9 +31,47 @@ pub struct Entry {
     /// Where it is on disk.
     pub source: PathBuf,
     pub kind: EntryKind,
+    /// A file's one read, kept (see [`Entry::read`]).
+    read: OnceLock<FileRead>,
 }
 
+/// What the one read of a context file gives: whoever needs its content afterwards (the input
+/// digest, the check for a documentation header outside `scripts/`) takes it from here, so
+/// that a file is opened and read once per run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRead {
+    pub sha256: [u8; 32],
+    /// The first line of the file's first [`LEAD_PREFIX`] bytes that is not a `#!` line, with
+    /// its trailing blanks trimmed, when at most [`LEAD_MAX`] bytes long: what a header's
+    /// opening fence (`# ---`) is compared with.
+    pub lead: Option<String>,
+}
+
+/// How far into a file a documentation header's fence is looked for.
+pub const LEAD_PREFIX: usize = 4096;
+/// The longest first line kept: far longer than any comment marker's fence.
+pub const LEAD_MAX: usize = 256;
+
 impl Entry {
+    fn new(rel: String, source: PathBuf, kind: EntryKind) -> Entry {
+        Entry {
+            rel,
+            source,
+            kind,
+            read: OnceLock::new(),
+        }
+    }
+
+    /// Reads the file through the repository's door, streaming it in fixed-size chunks, once:
+    /// later calls answer from what the first one kept.
+    pub fn read(&self) -> std::io::Result<&FileRead> {
+        if let Some(read) = self.read.get() {
+            return Ok(read);
+        }
+        let read = read_file(&self.source)?;
+        Ok(self.read.get_or_init(|| read))
+    }
+
     /// Appends this entry to `tar` at `path` the way every tar Krobs writes has it (see
     /// [`tar_header`]): mode 0755 for a folder (`path/`) or an executable, 0644 for another
     /// file, 0777 for a symlink. A file goes through the repository's door (still a regular
@@ -106,6 +147,41 @@ impl<R: Read> Read for Exactly<R> {
         }
         Ok(n)
     }
+}
+
+fn read_file(path: &Path) -> std::io::Result<FileRead> {
+    let (mut file, meta) = crate::input::repo::open_regular(path).map_err(|r| match r {
+        crate::input::repo::Refusal::Io(e) => e,
+        other => std::io::Error::other(other.to_string()),
+    })?;
+    let mut h = Sha256::new();
+    let mut prefix = Vec::new();
+    // No bigger than the file (most are small), so that 64 KiB are not zeroed for each.
+    let chunk = usize::try_from(meta.len())
+        .unwrap_or(usize::MAX)
+        .clamp(1, 64 * 1024);
+    let mut buf = vec![0u8; chunk];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if prefix.len() < LEAD_PREFIX {
+            prefix.extend_from_slice(&buf[..n.min(LEAD_PREFIX - prefix.len())]);
+        }
+        h.update(&buf[..n]);
+    }
+    // Found in the bytes: decoding the whole prefix of a binary file costs more than hashing it.
+    let first = prefix
+        .split(|b| *b == b'\n')
+        .find(|l| !l.starts_with(b"#!"));
+    let lead = first
+        .filter(|l| !prefix.is_empty() && l.len() <= LEAD_MAX)
+        .map(|l| String::from_utf8_lossy(l).trim_end().to_string());
+    Ok(FileRead {
+        sha256: h.finalize().into(),
+        lead,
+    })
 }
 
 /// The sorted entries of one build context.
@@ -202,6 +278,17 @@ impl Context {
     }
 
     /// Number of regular files.
+    /// Reads every file `wanted` picks ([`Entry::read`]), in parallel; a file that cannot be
+    /// read is left for whoever needs it to report.
+    pub fn read_files(&self, wanted: impl Fn(&Entry) -> bool + Sync) {
+        self.entries
+            .par_iter()
+            .filter(|e| matches!(e.kind, EntryKind::File { .. }) && wanted(e))
+            .for_each(|e| {
+                let _ = e.read();
+            });
+    }
+
     pub fn file_count(&self) -> usize {
         self.entries
             .iter()
@@ -282,14 +369,14 @@ impl Walker<'_> {
                         it.skip_current_dir();
                     }
                 } else if file_type.is_file() {
-                    self.ignored.push(Entry {
+                    self.ignored.push(Entry::new(
                         rel,
-                        source: entry.path().to_path_buf(),
-                        kind: EntryKind::File {
+                        entry.path().to_path_buf(),
+                        EntryKind::File {
                             executable: false,
                             size: 0,
                         },
-                    });
+                    ));
                 }
                 continue;
             }
@@ -323,11 +410,8 @@ impl Walker<'_> {
                 ));
                 continue;
             };
-            self.entries.push(Entry {
-                rel,
-                source: entry.path().to_path_buf(),
-                kind,
-            });
+            self.entries
+                .push(Entry::new(rel, entry.path().to_path_buf(), kind));
         }
     }
 }
@@ -380,6 +464,42 @@ fn join(a: &str, b: &str) -> String {
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn a_file_is_read_once_and_its_lead_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("l");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("a.sh"), "#!/bin/sh\n# ---   \n# owner = \"x\"\n").unwrap();
+        fs::write(d.join("long"), "x".repeat(LEAD_MAX + 1)).unwrap();
+        fs::write(d.join("empty"), "").unwrap();
+        let ctx = Context::collect(&Repo::new(t.path()).unwrap(), "l", &[]).unwrap();
+        ctx.read_files(|_| true);
+        let lead = |rel: &str| {
+            let e = ctx.entries.iter().find(|e| e.rel == rel).unwrap();
+            e.read().unwrap().lead.clone()
+        };
+        assert_eq!(lead("a.sh").as_deref(), Some("# ---"));
+        assert_eq!(lead("long"), None, "longer than any fence");
+        assert_eq!(lead("empty"), None);
+        // What was read is kept: the files are gone, their reads answer all the same.
+        let before: Vec<[u8; 32]> = ctx
+            .entries
+            .iter()
+            .map(|e| e.read().unwrap().sha256)
+            .collect();
+        fs::remove_dir_all(&d).unwrap();
+        let after: Vec<[u8; 32]> = ctx
+            .entries
+            .iter()
+            .map(|e| e.read().unwrap().sha256)
+            .collect();
+        assert_eq!(before, after);
+        assert_eq!(
+            before[0],
+            <[u8; 32]>::from(Sha256::digest(b"#!/bin/sh\n# ---   \n# owner = \"x\"\n"))
+        );
+    }
 
     #[test]
     fn a_file_that_shrinks_while_it_is_read_is_an_error() {

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
@@ -132,7 +131,14 @@ pub fn compute(context: &Context, inputs: &BuildInputs) -> Result<InputDigest, D
         .entries
         .par_iter()
         .map(|e| match e.kind {
-            EntryKind::File { .. } => hash_file(&e.source).map(Some),
+            EntryKind::File { .. } => {
+                e.read()
+                    .map(|r| Some(r.sha256))
+                    .map_err(|cause| DigestError {
+                        path: e.source.clone(),
+                        cause,
+                    })
+            }
             _ => Ok(None),
         })
         .collect::<Result<_, _>>()?;
@@ -189,28 +195,6 @@ pub fn bytes_sha256(bytes: &[u8]) -> String {
 fn field(h: &mut Sha256, bytes: &[u8]) {
     h.update((bytes.len() as u64).to_le_bytes());
     h.update(bytes);
-}
-
-fn hash_file(path: &std::path::Path) -> Result<[u8; 32], DigestError> {
-    let err = |cause| DigestError {
-        path: path.to_path_buf(),
-        cause,
-    };
-    let (mut file, _) =
-        crate::input::repo::open_regular(path).map_err(|refusal| match refusal {
-            crate::input::repo::Refusal::Io(cause) => err(cause),
-            other => err(std::io::Error::other(other.to_string())),
-        })?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf).map_err(err)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().into())
 }
 
 #[cfg(test)]

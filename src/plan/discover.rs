@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::input::config::{Config, LanguageConfig, DEFAULT_IMAGE_SCRIPTS_DIR};
-use crate::input::context::{Context, EntryKind};
+use crate::input::context::{Context, EntryKind, LEAD_PREFIX};
 use crate::input::header::{self, Header};
 use crate::input::names;
 use crate::input::problem::{Problem, Problems};
@@ -456,13 +456,17 @@ fn scripts(
             ));
         }
     }
+    // The runtime's files, read once here for the check below and kept for the input digest.
+    context.read_files(|e| !e.rel.starts_with(&prefix));
     for entry in &context.entries {
         let Some(sub) = entry.rel.strip_prefix(&prefix) else {
             if matches!(entry.kind, EntryKind::File { .. })
                 && entry.rel != "Dockerfile"
                 && entry.rel.starts_with(|c: char| c != '.')
                 && entry.source.starts_with(abs)
-                && has_header(&entry.source, &marker_for(&entry.rel))
+                && entry.read().is_ok_and(|r| {
+                    r.lead.as_deref() == Some(fence(&marker_for(&entry.rel)).as_str())
+                })
             {
                 problems.push(Problem::new(
                     format!("{dir}/{}", entry.rel),
@@ -582,14 +586,19 @@ fn script(
 
 /// Whether a file starts with a documentation header (after an optional `#!` line).
 fn has_header(source: &Path, marker: &str) -> bool {
-    let Ok(prefix) = repo::read_prefix(source, 4096) else {
+    let Ok(prefix) = repo::read_prefix(source, LEAD_PREFIX as u64) else {
         return false;
     };
     let text = String::from_utf8_lossy(&prefix);
-    let fence = format!("{marker} ---");
+    let fence = fence(marker);
     text.lines()
         .find(|l| !l.starts_with("#!"))
         .is_some_and(|l| l.trim_end() == fence)
+}
+
+/// The line that opens a documentation header.
+fn fence(marker: &str) -> String {
+    format!("{marker} ---")
 }
 
 fn is_id_part(part: &str) -> bool {

@@ -228,6 +228,56 @@ pub async fn lookup_all(
     Ok(())
 }
 
+/// Every language as a no-op run records it once its tags are in place, when every image is
+/// in the registry already: reused, under its content tag, the alias where the repository
+/// lets tags move, and `git-<commit>` when the run has a commit. `None` when one is missing.
+/// The caller uses it only where the release these records give is published already
+/// (`release::unchanged`): then the run that published it put those very tags, and nothing is
+/// asked or put again.
+pub fn all_reused(
+    plan: &Plan,
+    repositories: &HashMap<String, RepositoryInfo>,
+    duration_ms: u64,
+) -> Option<Vec<Published>> {
+    let published: Vec<Published> = plan
+        .languages
+        .iter()
+        .map(|lp| {
+            let RegistryState::Present { digest } = &lp.registry else {
+                return None;
+            };
+            let name = &lp.language.name;
+            let mut tags = vec![lp.tag.clone()];
+            if !repositories.get(name).is_some_and(|r| r.immutable) {
+                tags.push(ALIAS_TAG.to_string());
+            }
+            Some(Published {
+                language: name.clone(),
+                digest: digest.clone(),
+                tags,
+                commit_tag: plan.commit.as_ref().map(|c| commit_tag(c)),
+                outcome: Outcome::Reused,
+                duration_ms,
+            })
+        })
+        .collect::<Option<_>>()?;
+    Some(published)
+}
+
+/// Says, for each language, how it ended (its last progress line).
+pub fn report_finished(published: &[Published], progress: &Progress) {
+    for p in published {
+        progress.finish(
+            &p.language,
+            &format!(
+                "{} in {}",
+                finished(p),
+                crate::progress::seconds(p.duration_ms)
+            ),
+        );
+    }
+}
+
 /// For a dry run: a language whose image is missing but whose runtime is in the registry only
 /// needs its scripts layer, and its plan says so.
 pub async fn lookup_runtimes(

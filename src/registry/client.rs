@@ -239,6 +239,7 @@ impl RegistryClient {
         policy: RetryPolicy,
     ) -> Result<RegistryClient, RegistryError> {
         let scheme = if is_loopback(host) { "http" } else { "https" };
+        super::install_tls_provider();
         let mut builder = reqwest::Client::builder();
         if scheme == "http" {
             // No TLS here: spare loading the system's certificate store.

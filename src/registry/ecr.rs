@@ -6,6 +6,7 @@
 use aws_config::BehaviorVersion;
 use aws_sdk_ecr::error::DisplayErrorContext;
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability};
+use aws_smithy_http_client::tls;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
@@ -51,8 +52,16 @@ pub struct Ecr {
 impl Ecr {
     /// Loads the default AWS configuration for `region`.
     pub async fn connect(account_id: &str, region: &str) -> Ecr {
+        // The SDK's HTTPS client on ring, the TLS provider of the rest of Krobs; the credential
+        // providers (STS, SSO) use it too.
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
         let config = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_string()))
+            .http_client(https)
             .load()
             .await;
         Ecr {

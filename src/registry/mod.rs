@@ -141,6 +141,13 @@ impl Registry for RegistryClient {
     }
 }
 
+/// Installs the process-wide TLS crypto provider (ring) unless one is: reqwest and the Docker
+/// Engine's TLS client take theirs from there.
+pub fn install_tls_provider() {
+    // An error only means that one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The manifest media types a lookup accepts. Without them the reference registry converts to
 /// schema 1 and answers a different digest.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \

@@ -298,6 +298,83 @@ pub fn plan(config: &Config, scope: Scope<'_>) -> Publication {
     }
 }
 
+/// What the release's `git-<commit>` and `latest` named when the run began.
+pub struct Current {
+    commit: Lookup,
+    latest: Lookup,
+    /// The release `latest` named, read while the images are made ([`read_latest`]).
+    latest_release: Option<Result<Pulled, ReleaseError>>,
+}
+
+/// What the release's `git-<commit>` and `latest` name now, both asked at once; `None` where
+/// this run puts no commit tag (`--only`, a dirty tree, no commit) or the registry did not
+/// answer (the publication that follows then asks again and reports it).
+pub async fn current(
+    client: &RegistryClient,
+    config: &Config,
+    scope: Scope<'_>,
+) -> Option<Current> {
+    let commit = scope
+        .commit
+        .filter(|_| !scope.partial && scope.dirty.is_none())?;
+    let repo = &config.manifest_repository;
+    let (commit, latest) = futures_util::future::try_join(
+        client.lookup(repo, &commit_tag(commit)),
+        client.lookup(repo, LATEST),
+    )
+    .await
+    .ok()?;
+    Some(Current {
+        commit,
+        latest,
+        latest_release: None,
+    })
+}
+
+/// Reads the release `latest` names (whether `latest` may move onto this run's depends on its
+/// commit), meanwhile the images are made, rather than after them.
+pub async fn read_latest(client: &RegistryClient, config: &Config, current: &mut Option<Current>) {
+    let Some(current) = current else { return };
+    if let Lookup::Present { digest } = &current.latest {
+        let reference = Reference::Digest(digest.clone());
+        current.latest_release = Some(fetch(client, &config.manifest_repository, &reference).await);
+    }
+}
+
+/// The publication of a release that is already published: `git-<commit>` and `latest` (as
+/// [`current`] found them) both name the artifact of `manifest_bytes`. Then nothing is put,
+/// and the run that published it put every image tag this manifest records.
+pub fn unchanged(
+    config: &Config,
+    manifest_bytes: &[u8],
+    scope: Scope<'_>,
+    current: Option<&Current>,
+) -> Option<Publication> {
+    let artifact = Artifact::new(manifest_bytes);
+    let names = |l: &Lookup| matches!(l, Lookup::Present { digest } if *digest == artifact.digest);
+    let current = current?;
+    if !names(&current.commit) || !names(&current.latest) {
+        return None;
+    }
+    let mut tags = skipped_tags(scope, TagAction::Moved);
+    for tag in [commit_tag(scope.commit?), LATEST.to_string()] {
+        tags.push(TagOutcome {
+            tag,
+            action: TagAction::Unchanged,
+            reason: "already names this manifest".to_string(),
+        });
+    }
+    let repository = format!("{}/{}", config.registry.host(), config.manifest_repository);
+    Some(Publication {
+        reference: Some(format!("{repository}@{}", artifact.digest)),
+        repository,
+        digest: Some(artifact.digest),
+        uploaded: false,
+        repository_created: false,
+        tags,
+    })
+}
+
 /// Publishes the manifest bytes: the artifact (blobs first, each `HEAD`ed before any upload),
 /// then `git-<commit>` and `latest` as [`Scope`] allows. Nothing is put that is already there.
 pub async fn publish(
@@ -306,9 +383,16 @@ pub async fn publish(
     manifest_bytes: &[u8],
     scope: Scope<'_>,
     repository_created: bool,
+    current: Option<Current>,
 ) -> Result<Publication, ReleaseError> {
     let repo = &config.manifest_repository;
     let artifact = Artifact::new(manifest_bytes);
+    // What `git-<commit>` and `latest` named when the run began ([`current`]), not asked
+    // again: runs that publish are serial (CI's serial group), so nothing moved them since.
+    let (commit_known, latest_known) = match current {
+        Some(c) => (Some(c.commit), Some((c.latest, c.latest_release))),
+        None => (None, None),
+    };
     let commit = scope
         .commit
         .filter(|_| !scope.partial && scope.dirty.is_none());
@@ -334,13 +418,18 @@ pub async fn publish(
     };
     let commit_there = async {
         match commit {
-            Some(commit) => Ok(Some(client.lookup(repo, &commit_tag(commit)).await?)),
+            Some(commit) => Ok(Some(match commit_known {
+                Some(there) => there,
+                None => client.lookup(repo, &commit_tag(commit)).await?,
+            })),
             None => Ok::<_, ReleaseError>(None),
         }
     };
     let latest_action = async {
         match commit {
-            Some(commit) => latest(client, config, commit, &artifact).await.map(Some),
+            Some(commit) => latest(client, config, commit, &artifact, latest_known)
+                .await
+                .map(Some),
             None => Ok(None),
         }
     };
@@ -420,9 +509,14 @@ async fn latest(
     config: &Config,
     commit: &str,
     artifact: &Artifact,
+    known: Option<(Lookup, Option<Result<Pulled, ReleaseError>>)>,
 ) -> Result<(TagAction, String), ReleaseError> {
     let repo = &config.manifest_repository;
-    let there = match client.lookup(repo, LATEST).await? {
+    let (known, read) = match known {
+        Some(known) => known,
+        None => (client.lookup(repo, LATEST).await?, None),
+    };
+    let there = match known {
         Lookup::Missing => return Ok((TagAction::Moved, "was not set".to_string())),
         Lookup::Present { digest } if digest == artifact.digest => {
             return Ok((
@@ -432,7 +526,11 @@ async fn latest(
         }
         Lookup::Present { digest } => digest,
     };
-    let other = match fetch(client, repo, &Reference::Digest(there.clone())).await {
+    let read = match read {
+        Some(read) => read,
+        None => fetch(client, repo, &Reference::Digest(there.clone())).await,
+    };
+    let other = match read {
         Ok(pulled) => pulled,
         Err(e @ (ReleaseError::NotKrobs { .. } | ReleaseError::DigestMismatch { .. })) => {
             return Ok((
@@ -600,6 +698,59 @@ pub async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_release_is_unchanged_only_when_both_its_tags_name_this_manifest() {
+        let config = Config::parse(
+            "repository = \"krobs/{language}\"\n[registry]\nkind = \"oci\"\nhost = \"r.example\"\n",
+            Path::new("krobs.toml"),
+            Path::new("/repo"),
+        )
+        .unwrap();
+        let bytes = b"{\"format\":\"test\"}";
+        let ours = Lookup::Present {
+            digest: Artifact::new(bytes).digest,
+        };
+        let other = Lookup::Present {
+            digest: format!("sha256:{}", "0".repeat(64)),
+        };
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let scope = Scope {
+            commit: Some(commit),
+            partial: false,
+            dirty: None,
+        };
+        let current = |commit: &Lookup, latest: &Lookup| Current {
+            commit: commit.clone(),
+            latest: latest.clone(),
+            latest_release: None,
+        };
+        let p = unchanged(&config, bytes, scope, Some(&current(&ours, &ours))).unwrap();
+        assert!(!p.uploaded);
+        assert_eq!(
+            p.digest.as_deref(),
+            Some(Artifact::new(bytes).digest.as_str())
+        );
+        let tags: Vec<(&str, TagAction)> =
+            p.tags.iter().map(|t| (t.tag.as_str(), t.action)).collect();
+        assert_eq!(
+            tags,
+            [
+                ("git-0123456789ab", TagAction::Unchanged),
+                ("latest", TagAction::Unchanged)
+            ]
+        );
+        for (commit, latest) in [
+            (&ours, &other),
+            (&other, &ours),
+            (&Lookup::Missing, &ours),
+            (&ours, &Lookup::Missing),
+        ] {
+            let current = current(commit, latest);
+            assert_eq!(unchanged(&config, bytes, scope, Some(&current)), None);
+        }
+        assert_eq!(unchanged(&config, bytes, scope, None), None);
+    }
 
     #[test]
     fn references() {

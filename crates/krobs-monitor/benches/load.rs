@@ -98,6 +98,8 @@ async fn main() {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}/events");
+    // The crate's reqwest takes its TLS provider from the process (ring), as the monitor does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     while client
         .get(format!("http://127.0.0.1:{port}/readyz"))

@@ -38,6 +38,8 @@ pub struct Posted {
 
 impl Slack {
     pub fn new(base: &str, token: &str, metrics: Arc<Metrics>) -> Slack {
+        // reqwest's TLS runs on ring; an error only means the process has a provider already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .build()

@@ -73,7 +73,9 @@ async fn the_image_runs_the_monitor_non_root_on_a_read_only_root() {
     let url = format!("http://127.0.0.1:{port}");
     let mut ready = false;
     for _ in 0..200 {
-        if reqwest::get(format!("{url}/readyz"))
+        if http()
+            .get(format!("{url}/readyz"))
+            .send()
             .await
             .is_ok_and(|r| r.status() == 200)
         {
@@ -83,7 +85,7 @@ async fn the_image_runs_the_monitor_non_root_on_a_read_only_root() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let logs = docker(&["logs", &id]);
-    let answer = reqwest::Client::new()
+    let answer = http()
         .post(format!("{url}/events"))
         .body(start("bash/image", "image-1").to_string())
         .send()

@@ -209,6 +209,13 @@ pub struct Monitor {
     pub log: PathBuf,
 }
 
+/// An HTTP client for the tests (the crate's reqwest takes its TLS provider from the process,
+/// ring, as the monitor does).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -247,7 +254,7 @@ impl Monitor {
     async fn wait_ready(&self) {
         let end = Instant::now() + Duration::from_secs(20);
         while Instant::now() < end {
-            if let Ok(r) = reqwest::get(format!("{}/readyz", self.url)).await {
+            if let Ok(r) = http().get(format!("{}/readyz", self.url)).send().await {
                 if r.status() == 200 {
                     return;
                 }
@@ -263,7 +270,7 @@ impl Monitor {
 
     /// POSTs `body`; the status and the answer's text.
     pub async fn post(&self, body: impl Into<reqwest::Body>, token: Option<&str>) -> (u16, String) {
-        let mut request = reqwest::Client::new()
+        let mut request = http()
             .post(format!("{}/events", self.url))
             .header("content-type", "application/json")
             .body(body);
@@ -281,7 +288,9 @@ impl Monitor {
 
     /// The value of a counter on `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.url))
+        let text = http()
+            .get(format!("{}/metrics", self.url))
+            .send()
             .await
             .unwrap()
             .text()
