@@ -469,6 +469,8 @@ mod tests {
         assert!(krob.contains("{{- range $k.args }}\n"));
     }
 
+    // Longer than a screen on purpose: the manifest it builds field by field is the fixture,
+    // and the view's order is asserted against it in one reading.
     #[test]
     fn the_view_is_one_line_of_strings_in_the_agreed_order_escaped_as_jq_does() {
         use crate::release::manifest::{Job, ManifestHeader, ManifestScript, Resources, FORMAT};

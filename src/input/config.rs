@@ -602,6 +602,30 @@ fn resolve_registry(raw: RawRegistry) -> Result<RegistryConfig, (Option<Range<us
     }
 }
 
+/// `deploy.monitor_url`: plain `http://<host>[:<port>][/<path>]`, with no credentials in it
+/// (every Job would print them).
+fn check_monitor_url(v: &str) -> Result<(), String> {
+    if v.get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return Err(format!("`deploy.monitor_url = \"{v}\"` must be `http://`: krobs-run speaks plain HTTP to the monitor inside the cluster; put TLS in the mesh or a sidecar"));
+    }
+    let rest = v.strip_prefix("http://");
+    if !rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)) {
+        return Err(format!("`deploy.monitor_url = \"{v}\"` is not an http:// URL: use e.g. `http://krobs-monitor.platform:8080`"));
+    }
+    if rest.is_some_and(|r| r.split('/').next().is_some_and(|h| h.contains('@'))) {
+        return Err("`deploy.monitor_url` carries credentials (`user:password@`): they would be printed in every Job; give the monitor a token through a Secret instead".to_string());
+    }
+    let authority = rest.and_then(|r| r.split(['/', '?']).next()).unwrap_or("");
+    let host_port = regex::Regex::new(r"^([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
+        .expect("a valid pattern");
+    if !host_port.is_match(authority) || v.contains('#') {
+        return Err(format!("`deploy.monitor_url = \"{v}\"` is not a URL krobs-run can post to: give `http://<host>[:<port>][/<path>]`, e.g. `http://krobs-monitor.platform:8080/events`"));
+    }
+    Ok(())
+}
+
 /// `[deploy]`, checked against what Kubernetes accepts.
 fn resolve_deploy(raw: Option<RawDeploy>) -> Result<DeployConfig, Refused> {
     let mut deploy = DeployConfig::default();
@@ -609,37 +633,7 @@ fn resolve_deploy(raw: Option<RawDeploy>) -> Result<DeployConfig, Refused> {
         return Ok(deploy);
     };
     if let Some(url) = raw.monitor_url {
-        let v = url.get_ref();
-        if v.get(..8)
-            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-        {
-            return Err((
-                url.span(),
-                format!("`deploy.monitor_url = \"{v}\"` must be `http://`: krobs-run speaks plain HTTP to the monitor inside the cluster; put TLS in the mesh or a sidecar"),
-            ));
-        }
-        let rest = v.strip_prefix("http://");
-        if !rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)) {
-            return Err((
-                url.span(),
-                format!("`deploy.monitor_url = \"{v}\"` is not an http:// URL: use e.g. `http://krobs-monitor.platform:8080`"),
-            ));
-        }
-        if rest.is_some_and(|r| r.split('/').next().is_some_and(|h| h.contains('@'))) {
-            return Err((
-                url.span(),
-                "`deploy.monitor_url` carries credentials (`user:password@`): they would be printed in every Job; give the monitor a token through a Secret instead".to_string(),
-            ));
-        }
-        let authority = rest.and_then(|r| r.split(['/', '?']).next()).unwrap_or("");
-        let host_port = regex::Regex::new(r"^([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
-            .expect("a valid pattern");
-        if !host_port.is_match(authority) || v.contains('#') {
-            return Err((
-                url.span(),
-                format!("`deploy.monitor_url = \"{v}\"` is not a URL krobs-run can post to: give `http://<host>[:<port>][/<path>]`, e.g. `http://krobs-monitor.platform:8080/events`"),
-            ));
-        }
+        check_monitor_url(url.get_ref()).map_err(|m| (url.span(), m))?;
         deploy.monitor_url = Some(url.into_inner());
     }
     if let Some(ns) = raw.namespace {

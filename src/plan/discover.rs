@@ -448,30 +448,23 @@ fn scripts(
             .clone()
             .unwrap_or_else(|| comment_for(file).to_string())
     };
-    for entry in &context.ignored {
-        if entry.rel.starts_with(&prefix) && has_header(&entry.source, &marker_for(&entry.rel)) {
-            problems.push(Problem::new(
-                format!("{dir}/{}", entry.rel),
-                "documented script is excluded by `.dockerignore`, so no image holds it: remove the pattern that excludes it, or the script",
-            ));
-        }
-    }
+    excluded_krobs(dir, context, &marker_for, problems);
     // The runtime's files, read once here for the check below and kept for the input digest.
     context.read_files(|e| !e.rel.starts_with(&prefix));
     for entry in &context.entries {
         let Some(sub) = entry.rel.strip_prefix(&prefix) else {
+            let documented = || {
+                entry.read().is_ok_and(|r| {
+                    r.lead.as_deref() == Some(fence(&marker_for(&entry.rel)).as_str())
+                })
+            };
             if matches!(entry.kind, EntryKind::File { .. })
                 && entry.rel != "Dockerfile"
                 && entry.rel.starts_with(|c: char| c != '.')
                 && entry.source.starts_with(abs)
-                && entry.read().is_ok_and(|r| {
-                    r.lead.as_deref() == Some(fence(&marker_for(&entry.rel)).as_str())
-                })
+                && documented()
             {
-                problems.push(Problem::new(
-                    format!("{dir}/{}", entry.rel),
-                    format!("has a documentation header but is not under `{SCRIPTS_DIR}/`, so it is not a krob: move it to `{dir}/{SCRIPTS_DIR}/` or remove the header"),
-                ));
+                problems.push(not_a_krob(dir, &entry.rel));
             }
             continue;
         };
@@ -516,6 +509,32 @@ fn scripts(
         ));
     }
     scripts
+}
+
+/// A documented script `.dockerignore` leaves out of the context is in no image.
+fn excluded_krobs(
+    dir: &str,
+    context: &Context,
+    marker_for: &dyn Fn(&str) -> String,
+    problems: &mut Vec<Problem>,
+) {
+    let prefix = format!("{SCRIPTS_DIR}/");
+    for entry in &context.ignored {
+        if entry.rel.starts_with(&prefix) && has_header(&entry.source, &marker_for(&entry.rel)) {
+            problems.push(Problem::new(
+                format!("{dir}/{}", entry.rel),
+                "documented script is excluded by `.dockerignore`, so no image holds it: remove the pattern that excludes it, or the script",
+            ));
+        }
+    }
+}
+
+/// A file with a documentation header outside `scripts/` is no krob.
+fn not_a_krob(dir: &str, rel: &str) -> Problem {
+    Problem::new(
+        format!("{dir}/{rel}"),
+        format!("has a documentation header but is not under `{SCRIPTS_DIR}/`, so it is not a krob: move it to `{dir}/{SCRIPTS_DIR}/` or remove the header"),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

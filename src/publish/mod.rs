@@ -1108,6 +1108,8 @@ mod tests {
             .collect()
     }
 
+    // One story over four runs against the same registry (build, reuse, append, rebuild): each
+    // step's expectations depend on the state the previous ones left.
     #[tokio::test]
     async fn runtimes_are_built_once_then_scripts_changes_only_append_a_layer() {
         let t = repo();
