@@ -436,12 +436,45 @@ pub async fn publish(
     let (present, (), commit_there, latest_action) =
         tokio::try_join!(lookup, blobs, commit_there, latest_action)?;
 
+    let (tags, puts) = tag_plan(
+        scope,
+        &artifact,
+        present,
+        commit.zip(commit_there),
+        latest_action,
+    );
+    // The blobs are in: the manifest goes under its digest and its tags at once.
+    futures_util::future::try_join_all(
+        puts.iter()
+            .map(|reference| put(client, repo, reference, &artifact)),
+    )
+    .await?;
+    let host = client.host();
+    Ok(Publication {
+        repository: format!("{host}/{repo}"),
+        reference: Some(format!("{host}/{repo}@{}", artifact.digest)),
+        digest: Some(artifact.digest),
+        uploaded: !present,
+        repository_created,
+        tags,
+    })
+}
+
+/// What each of the release's tags gets, and the references to put: the artifact's digest
+/// when the registry does not have it yet, then every tag that moves.
+fn tag_plan(
+    scope: Scope<'_>,
+    artifact: &Artifact,
+    present: bool,
+    commit_there: Option<(&str, Lookup)>,
+    latest_action: Option<(TagAction, String)>,
+) -> (Vec<TagOutcome>, Vec<String>) {
     let mut tags = skipped_tags(scope, TagAction::Moved);
     let mut puts = Vec::new();
     if !present {
         puts.push(artifact.digest.clone());
     }
-    if let (Some(commit), Some(there)) = (commit, commit_there) {
+    if let Some((commit, there)) = commit_there {
         let tag = commit_tag(commit);
         let action = match there {
             Lookup::Present { digest } if digest == artifact.digest => TagAction::Unchanged,
@@ -469,21 +502,7 @@ pub async fn publish(
             reason,
         });
     }
-    // The blobs are in: the manifest goes under its digest and its tags at once.
-    futures_util::future::try_join_all(
-        puts.iter()
-            .map(|reference| put(client, repo, reference, &artifact)),
-    )
-    .await?;
-    let host = client.host();
-    Ok(Publication {
-        repository: format!("{host}/{repo}"),
-        reference: Some(format!("{host}/{repo}@{}", artifact.digest)),
-        digest: Some(artifact.digest),
-        uploaded: !present,
-        repository_created,
-        tags,
-    })
+    (tags, puts)
 }
 
 async fn put(
