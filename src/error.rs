@@ -1,7 +1,6 @@
-//! The top-level error: one variant per pipeline phase, each with its exit code.
+//! The top-level error: one variant per pipeline phase; [`crate::exit`] gives each its exit code.
 
 use crate::deploy::render::RenderError;
-use crate::docker::build::DockerError;
 use crate::input::config::ConfigError;
 use crate::lint::syntax::SyntaxCheckError;
 use crate::plan::digest::DigestError;
@@ -40,16 +39,6 @@ pub enum Error {
     Runtime(#[source] std::io::Error),
 }
 
-/// Documented exit codes (README, `--help`).
-pub mod exit {
-    pub const INTERNAL: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const INPUT: u8 = 3;
-    pub const DOCKER: u8 = 4;
-    pub const REGISTRY: u8 = 5;
-    pub const AWS: u8 = 6;
-}
-
 impl Error {
     /// The error and every cause, on one line.
     pub fn message(&self) -> String {
@@ -60,32 +49,5 @@ impl Error {
             source = cause.source();
         }
         message
-    }
-
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Config(_) | Error::Discover(_) | Error::Digest(_) | Error::Dirty(_) => {
-                exit::INPUT
-            }
-            Error::Publish(e) => match e.root() {
-                PublishError::Aws(_) => exit::AWS,
-                // A push that fails is the registry failing, seen through the daemon.
-                PublishError::Docker(DockerError::Push { .. }) => exit::REGISTRY,
-                PublishError::Docker(_) => exit::DOCKER,
-                PublishError::Digest(_) | PublishError::ScriptsChanged { .. } => exit::INPUT,
-                PublishError::TempFile(_) => exit::INTERNAL,
-                _ => exit::REGISTRY,
-            },
-            Error::Release(e) => e.exit_code(),
-            Error::Syntax(
-                SyntaxCheckError::Digest(_)
-                | SyntaxCheckError::Read { .. }
-                | SyntaxCheckError::TooLarge { .. },
-            ) => exit::INPUT,
-            Error::Syntax(SyntaxCheckError::Docker(_)) => exit::DOCKER,
-            Error::Render(e) => e.exit_code(),
-            Error::Usage(_) => exit::USAGE,
-            Error::Manifest(_) | Error::Output(_) | Error::Runtime(_) => exit::INTERNAL,
-        }
     }
 }

@@ -9,21 +9,24 @@
 //! repository before review; [`cli`] is the command line and what the user reads.
 
 pub mod cli;
-pub mod deploy;
-pub mod docker;
-pub mod error;
+pub(crate) mod deploy;
+pub(crate) mod docker;
+pub(crate) mod error;
+pub mod exit;
 pub mod input;
-pub mod lint;
+pub(crate) mod lint;
 pub mod plan;
-pub mod publish;
-pub mod registry;
-pub mod release;
+pub(crate) mod progress;
+pub(crate) mod publish;
+pub(crate) mod registry;
+pub(crate) mod release;
 
 use std::time::Instant;
 
-use cli::args::{PullFormat, SchemaKind};
-use cli::options::{Options, Task};
-use cli::{progress, report, terminal};
+use tokio::runtime::Runtime;
+
+use cli::options::{Options, PublishOptions, PullFormat, Schema, Task};
+use cli::{report, terminal};
 use deploy::{harness, render};
 use docker::engine;
 pub use error::Error;
@@ -31,40 +34,74 @@ use input::config::{self, Config};
 use input::git::{self, Changes};
 use lint::syntax;
 use plan::discover;
-use publish::entrypoint;
+use plan::entrypoint;
 use release::manifest::{self, Manifest};
 
 /// Runs what the command line asked for. A build that fails with `--json` still prints one
 /// JSON object on stdout: the error, with its exit code.
 pub fn run(opts: &Options) -> Result<(), Error> {
     let result = run_task(opts);
-    if let (Err(e), true, Task::Publish { .. }) = (&result, opts.json, &opts.task) {
+    if let (Err(e), true, Task::Publish(_)) = (&result, opts.json, &opts.task) {
         // stdout may be what failed; the error still goes to stderr.
-        let _ = report::print(report::error_json(e.exit_code(), &e.message()));
+        let _ = report::print(report::error_json(exit::code(e), &e.message()));
     }
     result
 }
 
+/// One task, on one async runtime.
 fn run_task(opts: &Options) -> Result<(), Error> {
     let started = Instant::now();
     unused_flags(opts)?;
-    if let Task::HarnessTemplate(which) = &opts.task {
-        return report::print(harness::template(*which)).map_err(Error::Output);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    match &opts.task {
+        Task::HarnessTemplate(which) => print(&harness::template(*which)),
+        Task::Schema(which) => print(match which {
+            Schema::Manifest => manifest::SCHEMA,
+            Schema::Report => report::SCHEMA,
+            Schema::Monitor => entrypoint::EVENT_SCHEMA,
+        }),
+        Task::PullManifest { reference, format } => {
+            let config = load_config(opts)?;
+            let reference = release::Reference::parse(reference)?;
+            let pulled = runtime.block_on(release::pull(&config, &reference))?;
+            match format {
+                PullFormat::Json => report::print_bytes(&pulled.bytes).map_err(Error::Output),
+                PullFormat::Harness => print(&harness::view(&pulled.manifest, &pulled.digest)),
+            }
+        }
+        Task::Render(args) => {
+            let config = load_config(opts)?;
+            print(&runtime.block_on(render::run(&config, args))?)
+        }
+        Task::RenderSchedules {
+            manifest,
+            namespace,
+        } => {
+            let config = load_config(opts)?;
+            let schedules =
+                render::run_schedules(&config, manifest.as_deref(), namespace.as_deref());
+            print(&runtime.block_on(schedules)?)
+        }
+        Task::Lint { syntax } => lint(&runtime, opts, *syntax),
+        Task::Publish(publish) => build(&runtime, opts, publish, started),
     }
-    if let Task::Schema(which) = &opts.task {
-        let schema = match which {
-            SchemaKind::Manifest => manifest::SCHEMA,
-            SchemaKind::Report => report::SCHEMA,
-            SchemaKind::Monitor => entrypoint::EVENT_SCHEMA,
-        };
-        return report::print(schema).map_err(Error::Output);
-    }
+}
+
+fn print(text: &str) -> Result<(), Error> {
+    report::print(text).map_err(Error::Output)
+}
+
+/// `krobs.toml`; with `lint --json`, a problem with it is also the lint's JSON.
+fn load_config(opts: &Options) -> Result<Config, Error> {
     let lint_json = opts.json && matches!(opts.task, Task::Lint { .. });
     let config_path = opts
         .config
         .clone()
         .unwrap_or_else(|| config::FILE_NAME.into());
-    let config = match config::locate(opts.config.as_deref()).and_then(|p| Config::load(&p)) {
+    match config::locate(opts.config.as_deref()).and_then(|p| Config::load(&p)) {
         Err(e) if lint_json => {
             let problem = match &e {
                 config::ConfigError::Invalid {
@@ -75,34 +112,17 @@ fn run_task(opts: &Options) -> Result<(), Error> {
                 } => lint::Problem::at(path.display().to_string(), *line, message.clone()),
                 other => lint::Problem::new(config_path.display().to_string(), other.to_string()),
             };
-            report::print(lint::problems_json(&lint::Problems(vec![problem])))
-                .map_err(Error::Output)?;
-            return Err(e.into());
+            print(&lint::problems_json(&lint::Problems(vec![problem])))?;
+            Err(e.into())
         }
-        result => result?,
-    };
-    if let Task::PullManifest { reference, format } = &opts.task {
-        let pulled = release::pull(&config, &release::Reference::parse(reference)?)?;
-        return match format {
-            PullFormat::Json => report::print_bytes(&pulled.bytes),
-            PullFormat::Harness => report::print(harness::view(&pulled.manifest, &pulled.digest)),
-        }
-        .map_err(Error::Output);
+        result => Ok(result?),
     }
-    if let Task::Render(args) = &opts.task {
-        let yaml = render::run(&config, args)?;
-        return report::print(&yaml).map_err(Error::Output);
-    }
-    if let Task::RenderSchedules {
-        manifest,
-        namespace,
-    } = &opts.task
-    {
-        let yaml = render::run_schedules(&config, manifest.as_deref(), namespace.as_deref())?;
-        return report::print(&yaml).map_err(Error::Output);
-    }
-    let only = &opts.only;
-    let inventory = match discover::discover(&config, only) {
+}
+
+/// The languages and their scripts; with `lint --json`, the problems are also the lint's JSON.
+fn discover(opts: &Options, config: &Config) -> Result<discover::Inventory, Error> {
+    let lint_json = opts.json && matches!(opts.task, Task::Lint { .. });
+    match discover::discover(config, &opts.only) {
         Err(e) if lint_json => {
             let problems = match &e {
                 discover::DiscoverError::Problems(problems) => problems.clone(),
@@ -111,114 +131,67 @@ fn run_task(opts: &Options) -> Result<(), Error> {
                     other.to_string(),
                 )]),
             };
-            report::print(lint::problems_json(&problems)).map_err(Error::Output)?;
-            return Err(e.into());
+            print(&lint::problems_json(&problems))?;
+            Err(e.into())
         }
-        result => result?,
-    };
-    let (dry_run, allow_dirty, strict, since, progress) = match &opts.task {
-        Task::Publish {
-            dry_run,
-            allow_dirty,
-            strict,
-            since,
-            progress,
-        } => (dry_run, *allow_dirty, *strict, since, progress),
-        Task::Lint { syntax } => {
-            for warning in lint::warnings(&inventory.scripts) {
-                eprintln!("warning: {}", terminal::escape(&warning));
-            }
-            for note in inventory.languages.iter().flat_map(|l| &l.notes) {
-                eprintln!("note: {}", terminal::escape(note));
-            }
-            if *syntax {
-                return lint_syntax(&config, &inventory, opts.json);
-            }
-            return report::print(report::lint_ok(&inventory, opts.json)).map_err(Error::Output);
-        }
-        _ => unreachable!("the other tasks returned above"),
-    };
+        result => Ok(result?),
+    }
+}
 
+/// `krobs-build lint`: the headers and folders, the warnings, and with `--syntax` each
+/// script's syntax.
+fn lint(runtime: &Runtime, opts: &Options, syntax: bool) -> Result<(), Error> {
+    let config = load_config(opts)?;
+    let inventory = discover(opts, &config)?;
+    for warning in lint::warnings(&inventory.scripts) {
+        eprintln!("warning: {}", terminal::escape(&warning));
+    }
+    for note in inventory.languages.iter().flat_map(|l| &l.notes) {
+        eprintln!("note: {}", terminal::escape(note));
+    }
+    if syntax {
+        return lint_syntax(runtime, &config, &inventory, opts.json);
+    }
+    print(&report::lint_ok(&inventory, opts.json))
+}
+
+/// The bare command: plan, then build and push the images (or look them up, for a dry run),
+/// then publish and write the manifest, and report.
+fn build(
+    runtime: &Runtime,
+    opts: &Options,
+    publish: &PublishOptions,
+    started: Instant,
+) -> Result<(), Error> {
+    let config = load_config(opts)?;
+    let inventory = discover(opts, &config)?;
     let head = git::head_commit(&config.root);
     let dirty = match &head {
-        Some(c) => tree_state(&config, c, *dry_run, allow_dirty)?,
+        Some(c) => tree_state(&config, c, publish.dry_run, publish.allow_dirty)?,
         None => None,
     };
     // A tree that is not HEAD is no commit's release: its images get no `git-` tag either.
     let commit = head.clone().filter(|_| dirty.is_none());
-    let changes = match since {
+    let changes = match &publish.since {
         Some(rev) => git::changes_since(&config.root, rev),
         None => Changes::NotAsked,
     };
     if let Changes::Unknown { warning } = &changes {
         eprintln!("warning: {warning}");
     }
-    let mut plan = plan::make(&config, inventory, commit, since.clone(), changes)?;
+    let mut plan = plan::make(&config, inventory, commit, publish.since.clone(), changes)?;
     let mut timings = report::Timings {
         plan: millis(started),
         ..Default::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    let partial = !only.is_empty();
+    let partial = !opts.only.is_empty();
     let commit = plan.commit.clone();
     let scope = release::Scope {
         commit: commit.as_deref().or(head.as_deref()),
         partial,
         dirty: dirty.as_deref(),
     };
-
-    let (published, session) = if *dry_run {
-        runtime.block_on(dry_run_lookups(&config, &mut plan));
-        if strict {
-            strict_check(&config, &plan)?;
-        }
-        (Vec::new(), None)
-    } else {
-        let names: Vec<String> = plan
-            .languages
-            .iter()
-            .map(|l| l.language.name.clone())
-            .collect();
-        let progress = progress::Progress::new(*progress, &names);
-        let (published, session, release_now) = runtime.block_on(async {
-            let session = publish::open(&config, &plan, &progress).await?;
-            let looked_up = Instant::now();
-            // The release's tags are asked with the images' content tags, at once.
-            let (found, mut current) = tokio::join!(
-                publish::lookup_all(&session.client, &config, &mut plan),
-                release::current(&session.client, &config, scope)
-            );
-            found?;
-            // A rerun of a published release (nothing changed): the release's tags name the
-            // very manifest this run would write, so the run that published it put every tag
-            // the manifest records, and there is nothing to ask or put.
-            let took = millis(looked_up);
-            if let Some(published) = publish::all_reused(&plan, &session.repositories, took) {
-                let bytes = Manifest::new(&plan, &published, &config.deploy).to_bytes();
-                if let Some(p) = release::unchanged(&config, &bytes, scope, current.as_ref()) {
-                    publish::report_finished(&published, &progress);
-                    return Ok((published, session, Ok(p)));
-                }
-            }
-            let engine = engine::DockerEngine::default();
-            let (published, ()) = tokio::join!(
-                publish::publish(
-                    &config,
-                    &plan,
-                    &session.client,
-                    &session.repositories,
-                    &engine,
-                    &progress,
-                ),
-                release::read_latest(&session.client, &config, &mut current)
-            );
-            Ok::<_, publish::PublishError>((published?, session, Err(current)))
-        })?;
-        (published, Some((session, release_now)))
-    };
+    let (published, session) = images(runtime, &config, &mut plan, publish, scope)?;
     let images_done = Instant::now();
     timings.images = millis(started) - timings.plan;
     let manifest = Manifest::new(&plan, &published, &config.deploy);
@@ -250,31 +223,108 @@ fn run_task(opts: &Options) -> Result<(), Error> {
     timings.total = millis(started);
     let report = report::Report::new(
         &plan,
-        *dry_run,
+        publish.dry_run,
         &published,
         &written,
         partial,
         publication,
         timings,
     );
-    let text = if opts.json {
+    print(&if opts.json {
         report.json()
     } else {
         report.text()
-    };
-    report::print(&text).map_err(Error::Output)?;
+    })?;
     if let Some(preview) = preview {
         preview.keep()?;
     }
     Ok(())
 }
 
+/// How the release stands once the images are there: published already (a rerun that
+/// changed nothing), or what its tags named when the run began.
+type Release = Result<release::Publication, Option<release::Current>>;
+
+/// What the images step leaves: every language's image, and for a real run the registry
+/// session and how the release stands.
+type Images = (Vec<publish::Published>, Option<(publish::Session, Release)>);
+
+/// The images: for a dry run, what the registry says (nothing published, no session); else
+/// built, pushed and verified, with the registry session the manifest is published through.
+fn images(
+    runtime: &Runtime,
+    config: &Config,
+    plan: &mut plan::Plan,
+    publish: &PublishOptions,
+    scope: release::Scope<'_>,
+) -> Result<Images, Error> {
+    if publish.dry_run {
+        runtime.block_on(dry_run_lookups(config, plan));
+        if publish.strict {
+            strict_check(config, plan)?;
+        }
+        return Ok((Vec::new(), None));
+    }
+    let names: Vec<String> = plan
+        .languages
+        .iter()
+        .map(|l| l.language.name.clone())
+        .collect();
+    let progress = progress::Progress::new(publish.progress, &names);
+    let (published, session, release) =
+        runtime.block_on(publish_images(config, plan, scope, &progress))?;
+    Ok((published, Some((session, release))))
+}
+
+/// Opens the registry and looks every content tag up with the release's tags, at once; a
+/// rerun of a published release stops there. Else makes what is missing while the release
+/// `latest` names is read.
+async fn publish_images(
+    config: &Config,
+    plan: &mut plan::Plan,
+    scope: release::Scope<'_>,
+    progress: &progress::Progress,
+) -> Result<(Vec<publish::Published>, publish::Session, Release), publish::PublishError> {
+    let session = publish::open(config, plan, progress).await?;
+    let looked_up = Instant::now();
+    let (found, mut current) = tokio::join!(
+        publish::lookup_all(&session.client, config, plan),
+        release::current(&session.client, config, scope)
+    );
+    found?;
+    // A rerun of a published release (nothing changed): the release's tags name the very
+    // manifest this run would write, so the run that published it put every tag the manifest
+    // records, and there is nothing to ask or put.
+    let took = millis(looked_up);
+    if let Some(published) = publish::all_reused(plan, &session.repositories, took) {
+        let bytes = Manifest::new(plan, &published, &config.deploy).to_bytes();
+        if let Some(p) = release::unchanged(config, &bytes, scope, current.as_ref()) {
+            publish::report_finished(&published, progress);
+            return Ok((published, session, Ok(p)));
+        }
+    }
+    let engine = engine::DockerEngine::default();
+    let (published, ()) = tokio::join!(
+        publish::publish(
+            config,
+            plan,
+            &session.client,
+            &session.repositories,
+            &engine,
+            progress,
+        ),
+        release::read_latest(&session.client, config, &mut current)
+    );
+    Ok((published?, session, Err(current)))
+}
+
 /// `lint --syntax`: the headers are fine; now each script's syntax, in its runtime image.
-fn lint_syntax(config: &Config, inventory: &discover::Inventory, json: bool) -> Result<(), Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
+fn lint_syntax(
+    runtime: &Runtime,
+    config: &Config,
+    inventory: &discover::Inventory,
+    json: bool,
+) -> Result<(), Error> {
     let log = |line: &str| eprintln!("{}", terminal::escape(line));
     let checked = runtime.block_on(syntax::check(config, inventory, &log))?;
     for note in &checked.notes {
@@ -285,11 +335,11 @@ fn lint_syntax(config: &Config, inventory: &discover::Inventory, json: bool) -> 
         problems.sort();
         let problems = lint::Problems(problems);
         if json {
-            report::print(lint::problems_json(&problems)).map_err(Error::Output)?;
+            print(&lint::problems_json(&problems))?;
         }
         return Err(discover::DiscoverError::Problems(problems).into());
     }
-    report::print(report::lint_syntax_ok(inventory, &checked, json)).map_err(Error::Output)
+    print(&report::lint_syntax_ok(inventory, &checked, json))
 }
 
 /// Whether the working tree is `commit`: `None` when it is; else a real run refuses, unless
@@ -334,7 +384,7 @@ fn tree_state(
 /// they would be silently ignored, so they are refused.
 fn unused_flags(opts: &Options) -> Result<(), Error> {
     let command = match &opts.task {
-        Task::Publish { .. } | Task::Lint { .. } => return Ok(()),
+        Task::Publish(_) | Task::Lint { .. } => return Ok(()),
         Task::Schema(_) => "schema",
         Task::PullManifest { .. } => "manifest pull",
         Task::Render(_) | Task::RenderSchedules { .. } | Task::HarnessTemplate(_) => "render",

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
             }
             let message = format!("error: {}", err.message());
             eprintln!("{}", krobs::cli::terminal::escape(&message));
-            ExitCode::from(err.exit_code())
+            ExitCode::from(krobs::exit::code(&err))
         }
     }
 }

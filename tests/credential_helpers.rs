@@ -14,6 +14,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use krobs::exit;
 use support::e2e_support::*;
 use support::services::{base64_encode, require_services};
 
@@ -152,7 +153,7 @@ fn a_failing_credential_helper_is_named_with_the_registry() {
         format!(r#"{{"credHelpers": {{"{host}": "krobstest"}}}}"#)
     });
     let helper = Helper::failing();
-    let run = krobs_with_helper(&p, &helper, &["--only", "bash"]).failure(5);
+    let run = krobs_with_helper(&p, &helper, &["--only", "bash"]).failure(exit::REGISTRY);
     assert_eq!(
         error_line(&run),
         format!(
@@ -177,7 +178,7 @@ fn a_failing_credential_helper_is_named_with_the_registry() {
 fn a_credentials_store_that_is_not_installed_is_named() {
     let (p, config) =
         pipeline_with_docker_config(|_| r#"{"credsStore": "krobs-no-such-helper"}"#.to_string());
-    let run = p.krobs(&["--only", "bash"]).failure(5);
+    let run = p.krobs(&["--only", "bash"]).failure(exit::REGISTRY);
     assert_eq!(
         error_line(&run),
         format!(

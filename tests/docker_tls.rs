@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use krobs::exit;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -232,7 +233,7 @@ fn krobs_tls(
 /// A failed run: exit 4, nothing built or pushed, no manifest, no secret anywhere; its error line.
 #[track_caller]
 fn refused(p: &Pipeline, run: support::Run) -> String {
-    let run = run.failure(4);
+    let run = run.failure(exit::DOCKER);
     assert!(
         !run.stderr.contains("Step ") && !run.stderr.contains("] building"),
         "nothing should have been built\n{run}"

@@ -3,6 +3,7 @@
 
 mod support;
 
+use krobs::exit;
 use serde_json::Value;
 use support::{bash_script, copy_project_into, Repo};
 
@@ -572,11 +573,11 @@ fn a_tree_that_is_not_head_is_no_commits_release() {
     repo.write_exec(script, bash_script("team-a", "echo changed"));
     let refusal = format!("`{script}` differs from commit {short}: a release named by a commit must be that commit; commit the change, or pass `--allow-dirty` to publish by digest only, moving no `git-`/`latest` tag");
     repo.krobs(&[])
-        .failure(3)
+        .failure(exit::INPUT)
         .stderr_is(&format!("error: {refusal}"));
     repo.git(&["add", "-A"]);
     repo.krobs(&[])
-        .failure(3)
+        .failure(exit::INPUT)
         .stderr_is(&format!("error: {refusal}"));
 
     let tags = |v: &Value| -> Vec<(String, String, String)> {
@@ -626,7 +627,7 @@ fn a_tree_that_is_not_head_is_no_commits_release() {
         "languages/bash/scripts/other.sh",
         bash_script("team-a", "echo other"),
     );
-    repo.krobs(&[]).failure(3).stderr_is(&format!(
+    repo.krobs(&[]).failure(exit::INPUT).stderr_is(&format!(
         "error: `languages/bash/scripts/new.sh` is not in commit {short} (and 1 more file): a release named by a commit must be that commit; commit the change, or pass `--allow-dirty` to publish by digest only, moving no `git-`/`latest` tag"
     ));
     repo.remove("languages/bash/scripts/new.sh");
@@ -683,9 +684,9 @@ fn a_disabled_language_is_linted_but_not_built_or_listed() {
     );
     // (The header's own wording is pinned in tests/errors.rs; here only that it is found.)
     let problem = "languages/python/scripts/report.py:1: ";
-    let lint = repo.krobs(&["lint"]).failure(3);
+    let lint = repo.krobs(&["lint"]).failure(exit::INPUT);
     assert!(lint.stderr.contains(problem), "{lint}");
-    let run = repo.krobs(&["--dry-run"]).failure(3);
+    let run = repo.krobs(&["--dry-run"]).failure(exit::INPUT);
     assert!(run.stderr.contains(problem), "{run}");
 
     repo.write(
@@ -693,7 +694,7 @@ fn a_disabled_language_is_linted_but_not_built_or_listed() {
         format!("{config}\n[languages.python]\nenabled = \"no\"\n"),
     );
     repo.krobs(&["lint"])
-        .failure(3)
+        .failure(exit::INPUT)
         .stderr_is("error: krobs.toml:11:11: invalid type: string \"no\", expected a boolean");
 }
 
@@ -759,7 +760,7 @@ fn a_language_path_is_normalised() {
         assert_eq!(script["path"], "tools/sh/scripts/ping.sh");
         assert_eq!(language(&v, "sh")["context_files"], 3, "{v}");
         repo.write("tools/sh/scripts/Bad.sh", "echo\n");
-        let run = repo.krobs(&["lint"]).failure(3);
+        let run = repo.krobs(&["lint"]).failure(exit::INPUT);
         assert!(
             run.stderr
                 .starts_with("tools/sh/scripts/Bad.sh: script name makes a bad id"),

@@ -13,6 +13,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use krobs::exit;
 use serde_json::{json, Value};
 use support::e2e_support::*;
 use support::http_server::{HttpServer, Reply, Request};
@@ -609,7 +610,7 @@ fn a_failing_run_step_names_the_language_and_the_step_and_writes_no_manifest() {
     p.append_to_dockerfile("ruby", "RUN echo about to fail && false");
     p.commit("ruby: a failing step");
 
-    let run = p.krobs(&["--only", "bash,ruby"]).failure(4);
+    let run = p.krobs(&["--only", "bash,ruby"]).failure(exit::DOCKER);
     let step = step_line(&run.stderr, "ruby", "RUN echo about to fail && false");
     let error = error_line(&run);
     assert!(
@@ -636,7 +637,9 @@ fn several_failing_languages_are_all_named() {
     p.append_to_dockerfile("python", "RUN echo python fails && false");
     p.commit("two failing steps");
 
-    let run = p.krobs(&["--only", "bash,python,ruby"]).failure(4);
+    let run = p
+        .krobs(&["--only", "bash,python,ruby"])
+        .failure(exit::DOCKER);
     let error = error_line(&run);
     assert!(
         error.starts_with(
@@ -727,7 +730,7 @@ fn the_registry_stopped_mid_run_fails_without_a_manifest_and_the_rerun_reuses_wh
     let run = p.wait(bg);
     assert_eq!(
         run.code,
-        Some(5),
+        Some(exit::REGISTRY.into()),
         "expected the registry's exit code\n{run}"
     );
     let error = error_line(&run);
@@ -771,7 +774,7 @@ fn wrong_credentials_stop_the_run_before_any_build() {
     p.add_secret("the wrong password", wrong);
     let env = [("KROBS_REGISTRY_PASSWORD", wrong)];
 
-    let run = p.krobs_with(&[], &env).failure(5);
+    let run = p.krobs_with(&[], &env).failure(exit::REGISTRY);
     let error = error_line(&run);
     assert!(
         error.contains(&format!("registry `{}`", p.host())) && error.contains(&format!("`{USER}`")),
@@ -783,13 +786,13 @@ fn wrong_credentials_stop_the_run_before_any_build() {
     assert_eq!(p.blob_uploads(None), 0);
 
     // With `--json`, the failure is one JSON object on stdout too, in the report's schema.
-    let json = p.krobs_with(&["--json"], &env).failure(5);
+    let json = p.krobs_with(&["--json"], &env).failure(exit::REGISTRY);
     let message = error_line(&json);
     assert_eq!(
         json.json(),
         json!({
             "format": "krobs-report/v1",
-            "error": { "exit_code": 5, "message": message.trim_start_matches("error: ") },
+            "error": { "exit_code": exit::REGISTRY, "message": message.trim_start_matches("error: ") },
         }),
         "{json}"
     );
@@ -804,7 +807,9 @@ fn wrong_credentials_stop_the_run_before_any_build() {
         assert!(note.ends_with("check the user name and password"), "{note}");
     }
     // `--strict`: a dry run that cannot read the registry fails.
-    let strict = p.krobs_with(&["--dry-run", "--strict"], &env).failure(5);
+    let strict = p
+        .krobs_with(&["--dry-run", "--strict"], &env)
+        .failure(exit::REGISTRY);
     let line = error_line(&strict);
     assert!(
         line.starts_with(&format!(
@@ -823,7 +828,9 @@ fn an_unreachable_docker_engine_is_a_docker_error() {
     require_services();
     let p = Pipeline::oci();
     let socket = format!("unix:///tmp/krobs-no-such-docker-{}.sock", nonce());
-    let run = p.krobs_with(&[], &[("DOCKER_HOST", &socket)]).failure(4);
+    let run = p
+        .krobs_with(&[], &[("DOCKER_HOST", &socket)])
+        .failure(exit::DOCKER);
     // Every language needs its runtime built, so every language says it.
     assert_eq!(
         error_line(&run),
@@ -846,7 +853,7 @@ fn a_docker_host_krobs_cannot_use_says_what_to_set() {
     let p = Pipeline::oci();
     let run = p
         .krobs_with(&[], &[("DOCKER_HOST", "localhost:2375")])
-        .failure(4);
+        .failure(exit::DOCKER);
     assert_eq!(
         error_line(&run),
         "error: 4 of 4 languages failed (`bash`, `python`, `ruby`, `scala`); first: `DOCKER_HOST=localhost:2375` has no scheme; set `DOCKER_HOST=tcp://localhost:2375` (with `DOCKER_TLS_VERIFY=1` for a TLS port)",
@@ -854,7 +861,7 @@ fn a_docker_host_krobs_cannot_use_says_what_to_set() {
     );
     let run = p
         .krobs_with(&[], &[("DOCKER_HOST", "ssh://builder@build-host")])
-        .failure(4);
+        .failure(exit::DOCKER);
     assert!(
         error_line(&run).contains("first: `DOCKER_HOST=ssh://builder@build-host` is not supported: Krobs does not tunnel the Engine's API through ssh; forward its socket"),
         "{run}"
@@ -872,7 +879,7 @@ fn a_base_image_that_cannot_be_pulled_names_the_image_and_the_key() {
     let p = Pipeline::oci();
     let missing = format!("krobs-test/no-such-base-{}:1", nonce());
     p.edit_config(|text| on_base(&without_base(text, "bash"), "bash", &missing));
-    let run = p.krobs(&["--only", "bash"]).failure(4);
+    let run = p.krobs(&["--only", "bash"]).failure(exit::DOCKER);
     let line = error_line(&run);
     assert!(
         line.starts_with("error: build [bash] failed at `Step 2/"),
@@ -908,7 +915,7 @@ fn without_base(text: &str, language: &str) -> String {
 fn ecr_repository_missing_with_creation_off_is_an_aws_error() {
     require_services();
     let p = Pipeline::ecr(false);
-    let run = p.krobs(&[]).failure(6);
+    let run = p.krobs(&[]).failure(exit::AWS);
     let error = error_line(&run);
     assert!(
         error.contains("ECR repository `krobs/bash`")
@@ -1024,7 +1031,7 @@ fn ecr_repositories_are_created_immutable_and_reruns_succeed_without_moving_tags
     let mut text = std::fs::read_to_string(p.repo.path(script)).unwrap();
     text.push_str("# uncommitted change\n");
     p.repo.write(script, text);
-    let refused = p.krobs(&only).failure(3);
+    let refused = p.krobs(&only).failure(exit::INPUT);
     assert_eq!(
         refused.stderr,
         format!("error: `{script}` differs from commit {}: a release named by a commit must be that commit; commit the change, or pass `--allow-dirty` to publish by digest only, moving no `git-`/`latest` tag\n", &commit[..12]),
@@ -1100,7 +1107,7 @@ fn a_registry_that_keeps_failing_is_given_up_on_and_the_error_counts_the_attempt
     let down = FlakyProxy::start(&p.registry.addr(), 1000, 503);
     p.use_host(&down.addr());
 
-    let run = p.krobs(&["--only", "bash"]).failure(5);
+    let run = p.krobs(&["--only", "bash"]).failure(exit::REGISTRY);
     let error = error_line(&run);
     assert!(
         error.contains(&format!(

@@ -3,15 +3,14 @@
 
 mod support;
 
+use krobs::exit;
 use support::{bash_script, krobs_command, problems, Repo, Run, CONFIG};
-
-const INPUT: i32 = 3;
 
 #[test]
 fn missing_config_file() {
     let repo = Repo::fixture();
     repo.krobs(&["--dry-run", "--config", "nope.toml"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: cannot read `nope.toml`: No such file or directory (os error 2); create it or point `--config` at one");
 }
 
@@ -35,13 +34,13 @@ fn config_is_found_upward_from_a_subfolder() {
 
     repo.write("krobs.toml", "[registry\nkind = \"oci\"\n");
     in_sub(&["--dry-run"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: ../../krobs.toml:1:10: unclosed table, expected `]`");
 
     repo.remove("krobs.toml");
     let cwd = sub.canonicalize().unwrap();
     let root = repo.path("").canonicalize().unwrap();
-    in_sub(&["lint"]).failure(INPUT).stderr_is(&format!(
+    in_sub(&["lint"]).failure(exit::INPUT).stderr_is(&format!(
         "error: no `krobs.toml` in `{}` or a folder above it up to the git repository's root `{}`: run krobs-build inside a Krobs repository, create `krobs.toml` at its root, or point `--config` at one",
         cwd.display(),
         root.display()
@@ -53,7 +52,7 @@ fn malformed_toml() {
     let repo = Repo::fixture();
     repo.write("krobs.toml", "[registry\nkind = \"oci\"\n");
     repo.krobs(&["--dry-run"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: krobs.toml:1:10: unclosed table, expected `]`");
 }
 
@@ -62,7 +61,7 @@ fn unknown_key() {
     let repo = Repo::fixture();
     repo.write("krobs.toml", format!("{CONFIG}\n[build]\nconcurency = 4\n"));
     repo.krobs(&["--dry-run"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: krobs.toml:11:1: unknown field `concurency`, expected one of `concurrency`, `platform`, `build_args`, `network`");
 }
 
@@ -73,7 +72,7 @@ fn wrong_type() {
         "krobs.toml",
         format!("{CONFIG}\n[languages.bash]\ncommand = \"bash {{script}}\"\n"),
     );
-    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(
+    repo.krobs(&["--dry-run"]).failure(exit::INPUT).stderr_is(
         "error: krobs.toml:11:11: invalid type: string \"bash {script}\", expected a sequence",
     );
 }
@@ -86,7 +85,7 @@ fn unknown_registry_kind() {
         CONFIG.replace("kind = \"oci\"", "kind = \"gcr\""),
     );
     repo.krobs(&["--dry-run"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: krobs.toml:4:8: unknown registry kind `gcr`: use `ecr` or `oci`");
 }
 
@@ -94,7 +93,7 @@ fn unknown_registry_kind() {
 fn missing_dockerfile() {
     let repo = Repo::fixture();
     repo.remove("languages/python/Dockerfile");
-    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["--dry-run"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/python: missing Dockerfile for language `python`: add `languages/python/Dockerfile`",
     ]));
 }
@@ -110,7 +109,7 @@ fn a_target_stage_the_dockerfile_lacks_is_a_lint_problem() {
         "languages/python/Dockerfile",
         "FROM python:3.12-slim AS base\nFROM base AS full\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/python/Dockerfile: has no stage `slim` (`[languages.python] target` in krobs.toml): name one with `FROM ... AS slim`, or use one of `base`, `full`",
     ]));
     // Named, it is fine, and it is part of the runtime's input digest.
@@ -141,7 +140,7 @@ fn a_dockerfile_copying_scripts_breaks_the_runtime_contract() {
         "languages/python/Dockerfile",
         "FROM python:3.12-slim\nCOPY scripts/ /opt/krobs/scripts/\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/python/Dockerfile:2: copies `scripts/`: the Dockerfile builds the runtime only, and Krobs lays `scripts/` on top of it as a layer of its own (at `image_scripts_dir`); remove the line",
     ]));
 }
@@ -154,7 +153,7 @@ fn scripts_cannot_go_where_the_entrypoint_is() {
             "krobs.toml",
             format!("{CONFIG}\n[languages.python]\nimage_scripts_dir = \"{dir}\"\n"),
         );
-        repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+        repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
             &format!("languages/python: `languages.python.image_scripts_dir = \"{dir}\"` is inside `/opt/krobs/bin`, where Krobs puts its entrypoint `krobs-run`: choose another folder, e.g. `/opt/krobs/scripts`"),
         ]));
     }
@@ -174,7 +173,7 @@ fn a_dockerfile_without_from_is_refused() {
         let repo = Repo::fixture();
         repo.write("languages/python/Dockerfile", text);
         for args in [&["lint"][..], &["--dry-run"]] {
-            repo.krobs(args).failure(INPUT).stderr_is(&problems(&[&format!(
+            repo.krobs(args).failure(exit::INPUT).stderr_is(&problems(&[&format!(
                 "languages/python/Dockerfile: {what}: it builds the language's runtime, so start it with `FROM <base image>` (e.g. `ARG BASE_IMAGE=debian:bookworm-slim`, then `FROM ${{BASE_IMAGE}}`)"
             )]));
         }
@@ -193,7 +192,7 @@ fn a_dockerfile_without_from_is_refused() {
 fn empty_language_folder() {
     let repo = Repo::fixture();
     std::fs::create_dir_all(repo.path("languages/go")).unwrap();
-    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["--dry-run"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/go: empty language folder: add a `Dockerfile` and `scripts/`, or remove the folder",
     ]));
 }
@@ -202,7 +201,7 @@ fn empty_language_folder() {
 fn language_without_scripts() {
     let repo = Repo::fixture();
     repo.remove("languages/python/scripts");
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/python: language `python` has no scripts: add one under `languages/python/scripts/` or remove the folder",
     ]));
 }
@@ -214,7 +213,7 @@ fn missing_header() {
         "languages/bash/scripts/bare.sh",
         "#!/bin/bash\necho no docs\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/bare.sh:2: missing documentation header: start the script with a `# ---` block naming `owner` and `description` (after an optional `#!` line)",
     ]));
 }
@@ -226,7 +225,7 @@ fn malformed_header() {
         "languages/bash/scripts/bad.sh",
         "# ---\n# owner = team-a\n# description = \"x\"\n# ---\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/bad.sh:2: malformed header: invalid boolean, expected `true` (the header is TOML: quote text, e.g. `owner = \"team (#channel)\"`)",
     ]));
 }
@@ -238,7 +237,7 @@ fn unclosed_header() {
         "languages/bash/scripts/open.sh",
         "# ---\n# owner = \"a\"\n# description = \"x\"\necho\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/open.sh:1: documentation header is never closed: end it with a `# ---` line before line 4",
     ]));
 }
@@ -250,7 +249,7 @@ fn malformed_close_is_one_line() {
         "languages/bash/scripts/close.sh",
         "# ---\n# owner = \"a\"\n# description = \"x\"\n#---\necho\nexit 0\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/close.sh:4: header close `#---` is not `# ---`: write it exactly `# ---`",
     ]));
 }
@@ -266,7 +265,7 @@ fn header_below_other_lines_is_found() {
         "languages/bash/scripts/strict.sh",
         "#!/bin/bash\nset -e\n# ---\n# owner = \"a\"\n# description = \"x\"\n# ---\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/blank.sh:3: documentation header found at line 3, but it must start right after the `#!` line: remove the blank line",
         "languages/bash/scripts/strict.sh:3: documentation header found at line 3, but it must start right after the `#!` line: move line 2 below the header's closing `# ---`",
     ]));
@@ -283,7 +282,7 @@ fn every_header_problem_in_user_terms() {
         "languages/bash/scripts/every.sh",
         "# ---\n# owner = \"a\"\n# description = \"x\"\n# schedule = \"every 5 minutes\"\n# ---\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/every.sh:4: header `schedule = \"every 5 minutes\"` is not a valid cron expression: expected exactly 5 fields, found 3; use five fields `minute hour day-of-month month day-of-week`, or for a fixed interval `schedule = \"@every 5m\"`",
         "languages/bash/scripts/types.sh:4: header `retries` must be a whole number, like `retries = 2`, not text",
         "languages/bash/scripts/types.sh:5: header has unknown key `scedule`: did you mean `schedule`?",
@@ -302,7 +301,7 @@ fn bad_cron_and_every_problem_at_once() {
         "languages/python/scripts/nodoc.py",
         "# ---\n# schedule = \"0 0 31 2 *\"\n# retries = 99\n# ---\n",
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/cron.sh:4: header `schedule = \"*/5 * * *\"` is not a valid cron expression: expected exactly 5 fields, found 4; use five fields `minute hour day-of-month month day-of-week`, e.g. \"*/15 * * * *\"",
         "languages/python/scripts/nodoc.py:1: header has no `description`: add `description = \"what it does and the env it takes\"`",
         "languages/python/scripts/nodoc.py:1: header has no `owner`: add `owner = \"team (#channel)\"`",
@@ -316,7 +315,7 @@ fn symlink_escaping_the_folder() {
     repo.write("secrets.env", "TOKEN=x\n");
     std::os::unix::fs::symlink("../../secrets.env", repo.path("languages/bash/secrets.env"))
         .unwrap();
-    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["--dry-run"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/secrets.env: symlink points outside `bash` (to `../../secrets.env`): Docker cannot follow it; copy the file in instead",
     ]));
 }
@@ -325,7 +324,7 @@ fn symlink_escaping_the_folder() {
 fn unknown_only_name() {
     let repo = Repo::fixture();
     repo.krobs(&["--dry-run", "--only", "bash,pyhton"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is(
             "error: unknown language `pyhton` in `--only`: known languages are `bash`, `python`",
         );
@@ -341,7 +340,7 @@ fn an_empty_only_name_is_refused() {
             &["--dry-run", "--only", only][..],
             &["lint", "--only", only],
         ] {
-            repo.krobs(args).failure(2).stderr_is(
+            repo.krobs(args).failure(exit::USAGE).stderr_is(
                 "error: `--only` got an empty language name: name the languages, e.g. `--only python,ruby`, or leave `--only` out to run every language",
             );
         }
@@ -361,7 +360,7 @@ fn non_utf8_file_name() {
     let name = std::ffi::OsStr::from_bytes(b"caf\xe9.sh");
     std::fs::write(repo.path("languages/bash/scripts").join(name), "x").unwrap();
     repo.krobs(&["--dry-run"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is(&problems(&[
             "languages/bash/scripts/caf\u{FFFD}.sh: file name is not valid UTF-8: rename it",
         ]));
@@ -403,7 +402,7 @@ fn unreadable_file() {
         env!("CARGO_BIN_EXE_krobs-build"),
     ]);
     support::Run::new(cmd, &repo.root, &["lint"], &[])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is(&problems(&[
             "languages/bash/scripts/secret.sh: cannot read: Permission denied (os error 13)",
         ]));
@@ -416,7 +415,7 @@ fn duplicate_script_ids() {
         "languages/bash/scripts/hello.bash",
         bash_script("a", "echo"),
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/hello.bash: duplicate script id `bash/hello` (also `languages/bash/scripts/hello.sh`): rename one of them",
         "languages/bash/scripts/hello.sh: duplicate script id `bash/hello` (also `languages/bash/scripts/hello.bash`): rename one of them",
     ]));
@@ -429,7 +428,7 @@ fn bad_script_name() {
         "languages/bash/scripts/Drain Node.sh",
         bash_script("a", "echo"),
     );
-    repo.krobs(&["lint"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["lint"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/Drain Node.sh: script name makes a bad id: use lowercase letters, digits, `-` and `_` (the id names Kubernetes Jobs) (e.g. `drain-node`)",
     ]));
 }
@@ -438,7 +437,7 @@ fn bad_script_name() {
 fn bad_dockerignore_line() {
     let repo = Repo::fixture();
     repo.write("languages/bash/.dockerignore", "*.tmp\n!\n");
-    repo.krobs(&["--dry-run"]).failure(INPUT).stderr_is(&problems(&[
+    repo.krobs(&["--dry-run"]).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/.dockerignore:2: a lone `!` excludes nothing: remove the line or add a pattern",
     ]));
 }
@@ -451,7 +450,7 @@ fn configured_language_without_folder() {
         format!("{CONFIG}\n[languages.go]\ncommand = [\"{{script}}\"]\n"),
     );
     repo.krobs(&["--dry-run"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is(&problems(&[
             "krobs.toml: `[languages.go]` has no folder `languages/go`: create it or set `path`",
         ]));
@@ -465,7 +464,7 @@ fn command_without_script_placeholder() {
         format!("{CONFIG}\n[languages.bash]\ncommand = [\"bash\"]\n"),
     );
     repo.krobs(&["--dry-run"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: krobs.toml:11:11: `languages.bash.command` never mentions `{script}`: add it where the script path goes");
 }
 
@@ -500,12 +499,12 @@ fn the_summary_line_is_pinned_too() {
 fn flags_a_command_does_not_use_are_refused() {
     let repo = Repo::fixture();
     repo.krobs(&["render", "bash/hello", "--json"])
-        .failure(2)
+        .failure(exit::USAGE)
         .stderr_is("error: `--json` does not apply to `krobs-build render`: drop it; it prints YAML for `kubectl apply -f -`");
     repo.krobs(&["schema", "--only", "nosuch"])
-        .failure(2)
+        .failure(exit::USAGE)
         .stderr_is("error: `--only` does not apply to `krobs-build schema`: drop it");
-    let run = repo.krobs(&["--strict"]).failure(2);
+    let run = repo.krobs(&["--strict"]).failure(exit::USAGE);
     assert!(run.stderr.contains("--dry-run"), "{run}");
     // Exported for a whole CI job, the same flags are a default, not a mistake of this command's.
     let env = [("KROBS_JSON", "1"), ("KROBS_ONLY", "bash")];
@@ -524,7 +523,7 @@ fn flags_a_command_does_not_use_are_refused() {
 #[test]
 fn build_subcommand_points_at_the_bare_command() {
     let repo = Repo::fixture();
-    let run = repo.krobs(&["build"]).failure(2);
+    let run = repo.krobs(&["build"]).failure(exit::USAGE);
     assert!(
         run.stderr
             .starts_with("error: unrecognized subcommand 'build'"),
@@ -637,7 +636,7 @@ fn a_header_that_is_not_utf8_is_refused() {
         b"#!/usr/bin/env bash\n# ---\n# owner = \"caf\xe9\"\n# description = \"x\"\n# ---\necho\n",
     );
     for args in [&["lint"][..], &["--dry-run"]] {
-        repo.krobs(args).failure(INPUT).stderr_is(&problems(&[
+        repo.krobs(args).failure(exit::INPUT).stderr_is(&problems(&[
             "languages/bash/scripts/latin.sh:3: the documentation header is not UTF-8 text: save the script as UTF-8",
         ]));
     }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use krobs::exit;
 use support::e2e_support::{Pipeline, USER};
 use support::http_server::{HttpServer, Reply, Request};
 use support::releases::{edge_repo, go_render, publish_fake, read_yaml_all, validate_kubernetes};
@@ -169,7 +170,7 @@ fn the_artifact_script_answers_a_bearer_challenge() {
     assert_eq!(run.stdout, format!("{expected}\n"), "{run}");
     assert!(front.tokens_issued() >= 1, "no token was asked for\n{run}");
 
-    let run = artifact_script(&front.addr, None, Some((USER, "wrong"))).failure(1);
+    let run = artifact_script(&front.addr, None, Some((USER, "wrong"))).failure(exit::INTERNAL);
     assert_eq!(
         run.stderr.trim_end(),
         format!(
@@ -218,7 +219,7 @@ fn the_artifact_script_gets_an_ecr_token_from_the_aws_cli() {
         .copied()
         .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
         .collect();
-    let run = script_command(&registry.addr(), None, None, &no_keys).failure(1);
+    let run = script_command(&registry.addr(), None, None, &no_keys).failure(exit::INTERNAL);
     assert_eq!(
         run.stderr.lines().last().unwrap(),
         "list-krobs: aws ecr get-login-password failed in us-east-1: check the delegate's AWS credentials",
@@ -234,30 +235,33 @@ fn the_artifact_script_refuses_what_it_cannot_trust() {
     let pushed = push_release(&registry, "krobs/manifest", &manifest, &["latest"]);
 
     // Credentials: none, and wrong ones. The password never shows.
-    let run = artifact_script(&host, None, None).failure(1);
+    let run = artifact_script(&host, None, None).failure(exit::INTERNAL);
     assert_eq!(
         run.stderr.trim_end(),
         format!("list-krobs: {host} wants credentials: set KROBS_REGISTRY_USERNAME and KROBS_REGISTRY_PASSWORD"),
     );
-    let run = artifact_script(&host, None, Some((USER, "not-it"))).failure(1);
+    let run = artifact_script(&host, None, Some((USER, "not-it"))).failure(exit::INTERNAL);
     assert_eq!(
         run.stderr.trim_end(),
         format!("list-krobs: {host} refused the credentials (HTTP 401): check KROBS_REGISTRY_USERNAME / KROBS_REGISTRY_PASSWORD"),
     );
 
     // A tag nobody published.
-    let run = artifact_script(&host, Some("git-fedcba987654"), Some((USER, PASSWORD))).failure(1);
+    let run = artifact_script(&host, Some("git-fedcba987654"), Some((USER, PASSWORD)))
+        .failure(exit::INTERNAL);
     assert_eq!(
         run.stderr.trim_end(),
         format!("list-krobs: no manifest `{host}/krobs/manifest:git-fedcba987654`: has a release been published there?"),
     );
-    let run = artifact_script(&host, Some("../latest"), Some((USER, PASSWORD))).failure(1);
+    let run =
+        artifact_script(&host, Some("../latest"), Some((USER, PASSWORD))).failure(exit::INTERNAL);
     assert!(run.stderr.contains("is neither a tag nor sha256:"), "{run}");
 
     // A preview manifest names no image digests: nothing to deploy.
     let preview = fixture_manifest(true);
     push_release(&registry, "krobs/manifest", &preview, &["preview"]);
-    let run = artifact_script(&host, Some("preview"), Some((USER, PASSWORD))).failure(1);
+    let run =
+        artifact_script(&host, Some("preview"), Some((USER, PASSWORD))).failure(exit::INTERNAL);
     assert!(
         run.stderr
             .contains("a preview manifest names no image digests"),
@@ -273,7 +277,7 @@ fn the_artifact_script_refuses_what_it_cannot_trust() {
         "application/octet-stream",
         &["other"],
     );
-    let run = artifact_script(&host, Some("other"), Some((USER, PASSWORD))).failure(1);
+    let run = artifact_script(&host, Some("other"), Some((USER, PASSWORD))).failure(exit::INTERNAL);
     assert!(
         run.stderr.contains("is not a Krobs manifest artifact"),
         "{run}"
@@ -289,7 +293,7 @@ fn the_artifact_script_refuses_what_it_cannot_trust() {
     let at = bytes.len() / 2;
     bytes[at] ^= 1;
     fs::write(&data, bytes).unwrap();
-    let run = artifact_script(&host, None, Some((USER, PASSWORD))).failure(1);
+    let run = artifact_script(&host, None, Some((USER, PASSWORD))).failure(exit::INTERNAL);
     assert!(run.stderr.contains("refusing it"), "{run}");
     assert_eq!(run.stdout, "", "{run}");
 
@@ -780,7 +784,8 @@ fn a_version_picked_runs_its_release_whatever_was_published_since() {
     }
     // A version naming a release that is not there fails: never another release instead.
     let missing = format!("python/drain_node@sha256:{}", "0".repeat(64));
-    let run = script_command(&p.host(), None, creds, &[("KROBS_VERSION", &missing)]).failure(1);
+    let run = script_command(&p.host(), None, creds, &[("KROBS_VERSION", &missing)])
+        .failure(exit::INTERNAL);
     assert_eq!(
         run.stderr.trim_end(),
         format!(

@@ -10,11 +10,11 @@ use std::os::unix::fs::symlink;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use krobs::exit;
 use support::{
     bash_script, children_max_rss_kib, krobs_command, problems, Repo, Run, CONFIG, MAX_RSS_KIB,
 };
 
-const INPUT: i32 = 3;
 /// What a secret outside the repository holds; it must never be printed.
 const SECRET: &str = "AWS_SECRET_ACCESS_KEY=hunter2-do-not-print";
 
@@ -120,7 +120,7 @@ fn config_symlinked_outside_is_refused_unread() {
     let s = secret(&repo);
     link(&repo, &s, "krobs.toml");
     lint(&repo)
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is(&format!("error: `krobs.toml` {OUTSIDE}"));
 }
 
@@ -129,7 +129,7 @@ fn config_symlinked_to_process_environment_is_refused_unread() {
     let repo = Repo::fixture();
     link(&repo, "/proc/self/environ", "krobs.toml");
     lint(&repo)
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is(&format!("error: `krobs.toml` {OUTSIDE}"));
 }
 
@@ -139,7 +139,7 @@ fn config_fifo_does_not_block() {
     repo.remove("krobs.toml");
     fifo(&repo, "krobs.toml");
     lint(&repo)
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: `krobs.toml` is a FIFO, not a regular file: replace it with a file");
 }
 
@@ -147,7 +147,7 @@ fn config_fifo_does_not_block() {
 fn config_device_is_refused() {
     let repo = Repo::fixture();
     krobs(&repo, &["lint", "--config", "/dev/zero"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is(
             "error: `/dev/zero` is a character device, not a regular file: replace it with a file",
         );
@@ -159,7 +159,7 @@ fn config_folder_is_refused() {
     repo.remove("krobs.toml");
     fs::create_dir(repo.path("krobs.toml")).unwrap();
     lint(&repo)
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: `krobs.toml` is a folder, not a regular file: replace it with a file");
 }
 
@@ -167,7 +167,7 @@ fn config_folder_is_refused() {
 fn config_huge_sparse_file_is_refused_in_bounded_memory() {
     let repo = Repo::fixture();
     sparse(&repo, "krobs.toml", CONFIG, 8 << 30);
-    lint(&repo).failure(INPUT).stderr_is(
+    lint(&repo).failure(exit::INPUT).stderr_is(
         "error: `krobs.toml` is larger than 1024 KiB, the limit for krobs.toml: make it smaller",
     );
     assert!(children_max_rss_kib() < MAX_RSS_KIB);
@@ -179,7 +179,7 @@ fn config_symlink_loop_is_an_error_not_a_hang() {
     repo.remove("krobs.toml");
     link(&repo, "b.toml", "krobs.toml");
     link(&repo, "krobs.toml", "b.toml");
-    lint(&repo).failure(INPUT).stderr_is(
+    lint(&repo).failure(exit::INPUT).stderr_is(
         "error: cannot read `krobs.toml`: Too many levels of symbolic links (os error 40); create it or point `--config` at one",
     );
 }
@@ -189,7 +189,7 @@ fn config_not_utf8() {
     let repo = Repo::fixture();
     repo.write("krobs.toml", b"repository = \"\xff\"\n");
     lint(&repo)
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: `krobs.toml` is not UTF-8 text: save it as UTF-8");
 }
 
@@ -206,7 +206,7 @@ fn host_with_scheme() {
         "krobs.toml",
         CONFIG.replace("registry.example.com:5000", "https://registry.example.com"),
     );
-    lint(&repo).failure(INPUT).stderr_is(
+    lint(&repo).failure(exit::INPUT).stderr_is(
         "error: krobs.toml:5:8: `registry.host` must not have a scheme (`https://`): give the host alone, e.g. `registry.example.com:5000`",
     );
 }
@@ -221,7 +221,7 @@ fn host_with_password_never_prints_it() {
             "ci:hunter2@registry.example.com",
         ),
     );
-    lint(&repo).failure(INPUT).stderr_is(
+    lint(&repo).failure(exit::INPUT).stderr_is(
         "error: krobs.toml:5:8: `registry.host` must not hold credentials (`user:password@`): give the host alone and pass credentials through `KROBS_REGISTRY_USERNAME`/`KROBS_REGISTRY_PASSWORD` or `docker login`",
     );
 }
@@ -233,7 +233,7 @@ fn host_with_path() {
         "krobs.toml",
         CONFIG.replace("registry.example.com:5000", "registry.example.com/team"),
     );
-    lint(&repo).failure(INPUT).stderr_is(&format!(
+    lint(&repo).failure(exit::INPUT).stderr_is(&format!(
         "error: krobs.toml:5:8: `registry.host` {HOST_RULE}"
     ));
 }
@@ -246,7 +246,7 @@ fn host_with_space_and_bad_port() {
             "krobs.toml",
             CONFIG.replace("registry.example.com:5000", host),
         );
-        lint(&repo).failure(INPUT).stderr_is(&format!(
+        lint(&repo).failure(exit::INPUT).stderr_is(&format!(
             "error: krobs.toml:5:8: `registry.host` {HOST_RULE}"
         ));
     }
@@ -259,7 +259,7 @@ fn ecr_host_override_is_checked_too() {
         "krobs.toml",
         "[registry]\nkind = \"ecr\"\naccount_id = \"123456789012\"\nregion = \"eu-west-1\"\nhost = \"http://localhost:4566\"\n",
     );
-    lint(&repo).failure(INPUT).stderr_is(
+    lint(&repo).failure(exit::INPUT).stderr_is(
         "error: krobs.toml:5:8: `registry.host` must not have a scheme (`https://`): give the host alone, e.g. `registry.example.com:5000`",
     );
 }
@@ -271,7 +271,7 @@ fn repository_template_with_tag() {
         "krobs.toml",
         CONFIG.replace("krobs/{language}", "krobs/{language}:latest"),
     );
-    lint(&repo).failure(INPUT).stderr_is(
+    lint(&repo).failure(exit::INPUT).stderr_is(
         "error: krobs.toml:1:14: `repository = \"krobs/{language}:latest\"` must not name a tag (`:tag`): Krobs tags the images itself (e.g. `krobs/{language}`)",
     );
 }
@@ -285,7 +285,7 @@ fn repository_template_upper_case_spaces_and_dots() {
     ] {
         let repo = Repo::fixture();
         repo.write("krobs.toml", CONFIG.replace("krobs/{language}", template));
-        lint(&repo).failure(INPUT).stderr_is(&format!(
+        lint(&repo).failure(exit::INPUT).stderr_is(&format!(
             "error: krobs.toml:1:14: `repository = \"{template}\"` is not an image repository path: use `/`-separated parts of lowercase letters and digits, joined by `.`, `_`, `__` or `-` (e.g. `krobs/{{language}}`)"
         ));
     }
@@ -295,7 +295,7 @@ fn repository_template_upper_case_spaces_and_dots() {
 fn language_folder_upper_case() {
     let repo = Repo::fixture();
     fs::rename(repo.path("languages/python"), repo.path("languages/Python")).unwrap();
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/Python: language name `Python` is not valid: it names an image repository and Kubernetes Jobs, so use lowercase letters and digits joined by `-` or `_` (e.g. `python`): rename the folder",
     ]));
 }
@@ -308,7 +308,7 @@ fn language_folder_with_space_and_dots() {
         repo.path("languages/py thon.."),
     )
     .unwrap();
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/py thon..: language name `py thon..` is not valid: it names an image repository and Kubernetes Jobs, so use lowercase letters and digits joined by `-` or `_` (e.g. `py-thon`): rename the folder",
     ]));
 }
@@ -320,7 +320,7 @@ fn configured_language_name_with_dot() {
         "krobs.toml",
         config_with("[languages.\"py.thon\"]\npath = \"languages/python\""),
     );
-    lint(&repo).failure(INPUT).stderr_is(
+    lint(&repo).failure(exit::INPUT).stderr_is(
         "error: krobs.toml:10:12: language name `py.thon` is not valid: it names an image repository and Kubernetes Jobs, so use lowercase letters and digits joined by `-` or `_` (e.g. `py-thon`)",
     );
 }
@@ -330,7 +330,7 @@ fn script_ids_that_map_to_one_kubernetes_name() {
     let repo = Repo::fixture();
     repo.write("languages/bash/scripts/ops/drain.sh", bash_script("a", "x"));
     repo.write("languages/bash/scripts/ops_drain.sh", bash_script("a", "x"));
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/ops/drain.sh: script id `bash/ops/drain` maps to the Kubernetes name `krobs-bash-ops-drain`, as `languages/bash/scripts/ops_drain.sh` does: rename one of them",
         "languages/bash/scripts/ops_drain.sh: script id `bash/ops_drain` maps to the Kubernetes name `krobs-bash-ops-drain`, as `languages/bash/scripts/ops/drain.sh` does: rename one of them",
     ]));
@@ -340,7 +340,7 @@ fn script_ids_that_map_to_one_kubernetes_name() {
 fn script_name_ending_in_dash() {
     let repo = Repo::fixture();
     repo.write("languages/bash/scripts/drain-.sh", bash_script("a", "x"));
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/drain-.sh: script id `bash/drain-`: its Kubernetes name `krobs-bash-drain-` is not an RFC 1123 label: use lowercase letters, digits and `-`, starting and ending with a letter or digit",
     ]));
 }
@@ -353,7 +353,7 @@ fn cron_script_name_too_long_for_a_cronjob() {
         &format!("languages/bash/scripts/{name}.sh"),
         "# ---\n# owner = \"a\"\n# description = \"b\"\n# schedule = \"@daily\"\n# ---\n",
     );
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[&format!(
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[&format!(
         "languages/bash/scripts/{name}.sh: script id `bash/{name}`: its Kubernetes name `krobs-bash-{name}` is 53 characters long, more than the 52 it may have (Kubernetes allows 52 for a CronJob, 63 for a Job less its run suffix): shorten the file name"
     )]));
 }
@@ -374,7 +374,7 @@ fn languages_dir_absolute_or_parent() {
         let repo = Repo::fixture();
         repo.write("krobs.toml", format!("languages_dir = \"{dir}\"\n{CONFIG}"));
         lint(&repo)
-            .failure(INPUT)
+            .failure(exit::INPUT)
             .stderr_is(&format!("error: krobs.toml:1:17: `languages_dir`: {rule}"));
     }
 }
@@ -386,9 +386,11 @@ fn languages_dir_symlinked_outside() {
     support::copy_dir(&repo.path("languages"), &outside);
     repo.remove("languages");
     link(&repo, &outside, "languages");
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[&format!(
-        "languages: (`languages_dir`) {OUTSIDE}"
-    )]));
+    lint(&repo)
+        .failure(exit::INPUT)
+        .stderr_is(&problems(&[&format!(
+            "languages: (`languages_dir`) {OUTSIDE}"
+        )]));
 }
 
 #[test]
@@ -402,7 +404,7 @@ fn language_path_symlinked_outside() {
         config_with("[languages.ruby]\npath = \"vendor/ruby\""),
     );
     lint(&repo)
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is(&problems(&[&format!("vendor/ruby: {OUTSIDE}")]));
 }
 
@@ -413,7 +415,7 @@ fn language_path_with_parent() {
         "krobs.toml",
         config_with("[languages.ruby]\npath = \"../ruby\""),
     );
-    lint(&repo).failure(INPUT).stderr_is(
+    lint(&repo).failure(exit::INPUT).stderr_is(
         "error: krobs.toml:11:8: `languages.ruby.path`: `../ruby` must stay inside the repository (no `..`)",
     );
 }
@@ -427,9 +429,11 @@ fn extra_input_symlinked_outside_never_enters_the_context() {
         "krobs.toml",
         config_with("[languages.bash]\nextra_inputs = [\"shared/creds.env\"]"),
     );
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[&format!(
-        "shared/creds.env: extra input of `languages/bash` {OUTSIDE}"
-    )]));
+    lint(&repo)
+        .failure(exit::INPUT)
+        .stderr_is(&problems(&[&format!(
+            "shared/creds.env: extra input of `languages/bash` {OUTSIDE}"
+        )]));
 }
 
 #[test]
@@ -439,7 +443,7 @@ fn extra_input_absolute() {
         "krobs.toml",
         config_with("[languages.bash]\nextra_inputs = [\"/etc/passwd\"]"),
     );
-    lint(&repo).failure(INPUT).stderr_is(
+    lint(&repo).failure(exit::INPUT).stderr_is(
         "error: krobs.toml:11:17: `languages.bash.extra_inputs`: `/etc/passwd` must be a path relative to the repository root",
     );
 }
@@ -459,7 +463,7 @@ fn manifest_path_outside() {
         let repo = Repo::fixture();
         repo.write("krobs.toml", CONFIG.replace("out/manifest.json", path));
         lint(&repo)
-            .failure(INPUT)
+            .failure(exit::INPUT)
             .stderr_is(&format!("error: krobs.toml:8:8: `manifest.path`: {rule}"));
     }
 }
@@ -471,7 +475,7 @@ fn manifest_folder_symlinked_outside() {
     fs::create_dir(&outside).unwrap();
     link(&repo, &outside, "out");
     krobs(&repo, &["--dry-run"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is(&format!(
             "error: `[manifest] path`: `out/manifest.json` {OUTSIDE}"
         ));
@@ -482,13 +486,13 @@ fn manifest_folder_symlinked_outside() {
 fn manifest_path_that_is_a_fifo_or_symlink_is_not_replaced() {
     let repo = Repo::fixture();
     fifo(&repo, "out/manifest.json");
-    krobs(&repo, &["--dry-run"]).failure(INPUT).stderr_is(
+    krobs(&repo, &["--dry-run"]).failure(exit::INPUT).stderr_is(
         "error: `[manifest] path`: `out/manifest.json` is a FIFO, not a regular file: replace it with a file",
     );
     let repo = Repo::fixture();
     repo.write("out/real.json", "{}");
     link(&repo, "real.json", "out/manifest.json");
-    krobs(&repo, &["--dry-run"]).failure(INPUT).stderr_is(
+    krobs(&repo, &["--dry-run"]).failure(exit::INPUT).stderr_is(
         "error: `[manifest] path`: `out/manifest.json` is a symlink, not a regular file: replace it with a file",
     );
     assert_eq!(
@@ -502,7 +506,7 @@ fn failed_run_leaves_the_previous_preview_untouched() {
     let repo = Repo::fixture();
     repo.write("out/manifest.json", "previous\n");
     repo.write("languages/bash/scripts/bad.sh", "echo no header\n");
-    krobs(&repo, &["--dry-run"]).failure(INPUT);
+    krobs(&repo, &["--dry-run"]).failure(exit::INPUT);
     assert_eq!(
         fs::read_to_string(repo.path("out/manifest.json")).unwrap(),
         "previous\n"
@@ -521,7 +525,7 @@ fn a_dry_run_that_cannot_print_its_report_writes_no_preview() {
         cmd
     };
     for args in [&["--dry-run"][..], &["--dry-run", "--json"]] {
-        let run = Run::new(full(), &repo.root, args, &[]).failure(1);
+        let run = Run::new(full(), &repo.root, args, &[]).failure(exit::INTERNAL);
         assert!(
             run.stderr.ends_with(
                 "error: cannot write to stdout: No space left on device (os error 28)\n"
@@ -531,7 +535,7 @@ fn a_dry_run_that_cannot_print_its_report_writes_no_preview() {
         assert!(!repo.path("out/manifest.preview.json").exists(), "{run}");
     }
     repo.write("out/manifest.preview.json", "previous preview\n");
-    Run::new(full(), &repo.root, &["--dry-run"], &[]).failure(1);
+    Run::new(full(), &repo.root, &["--dry-run"], &[]).failure(exit::INTERNAL);
     assert_eq!(
         fs::read_to_string(repo.path("out/manifest.preview.json")).unwrap(),
         "previous preview\n"
@@ -557,7 +561,7 @@ fn dockerfile_fifo() {
     let repo = Repo::fixture();
     repo.remove("languages/bash/Dockerfile");
     fifo(&repo, "languages/bash/Dockerfile");
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/Dockerfile: is a FIFO, not a regular file: replace it with a file",
     ]));
 }
@@ -567,25 +571,29 @@ fn dockerfile_symlinked_outside() {
     let repo = Repo::fixture();
     let s = secret(&repo);
     link(&repo, &s, "languages/bash/Dockerfile");
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[&format!(
-        "languages/bash/Dockerfile: {OUTSIDE}"
-    )]));
+    lint(&repo)
+        .failure(exit::INPUT)
+        .stderr_is(&problems(&[&format!(
+            "languages/bash/Dockerfile: {OUTSIDE}"
+        )]));
 }
 
 #[test]
 fn dockerfile_symlinked_to_a_device() {
     let repo = Repo::fixture();
     link(&repo, "/dev/zero", "languages/bash/Dockerfile");
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[&format!(
-        "languages/bash/Dockerfile: {OUTSIDE}"
-    )]));
+    lint(&repo)
+        .failure(exit::INPUT)
+        .stderr_is(&problems(&[&format!(
+            "languages/bash/Dockerfile: {OUTSIDE}"
+        )]));
 }
 
 #[test]
 fn dockerfile_huge_sparse() {
     let repo = Repo::fixture();
     sparse(&repo, "languages/bash/Dockerfile", "FROM x\n", 4 << 30);
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/Dockerfile: is larger than 1024 KiB, the limit for a Dockerfile: make it smaller",
     ]));
     assert!(children_max_rss_kib() < MAX_RSS_KIB);
@@ -595,7 +603,7 @@ fn dockerfile_huge_sparse() {
 fn dockerignore_fifo() {
     let repo = Repo::fixture();
     fifo(&repo, "languages/bash/.dockerignore");
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/.dockerignore: is a FIFO, not a file, folder or symlink: remove it or add it to `.dockerignore`",
         "languages/bash/.dockerignore: is a FIFO, not a regular file: replace it with a file",
     ]));
@@ -605,7 +613,7 @@ fn dockerignore_fifo() {
 fn dockerignore_symlinked_to_process_environment() {
     let repo = Repo::fixture();
     link(&repo, "/proc/self/environ", "languages/bash/.dockerignore");
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         &format!("languages/bash/.dockerignore: {OUTSIDE}"),
         "languages/bash/.dockerignore: symlink points outside `bash` (to `/proc/self/environ`): Docker cannot follow it; copy the file in instead",
     ]));
@@ -615,7 +623,7 @@ fn dockerignore_symlinked_to_process_environment() {
 fn dockerignore_huge_sparse() {
     let repo = Repo::fixture();
     sparse(&repo, "languages/bash/.dockerignore", "*.tmp\n", 2 << 30);
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/.dockerignore: is larger than 1024 KiB, the limit for a `.dockerignore`: make it smaller",
     ]));
     assert!(children_max_rss_kib() < MAX_RSS_KIB);
@@ -625,7 +633,7 @@ fn dockerignore_huge_sparse() {
 fn script_fifo() {
     let repo = Repo::fixture();
     fifo(&repo, "languages/bash/scripts/wait.sh");
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/wait.sh: is a FIFO, not a file, folder or symlink: remove it or add it to `.dockerignore`",
     ]));
 }
@@ -656,7 +664,9 @@ fn device_files_inside_the_repository_are_never_read() {
             .unwrap();
         assert!(out.status.success(), "mknod (needs root): {out:?}");
         let started = Instant::now();
-        lint(&repo).failure(INPUT).stderr_is(&problems(&[problem]));
+        lint(&repo)
+            .failure(exit::INPUT)
+            .stderr_is(&problems(&[problem]));
         assert!(started.elapsed() < Duration::from_secs(30));
     }
 }
@@ -666,7 +676,7 @@ fn script_symlinked_outside() {
     let repo = Repo::fixture();
     let s = secret(&repo);
     link(&repo, &s, "languages/bash/scripts/env.sh");
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[&format!(
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[&format!(
         "languages/bash/scripts/env.sh: symlink points outside `bash` (to `{}`): Docker cannot follow it; copy the file in instead",
         s.display()
     )]));
@@ -677,7 +687,7 @@ fn symlink_chain_leading_out() {
     let repo = Repo::fixture();
     link(&repo, "b", "languages/bash/lib/a");
     link(&repo, "../../../../secret.env", "languages/bash/lib/b");
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/lib/b: symlink points outside `bash` (to `../../../../secret.env`): Docker cannot follow it; copy the file in instead",
     ]));
 }
@@ -687,7 +697,7 @@ fn symlink_loop_in_scripts() {
     let repo = Repo::fixture();
     link(&repo, "b.sh", "languages/bash/scripts/a.sh");
     link(&repo, "a.sh", "languages/bash/scripts/b.sh");
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/a.sh: scripts must be regular files, not symlinks: copy the file in",
         "languages/bash/scripts/b.sh: scripts must be regular files, not symlinks: copy the file in",
     ]));
@@ -730,7 +740,7 @@ fn header_must_end_within_its_limit() {
         text.push_str("# description = \"padding padding padding\"\n");
     }
     repo.write("languages/bash/scripts/long.sh", text);
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/long.sh:1: documentation header does not end within the first 64 KiB of the script: keep it short and close it with a `# ---` line",
     ]));
 }
@@ -746,7 +756,7 @@ fn escape_sequences_in_a_header_are_escaped() {
         "languages/bash/scripts/x.sh",
         "# ---\n# owner = \"a\"\n# description = \"b\"\n# schedule = \"\\u001b[2J\\u001b]0;pwned\\u0007\"\n# ---\n",
     );
-    let run = lint(&repo).failure(INPUT);
+    let run = lint(&repo).failure(exit::INPUT);
     assert!(!run.stderr.contains('\u{1b}'), "{run}");
     run.stderr_is(&problems(&[
         "languages/bash/scripts/x.sh:4: header `schedule = \"\\u001b[2J\\u001b]0;pwned\\u0007\"` is not a valid cron expression: expected exactly 5 fields, found 1; use five fields `minute hour day-of-month month day-of-week`, e.g. \"*/15 * * * *\"",
@@ -760,7 +770,7 @@ fn control_characters_in_file_names_are_escaped() {
         "languages/bash/scripts/a\rb\u{202e}.sh",
         bash_script("a", "x"),
     );
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/a\\u000db\\u202e.sh: script name makes a bad id: use lowercase letters, digits, `-` and `_` (the id names Kubernetes Jobs) (e.g. `a-b`)",
     ]));
 }
@@ -774,7 +784,7 @@ fn documented_script_excluded_by_dockerignore() {
         bash_script("a", "x"),
     );
     repo.write("languages/bash/scripts/old-notes.txt", "not a script\n");
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/old-cleanup.sh: documented script is excluded by `.dockerignore`, so no image holds it: remove the pattern that excludes it, or the script",
     ]));
 }
@@ -784,7 +794,7 @@ fn header_outside_scripts_is_reported() {
     let repo = Repo::fixture();
     repo.write("languages/bash/lib/rotate.sh", bash_script("a", "x"));
     repo.write("languages/bash/lib/util.sh", "# helpers\n");
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/lib/rotate.sh: has a documentation header but is not under `scripts/`, so it is not a krob: move it to `languages/bash/scripts/` or remove the header",
     ]));
 }
@@ -801,7 +811,7 @@ fn cron_by_the_cronjob_controllers_dialect() {
         "languages/bash/scripts/sunday.sh",
         "# ---\n# owner = \"a\"\n# description = \"b\"\n# schedule = \"0 0 * * 7\"\n# ---\n",
     );
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/scripts/sunday.sh:4: header `schedule = \"0 0 * * 7\"` is not a valid cron expression: day-of-week field: end of range (7) above maximum (6) in `7`; use five fields `minute hour day-of-month month day-of-week`, e.g. \"*/15 * * * *\"",
     ]));
 }
@@ -810,7 +820,7 @@ fn cron_by_the_cronjob_controllers_dialect() {
 fn lint_json_prints_json_with_problems() {
     let repo = Repo::fixture();
     repo.write("languages/bash/scripts/bad.sh", "echo\n");
-    let run = krobs(&repo, &["lint", "--json"]).failure(INPUT);
+    let run = krobs(&repo, &["lint", "--json"]).failure(exit::INPUT);
     assert_eq!(
         run.json(),
         serde_json::json!({
@@ -836,7 +846,7 @@ fn lint_json_still_clean_json_when_fine() {
 fn lint_json_prints_json_for_a_configuration_error() {
     let repo = Repo::fixture();
     repo.write("krobs.toml", "[registry\n");
-    let run = krobs(&repo, &["lint", "--json"]).failure(INPUT);
+    let run = krobs(&repo, &["lint", "--json"]).failure(exit::INPUT);
     assert_eq!(
         run.json(),
         serde_json::json!({
@@ -861,7 +871,7 @@ fn sockets_are_refused_as_dockerfile_and_as_script() {
     let _script =
         std::os::unix::net::UnixListener::bind(repo.path("languages/python/scripts/sock.py"))
             .unwrap();
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/bash/Dockerfile: is a socket, not a regular file: replace it with a file",
         "languages/python/scripts/sock.py: is a socket, not a file, folder or symlink: remove it or add it to `.dockerignore`",
     ]));
@@ -875,7 +885,7 @@ fn image_name_too_long() {
         "krobs.toml",
         CONFIG.replace("krobs/{language}", &format!("{long}/{{language}}")),
     );
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         &format!("krobs.toml: the image name `registry.example.com:5000/{long}/bash` is 271 characters long, more than the 255 an image reference allows: shorten `repository` or the language name"),
         &format!("krobs.toml: the image name `registry.example.com:5000/{long}/python` is 273 characters long, more than the 255 an image reference allows: shorten `repository` or the language name"),
     ]));
@@ -888,7 +898,7 @@ fn language_path_that_does_not_exist() {
         "krobs.toml",
         config_with("[languages.ruby]\npath = \"vendor/ruby\""),
     );
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "vendor/ruby: the folder of language `ruby` does not exist: create it or fix `[languages.ruby] path` in krobs.toml",
     ]));
 }
@@ -930,7 +940,7 @@ fn an_extra_input_that_lands_in_scripts_is_refused() {
             "scripts/helpers"
         };
         for args in [&["lint"][..], &["--dry-run"]] {
-            krobs(&repo, args).failure(INPUT).stderr_is(&problems(&[&format!(
+            krobs(&repo, args).failure(exit::INPUT).stderr_is(&problems(&[&format!(
                 "{landing}: extra input of `languages/bash` would join its build context at `{landing}`, inside the language's `scripts/`, and be taken for its scripts: move it out of the top-level `scripts/` folder and fix `[languages.bash] extra_inputs` in krobs.toml"
             )]));
         }
@@ -949,7 +959,7 @@ fn git_files_in_a_build_context_are_refused() {
         "krobs.toml",
         config_with("[languages.bash]\nextra_inputs = [\".git\"]"),
     );
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         ".git: git's own files are in the build context of `bash`, and they change with every git command (so would its input digest): add `**/.git` to `languages/bash/.dockerignore`, or remove `.git` from `[languages.bash] extra_inputs` in krobs.toml",
     ]));
 
@@ -959,7 +969,7 @@ fn git_files_in_a_build_context_are_refused() {
         "languages/python/vendor/es/.git/HEAD",
         "ref: refs/heads/main\n",
     );
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "languages/python/vendor/es/.git: git's own files are in the build context of `python`, and they change with every git command (so would its input digest): add `**/.git` to `languages/python/.dockerignore`",
     ]));
     repo.write("languages/python/.dockerignore", "**/.git\n");
@@ -978,7 +988,7 @@ fn outputs_in_a_build_context_are_refused() {
     );
     repo.write("out/notes.txt", "x\n");
     for _ in 0..2 {
-        krobs(&repo, &["--dry-run"]).failure(INPUT).stderr_is(&problems(&[
+        krobs(&repo, &["--dry-run"]).failure(exit::INPUT).stderr_is(&problems(&[
             "krobs.toml: krobs-build writes `out/manifest.json` inside the build context of `bash` (at `out/manifest.json`), so its input digest would change from one run to the next: remove `out` from `[languages.bash] extra_inputs`, or set `[manifest] path` outside it, or leave `out` out in `languages/bash/.dockerignore`",
         ]));
     }
@@ -989,7 +999,7 @@ fn outputs_in_a_build_context_are_refused() {
         "krobs.toml",
         CONFIG.replace("out/manifest.json", "languages/bash/out/manifest.json"),
     );
-    lint(&repo).failure(INPUT).stderr_is(&problems(&[
+    lint(&repo).failure(exit::INPUT).stderr_is(&problems(&[
         "krobs.toml: krobs-build writes `languages/bash/out/manifest.json` inside the build context of `bash` (at `out/manifest.json`), so its input digest would change from one run to the next: set `[manifest] path` outside `languages/bash`, or leave `out` out in `languages/bash/.dockerignore`",
     ]));
     // Left out by `.dockerignore`: two dry runs, the second with the first's preview in

@@ -8,6 +8,7 @@ use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::time::Duration;
 
+use krobs::exit;
 use support::services::{debian_base, maven_mirror, require_services};
 use support::{copy_project_into, problems, Repo, Run};
 
@@ -145,11 +146,13 @@ fn a_syntax_error_in_each_language_is_one_path_line_message_line() {
         "languages/ruby/scripts/broken.rb:7: syntax error, unexpected end-of-input, expecting `end'",
         "languages/scala/scripts/broken.sc:9: ')' expected but '}' found.",
     ];
-    let run = repo.krobs(&["lint", "--syntax"]).failure(3);
+    let run = repo.krobs(&["lint", "--syntax"]).failure(exit::INPUT);
     assert_eq!(without_progress(&run), problems(&expected), "{run}");
     assert_eq!(run.stdout, "", "{run}");
 
-    let run = repo.krobs(&["lint", "--syntax", "--json"]).failure(3);
+    let run = repo
+        .krobs(&["lint", "--syntax", "--json"])
+        .failure(exit::INPUT);
     let found: Vec<String> = run.json()["problems"]
         .as_array()
         .unwrap()
@@ -201,7 +204,7 @@ fn the_check_cannot_reach_a_loopback_server() {
     );
     let run = repo
         .krobs(&["lint", "--syntax", "--only", "python"])
-        .failure(3);
+        .failure(exit::INPUT);
     assert_eq!(
         without_progress(&run),
         problems(&["languages/python/scripts/phone_home.py: the syntax check (`python3`) failed with exit code 3: no network: ConnectionRefusedError"]),
@@ -227,7 +230,7 @@ fn scripts_too_large_to_check_are_one_line_and_nothing_is_built() {
         .unwrap()
         .set_len(1 << 30)
         .unwrap();
-    let run = repo.krobs(&["lint", "--syntax"]).failure(3);
+    let run = repo.krobs(&["lint", "--syntax"]).failure(exit::INPUT);
     assert_eq!(
         without_progress(&run),
         "error: `languages/bash/scripts` holds more than 16 MiB of scripts: `lint --syntax` checks at most that much per language; remove or split what no reviewer can read",

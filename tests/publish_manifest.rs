@@ -8,6 +8,7 @@ mod support;
 use std::process::Command;
 use std::sync::Arc;
 
+use krobs::exit;
 use serde_json::{json, Value};
 use support::e2e_support::*;
 use support::http_server::{HttpServer, Reply, Request};
@@ -366,7 +367,7 @@ fn the_manifest_is_published_as_an_oci_artifact_and_pulls_back_byte_for_byte() {
             "--manifest",
             "git-000000000000",
         ])
-        .failure(5);
+        .failure(exit::REGISTRY);
     assert!(
         missing.stderr.starts_with("error: ") && missing.stderr.lines().count() == 1,
         "{missing}"
@@ -379,7 +380,7 @@ fn the_manifest_is_published_as_an_oci_artifact_and_pulls_back_byte_for_byte() {
             "path = \"out/krobs-manifest.json\"\nrepository = \"krobs/bash\"",
         )
     });
-    let wrong = p.krobs(&["manifest", "pull"]).failure(5);
+    let wrong = p.krobs(&["manifest", "pull"]).failure(exit::REGISTRY);
     assert_eq!(
         wrong.stderr,
         format!("error: `{host}/krobs/bash:latest` is not a krobs manifest artifact: its artifactType is missing, not `{ARTIFACT_TYPE}`\n")
@@ -446,7 +447,8 @@ fn latest_never_moves_backwards_nor_with_only() {
         "one PUT, by digest\n{only}"
     );
     assert_eq!(artifact_digest(&p, "latest"), b_digest);
-    p.krobs(&["manifest", "pull", &git_tag(&c)]).failure(5);
+    p.krobs(&["manifest", "pull", &git_tag(&c)])
+        .failure(exit::REGISTRY);
     assert_eq!(names(&pulled(&partial_digest)), ["bash"]);
     let content_path = p
         .repo
@@ -597,7 +599,7 @@ fn ecr_refuses_an_immutable_manifest_repository_before_any_build() {
     require_services();
     let p = Pipeline::ecr(true);
     create_ecr_repository(&p, "krobs/manifest", "IMMUTABLE");
-    let run = p.krobs(&["--only", "bash"]).failure(6);
+    let run = p.krobs(&["--only", "bash"]).failure(exit::AWS);
     assert_eq!(
         error_line(&run),
         "error: ECR repository `krobs/manifest` has immutable tags, but the manifest's `latest` tag must move: run `aws ecr put-image-tag-mutability --repository-name krobs/manifest --image-tag-mutability MUTABLE`, or set `[manifest] repository` in krobs.toml to a repository with mutable tags"
@@ -614,7 +616,7 @@ fn ecr_without_creation_refuses_a_missing_manifest_repository_before_any_build()
     require_services();
     let p = Pipeline::ecr(false);
     create_ecr_repository(&p, "krobs/bash", "IMMUTABLE");
-    let run = p.krobs(&["--only", "bash"]).failure(6);
+    let run = p.krobs(&["--only", "bash"]).failure(exit::AWS);
     assert_eq!(
         error_line(&run),
         format!("error: ECR repository `krobs/manifest` for the manifest does not exist in account `{ECR_ACCOUNT}`: create it with mutable tags (`aws ecr create-repository --repository-name krobs/manifest --image-tag-mutability MUTABLE`) or set `registry.create_repositories = true` in krobs.toml")
@@ -648,14 +650,18 @@ fn pulling_a_missing_tag_or_a_bad_reference_is_one_line() {
             "git-0123456789ab",
         ),
     ] {
-        let run = p.krobs(&["manifest", "pull", reference]).failure(5);
+        let run = p
+            .krobs(&["manifest", "pull", reference])
+            .failure(exit::REGISTRY);
         assert_eq!(
             run.stderr,
             format!("error: no manifest `{tag}` in `{repository}`: pull `latest` or the `git-<commit>` of a commit a real run published\n")
         );
         assert_eq!(run.stdout, "");
     }
-    let run = p.krobs(&["manifest", "pull", "sha256:abc"]).failure(2);
+    let run = p
+        .krobs(&["manifest", "pull", "sha256:abc"])
+        .failure(exit::USAGE);
     assert_eq!(
         run.stderr,
         "error: `sha256:abc` is not a manifest reference: give `latest`, a commit (40 hex, or the tag `git-<first 12 hex>`), or the artifact's digest `sha256:<64 hex>`\n"
@@ -711,7 +717,9 @@ fn pulling_content_that_does_not_match_its_digest_is_refused() {
     let docker_config = tempfile::tempdir().unwrap();
     let env = [("DOCKER_CONFIG", docker_config.path().to_str().unwrap())];
 
-    let run = repo.krobs_env(&["manifest", "pull"], &env).failure(5);
+    let run = repo
+        .krobs_env(&["manifest", "pull"], &env)
+        .failure(exit::REGISTRY);
     assert_eq!(
         run.stderr,
         format!(
@@ -723,7 +731,7 @@ fn pulling_content_that_does_not_match_its_digest_is_refused() {
 
     let run = repo
         .krobs_env(&["manifest", "pull", &asked_digest], &env)
-        .failure(5);
+        .failure(exit::REGISTRY);
     assert_eq!(
         run.stderr,
         format!("error: `{host}/krobs/manifest@{asked_digest}`: the registry served an artifact whose sha256 is `{found_digest}`, not `{asked_digest}`; do not deploy it, publish the release again\n")

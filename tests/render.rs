@@ -9,6 +9,7 @@ mod support;
 
 use std::path::Path;
 
+use krobs::exit;
 use krobs::plan::digest::bytes_sha256;
 use serde_json::{json, Value};
 use support::releases::{
@@ -16,9 +17,6 @@ use support::releases::{
     LONG_JOB,
 };
 use support::{copy_project_into, read_yaml, Repo};
-
-const USAGE: i32 = 2;
-const INPUT: i32 = 3;
 
 fn manifest(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap()
@@ -377,7 +375,7 @@ fn manifest_named_by_its_digest() {
     repo.write(&named, &tampered);
     let actual = bytes_sha256(tampered.as_bytes());
     repo.krobs(&["render", "bash/hello", "--manifest", &named])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is(&format!(
             "error: the manifest `{named}` is named by sha256 `{hex}` but its bytes hash to `{actual}`: it was changed after it was written; pull it again or use the file the run wrote"
         ));
@@ -390,10 +388,10 @@ fn unknown_script_suggests_the_closest() {
     repo.commit_all("the project");
     publish_fake(&repo, "out/krobs-manifest.json");
     repo.krobs(&["render", "pyhton/expunge_delete"])
-        .failure(USAGE)
+        .failure(exit::USAGE)
         .stderr_is("error: no script `pyhton/expunge_delete` in the manifest `./out/krobs-manifest.json`: did you mean `python/expunge_deletes`?");
     repo.krobs(&["render", "drain_node"])
-        .failure(USAGE)
+        .failure(exit::USAGE)
         .stderr_is("error: no script `drain_node` in the manifest `./out/krobs-manifest.json`: did you mean `python/drain_node`?");
 }
 
@@ -402,7 +400,7 @@ fn preview_is_refused() {
     let repo = Repo::fixture();
     repo.krobs(&["--dry-run"]).success();
     repo.krobs(&["render", "bash/hello", "--manifest", "out/manifest.preview.json"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: the manifest `out/manifest.preview.json` is a dry-run preview with no image digests: run `krobs-build` without `--dry-run`, or render from a published manifest (`--manifest latest`)");
 }
 
@@ -410,7 +408,7 @@ fn preview_is_refused() {
 fn bad_manifests_are_refused() {
     let repo = Repo::fixture();
     repo.krobs(&["render", "bash/hello"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: cannot read the manifest `./out/manifest.json`: No such file or directory (os error 2); run `krobs-build` to write it, or pass `--manifest PATH` or a published reference such as `--manifest latest`");
 
     let bytes = publish_fake(&repo, "out/manifest.json");
@@ -422,7 +420,7 @@ fn bad_manifests_are_refused() {
     let tag = "registry.example.com:5000/krobs/bash:latest";
     repo.write("unpinned.json", text.replace(&image, tag));
     repo.krobs(&["render", "bash/hello", "--manifest", "unpinned.json"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is(&format!("error: script `bash/hello` of the manifest `unpinned.json` has image `{tag}`, not pinned by digest (`repository@sha256:...`): render only from a manifest a real run wrote"));
 
     repo.write(
@@ -430,26 +428,26 @@ fn bad_manifests_are_refused() {
         text.replace("krobs-manifest/v1", "krobs-manifest/v2"),
     );
     repo.krobs(&["render", "bash/hello", "--manifest", "v2.json"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: the manifest `v2.json` has format `krobs-manifest/v2`, this krobs-build reads `krobs-manifest/v1`: render it with a krobs-build of its version");
 
     let mut empty = manifest(text.as_bytes());
     empty["scripts"] = json!([]);
     repo.write("empty.json", serde_json::to_vec_pretty(&empty).unwrap());
     repo.krobs(&["render", "bash/hello", "--manifest", "empty.json"])
-        .failure(USAGE)
+        .failure(exit::USAGE)
         .stderr_is(
             "error: no script `bash/hello` in the manifest `empty.json`: it lists no scripts",
         );
 
     repo.write("junk.json", "not json\n");
     repo.krobs(&["render", "bash/hello", "--manifest", "junk.json"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: the manifest `junk.json` is not a krobs manifest: expected ident at line 1 column 2");
 
     let dir = Path::new("out");
     repo.krobs(&["render", "bash/hello", "--manifest", dir.to_str().unwrap()])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: cannot read the manifest `out`: not a regular file; run `krobs-build` to write it, or pass `--manifest PATH` or a published reference such as `--manifest latest`");
 }
 
@@ -461,20 +459,20 @@ fn release_references_share_one_grammar() {
     let repo = Repo::fixture();
     let short = "error: `git-0123abcd` has 8 hex digits: release tags use the first 12 of the commit (`git rev-parse --short=12 <commit>`), or give the full 40-hex commit";
     repo.krobs(&["render", "bash/hello", "--manifest", "git-0123abcd"])
-        .failure(USAGE)
+        .failure(exit::USAGE)
         .stderr_is(short);
     repo.krobs(&["manifest", "pull", "git-0123abcd"])
-        .failure(USAGE)
+        .failure(exit::USAGE)
         .stderr_is(short);
     let bad = "error: `sha256:abc` is not a manifest reference: give `latest`, a commit (40 hex, or the tag `git-<first 12 hex>`), or the artifact's digest `sha256:<64 hex>`";
     repo.krobs(&["render", "bash/hello", "--manifest", "sha256:abc"])
-        .failure(USAGE)
+        .failure(exit::USAGE)
         .stderr_is(bad);
     repo.krobs(&["manifest", "pull", "sha256:abc"])
-        .failure(USAGE)
+        .failure(exit::USAGE)
         .stderr_is(bad);
     repo.krobs(&["manifest", "pull", "v1"])
-        .failure(USAGE)
+        .failure(exit::USAGE)
         .stderr_is("error: `v1` is not a manifest reference: give `latest`, a commit (40 hex, or the tag `git-<first 12 hex>`), or the artifact's digest `sha256:<64 hex>`");
 
     let bytes = publish_fake(&repo, "out/manifest.json");
@@ -488,7 +486,7 @@ fn release_references_share_one_grammar() {
         assert_eq!(read_yaml(&yaml)["kind"], "Job", "{file}");
     }
     repo.krobs(&["render", "bash/hello", "--manifest", "v2"])
-        .failure(INPUT)
+        .failure(exit::INPUT)
         .stderr_is("error: cannot read the manifest `v2`: No such file or directory (os error 2); run `krobs-build` to write it, or pass `--manifest PATH` or a published reference such as `--manifest latest`");
 }
 
@@ -510,11 +508,11 @@ fn bad_arguments_are_refused() {
     for (extra, expected) in cases {
         let mut args = vec!["render", "bash/hello"];
         args.extend_from_slice(extra);
-        repo.krobs(&args).failure(USAGE).stderr_is(expected);
+        repo.krobs(&args).failure(exit::USAGE).stderr_is(expected);
     }
     // A CronJob is named after its script, never by `--name`: `render --schedules` finds it so.
     repo.krobs(&["render", "python/report", "--name", "nightly"])
-        .failure(USAGE)
+        .failure(exit::USAGE)
         .stderr_is("error: `--name nightly`: script `python/report` has a schedule, and a CronJob is named after its script (`krobs-python-report`) so that `render --schedules` reconciles it; `--name` names Jobs only");
 }
 
@@ -603,5 +601,5 @@ fn schedules_of_two_releases_and_what_the_prune_deletes() {
 
     // `--schedules` takes no script id.
     repo.krobs(&["render", "--schedules", "python/drain_node"])
-        .failure(USAGE);
+        .failure(exit::USAGE);
 }

@@ -7,6 +7,7 @@
 
 mod support;
 
+use krobs::exit;
 use serde_json::Value;
 use support::e2e_support::*;
 use support::services::{debian_base, maven_mirror, maven_repo, require_services, MavenMirror};
@@ -199,7 +200,7 @@ fn scalas_fetch_stage_refuses_a_jar_the_lock_does_not_pin() {
         let text = text.replace(&maven_mirror(), &url);
         on_base(&text, "scala", &debian_base("KROBS_TEST_BASE_JRE"))
     });
-    let run = p.krobs(&["--only", "scala"]).failure(4);
+    let run = p.krobs(&["--only", "scala"]).failure(exit::DOCKER);
     assert!(
         run.stderr.contains(&format!(
             "{}/{tampered} has sha256 {actual}, not {pinned} as ammonite.lock pins: refusing it",
@@ -212,7 +213,7 @@ fn scalas_fetch_stage_refuses_a_jar_the_lock_does_not_pin() {
     std::fs::remove_file(&jar).unwrap();
     std::os::unix::fs::symlink(maven_repo().join(tampered), &jar).unwrap();
     std::fs::remove_file(mirror.path(missing)).unwrap();
-    let run = p.krobs(&["--only", "scala"]).failure(4);
+    let run = p.krobs(&["--only", "scala"]).failure(exit::DOCKER);
     assert!(
         run.stderr.contains(&format!(
             "cannot fetch {}/{missing} (3 tries): check MAVEN_REPOSITORY and the network of the build",
@@ -250,7 +251,7 @@ fn scalas_build_refuses_libraries_its_lock_was_not_made_for() {
         format!("{shipped}import $ivy.`com.github.scopt::scopt:4.1.0`\n"),
     );
     p.commit("declare a library without re-locking");
-    let run = p.krobs(&["--only", "scala"]).failure(4);
+    let run = p.krobs(&["--only", "scala"]).failure(exit::DOCKER);
     assert!(
         run.stderr.contains(
             "languages/scala/dependencies.sc imports `com.github.scopt:scopt_2.13:4.1.0`, which \
@@ -269,7 +270,7 @@ fn scalas_build_refuses_libraries_its_lock_was_not_made_for() {
         std::fs::read(lock).unwrap(),
     );
     p.commit("a lock made for another dependencies.sc");
-    let run = p.krobs(&["--only", "scala"]).failure(4);
+    let run = p.krobs(&["--only", "scala"]).failure(exit::DOCKER);
     assert!(
         run.stderr.contains(
             "languages/scala/dependencies.lock was made for `com.github.scopt:scopt_2.13:4.1.0`, \

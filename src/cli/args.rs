@@ -83,7 +83,7 @@ impl Cli {
         }
         eprint!("{}", e.render());
         eprintln!("\nthe bare command builds, pushes and publishes: run `krobs-build` (`krobs-build --dry-run` to see the plan first)");
-        std::process::exit(2);
+        std::process::exit(crate::exit::USAGE.into());
     }
 
     /// An empty name typed in `--only` (`--only ""`, `--only python,`) names no language, and

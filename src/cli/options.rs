@@ -4,10 +4,11 @@
 
 use std::path::PathBuf;
 
-use crate::cli::args::{
-    Cli, Command, HarnessTemplate, ManifestCommand, Progress, PullFormat, SchemaKind,
-};
+use crate::cli::args::{self, Cli, Command, ManifestCommand};
+use crate::deploy::harness;
+pub use crate::deploy::render::RenderOptions;
 use crate::plan::discover;
+use crate::progress;
 
 /// The resolved command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,20 +26,12 @@ pub struct Options {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Task {
     /// Build, push and publish (or, with `dry_run`, show what that would do).
-    Publish {
-        dry_run: bool,
-        /// `--allow-dirty`: a tree that is not HEAD publishes by digest only.
-        allow_dirty: bool,
-        /// A dry run that cannot read the registry fails.
-        strict: bool,
-        since: Option<String>,
-        progress: Progress,
-    },
+    Publish(PublishOptions),
     /// Check the headers and folders; with `syntax`, also each script's syntax.
     Lint {
         syntax: bool,
     },
-    Schema(SchemaKind),
+    Schema(Schema),
     PullManifest {
         reference: String,
         format: PullFormat,
@@ -50,42 +43,77 @@ pub enum Task {
         namespace: Option<String>,
     },
     /// `render --harness-template`: the Go template Harness renders.
-    HarnessTemplate(HarnessTemplate),
+    HarnessTemplate(harness::Template),
 }
 
-/// `krobs-build render`'s arguments.
+/// The bare command's flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderOptions {
-    pub script_id: String,
-    /// A manifest file, or a published reference; `None`: the configured manifest path.
-    pub manifest: Option<String>,
-    pub name: Option<String>,
-    pub namespace: Option<String>,
-    /// `KEY=VALUE` pairs, checked by `render`.
-    pub env: Vec<String>,
+pub struct PublishOptions {
+    /// Show what a real run would do, touching no Docker Engine, AWS or registry write.
+    pub dry_run: bool,
+    /// `--allow-dirty`: a tree that is not HEAD publishes by digest only.
+    pub allow_dirty: bool,
+    /// A dry run that cannot read the registry fails.
+    pub strict: bool,
+    /// `--since REV`: what git says changed, for the log and the report.
+    pub since: Option<String>,
+    pub progress: progress::Mode,
+}
+
+/// The JSON Schemas `krobs-build schema` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    Manifest,
+    Report,
+    Monitor,
+}
+
+/// How `manifest pull` prints a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullFormat {
+    /// The manifest's bytes, as published.
+    Json,
+    /// The one-line view Harness's Custom Artifact source reads.
+    Harness,
 }
 
 impl From<Cli> for Options {
     fn from(cli: Cli) -> Options {
         let task = match cli.command {
-            None => Task::Publish {
+            None => Task::Publish(PublishOptions {
                 dry_run: cli.dry_run,
                 allow_dirty: cli.allow_dirty,
                 strict: cli.strict,
                 since: cli.since,
-                progress: cli.progress,
-            },
+                progress: match cli.progress {
+                    args::Progress::Auto => progress::Mode::Auto,
+                    args::Progress::Plain => progress::Mode::Plain,
+                },
+            }),
             Some(Command::Lint { syntax }) => Task::Lint { syntax },
-            Some(Command::Schema { which }) => Task::Schema(which),
+            Some(Command::Schema { which }) => Task::Schema(match which {
+                args::SchemaKind::Manifest => Schema::Manifest,
+                args::SchemaKind::Report => Schema::Report,
+                args::SchemaKind::Monitor => Schema::Monitor,
+            }),
             Some(Command::Manifest(ManifestCommand::Pull { reference, format })) => {
-                Task::PullManifest { reference, format }
+                Task::PullManifest {
+                    reference,
+                    format: match format {
+                        args::PullFormat::Json => PullFormat::Json,
+                        args::PullFormat::Harness => PullFormat::Harness,
+                    },
+                }
             }
             Some(Command::Render(args)) if args.schedules => Task::RenderSchedules {
                 manifest: args.manifest,
                 namespace: args.namespace,
             },
             Some(Command::Render(args)) if args.harness_template.is_some() => {
-                Task::HarnessTemplate(args.harness_template.expect("checked"))
+                Task::HarnessTemplate(match args.harness_template.expect("checked") {
+                    args::HarnessTemplate::Krob => harness::Template::Krob,
+                    args::HarnessTemplate::Schedules => harness::Template::Schedules,
+                })
             }
             Some(Command::Render(args)) => Task::Render(RenderOptions {
                 script_id: args.script_id.unwrap_or_default(),

@@ -11,8 +11,10 @@ use serde_json::json;
 
 use crate::input::git::Changes;
 use crate::plan::discover::{Inventory, Script};
-use crate::plan::{Plan, RegistryState};
-use crate::release::manifest::{Outcome, Published, Written};
+use crate::plan::{LanguagePlan, Plan, RegistryState};
+use crate::progress::seconds;
+use crate::publish::{Outcome, Published};
+use crate::release::manifest::Written;
 use crate::release::Publication;
 
 /// The report format; the JSON Schema in `schema/report-v1.schema.json` describes it.
@@ -170,6 +172,56 @@ pub struct Timings {
     pub total: u64,
 }
 
+impl LanguageReport {
+    /// A language's plan, and what it ended as when it was published (`p`).
+    fn new(lp: &LanguagePlan, p: Option<&Published>) -> LanguageReport {
+        LanguageReport {
+            name: lp.language.name.clone(),
+            input_digest: lp.input_digest.to_string(),
+            tag: lp.tag.clone(),
+            image: lp.image.clone(),
+            repository: lp.repository.clone(),
+            base_image: lp.language.inputs.base_image.clone(),
+            context_files: lp.language.context.file_count(),
+            changed_files: lp.changed_files.clone(),
+            action: lp.action.as_str(),
+            registry: lp.registry.as_str(),
+            registry_digest: match &lp.registry {
+                RegistryState::Present { digest } => Some(digest.clone()),
+                _ => None,
+            },
+            registry_note: match &lp.registry {
+                RegistryState::Unknown(why) => Some(why.clone()),
+                _ => None,
+            },
+            notes: lp.notes.clone(),
+            status: match p {
+                Some(p) if p.outcome.made() => Status::Built,
+                Some(_) => Status::Reused,
+                None => Status::Planned,
+            },
+            digest: p.map(|p| p.digest.clone()),
+            pinned: p.map(|p| format!("{}@{}", lp.repository, p.digest)),
+            tags: p.map(|p| p.tags.iter().chain(&p.commit_tag).cloned().collect()),
+            runtime_tag: lp.runtime_tag.clone(),
+            runtime: p.and_then(|p| match &p.outcome {
+                Outcome::Reused => None,
+                Outcome::ScriptsAppended { .. } => Some("reused"),
+                Outcome::RuntimeBuilt { .. } => Some("built"),
+            }),
+            runtime_digest: p.and_then(|p| match &p.outcome {
+                Outcome::Reused => None,
+                Outcome::ScriptsAppended { runtime } | Outcome::RuntimeBuilt { runtime } => {
+                    Some(runtime.clone())
+                }
+            }),
+            scripts_layer: lp.layer.blob.digest.clone(),
+            scripts_layer_size: lp.layer.blob.size,
+            duration_ms: p.map(|p| p.duration_ms),
+        }
+    }
+}
+
 impl Report {
     /// The report of a run: the plan, what every language ended as (`published` is empty in a
     /// dry run), the manifest written and where it was published.
@@ -200,49 +252,7 @@ impl Report {
             .iter()
             .map(|lp| {
                 let p = published.iter().find(|p| p.language == lp.language.name);
-                LanguageReport {
-                    name: lp.language.name.clone(),
-                    input_digest: lp.input_digest.to_string(),
-                    tag: lp.tag.clone(),
-                    image: lp.image.clone(),
-                    repository: lp.repository.clone(),
-                    base_image: lp.language.inputs.base_image.clone(),
-                    context_files: lp.language.context.file_count(),
-                    changed_files: lp.changed_files.clone(),
-                    action: lp.action.as_str(),
-                    registry: lp.registry.as_str(),
-                    registry_digest: match &lp.registry {
-                        RegistryState::Present { digest } => Some(digest.clone()),
-                        _ => None,
-                    },
-                    registry_note: match &lp.registry {
-                        RegistryState::Unknown(why) => Some(why.clone()),
-                        _ => None,
-                    },
-                    notes: lp.notes.clone(),
-                    status: match p {
-                        Some(p) if p.outcome.made() => Status::Built,
-                        Some(_) => Status::Reused,
-                        None => Status::Planned,
-                    },
-                    digest: p.map(|p| p.digest.clone()),
-                    pinned: p.map(|p| format!("{}@{}", lp.repository, p.digest)),
-                    tags: p.map(|p| p.tags.iter().chain(&p.commit_tag).cloned().collect()),
-                    runtime_tag: lp.runtime_tag.clone(),
-                    runtime: p.and_then(|p| match &p.outcome {
-                        Outcome::Reused => None,
-                        Outcome::ScriptsAppended { .. } => Some("reused"),
-                        Outcome::RuntimeBuilt { .. } => Some("built"),
-                    }),
-                    runtime_digest: p.and_then(|p| match &p.outcome {
-                        Outcome::Reused => None,
-                        Outcome::ScriptsAppended { runtime }
-                        | Outcome::RuntimeBuilt { runtime } => Some(runtime.clone()),
-                    }),
-                    scripts_layer: lp.layer.blob.digest.clone(),
-                    scripts_layer_size: lp.layer.blob.size,
-                    duration_ms: p.map(|p| p.duration_ms),
-                }
+                LanguageReport::new(lp, p)
             })
             .collect();
         let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
@@ -273,8 +283,33 @@ impl Report {
         text
     }
 
-    /// The report for a person.
+    /// The report for a person: the run, each language, then the manifest and its release.
     pub fn text(&self) -> String {
+        let mut out = self.headline();
+        for name in &self.disabled {
+            out.push_str(&format!(
+                "\n{name}  disabled (`[languages.{name}] enabled = false`): linted, not built or published, no scripts in the manifest\n"
+            ));
+        }
+        for l in &self.languages {
+            out.push_str(&self.language_text(l));
+        }
+        out.push('\n');
+        out.push_str(&self.manifest_text());
+        out.push_str(&self.publication_text());
+        let t = &self.timings_ms;
+        out.push_str(&format!(
+            "took {}: plan {}, images {}, manifest {}\n",
+            seconds(t.total),
+            seconds(t.plan),
+            seconds(t.images),
+            seconds(t.publication)
+        ));
+        out
+    }
+
+    /// What ran, at which commit, with what git says changed.
+    fn headline(&self) -> String {
         let mut out = String::new();
         let at = self
             .commit
@@ -313,102 +348,91 @@ impl Report {
                 count(*files, "file"),
             ));
         }
-        for name in &self.disabled {
+        out
+    }
+
+    /// One language: what happened to it, its image, what went in, its scripts.
+    fn language_text(&self, l: &LanguageReport) -> String {
+        let mut out = String::new();
+        let status = match (l.status, l.action) {
+            (Status::Planned, "append-scripts") => "scripts layer only, runtime present (no build)",
+            (Status::Planned, "build") if l.registry_note.is_none() => {
+                "build (runtime missing), then the scripts layer"
+            }
+            (Status::Planned, action) => action,
+            (s, _) => s.as_str(),
+        };
+        let took = l
+            .duration_ms
+            .map(|ms| format!(" in {}", seconds(ms)))
+            .unwrap_or_default();
+        out.push_str(&format!("\n{}  {status}{took}\n", l.name));
+        out.push_str(&format!("  input    {}\n", l.input_digest));
+        if let (Some(what), Some(digest)) = (l.runtime, &l.runtime_digest) {
+            out.push_str(&format!("  runtime  {} {what} ({digest})\n", l.runtime_tag));
+        }
+        if l.status != Status::Reused {
             out.push_str(&format!(
-                "\n{name}  disabled (`[languages.{name}] enabled = false`): linted, not built or published, no scripts in the manifest\n"
+                "  scripts  layer {} ({} bytes)\n",
+                l.scripts_layer, l.scripts_layer_size
             ));
         }
-        for l in &self.languages {
-            let status = match (l.status, l.action) {
-                (Status::Planned, "append-scripts") => {
-                    "scripts layer only, runtime present (no build)"
-                }
-                (Status::Planned, "build") if l.registry_note.is_none() => {
-                    "build (runtime missing), then the scripts layer"
-                }
-                (Status::Planned, action) => action,
-                (s, _) => s.as_str(),
-            };
-            let took = l
-                .duration_ms
-                .map(|ms| format!(" in {}", seconds(ms)))
-                .unwrap_or_default();
-            out.push_str(&format!("\n{}  {status}{took}\n", l.name));
-            out.push_str(&format!("  input    {}\n", l.input_digest));
-            if let (Some(what), Some(digest)) = (l.runtime, &l.runtime_digest) {
-                out.push_str(&format!("  runtime  {} {what} ({digest})\n", l.runtime_tag));
-            }
-            if l.status != Status::Reused {
-                out.push_str(&format!(
-                    "  scripts  layer {} ({} bytes)\n",
-                    l.scripts_layer, l.scripts_layer_size
-                ));
-            }
-            match (&l.pinned, &l.tags) {
-                (Some(pinned), Some(tags)) => {
-                    out.push_str(&format!("  image    {pinned}\n"));
-                    out.push_str(&format!("  tags     {}\n", tags.join(", ")));
-                }
-                _ => {
-                    out.push_str(&format!("  image    {}\n", l.image));
-                    match (l.registry, &l.registry_digest, &l.registry_note) {
-                        (_, Some(digest), _) => {
-                            out.push_str(&format!("  registry present {digest}\n"))
-                        }
-                        (_, _, Some(why)) => out.push_str(&format!("  registry unknown: {why}\n")),
-                        (state, _, _) => out.push_str(&format!("  registry {state}\n")),
-                    }
-                }
-            }
-            if let Some(base) = &l.base_image {
-                out.push_str(&format!("  base     {base}\n"));
-            }
-            out.push_str(&format!("  context  {}\n", count(l.context_files, "file")));
-            match &l.changed_files {
-                Some(files) if files.is_empty() => {
-                    out.push_str("  changed  nothing since the base revision\n")
-                }
-                Some(files) => {
-                    for f in files {
-                        out.push_str(&format!("  changed  {f}\n"));
-                    }
-                }
-                None => {}
-            }
-            for s in self.scripts.iter().filter(|s| s.language == l.name) {
-                let schedule = s
-                    .schedule
-                    .as_deref()
-                    .map(|c| format!("  cron \"{c}\""))
-                    .unwrap_or_default();
-                out.push_str(&format!(
-                    "  script   {}  owner {}{schedule}\n",
-                    s.id, s.owner
-                ));
-            }
-            for note in &l.notes {
-                out.push_str(&format!("  note     {note}\n"));
-            }
+        out.push_str(&image_text(l));
+        if let Some(base) = &l.base_image {
+            out.push_str(&format!("  base     {base}\n"));
         }
-        out.push('\n');
+        out.push_str(&format!("  context  {}\n", count(l.context_files, "file")));
+        match &l.changed_files {
+            Some(files) if files.is_empty() => {
+                out.push_str("  changed  nothing since the base revision\n")
+            }
+            Some(files) => {
+                for f in files {
+                    out.push_str(&format!("  changed  {f}\n"));
+                }
+            }
+            None => {}
+        }
+        for s in self.scripts.iter().filter(|s| s.language == l.name) {
+            let schedule = s
+                .schedule
+                .as_deref()
+                .map(|c| format!("  cron \"{c}\""))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  script   {}  owner {}{schedule}\n",
+                s.id, s.owner
+            ));
+        }
+        for note in &l.notes {
+            out.push_str(&format!("  note     {note}\n"));
+        }
+        out
+    }
+
+    /// Where the manifest was written.
+    fn manifest_text(&self) -> String {
         let w = &self.manifest;
         match (&w.path, &w.content_path) {
-            (Some(path), _) if self.dry_run => out.push_str(&format!(
+            (Some(path), _) if self.dry_run => format!(
                 "manifest preview written to {path} (no image digests; never deploy it)\n"
-            )),
-            (Some(path), Some(content)) => out.push_str(&format!(
+            ),
+            (Some(path), Some(content)) => format!(
                 "manifest {} written to {path} and {content}\n",
                 w.sha256
-            )),
-            (None, Some(content)) => out.push_str(&format!(
+            ),
+            (None, Some(content)) => format!(
                 "manifest {} of the languages in `--only` written to {content} only; the release record is unchanged\n",
                 w.sha256
-            )),
-            (Some(path), None) => {
-                out.push_str(&format!("manifest {} written to {path}\n", w.sha256))
-            }
-            (None, None) => {}
+            ),
+            (Some(path), None) => format!("manifest {} written to {path}\n", w.sha256),
+            (None, None) => String::new(),
         }
+    }
+
+    /// Where the manifest was published, and each of its tags.
+    fn publication_text(&self) -> String {
+        let mut out = String::new();
         let p = &self.publication;
         match &p.reference {
             None => out.push_str(&format!(
@@ -439,15 +463,24 @@ impl Report {
                 t.reason
             ));
         }
-        let t = &self.timings_ms;
-        out.push_str(&format!(
-            "took {}: plan {}, images {}, manifest {}\n",
-            seconds(t.total),
-            seconds(t.plan),
-            seconds(t.images),
-            seconds(t.publication)
-        ));
         out
+    }
+}
+
+/// A language's image: pinned with its tags once published, else what the registry says.
+fn image_text(l: &LanguageReport) -> String {
+    match (&l.pinned, &l.tags) {
+        (Some(pinned), Some(tags)) => {
+            format!("  image    {pinned}\n  tags     {}\n", tags.join(", "))
+        }
+        _ => {
+            let registry = match (l.registry, &l.registry_digest, &l.registry_note) {
+                (_, Some(digest), _) => format!("  registry present {digest}\n"),
+                (_, _, Some(why)) => format!("  registry unknown: {why}\n"),
+                (state, _, _) => format!("  registry {state}\n"),
+            };
+            format!("  image    {}\n{registry}", l.image)
+        }
     }
 }
 
@@ -456,17 +489,6 @@ fn count(n: usize, noun: &str) -> String {
     match n {
         1 => format!("1 {noun}"),
         n => format!("{n} {noun}s"),
-    }
-}
-
-/// Milliseconds for a person: `0.4s`, `12.3s`, `2m05s`.
-pub fn seconds(ms: u64) -> String {
-    let tenths = ms.div_ceil(100);
-    if tenths < 600 {
-        format!("{}.{}s", tenths / 10, tenths % 10)
-    } else {
-        let secs = ms.div_ceil(1000);
-        format!("{}m{:02}s", secs / 60, secs % 60)
     }
 }
 
@@ -547,19 +569,4 @@ pub fn print_bytes(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)?;
     out.flush()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::seconds;
-
-    #[test]
-    fn durations_read_as_seconds_then_minutes() {
-        assert_eq!(seconds(0), "0.0s");
-        assert_eq!(seconds(1), "0.1s");
-        assert_eq!(seconds(12_340), "12.4s");
-        assert_eq!(seconds(59_900), "59.9s");
-        assert_eq!(seconds(59_901), "1m00s");
-        assert_eq!(seconds(125_000), "2m05s");
-    }
 }

@@ -17,7 +17,6 @@ use base64::Engine;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::args::HarnessTemplate;
 use crate::deploy::render;
 use crate::deploy::run_spec::RunSpec;
 use crate::deploy::yaml;
@@ -390,10 +389,19 @@ const GENERATED: &str =
   `krobs-build render`: Harness applies what render prints. Do not edit: change the renderer and
   regenerate this file (tests/harness.rs checks that it is current). */ -}}\n";
 
+/// The Go templates of `.harness/manifests`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    /// One script's Job or CronJob (`.harness/manifests/templates/krob.yaml`).
+    Krob,
+    /// Every CronJob of a release (`.harness/manifests/schedules/templates/schedules.yaml`).
+    Schedules,
+}
+
 /// The Go template of `.harness/manifests` that Harness fills with a version's values.
-pub fn template(which: HarnessTemplate) -> String {
+pub fn template(which: Template) -> String {
     let (name, body) = match which {
-        HarnessTemplate::Krob => (
+        Template::Krob => (
             "krob",
             format!(
                 "{{{{- $k := $.Values.krob | b64dec | fromJson }}}}\n\
@@ -402,7 +410,7 @@ pub fn template(which: HarnessTemplate) -> String {
                 object_template(JobKind::Job)
             ),
         ),
-        HarnessTemplate::Schedules => (
+        Template::Schedules => (
             "schedules",
             format!(
                 "{{{{- $s := $.Values.schedules | b64dec | fromJson }}}}\n\
@@ -424,7 +432,7 @@ mod tests {
         let spec = placeholder_spec(JobKind::CronJob);
         let values = serde_json::to_value(Values::of(&spec)).unwrap();
         let fields: Vec<&String> = values.as_object().unwrap().keys().collect();
-        let krob = template(HarnessTemplate::Krob);
+        let krob = template(Template::Krob);
         let read: std::collections::BTreeSet<String> = krob
             .split("$k.")
             .skip(1)
@@ -445,7 +453,7 @@ mod tests {
             );
         }
         assert!(!krob.contains(PLACEHOLDER), "{krob}");
-        assert!(!template(HarnessTemplate::Schedules).contains(PLACEHOLDER));
+        assert!(!template(Template::Schedules).contains(PLACEHOLDER));
         for (n, _) in NUMBERS {
             assert!(!krob.contains(&n.to_string()), "{krob}");
         }
@@ -453,7 +461,7 @@ mod tests {
 
     #[test]
     fn optional_values_and_args_are_conditional_and_ranged() {
-        let krob = template(HarnessTemplate::Krob);
+        let krob = template(Template::Krob);
         assert!(krob.contains(
             "{{- if $k.commit }}\n    krobs.dev/commit: {{ printf \"%q\" $k.commit }}\n{{- end }}\n"
         ));
@@ -461,6 +469,8 @@ mod tests {
         assert!(krob.contains("{{- range $k.args }}\n"));
     }
 
+    // Longer than a screen on purpose: the manifest it builds field by field is the fixture,
+    // and the view's order is asserted against it in one reading.
     #[test]
     fn the_view_is_one_line_of_strings_in_the_agreed_order_escaped_as_jq_does() {
         use crate::release::manifest::{Job, ManifestHeader, ManifestScript, Resources, FORMAT};

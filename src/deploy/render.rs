@@ -24,23 +24,18 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-use crate::cli::options::RenderOptions;
+use crate::deploy::naming::random_suffix;
 use crate::deploy::run_spec::RunSpec;
 use crate::deploy::yaml;
-use crate::error::exit;
 use crate::input::config::Config;
-use crate::input::names::{self, is_dns_label};
-use crate::plan::digest::bytes_sha256;
-use crate::release::manifest::{JobKind, Manifest, ManifestScript, FORMAT};
+use crate::input::names::{closest, is_dns_label};
+use crate::plan::digest::{bytes_sha256, is_sha256_hex, Digest};
+use crate::release::manifest::{self, JobKind, Manifest, ManifestScript, Unreadable, FORMAT};
 use crate::release::{self, Reference, ReleaseError};
 
 /// The container that runs the script.
 pub const CONTAINER: &str = "krob";
-pub use crate::input::names::{JOB_SUFFIX_LEN as SUFFIX_LEN, MAX_CRONJOB_NAME, MAX_JOB_NAME};
-/// Letters of the suffix: lowercase letters and digits without vowels, so no word is spelled.
-const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz0123456789";
-/// Length of the hash that replaces the end of a name too long for its kind.
-const HASH_LEN: usize = 8;
+use crate::input::names::MAX_JOB_NAME;
 /// A CronJob run that could not start within this many seconds of its time is skipped
 /// rather than started late: the next scheduled run does the work (krobs are idempotent).
 pub const STARTING_DEADLINE_SECONDS: i64 = 300;
@@ -68,10 +63,6 @@ pub const GRACE_SECONDS: i64 = 20;
 pub const SHUTDOWN_REPORT_SECONDS: i64 = 15;
 /// The pod's `terminationGracePeriodSeconds`: the kubelet's SIGKILL comes after all of it.
 pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = GRACE_SECONDS + SHUTDOWN_REPORT_SECONDS;
-/// The oldest Kubernetes the objects are for: `podReplacementPolicy` (never two pods of a run
-/// at once) is on by default from 1.29, and a `podFailurePolicy` rule without
-/// `onPodConditions` is accepted from 1.29.
-pub const MIN_KUBERNETES: &str = "1.29";
 /// A manifest larger than this is not one.
 pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -140,28 +131,6 @@ pub enum RenderError {
     Env { arg: String, why: String },
     #[error(transparent)]
     Pull(#[from] ReleaseError),
-}
-
-impl RenderError {
-    /// Bad arguments are usage errors; a manifest that cannot be rendered is bad input.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            RenderError::UnknownScript { .. }
-            | RenderError::NoScripts { .. }
-            | RenderError::Name { .. }
-            | RenderError::CronJobName { .. }
-            | RenderError::Namespace(_)
-            | RenderError::Env { .. } => exit::USAGE,
-            RenderError::Pull(e) => e.exit_code(),
-            RenderError::Read { .. }
-            | RenderError::TooLarge { .. }
-            | RenderError::Invalid { .. }
-            | RenderError::Format { .. }
-            | RenderError::DigestMismatch { .. }
-            | RenderError::Preview { .. }
-            | RenderError::NotPinned { .. } => exit::INPUT,
-        }
-    }
 }
 
 /// Where the manifest comes from.
@@ -246,28 +215,24 @@ pub fn load_file(path: &Path) -> Result<Loaded, RenderError> {
 /// The hex digest a file is named by, when its name is `<64 hex>.json`.
 fn content_name(path: &Path) -> Option<&str> {
     let stem = path.file_name()?.to_str()?.strip_suffix(".json")?;
-    (stem.len() == 64
-        && stem
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-    .then_some(stem)
+    is_sha256_hex(stem).then_some(stem)
 }
 
 /// Parses manifest bytes (from a file or the registry) and checks the format.
 pub fn parse(bytes: &[u8], origin: String) -> Result<Loaded, RenderError> {
-    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| RenderError::Invalid {
-        origin: origin.clone(),
-        message: e.to_string(),
-    })?;
-    if manifest.format != FORMAT {
-        return Err(RenderError::Format {
-            origin,
-            format: manifest.format,
-        });
-    }
+    let manifest = match manifest::parse(bytes) {
+        Ok(manifest) => manifest,
+        Err(Unreadable::Invalid(e)) => {
+            return Err(RenderError::Invalid {
+                origin,
+                message: e.to_string(),
+            })
+        }
+        Err(Unreadable::Format(format)) => return Err(RenderError::Format { origin, format }),
+    };
     Ok(Loaded {
         manifest,
-        digest: format!("sha256:{}", bytes_sha256(bytes)),
+        digest: Digest::of(bytes).into_string(),
         origin,
     })
 }
@@ -284,11 +249,23 @@ pub struct Options {
     pub suffix: String,
 }
 
+/// `krobs-build render`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderOptions {
+    pub script_id: String,
+    /// A manifest file, or a published reference; `None`: the configured manifest path.
+    pub manifest: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    /// `KEY=VALUE` pairs, checked by `render`.
+    pub env: Vec<String>,
+}
+
 /// `krobs-build render`: the YAML of the object that runs `args.script_id`.
-pub fn run(config: &Config, args: &RenderOptions) -> Result<String, RenderError> {
+pub async fn run(config: &Config, args: &RenderOptions) -> Result<String, RenderError> {
     let env = parse_env(&args.env)?;
     let namespace = namespace(config, args.namespace.as_deref())?;
-    let loaded = load(config, args.manifest.as_deref())?;
+    let loaded = load(config, args.manifest.as_deref()).await?;
     let options = Options {
         name: args.name.clone(),
         namespace,
@@ -299,13 +276,13 @@ pub fn run(config: &Config, args: &RenderOptions) -> Result<String, RenderError>
 }
 
 /// `krobs-build render --schedules`: every CronJob of the release.
-pub fn run_schedules(
+pub async fn run_schedules(
     config: &Config,
     manifest: Option<&str>,
     namespace_arg: Option<&str>,
 ) -> Result<String, RenderError> {
     let namespace = namespace(config, namespace_arg)?;
-    schedules(&load(config, manifest)?, &namespace)
+    schedules(&load(config, manifest).await?, &namespace)
 }
 
 /// `--namespace`, checked, else `[deploy] namespace`.
@@ -318,11 +295,11 @@ fn namespace(config: &Config, arg: Option<&str>) -> Result<String, RenderError> 
 }
 
 /// The manifest `--manifest` names: a file, or a published one pulled from the registry.
-fn load(config: &Config, manifest: Option<&str>) -> Result<Loaded, RenderError> {
+async fn load(config: &Config, manifest: Option<&str>) -> Result<Loaded, RenderError> {
     match ManifestSource::from_arg(manifest, config)? {
         ManifestSource::File(path) => load_file(&path),
         ManifestSource::Reference(reference) => {
-            let pulled = release::pull(config, &reference)?;
+            let pulled = release::pull(config, &reference).await?;
             parse(&pulled.bytes, pulled.reference)
         }
     }
@@ -493,11 +470,6 @@ fn find_script<'a>(
     }
 }
 
-/// The candidate nearest to `id` by edit distance (ties: the first in order).
-pub fn closest<'a>(id: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates.min_by_key(|c| strsim::damerau_levenshtein(id, c))
-}
-
 /// The pod: the restricted Pod Security profile (non-root, no privilege escalation, no
 /// capabilities, the runtime's seccomp profile), a read-only root file system with a
 /// writable `/tmp`, no service account token (krobs do not call the Kubernetes API).
@@ -608,46 +580,9 @@ fn env_var(name: &str, value: &str) -> EnvVar {
 
 /// `repository@sha256:<64 hex>`.
 pub fn is_pinned(image: &str) -> bool {
-    image.rsplit_once("@sha256:").is_some_and(|(repo, hex)| {
-        !repo.is_empty()
-            && hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
-/// The longest generated base name of a kind: a Job's leaves room for `-<suffix>`.
-pub fn max_base(kind: JobKind) -> usize {
-    names::max_job_name(kind == JobKind::CronJob)
-}
-
-/// `krobs-` and the script id as a DNS-1123 label (`python/expunge_deletes` ->
-/// `krobs-python-expunge-deletes`), at most `max` characters: a longer one keeps its start
-/// and ends with a hash of the whole id, so distinct ids keep distinct names.
-pub fn base_name(id: &str, max: usize) -> String {
-    // What lint checked every script of a krobs manifest against; other ids (a manifest
-    // written by hand or by another tool) are made valid below.
-    let checked = names::job_name(id);
-    if checked.len() <= max && is_dns_label(&checked) {
-        return checked;
-    }
-    let mut name = String::from("krobs-");
-    for c in id.chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            name.push(c);
-        } else if !name.ends_with('-') {
-            name.push('-');
-        }
-    }
-    let name = name.trim_end_matches('-');
-    if name.len() <= max {
-        return name.to_string();
-    }
-    let hash = &bytes_sha256(id.as_bytes())[..HASH_LEN];
-    let head = name[..max - HASH_LEN - 1].trim_end_matches('-');
-    format!("{head}-{hash}")
+    image
+        .rsplit_once('@')
+        .is_some_and(|(repo, digest)| !repo.is_empty() && Digest::parse(digest).is_some())
 }
 
 /// The object's name: a CronJob's is its script's base name (no `--name`: `render --schedules`
@@ -679,37 +614,6 @@ pub fn object_name(
         (None, JobKind::Job) => Ok(format!("{}-{suffix}", spec.name)),
         (None, JobKind::CronJob) => Ok(spec.name.clone()),
     }
-}
-
-/// A fresh suffix of [`SUFFIX_LEN`] characters.
-pub fn random_suffix() -> String {
-    (0..SUFFIX_LEN)
-        .map(|_| char::from(SUFFIX_ALPHABET[fastrand::usize(..SUFFIX_ALPHABET.len())]))
-        .collect()
-}
-
-/// `s` as a label value: at most 63 letters, digits, `-`, `_` and `.`, starting and ending
-/// with a letter or digit; `/` becomes `.` (`python/expunge_deletes` ->
-/// `python.expunge_deletes`), anything else `-`. A longer one ends with a hash of `s`.
-pub fn label_value(s: &str) -> String {
-    let mapped: String = s
-        .chars()
-        .map(|c| match c {
-            '/' => '.',
-            c if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' => c,
-            _ => '-',
-        })
-        .collect();
-    let trim = |v: &str| {
-        v.trim_matches(|c: char| !c.is_ascii_alphanumeric())
-            .to_string()
-    };
-    let value = trim(&mapped);
-    if value.len() <= 63 {
-        return value;
-    }
-    let hash = &bytes_sha256(s.as_bytes())[..HASH_LEN];
-    format!("{}-{hash}", trim(&value[..63 - HASH_LEN - 1]))
 }
 
 /// Checks `--env KEY=VALUE` pairs: a portable variable name, not one render sets, given once.
@@ -753,43 +657,8 @@ pub fn is_env_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_names_follow_the_id() {
-        assert_eq!(
-            base_name("python/expunge_deletes", 57),
-            "krobs-python-expunge-deletes"
-        );
-        assert_eq!(base_name("bash/a--b__c/d", 57), "krobs-bash-a--b--c-d");
-        assert_eq!(base_name("bash/a--b__c/", 57), "krobs-bash-a-b-c");
-        assert_eq!(base_name("Ruby/X_", 57), "krobs-ruby-x");
-    }
-
-    #[test]
-    fn long_ids_are_cut_and_end_with_a_hash() {
-        let id = format!("python/{}", "very_long_name_".repeat(6));
-        for max in [max_base(JobKind::Job), max_base(JobKind::CronJob)] {
-            let name = base_name(&id, max);
-            // Cut at `max`, less a `-` the cut would leave before the hash.
-            assert!(name.len() == max || name.len() == max - 1, "{name}");
-            assert!(is_dns_label(&name), "{name}");
-            let hash = &bytes_sha256(id.as_bytes())[..HASH_LEN];
-            assert!(name.ends_with(&format!("-{hash}")), "{name}");
-            assert!(name.starts_with("krobs-python-very-long-name-"), "{name}");
-        }
-        // Two ids with the same long start keep distinct names.
-        let other = format!("{id}x");
-        assert_ne!(base_name(&id, 52), base_name(&other, 52));
-        // The cut never leaves `--` before the hash.
-        let dashy = format!("python/{}_{}", "a".repeat(29), "b".repeat(30));
-        assert_eq!(&base_name(&dashy, 99)[42..43], "-");
-        let name = base_name(&dashy, 52);
-        assert!(is_dns_label(&name) && !name.contains("--"), "{name}");
-        // Exactly at the limit: unchanged.
-        let exact = format!("x/{}", "a".repeat(52 - "krobs-x-".len()));
-        assert_eq!(base_name(&exact, 52).len(), 52);
-        assert!(!base_name(&exact, 52).contains(&bytes_sha256(exact.as_bytes())[..8]));
-    }
+    use crate::deploy::naming::{base_name, label_value, max_base};
+    use crate::input::names::MAX_CRONJOB_NAME;
 
     /// A spec of `kind` for `id`, as `RunSpec::new` names it.
     fn spec(id: &str, kind: JobKind) -> RunSpec {
@@ -864,32 +733,6 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "`--name nightly`: script `a/b` has a schedule, and a CronJob is named after its script (`krobs-a-b`) so that `render --schedules` reconciles it; `--name` names Jobs only"
-        );
-    }
-
-    #[test]
-    fn suffixes_are_fresh_and_name_safe() {
-        let a = random_suffix();
-        assert_eq!(a.len(), SUFFIX_LEN);
-        assert!(a.bytes().all(|b| SUFFIX_ALPHABET.contains(&b)), "{a}");
-        let distinct: std::collections::BTreeSet<String> =
-            (0..50).map(|_| random_suffix()).collect();
-        assert!(distinct.len() > 45, "{distinct:?}");
-    }
-
-    #[test]
-    fn label_values() {
-        assert_eq!(
-            label_value("python/expunge_deletes"),
-            "python.expunge_deletes"
-        );
-        assert_eq!(label_value("_odd/name_"), "odd.name");
-        let long = format!("python/{}", "n".repeat(80));
-        let v = label_value(&long);
-        assert_eq!(v.len(), 63);
-        assert!(
-            v.ends_with(&bytes_sha256(long.as_bytes())[..HASH_LEN]),
-            "{v}"
         );
     }
 

@@ -3,7 +3,7 @@
 //! its Job or CronJob from it, and Harness receives the same record as the script's values
 //! ([`crate::deploy::harness`]), so the two paths have one source.
 
-use crate::deploy::render::{base_name, label_value, max_base};
+use crate::deploy::naming::{base_name, label_value, max_base};
 use crate::input::deploy_config::{DEFAULT_EPHEMERAL_STORAGE, DEFAULT_TMP_SIZE_LIMIT};
 use crate::release::manifest::{JobKind, Manifest, ManifestScript};
 

@@ -332,45 +332,6 @@ pub async fn push(
     Ok(())
 }
 
-/// One `FROM` line of a Dockerfile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stage {
-    /// 0-based line index of the `FROM` instruction.
-    pub line: usize,
-    /// Its `AS <name>`, if any.
-    pub name: Option<String>,
-}
-
-/// The stages of a Dockerfile: its `FROM` instructions (not counting words of a continued
-/// line), in order.
-pub fn stages(dockerfile: &str) -> Vec<Stage> {
-    let mut stages = Vec::new();
-    let mut continued = false;
-    for (i, line) in dockerfile.lines().enumerate() {
-        let trimmed = line.trim();
-        let was_continued = continued;
-        // A comment line inside a continued instruction does not end it.
-        if !(was_continued && trimmed.starts_with('#')) {
-            continued = trimmed.ends_with('\\');
-        }
-        if was_continued || trimmed.starts_with('#') {
-            continue;
-        }
-        let words: Vec<&str> = trimmed.split_whitespace().collect();
-        if words
-            .first()
-            .is_some_and(|w| w.eq_ignore_ascii_case("FROM"))
-        {
-            let name = match words.as_slice() {
-                [.., as_, name] if as_.eq_ignore_ascii_case("AS") => Some((*name).to_string()),
-                _ => None,
-            };
-            stages.push(Stage { line: i, name });
-        }
-    }
-    stages
-}
-
 /// The context as a tar stream: sorted, fixed mtime, owner and group 0, modes normalized to
 /// 0644 / 0755 (executable bit kept), the Dockerfile as it is. Written by a blocking thread
 /// in chunks, never whole.
@@ -487,25 +448,6 @@ mod tests {
                 ("scripts/".to_string(), 0o755, 0),
                 ("scripts/data.txt".to_string(), 0o644, 0),
                 ("scripts/run.sh".to_string(), 0o755, 0),
-            ]
-        );
-    }
-
-    #[test]
-    fn stages_are_the_from_lines_with_their_names() {
-        let text =
-            "ARG B=x\nFROM ${B} AS jre\nRUN a \\\n  from x \\\n# c\n  b\nFROM jre as full\nRUN c\n";
-        assert_eq!(
-            stages(text),
-            [
-                Stage {
-                    line: 1,
-                    name: Some("jre".into())
-                },
-                Stage {
-                    line: 6,
-                    name: Some("full".into())
-                },
             ]
         );
     }

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use bollard::Docker;
 use tokio::sync::OnceCell;
 
-use crate::cli::progress::Progress;
 use crate::docker::build::{self, BuildRequest, DockerError};
 use crate::input::context::Context;
+use crate::progress::Progress;
 use crate::registry::Credentials;
 
 /// A runtime to build and push as `repository:tag`.

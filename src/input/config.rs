@@ -266,96 +266,11 @@ impl Config {
             toml::from_str(text).map_err(|e| invalid(e.span(), one_line(e.message())))?;
 
         let registry = resolve_registry(raw.registry).map_err(|(span, m)| invalid(span, m))?;
-
-        let repository = match raw.repository {
-            Some(r) => {
-                if !r.get_ref().contains("{language}") {
-                    return Err(invalid(
-                        Some(r.span()),
-                        format!(
-                            "`repository = \"{}\"` must contain `{{language}}` so each language gets its own repository",
-                            r.get_ref()
-                        ),
-                    ));
-                }
-                if let Err(m) = names::check_repository(&r.get_ref().replace("{language}", "x")) {
-                    return Err(invalid(
-                        Some(r.span()),
-                        format!(
-                            "`repository = \"{}\"` {m} (e.g. `krobs/{{language}}`)",
-                            r.get_ref()
-                        ),
-                    ));
-                }
-                r.into_inner()
-            }
-            None => "krobs/{language}".to_string(),
-        };
-
-        let mut build = BuildConfig::default();
-        if let Some(b) = raw.build {
-            if let Some(c) = b.concurrency {
-                if *c.get_ref() == 0 || *c.get_ref() > 64 {
-                    return Err(invalid(
-                        Some(c.span()),
-                        format!(
-                            "`concurrency = {}` is out of range: use 1 to 64",
-                            c.get_ref()
-                        ),
-                    ));
-                }
-                build.concurrency = c.into_inner();
-            }
-            if let Some(p) = b.platform {
-                let v = p.get_ref();
-                if v.split('/').count() < 2 || v.split('/').any(str::is_empty) {
-                    return Err(invalid(
-                        Some(p.span()),
-                        format!("`platform = \"{v}\"` is not `os/arch`: use e.g. `linux/amd64`"),
-                    ));
-                }
-                build.platform = p.into_inner();
-            }
-            build.build_args = b.build_args;
-            if let Some(n) = b.network {
-                if !names::is_docker_network(n.get_ref()) {
-                    return Err(invalid(
-                        Some(n.span()),
-                        format!(
-                            "`network = \"{}\"` is not a Docker network name: use `host`, `none` or the name of a network of the Engine",
-                            n.get_ref()
-                        ),
-                    ));
-                }
-                build.network = Some(n.into_inner());
-            }
-        }
-
-        let (manifest_path, manifest_repository) = match raw.manifest {
-            Some(m) => (m.path, m.repository),
-            None => (None, None),
-        };
-        let manifest_path = match manifest_path {
-            Some(p) => match inside_path(p.get_ref()) {
-                Ok(normal) => PathBuf::from(normal),
-                Err(m) => return Err(invalid(Some(p.span()), format!("`manifest.path`: {m}"))),
-            },
-            None => PathBuf::from("out/krobs-manifest.json"),
-        };
-        let manifest_repository = match manifest_repository {
-            Some(r) => {
-                let v = r.get_ref();
-                if v.len() > names::MAX_NAME || names::check_repository(v).is_err() {
-                    return Err(invalid(
-                        Some(r.span()),
-                        format!("`manifest.repository = \"{v}\"` is not a repository path: use lowercase path components such as `krobs/manifest`"),
-                    ));
-                }
-                r.into_inner()
-            }
-            None => DEFAULT_MANIFEST_REPOSITORY.to_string(),
-        };
-        let deploy = resolve_deploy(raw.deploy).map_err(|(span, m)| invalid(Some(span), m))?;
+        let at = |(span, m): Refused| invalid(Some(span), m);
+        let repository = resolve_repository(raw.repository).map_err(at)?;
+        let build = resolve_build(raw.build).map_err(at)?;
+        let (manifest_path, manifest_repository) = resolve_manifest(raw.manifest).map_err(at)?;
+        let deploy = resolve_deploy(raw.deploy).map_err(at)?;
         let languages_dir = match raw.languages_dir {
             Some(d) => {
                 if let Err(m) = check_relative(d.get_ref()) {
@@ -368,91 +283,13 @@ impl Config {
             }
             None => "languages".to_string(),
         };
-
         let mut languages = BTreeMap::new();
         for (name, lang) in raw.languages {
-            let name_ref = name.get_ref();
-            if let Err(m) = names::check_language(name_ref) {
+            if let Err(m) = names::check_language(name.get_ref()) {
                 return Err(invalid(Some(name.span()), m));
             }
-            if let Some(cmd) = &lang.command {
-                if cmd.get_ref().is_empty() {
-                    return Err(invalid(
-                        Some(cmd.span()),
-                        format!("`languages.{name_ref}.command` is empty: give the program and `{{script}}`, e.g. `[\"python3\", \"{{script}}\"]`"),
-                    ));
-                }
-                if !cmd.get_ref().iter().any(|a| a.contains("{script}")) {
-                    return Err(invalid(
-                        Some(cmd.span()),
-                        format!("`languages.{name_ref}.command` never mentions `{{script}}`: add it where the script path goes"),
-                    ));
-                }
-            }
-            if let Some(c) = &lang.comment {
-                if c.get_ref().trim().is_empty() || c.get_ref().contains(char::is_whitespace) {
-                    return Err(invalid(
-                        Some(c.span()),
-                        format!("`languages.{name_ref}.comment` must be a comment marker such as `#` or `//`"),
-                    ));
-                }
-            }
-            if let Some(t) = &lang.target {
-                if let Err(m) = check_stage_name(t.get_ref()) {
-                    return Err(invalid(
-                        Some(t.span()),
-                        format!("`languages.{name_ref}.target = \"{}\"` {m}", t.get_ref()),
-                    ));
-                }
-            }
-            if let Some(check) = &lang.syntax_check {
-                if check.get_ref().is_empty() || check.get_ref()[0].trim().is_empty() {
-                    return Err(invalid(
-                        Some(check.span()),
-                        format!("`languages.{name_ref}.syntax_check` is empty: give the program and `{{script}}`, e.g. `[\"bash\", \"-n\", \"{{script}}\"]`"),
-                    ));
-                }
-                if !check.get_ref().iter().any(|a| a.contains("{script}")) {
-                    return Err(invalid(
-                        Some(check.span()),
-                        format!("`languages.{name_ref}.syntax_check` never mentions `{{script}}`: add it where the script path goes"),
-                    ));
-                }
-            }
-            for input in &lang.extra_inputs {
-                if let Err(m) = inside_path(input.get_ref()) {
-                    return Err(invalid(
-                        Some(input.span()),
-                        format!("`languages.{name_ref}.extra_inputs`: {m}"),
-                    ));
-                }
-            }
-            if let Some(p) = &lang.path {
-                if let Err(m) = inside_path(p.get_ref()) {
-                    return Err(invalid(
-                        Some(p.span()),
-                        format!("`languages.{name_ref}.path`: {m}"),
-                    ));
-                }
-            }
-            languages.insert(
-                name.into_inner(),
-                LanguageConfig {
-                    enabled: lang.enabled.unwrap_or(true),
-                    path: lang.path.map(|p| normal(p.get_ref())),
-                    build_args: lang.build_args,
-                    extra_inputs: lang
-                        .extra_inputs
-                        .into_iter()
-                        .map(|s| normal(s.get_ref()))
-                        .collect(),
-                    command: lang.command.map(Spanned::into_inner),
-                    comment: lang.comment.map(Spanned::into_inner),
-                    image_scripts_dir: lang.image_scripts_dir,
-                    target: lang.target.map(Spanned::into_inner),
-                    syntax_check: lang.syntax_check.map(Spanned::into_inner),
-                },
-            );
+            let lang = resolve_language(name.get_ref(), lang).map_err(at)?;
+            languages.insert(name.into_inner(), lang);
         }
 
         Ok(Config {
@@ -497,6 +334,188 @@ pub fn preview_path(manifest: &Path) -> PathBuf {
         None => format!("{stem}.preview"),
     };
     manifest.with_file_name(name)
+}
+
+/// A refused value of `krobs.toml`: where it is, and why.
+type Refused = (Range<usize>, String);
+
+/// `repository`: a repository path with `{language}` in it.
+fn resolve_repository(raw: Option<Spanned<String>>) -> Result<String, Refused> {
+    let Some(r) = raw else {
+        return Ok("krobs/{language}".to_string());
+    };
+    if !r.get_ref().contains("{language}") {
+        return Err((
+            r.span(),
+            format!(
+                "`repository = \"{}\"` must contain `{{language}}` so each language gets its own repository",
+                r.get_ref()
+            ),
+        ));
+    }
+    if let Err(m) = names::check_repository(&r.get_ref().replace("{language}", "x")) {
+        return Err((
+            r.span(),
+            format!(
+                "`repository = \"{}\"` {m} (e.g. `krobs/{{language}}`)",
+                r.get_ref()
+            ),
+        ));
+    }
+    Ok(r.into_inner())
+}
+
+/// `[build]`: concurrency, platform, build args and network.
+fn resolve_build(raw: Option<RawBuild>) -> Result<BuildConfig, Refused> {
+    let mut build = BuildConfig::default();
+    let Some(b) = raw else {
+        return Ok(build);
+    };
+    if let Some(c) = b.concurrency {
+        if *c.get_ref() == 0 || *c.get_ref() > 64 {
+            return Err((
+                c.span(),
+                format!(
+                    "`concurrency = {}` is out of range: use 1 to 64",
+                    c.get_ref()
+                ),
+            ));
+        }
+        build.concurrency = c.into_inner();
+    }
+    if let Some(p) = b.platform {
+        let v = p.get_ref();
+        if v.split('/').count() < 2 || v.split('/').any(str::is_empty) {
+            return Err((
+                p.span(),
+                format!("`platform = \"{v}\"` is not `os/arch`: use e.g. `linux/amd64`"),
+            ));
+        }
+        build.platform = p.into_inner();
+    }
+    build.build_args = b.build_args;
+    if let Some(n) = b.network {
+        if !names::is_docker_network(n.get_ref()) {
+            return Err((
+                n.span(),
+                format!(
+                    "`network = \"{}\"` is not a Docker network name: use `host`, `none` or the name of a network of the Engine",
+                    n.get_ref()
+                ),
+            ));
+        }
+        build.network = Some(n.into_inner());
+    }
+    Ok(build)
+}
+
+/// `[manifest]`: where the manifest is written, and the repository it is published to.
+fn resolve_manifest(raw: Option<RawManifest>) -> Result<(PathBuf, String), Refused> {
+    let (manifest_path, manifest_repository) = match raw {
+        Some(m) => (m.path, m.repository),
+        None => (None, None),
+    };
+    let manifest_path = match manifest_path {
+        Some(p) => match inside_path(p.get_ref()) {
+            Ok(normal) => PathBuf::from(normal),
+            Err(m) => return Err((p.span(), format!("`manifest.path`: {m}"))),
+        },
+        None => PathBuf::from("out/krobs-manifest.json"),
+    };
+    let manifest_repository = match manifest_repository {
+        Some(r) => {
+            let v = r.get_ref();
+            if v.len() > names::MAX_NAME || names::check_repository(v).is_err() {
+                return Err((
+                    r.span(),
+                    format!("`manifest.repository = \"{v}\"` is not a repository path: use lowercase path components such as `krobs/manifest`"),
+                ));
+            }
+            r.into_inner()
+        }
+        None => DEFAULT_MANIFEST_REPOSITORY.to_string(),
+    };
+    Ok((manifest_path, manifest_repository))
+}
+
+/// `[languages.<name>]`, each field checked.
+fn resolve_language(name: &str, lang: RawLanguage) -> Result<LanguageConfig, Refused> {
+    if let Some(cmd) = &lang.command {
+        check_command(name, "command", cmd.get_ref(), r#"["python3", "{script}"]"#)
+            .map_err(|m| (cmd.span(), m))?;
+    }
+    if let Some(c) = &lang.comment {
+        if c.get_ref().trim().is_empty() || c.get_ref().contains(char::is_whitespace) {
+            return Err((
+                c.span(),
+                format!("`languages.{name}.comment` must be a comment marker such as `#` or `//`"),
+            ));
+        }
+    }
+    if let Some(t) = &lang.target {
+        if let Err(m) = check_stage_name(t.get_ref()) {
+            return Err((
+                t.span(),
+                format!("`languages.{name}.target = \"{}\"` {m}", t.get_ref()),
+            ));
+        }
+    }
+    if let Some(check) = &lang.syntax_check {
+        check_command(
+            name,
+            "syntax_check",
+            check.get_ref(),
+            r#"["bash", "-n", "{script}"]"#,
+        )
+        .map_err(|m| (check.span(), m))?;
+    }
+    for input in &lang.extra_inputs {
+        if let Err(m) = inside_path(input.get_ref()) {
+            return Err((
+                input.span(),
+                format!("`languages.{name}.extra_inputs`: {m}"),
+            ));
+        }
+    }
+    if let Some(p) = &lang.path {
+        if let Err(m) = inside_path(p.get_ref()) {
+            return Err((p.span(), format!("`languages.{name}.path`: {m}")));
+        }
+    }
+    Ok(LanguageConfig {
+        enabled: lang.enabled.unwrap_or(true),
+        path: lang.path.map(|p| normal(p.get_ref())),
+        build_args: lang.build_args,
+        extra_inputs: lang
+            .extra_inputs
+            .into_iter()
+            .map(|s| normal(s.get_ref()))
+            .collect(),
+        command: lang.command.map(Spanned::into_inner),
+        comment: lang.comment.map(Spanned::into_inner),
+        image_scripts_dir: lang.image_scripts_dir,
+        target: lang.target.map(Spanned::into_inner),
+        syntax_check: lang.syntax_check.map(Spanned::into_inner),
+    })
+}
+
+/// A command given as a list (`command`, `syntax_check`): a program first, and `{script}`
+/// where the script's path goes. `example` is shown when it is empty.
+fn check_command(name: &str, field: &str, command: &[String], example: &str) -> Result<(), String> {
+    if command
+        .first()
+        .is_none_or(|program| program.trim().is_empty())
+    {
+        return Err(format!(
+            "`languages.{name}.{field}` is empty: give the program and `{{script}}`, e.g. `{example}`"
+        ));
+    }
+    if !command.iter().any(|a| a.contains("{script}")) {
+        return Err(format!(
+            "`languages.{name}.{field}` never mentions `{{script}}`: add it where the script path goes"
+        ));
+    }
+    Ok(())
 }
 
 fn resolve_registry(raw: RawRegistry) -> Result<RegistryConfig, (Option<Range<usize>>, String)> {
@@ -584,44 +603,38 @@ fn resolve_registry(raw: RawRegistry) -> Result<RegistryConfig, (Option<Range<us
     }
 }
 
+/// `deploy.monitor_url`: plain `http://<host>[:<port>][/<path>]`, with no credentials in it
+/// (every Job would print them).
+fn check_monitor_url(v: &str) -> Result<(), String> {
+    if v.get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return Err(format!("`deploy.monitor_url = \"{v}\"` must be `http://`: krobs-run speaks plain HTTP to the monitor inside the cluster; put TLS in the mesh or a sidecar"));
+    }
+    let rest = v.strip_prefix("http://");
+    if !rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)) {
+        return Err(format!("`deploy.monitor_url = \"{v}\"` is not an http:// URL: use e.g. `http://krobs-monitor.platform:8080`"));
+    }
+    if rest.is_some_and(|r| r.split('/').next().is_some_and(|h| h.contains('@'))) {
+        return Err("`deploy.monitor_url` carries credentials (`user:password@`): they would be printed in every Job; give the monitor a token through a Secret instead".to_string());
+    }
+    let authority = rest.and_then(|r| r.split(['/', '?']).next()).unwrap_or("");
+    let host_port = regex::Regex::new(r"^([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
+        .expect("a valid pattern");
+    if !host_port.is_match(authority) || v.contains('#') {
+        return Err(format!("`deploy.monitor_url = \"{v}\"` is not a URL krobs-run can post to: give `http://<host>[:<port>][/<path>]`, e.g. `http://krobs-monitor.platform:8080/events`"));
+    }
+    Ok(())
+}
+
 /// `[deploy]`, checked against what Kubernetes accepts.
-fn resolve_deploy(raw: Option<RawDeploy>) -> Result<DeployConfig, (Range<usize>, String)> {
+fn resolve_deploy(raw: Option<RawDeploy>) -> Result<DeployConfig, Refused> {
     let mut deploy = DeployConfig::default();
     let Some(raw) = raw else {
         return Ok(deploy);
     };
     if let Some(url) = raw.monitor_url {
-        let v = url.get_ref();
-        if v.get(..8)
-            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-        {
-            return Err((
-                url.span(),
-                format!("`deploy.monitor_url = \"{v}\"` must be `http://`: krobs-run speaks plain HTTP to the monitor inside the cluster; put TLS in the mesh or a sidecar"),
-            ));
-        }
-        let rest = v.strip_prefix("http://");
-        if !rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)) {
-            return Err((
-                url.span(),
-                format!("`deploy.monitor_url = \"{v}\"` is not an http:// URL: use e.g. `http://krobs-monitor.platform:8080`"),
-            ));
-        }
-        if rest.is_some_and(|r| r.split('/').next().is_some_and(|h| h.contains('@'))) {
-            return Err((
-                url.span(),
-                "`deploy.monitor_url` carries credentials (`user:password@`): they would be printed in every Job; give the monitor a token through a Secret instead".to_string(),
-            ));
-        }
-        let authority = rest.and_then(|r| r.split(['/', '?']).next()).unwrap_or("");
-        let host_port = regex::Regex::new(r"^([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
-            .expect("a valid pattern");
-        if !host_port.is_match(authority) || v.contains('#') {
-            return Err((
-                url.span(),
-                format!("`deploy.monitor_url = \"{v}\"` is not a URL krobs-run can post to: give `http://<host>[:<port>][/<path>]`, e.g. `http://krobs-monitor.platform:8080/events`"),
-            ));
-        }
+        check_monitor_url(url.get_ref()).map_err(|m| (url.span(), m))?;
         deploy.monitor_url = Some(url.into_inner());
     }
     if let Some(ns) = raw.namespace {

@@ -13,8 +13,8 @@ use sha2::{Digest as _, Sha256};
 use walkdir::WalkDir;
 
 use crate::input::dockerignore::{DockerIgnore, MatchInfo};
+use crate::input::problem::Problem;
 use crate::input::repo::{kind_of, Repo, IGNORE_LIMIT};
-use crate::lint::Problem;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {

@@ -222,42 +222,7 @@ pub fn check_tree(root: &Path, commit: &str, inputs: &[String]) -> Result<(), Di
     }
 }
 
-/// The `origin` remote's URL, without any user name or token in it, for image labels.
-pub fn source_url(root: &Path) -> Option<String> {
-    let url = git(root, &["remote", "get-url", "origin"]).ok()?;
-    Some(strip_userinfo(url.trim())).filter(|u| !u.is_empty())
-}
-
-/// `https://user:token@host/x` -> `https://host/x`; scp-style `git@host:x` is kept.
-pub fn strip_userinfo(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            if path.is_empty() {
-                format!("{scheme}://{host}")
-            } else {
-                format!("{scheme}://{host}/{path}")
-            }
-        }
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_never_reach_labels() {
-        assert_eq!(
-            strip_userinfo("https://x-access-token:ghs_secret@github.com/acme/krobs.git"),
-            "https://github.com/acme/krobs.git"
-        );
-        assert_eq!(
-            strip_userinfo("git@github.com:acme/krobs.git"),
-            "git@github.com:acme/krobs.git"
-        );
-        assert_eq!(strip_userinfo("https://github.com"), "https://github.com");
-    }
+/// `git-<first 12 hex of the commit>`, the tag of a commit's images and manifest.
+pub fn commit_tag(commit: &str) -> String {
+    format!("git-{}", &commit[..commit.len().min(12)])
 }

@@ -375,7 +375,7 @@ fn check_fields(
 ) -> Option<Header> {
     for (key, value) in &fields {
         if !KEYS.contains(&key.as_str()) {
-            let hint = match crate::deploy::render::closest(key, KEYS.into_iter()) {
+            let hint = match crate::input::names::closest(key, KEYS.into_iter()) {
                 Some(c) if strsim::damerau_levenshtein(key, c) <= 2 => {
                     format!("did you mean `{c}`?")
                 }

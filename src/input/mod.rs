@@ -1,15 +1,18 @@
 //! Reading the repository, which is untrusted input: the one door to its files ([`repo`]),
 //! `krobs.toml` ([`config`], [`deploy_config`]), the krobs' documentation headers ([`header`]),
 //! names and cron schedules checked against the grammar of where they end up ([`names`],
-//! [`cron`]), `.dockerignore` and the build contexts it shapes ([`dockerignore`], [`context`]),
-//! and what git says about the tree ([`git`]).
+//! [`cron`]), the Dockerfile's stages ([`dockerfile`]), `.dockerignore` and the build contexts
+//! it shapes ([`dockerignore`], [`context`]), and what git says about the tree ([`git`]). Every
+//! problem names its file and line ([`problem`]), all reported at once.
 
 pub mod config;
 pub mod context;
 pub mod cron;
-pub mod deploy_config;
+pub(crate) mod deploy_config;
+pub(crate) mod dockerfile;
 pub mod dockerignore;
-pub mod git;
+pub(crate) mod git;
 pub mod header;
 pub mod names;
+pub(crate) mod problem;
 pub mod repo;

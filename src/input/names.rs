@@ -212,6 +212,11 @@ pub fn suggest(name: &str) -> String {
     out.trim_end_matches('-').to_string()
 }
 
+/// The candidate nearest to `id` by edit distance (ties: the first in order).
+pub fn closest<'a>(id: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates.min_by_key(|c| strsim::damerau_levenshtein(id, c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use regex::Regex;
 
 use crate::docker::build::{self, BuildRequest, DockerError};
 use crate::input::config::Config;
-use crate::lint::Problem;
+use crate::input::problem::Problem;
 use crate::plan;
 use crate::plan::digest::{self, DigestError};
 use crate::plan::discover::{Inventory, Language, SCRIPTS_DIR};
@@ -246,46 +246,7 @@ async fn run_check(
             cause: crate::docker::host::chain(&e),
         }
     };
-    let body = ContainerCreateBody {
-        image: Some(image.to_string()),
-        entrypoint: Some(vec![cmd[0].clone()]),
-        cmd: Some(cmd[1..].to_vec()),
-        user: Some(CHECK_USER.to_string()),
-        env: Some(vec![
-            "HOME=/tmp".to_string(),
-            "PYTHONDONTWRITEBYTECODE=1".to_string(),
-        ]),
-        working_dir: Some("/tmp".to_string()),
-        network_disabled: Some(true),
-        // Where the scripts go: an anonymous volume, the one place of a read-only container
-        // the Engine extracts an archive into.
-        volumes: Some(vec![language.image_scripts_dir.clone()]),
-        labels: Some(HashMap::from([(
-            "dev.krobs.syntax-check".to_string(),
-            name.to_string(),
-        )])),
-        host_config: Some(HostConfig {
-            network_mode: Some("none".to_string()),
-            readonly_rootfs: Some(true),
-            tmpfs: Some(HashMap::from([(
-                "/tmp".to_string(),
-                "rw,nosuid,nodev,size=64m".to_string(),
-            )])),
-            cap_drop: Some(vec!["ALL".to_string()]),
-            security_opt: Some(vec!["no-new-privileges".to_string()]),
-            memory: Some(512 * 1024 * 1024),
-            pids_limit: Some(256),
-            log_config: Some(HostConfigLogConfig {
-                typ: Some("json-file".to_string()),
-                config: Some(HashMap::from([
-                    ("max-size".to_string(), "1m".to_string()),
-                    ("max-file".to_string(), "1".to_string()),
-                ])),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let body = check_container(name, image, language, cmd);
     let created = docker
         .create_container(Some(CreateContainerOptionsBuilder::new().build()), body)
         .await
@@ -337,6 +298,57 @@ async fn run_check(
         )
         .await;
     result.map_err(SyntaxCheckError::from)
+}
+
+/// The container a check runs in: the check's command as its entrypoint, no network, the
+/// check user, a read-only root with a small `/tmp`, no capabilities, bounded memory, processes
+/// and logs.
+fn check_container(
+    name: &str,
+    image: &str,
+    language: &Language,
+    cmd: &[String],
+) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(vec![cmd[0].clone()]),
+        cmd: Some(cmd[1..].to_vec()),
+        user: Some(CHECK_USER.to_string()),
+        env: Some(vec![
+            "HOME=/tmp".to_string(),
+            "PYTHONDONTWRITEBYTECODE=1".to_string(),
+        ]),
+        working_dir: Some("/tmp".to_string()),
+        network_disabled: Some(true),
+        // Where the scripts go: an anonymous volume, the one place of a read-only container
+        // the Engine extracts an archive into.
+        volumes: Some(vec![language.image_scripts_dir.clone()]),
+        labels: Some(HashMap::from([(
+            "dev.krobs.syntax-check".to_string(),
+            name.to_string(),
+        )])),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".to_string()),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                "rw,nosuid,nodev,size=64m".to_string(),
+            )])),
+            cap_drop: Some(vec!["ALL".to_string()]),
+            security_opt: Some(vec!["no-new-privileges".to_string()]),
+            memory: Some(512 * 1024 * 1024),
+            pids_limit: Some(256),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".to_string()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), "1m".to_string()),
+                    ("max-file".to_string(), "1".to_string()),
+                ])),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 async fn read_logs(docker: &Docker, id: &str) -> Result<String, bollard::errors::Error> {

@@ -14,17 +14,67 @@ use crate::input::context::{Context, EntryKind};
 /// v2: the runtime's context no longer holds `scripts/`, which ride on it as a layer.
 pub const FORMAT: &str = "krobs-input-digest/v2";
 
-/// `sha256:` + 64 lowercase hex digits.
+/// A content digest by the one rule registries, manifests and Krobs's file names share:
+/// `sha256:` and 64 lowercase hex digits. Made here, or parsed; never assembled elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct InputDigest(String);
+pub struct Digest(String);
 
-impl InputDigest {
+impl Digest {
+    /// The sha256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest::finish(Sha256::new_with_prefix(bytes))
+    }
+
+    /// What `hasher` has seen.
+    pub fn finish(hasher: Sha256) -> Digest {
+        Digest(format!("sha256:{}", hex::encode(hasher.finalize())))
+    }
+
+    /// `text` when it is a digest: `sha256:` and 64 lowercase hex digits.
+    pub fn parse(text: &str) -> Option<Digest> {
+        let hex = text.strip_prefix("sha256:")?;
+        is_sha256_hex(hex).then(|| Digest(text.to_string()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The 64 hex digits.
     pub fn hex(&self) -> &str {
         &self.0["sha256:".len()..]
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// 64 lowercase hex digits: a sha256 as Krobs writes it.
+pub fn is_sha256_hex(hex: &str) -> bool {
+    hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A language's input digest (or an image's, of its runtime and scripts layer).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InputDigest(Digest);
+
+impl InputDigest {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn hex(&self) -> &str {
+        self.0.hex()
     }
 
     /// The image tag that names this content: `input-` + the first 32 hex digits (128 bits).
@@ -48,12 +98,12 @@ pub fn image(runtime: &InputDigest, layer_digest: &str) -> InputDigest {
     field(&mut h, IMAGE_FORMAT.as_bytes());
     field(&mut h, runtime.as_str().as_bytes());
     field(&mut h, layer_digest.as_bytes());
-    InputDigest(format!("sha256:{}", hex::encode(h.finalize())))
+    InputDigest(Digest::finish(h))
 }
 
 impl fmt::Display for InputDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        self.0.fmt(f)
     }
 }
 
@@ -131,7 +181,7 @@ pub fn compute(context: &Context, inputs: &BuildInputs) -> Result<InputDigest, D
             (EntryKind::File { .. }, None) => unreachable!("every file was hashed"),
         }
     }
-    let digest = InputDigest(format!("sha256:{}", hex::encode(h.finalize())));
+    let digest = InputDigest(Digest::finish(h));
     tracing::debug!(files = file_hashes.len(), %digest, "input digest");
     Ok(digest)
 }

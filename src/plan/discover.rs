@@ -2,14 +2,14 @@
 //! Everything wrong is collected and reported at once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::input::config::{Config, DEFAULT_IMAGE_SCRIPTS_DIR};
+use crate::input::config::{Config, LanguageConfig, DEFAULT_IMAGE_SCRIPTS_DIR};
 use crate::input::context::{Context, EntryKind, LEAD_PREFIX};
 use crate::input::header::{self, Header};
 use crate::input::names;
+use crate::input::problem::{Problem, Problems};
 use crate::input::repo::{self, Repo, DOCKERFILE_LIMIT, HEADER_LIMIT};
-use crate::lint::{Problem, Problems};
 use crate::plan::digest::BuildInputs;
 
 /// The folder under a language holding its krobs.
@@ -78,15 +78,74 @@ fn known_list(known: &[String]) -> String {
 /// Finds the languages (restricted to `only` when it is not empty) and lints their scripts.
 pub fn discover(config: &Config, only: &[String]) -> Result<Inventory, DiscoverError> {
     let mut problems = Vec::new();
-
-    // Folders under languages/, then configured languages that live elsewhere.
-    let mut dirs: BTreeMap<String, String> = BTreeMap::new();
     let repo = Repo::new(&config.root).map_err(|e| {
         Problems(vec![Problem::new(
             config.root.display().to_string(),
             e.refusal.to_string(),
         )])
     })?;
+    let dirs = language_dirs(config, &repo, &mut problems);
+    if dirs.is_empty() && problems.is_empty() {
+        return Err(DiscoverError::NoLanguages {
+            dir: config.languages_dir.clone(),
+        });
+    }
+
+    // Image names (host + repository path) have a length limit.
+    for name in dirs.keys() {
+        let image = format!("{}/{}", config.registry.host(), config.repository_for(name));
+        if image.len() > names::MAX_NAME {
+            problems.push(Problem::new(
+                config.path.display().to_string(),
+                format!(
+                    "the image name `{image}` is {} characters long, more than the {} an image reference allows: shorten `repository` or the language name",
+                    image.len(),
+                    names::MAX_NAME
+                ),
+            ));
+        }
+    }
+
+    for name in only {
+        if !dirs.contains_key(name) {
+            return Err(DiscoverError::UnknownLanguage {
+                name: name.clone(),
+                known: dirs.keys().cloned().collect(),
+            });
+        }
+    }
+
+    let mut languages = Vec::new();
+    let mut scripts = Vec::new();
+    for (name, dir) in &dirs {
+        if !only.is_empty() && !only.contains(name) {
+            continue;
+        }
+        if let Some((lang, lang_scripts)) = language(config, &repo, name, dir, &mut problems) {
+            languages.push(lang);
+            scripts.extend(lang_scripts);
+        }
+    }
+    unique_ids(&scripts, &mut problems);
+    unique_job_names(&scripts, &mut problems);
+
+    if problems.is_empty() {
+        Ok(Inventory { languages, scripts })
+    } else {
+        problems.sort();
+        problems.dedup();
+        Err(Problems(problems).into())
+    }
+}
+
+/// Each language's folder: the folders under `languages_dir`, then the configured languages
+/// that live elsewhere (`path`).
+fn language_dirs(
+    config: &Config,
+    repo: &Repo,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
+    let mut dirs: BTreeMap<String, String> = BTreeMap::new();
     let languages_dir = match repo.resolve(&config.languages_dir) {
         Ok(real) => Some(real),
         Err(e) if e.is_not_found() => None,
@@ -139,51 +198,13 @@ pub fn discover(config: &Config, only: &[String]) -> Result<Inventory, DiscoverE
             None => {}
         }
     }
-    if dirs.is_empty() && problems.is_empty() {
-        return Err(DiscoverError::NoLanguages {
-            dir: config.languages_dir.clone(),
-        });
-    }
+    dirs
+}
 
-    // Image names (host + repository path) have a length limit.
-    for name in dirs.keys() {
-        let image = format!("{}/{}", config.registry.host(), config.repository_for(name));
-        if image.len() > names::MAX_NAME {
-            problems.push(Problem::new(
-                config.path.display().to_string(),
-                format!(
-                    "the image name `{image}` is {} characters long, more than the {} an image reference allows: shorten `repository` or the language name",
-                    image.len(),
-                    names::MAX_NAME
-                ),
-            ));
-        }
-    }
-
-    for name in only {
-        if !dirs.contains_key(name) {
-            return Err(DiscoverError::UnknownLanguage {
-                name: name.clone(),
-                known: dirs.keys().cloned().collect(),
-            });
-        }
-    }
-
-    let mut languages = Vec::new();
-    let mut scripts = Vec::new();
-    for (name, dir) in &dirs {
-        if !only.is_empty() && !only.contains(name) {
-            continue;
-        }
-        if let Some((lang, lang_scripts)) = language(config, &repo, name, dir, &mut problems) {
-            languages.push(lang);
-            scripts.extend(lang_scripts);
-        }
-    }
-
-    // Ids must be unique: Harness names Jobs after them.
+/// Ids must be unique: Harness names Jobs after them.
+fn unique_ids(scripts: &[Script], problems: &mut Vec<Problem>) {
     let mut by_id: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for s in &scripts {
+    for s in scripts {
         by_id.entry(&s.id).or_default().push(&s.path);
     }
     for (id, paths) in &by_id {
@@ -204,10 +225,12 @@ pub fn discover(config: &Config, only: &[String]) -> Result<Inventory, DiscoverE
             }
         }
     }
+}
 
-    // Harness names each Job after the script's Kubernetes name: no two may share one.
+/// Harness names each Job after the script's Kubernetes name: no two may share one.
+fn unique_job_names(scripts: &[Script], problems: &mut Vec<Problem>) {
     let mut by_job: BTreeMap<String, Vec<&Script>> = BTreeMap::new();
-    for s in &scripts {
+    for s in scripts {
         by_job.entry(names::job_name(&s.id)).or_default().push(s);
     }
     for (job, same) in &by_job {
@@ -230,14 +253,6 @@ pub fn discover(config: &Config, only: &[String]) -> Result<Inventory, DiscoverE
             }
         }
     }
-
-    if problems.is_empty() {
-        Ok(Inventory { languages, scripts })
-    } else {
-        problems.sort();
-        problems.dedup();
-        Err(Problems(problems).into())
-    }
 }
 
 fn language(
@@ -248,6 +263,64 @@ fn language(
     problems: &mut Vec<Problem>,
 ) -> Option<(Language, Vec<Script>)> {
     let settings = config.languages.get(name).cloned().unwrap_or_default();
+    let (abs, dockerfile_text) = language_folder(repo, name, dir, problems)?;
+    if let Some(problem) = no_runtime(dir, &dockerfile_text) {
+        problems.push(problem);
+        return None;
+    }
+    let before = problems.len();
+    extra_inputs_outside_scripts(name, dir, &settings.extra_inputs, problems);
+    if problems.len() > before {
+        return None;
+    }
+    let mut context = match Context::collect(repo, dir, &settings.extra_inputs) {
+        Ok(context) => context,
+        Err(p) => {
+            problems.extend(p);
+            return None;
+        }
+    };
+    let stable = [
+        no_git_in_context(name, dir, &settings.extra_inputs, &context),
+        no_output_in_context(config, name, dir, &settings.extra_inputs, &context),
+    ];
+    if stable.iter().any(Option::is_some) {
+        problems.extend(stable.into_iter().flatten());
+        return None;
+    }
+    let notes = leave_out_hidden_scripts(dir, &mut context);
+
+    let inputs = build_inputs(config, &settings, name, dir, &dockerfile_text, problems);
+    let image_scripts_dir = image_scripts_dir(&settings, name, dir, problems)?;
+    let scripts = scripts(
+        name,
+        dir,
+        &abs,
+        &context,
+        &settings,
+        &image_scripts_dir,
+        problems,
+    );
+    Some((
+        Language {
+            name: name.to_string(),
+            dir: dir.to_string(),
+            inputs,
+            image_scripts_dir,
+            context,
+            notes,
+        },
+        scripts,
+    ))
+}
+
+/// The language's folder inside the repository, and its Dockerfile's text.
+fn language_folder(
+    repo: &Repo,
+    name: &str,
+    dir: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<(PathBuf, String)> {
     let abs = match repo.resolve(dir) {
         Ok(abs) => abs,
         Err(e) if e.is_not_found() => {
@@ -288,36 +361,23 @@ fn language(
             return None;
         }
     };
+    Some((abs, dockerfile_text))
+}
 
-    if let Some(problem) = no_runtime(dir, &dockerfile_text) {
-        problems.push(problem);
-        return None;
-    }
-    let before = problems.len();
-    extra_inputs_outside_scripts(name, dir, &settings.extra_inputs, problems);
-    if problems.len() > before {
-        return None;
-    }
-    let mut context = match Context::collect(repo, dir, &settings.extra_inputs) {
-        Ok(context) => context,
-        Err(p) => {
-            problems.extend(p);
-            return None;
-        }
-    };
-    let stable = [
-        no_git_in_context(name, dir, &settings.extra_inputs, &context),
-        no_output_in_context(config, name, dir, &settings.extra_inputs, &context),
-    ];
-    if stable.iter().any(Option::is_some) {
-        problems.extend(stable.into_iter().flatten());
-        return None;
-    }
-    let notes = leave_out_hidden_scripts(dir, &mut context);
-
+/// What besides its files goes into the runtime's digest: build args, base image, platform,
+/// target stage (which the Dockerfile must have). A Dockerfile that copies `scripts/` is a
+/// problem: the scripts go on as a layer of their own.
+fn build_inputs(
+    config: &Config,
+    settings: &LanguageConfig,
+    name: &str,
+    dir: &str,
+    dockerfile_text: &str,
+    problems: &mut Vec<Problem>,
+) -> BuildInputs {
     let mut build_args = config.build.build_args.clone();
     build_args.extend(settings.build_args.clone());
-    for line in scripts_copies(&dockerfile_text) {
+    for line in scripts_copies(dockerfile_text) {
         problems.push(Problem::at(
             format!("{dir}/Dockerfile"),
             line,
@@ -327,9 +387,9 @@ fn language(
     let base_image = build_args
         .get("BASE_IMAGE")
         .cloned()
-        .or_else(|| base_image_of(&dockerfile_text));
+        .or_else(|| base_image_of(dockerfile_text));
     if let Some(target) = &settings.target {
-        let stages = crate::docker::build::stages(&dockerfile_text);
+        let stages = crate::input::dockerfile::stages(dockerfile_text);
         if !stages.iter().any(|s| {
             s.name
                 .as_deref()
@@ -352,21 +412,26 @@ fn language(
             ));
         }
     }
-    let inputs = BuildInputs {
+    BuildInputs {
         build_args,
         base_image,
         platform: config.build.platform.clone(),
         target: settings.target.clone(),
-    };
+    }
+}
+
+/// Where the scripts go in the image: never where Krobs puts its entrypoint.
+fn image_scripts_dir(
+    settings: &LanguageConfig,
+    name: &str,
+    dir: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
     let image_scripts_dir = settings
         .image_scripts_dir
         .clone()
         .unwrap_or_else(|| DEFAULT_IMAGE_SCRIPTS_DIR.to_string());
-    let command = settings
-        .command
-        .clone()
-        .unwrap_or_else(|| default_command(name));
-    let bin = crate::publish::entrypoint::PATH
+    let bin = crate::plan::entrypoint::PATH
         .rsplit_once('/')
         .map_or("", |(bin, _)| bin);
     let under_bin = format!("/{}/", image_scripts_dir.trim_matches('/'));
@@ -377,7 +442,24 @@ fn language(
         ));
         return None;
     }
+    Some(image_scripts_dir)
+}
 
+/// The krobs under `scripts/`, each with its header; a documented file elsewhere in the
+/// context, or one `.dockerignore` leaves out, is a problem.
+fn scripts(
+    name: &str,
+    dir: &str,
+    abs: &Path,
+    context: &Context,
+    settings: &LanguageConfig,
+    image_scripts_dir: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<Script> {
+    let command = settings
+        .command
+        .clone()
+        .unwrap_or_else(|| default_command(name));
     let mut scripts = Vec::new();
     let prefix = format!("{SCRIPTS_DIR}/");
     let marker_for = |file: &str| {
@@ -386,30 +468,23 @@ fn language(
             .clone()
             .unwrap_or_else(|| comment_for(file).to_string())
     };
-    for entry in &context.ignored {
-        if entry.rel.starts_with(&prefix) && has_header(&entry.source, &marker_for(&entry.rel)) {
-            problems.push(Problem::new(
-                format!("{dir}/{}", entry.rel),
-                "documented script is excluded by `.dockerignore`, so no image holds it: remove the pattern that excludes it, or the script",
-            ));
-        }
-    }
+    excluded_krobs(dir, context, &marker_for, problems);
     // The runtime's files, read once here for the check below and kept for the input digest.
     context.read_files(|e| !e.rel.starts_with(&prefix));
     for entry in &context.entries {
         let Some(sub) = entry.rel.strip_prefix(&prefix) else {
+            let documented = || {
+                entry.read().is_ok_and(|r| {
+                    r.lead.as_deref() == Some(fence(&marker_for(&entry.rel)).as_str())
+                })
+            };
             if matches!(entry.kind, EntryKind::File { .. })
                 && entry.rel != "Dockerfile"
                 && entry.rel.starts_with(|c: char| c != '.')
-                && entry.source.starts_with(&abs)
-                && entry.read().is_ok_and(|r| {
-                    r.lead.as_deref() == Some(fence(&marker_for(&entry.rel)).as_str())
-                })
+                && entry.source.starts_with(abs)
+                && documented()
             {
-                problems.push(Problem::new(
-                    format!("{dir}/{}", entry.rel),
-                    format!("has a documentation header but is not under `{SCRIPTS_DIR}/`, so it is not a krob: move it to `{dir}/{SCRIPTS_DIR}/` or remove the header"),
-                ));
+                problems.push(not_a_krob(dir, &entry.rel));
             }
             continue;
         };
@@ -437,7 +512,7 @@ fn language(
             &entry.source,
             &settings.comment,
             &command,
-            &image_scripts_dir,
+            image_scripts_dir,
             problems,
         ) {
             scripts.push(s);
@@ -453,25 +528,40 @@ fn language(
             format!("language `{name}` has no scripts: add one under `{dir}/{SCRIPTS_DIR}/` or remove the folder"),
         ));
     }
+    scripts
+}
 
-    Some((
-        Language {
-            name: name.to_string(),
-            dir: dir.to_string(),
-            inputs,
-            image_scripts_dir,
-            context,
-            notes,
-        },
-        scripts,
-    ))
+/// A documented script `.dockerignore` leaves out of the context is in no image.
+fn excluded_krobs(
+    dir: &str,
+    context: &Context,
+    marker_for: &dyn Fn(&str) -> String,
+    problems: &mut Vec<Problem>,
+) {
+    let prefix = format!("{SCRIPTS_DIR}/");
+    for entry in &context.ignored {
+        if entry.rel.starts_with(&prefix) && has_header(&entry.source, &marker_for(&entry.rel)) {
+            problems.push(Problem::new(
+                format!("{dir}/{}", entry.rel),
+                "documented script is excluded by `.dockerignore`, so no image holds it: remove the pattern that excludes it, or the script",
+            ));
+        }
+    }
+}
+
+/// A file with a documentation header outside `scripts/` is no krob.
+fn not_a_krob(dir: &str, rel: &str) -> Problem {
+    Problem::new(
+        format!("{dir}/{rel}"),
+        format!("has a documentation header but is not under `{SCRIPTS_DIR}/`, so it is not a krob: move it to `{dir}/{SCRIPTS_DIR}/` or remove the header"),
+    )
 }
 
 /// A Dockerfile without a `FROM` (empty, or only comments) builds no runtime: the Engine
 /// would refuse it only after the plan was made and the registry asked.
 fn no_runtime(dir: &str, dockerfile: &str) -> Option<Problem> {
     let text = dockerfile.trim_start_matches('\u{feff}');
-    if !crate::docker::build::stages(text).is_empty() {
+    if !crate::input::dockerfile::stages(text).is_empty() {
         return None;
     }
     let what = if text
@@ -684,7 +774,7 @@ fn script(
         .iter()
         .map(|a| a.replace("{script}", &image_path))
         .collect();
-    let command = crate::publish::entrypoint::command(&id, &language_command);
+    let command = crate::plan::entrypoint::command(&id, &language_command);
     Some(Script {
         id,
         language: language.to_string(),

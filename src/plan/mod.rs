@@ -3,6 +3,8 @@
 
 pub mod digest;
 pub mod discover;
+pub(crate) mod entrypoint;
+pub(crate) mod layer;
 
 use std::fmt;
 
@@ -11,7 +13,7 @@ use crate::input::context::Context;
 use crate::input::git::Changes;
 use crate::plan::digest::{DigestError, InputDigest};
 use crate::plan::discover::{Inventory, Language, Script, SCRIPTS_DIR};
-use crate::publish::layer::{self, ScriptsLayer};
+use layer::ScriptsLayer;
 
 /// What the run does with a language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 //! report are derived from. The registry and the Docker Engine are behind the [`Registry`]
 //! and [`Engine`] traits, so that the orchestration runs on in-memory fakes in unit tests.
 
-pub mod entrypoint;
-pub mod layer;
+pub mod image;
+mod language_run;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,20 +15,54 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
-use crate::cli::progress::Progress;
 use crate::docker::build::DockerError;
-use crate::docker::engine::{Engine, RuntimeBuild};
+use crate::docker::engine::Engine;
 use crate::input::config::{Config, RegistryConfig};
-use crate::input::git;
-use crate::plan::digest::DigestError;
+use crate::input::git::commit_tag;
+use crate::plan::digest::{Digest, DigestError};
+use crate::plan::layer::{self, Blob, Digested};
 use crate::plan::{LanguagePlan, Plan, RegistryState};
-use crate::publish::layer::{Blob, ComposeError, Digested, Runtime};
+use crate::progress::Progress;
 use crate::registry::credentials::{self, CredentialsError};
-use crate::registry::ecr::{AwsError, Ecr, RepositoryInfo};
-use crate::registry::retry::RetryPolicy;
+use crate::registry::ecr::{AwsError, RepositoryInfo};
 use crate::registry::{BlobBody, Credentials, Lookup, Registry, RegistryClient, RegistryError};
-use crate::release::commit_tag;
-use crate::release::manifest::{Outcome, Published};
+use image::{ComposeError, Runtime};
+use language_run::LanguageRun;
+
+/// What the pipeline learned about a language's pushed image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub language: String,
+    /// `sha256:...` of the image manifest in the registry.
+    pub digest: String,
+    /// Tags that name this content: the content tag, and the alias where it was set. They
+    /// are the same on every run of the same content, so the manifest is too.
+    pub tags: Vec<String>,
+    /// `git-<commit>`, set in the registry for this run's commit; the manifest records the
+    /// commit itself instead.
+    pub commit_tag: Option<String>,
+    pub outcome: Outcome,
+    /// Wall-clock milliseconds the language took in this run (lookup to last tag).
+    pub duration_ms: u64,
+}
+
+/// How a language's image came to be in the registry in this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The image was there already.
+    Reused,
+    /// The runtime was there; Krobs put the scripts layer on it.
+    ScriptsAppended { runtime: String },
+    /// The Docker Engine built the runtime, then Krobs put the scripts layer on it.
+    RuntimeBuilt { runtime: String },
+}
+
+impl Outcome {
+    /// Whether an image was put in this run.
+    pub fn made(&self) -> bool {
+        !matches!(self, Outcome::Reused)
+    }
+}
 
 /// The mutable alias pushed where the repository allows moving tags.
 pub const ALIAS_TAG: &str = "latest";
@@ -104,6 +138,17 @@ pub struct Session {
     pub manifest_repository_created: bool,
 }
 
+impl From<crate::registry::OpenError> for PublishError {
+    fn from(e: crate::registry::OpenError) -> PublishError {
+        use crate::registry::OpenError;
+        match e {
+            OpenError::Aws(e) => PublishError::Aws(e),
+            OpenError::Credentials(e) => PublishError::Credentials(e),
+            OpenError::Registry(e) => PublishError::Registry(e),
+        }
+    }
+}
+
 fn repository_path(config: &Config, language: &str) -> String {
     config.repository_for(language)
 }
@@ -114,46 +159,41 @@ pub async fn open(
     plan: &Plan,
     progress: &Progress,
 ) -> Result<Session, PublishError> {
-    let host = config.registry.host();
     let mut repositories = HashMap::new();
     let mut manifest_repository_created = false;
-    let credentials = match &config.registry {
+    // The lookups that follow the opening check the credentials before anything is built.
+    let (client, ecr) = crate::registry::connect(&config.registry).await?;
+    if let (
+        Some(ecr),
         RegistryConfig::Ecr {
-            account_id,
-            region,
             create_repositories,
             ..
-        } => {
-            let ecr = Ecr::connect(account_id, region).await;
-            let credentials = ecr.credentials().await?;
-            for lp in &plan.languages {
-                let repo = repository_path(config, &lp.language.name);
-                let info = ecr.ensure_repository(&repo, *create_repositories).await?;
-                if info.created {
-                    progress.note(&format!(
-                        "created ECR repository `{repo}` (immutable tags, scan on push)"
-                    ));
-                }
-                repositories.insert(lp.language.name.clone(), info);
-            }
-            // Checked before anything is built: a repository whose `latest` cannot move is
-            // refused now, not after the images are pushed.
-            let repo = &config.manifest_repository;
-            let info = ecr
-                .ensure_manifest_repository(repo, *create_repositories)
-                .await?;
+        },
+    ) = (&ecr, &config.registry)
+    {
+        for lp in &plan.languages {
+            let repo = repository_path(config, &lp.language.name);
+            let info = ecr.ensure_repository(&repo, *create_repositories).await?;
             if info.created {
                 progress.note(&format!(
-                    "created ECR repository `{repo}` for the manifest (mutable tags: `latest` moves)"
+                    "created ECR repository `{repo}` (immutable tags, scan on push)"
                 ));
             }
-            manifest_repository_created = info.created;
-            Some(credentials)
+            repositories.insert(lp.language.name.clone(), info);
         }
-        RegistryConfig::Oci { host } => credentials::for_oci(host)?,
-    };
-    // The lookups that follow check the credentials before anything is built.
-    let client = RegistryClient::new(&host, credentials, RetryPolicy::default())?;
+        // Checked before anything is built: a repository whose `latest` cannot move is
+        // refused now, not after the images are pushed.
+        let repo = &config.manifest_repository;
+        let info = ecr
+            .ensure_manifest_repository(repo, *create_repositories)
+            .await?;
+        if info.created {
+            progress.note(&format!(
+                "created ECR repository `{repo}` for the manifest (mutable tags: `latest` moves)"
+            ));
+        }
+        manifest_repository_created = info.created;
+    }
     Ok(Session {
         client,
         repositories,
@@ -232,7 +272,7 @@ pub fn report_finished(published: &[Published], progress: &Progress) {
             &format!(
                 "{} in {}",
                 finished(p),
-                crate::cli::report::seconds(p.duration_ms)
+                crate::progress::seconds(p.duration_ms)
             ),
         );
     }
@@ -316,7 +356,7 @@ async fn read_runtime(
         .get_manifest(repo, reference)
         .await?
         .map(|fetched| RuntimeManifest {
-            digest: layer::sha256(&fetched.body),
+            digest: Digest::of(&fetched.body).into_string(),
             media_type: fetched.media_type,
             body: fetched.body,
         }))
@@ -360,7 +400,8 @@ fn image_labels(plan: &Plan, lp: &LanguagePlan) -> BTreeMap<String, String> {
     labels
 }
 
-/// Carries out every language's decision; returns what every language ended as.
+/// Carries out every language's decision, each as a [`LanguageRun`]; returns what every
+/// language ended as.
 pub async fn publish(
     config: &Config,
     plan: &Plan,
@@ -369,207 +410,25 @@ pub async fn publish(
     engine: &impl Engine,
     progress: &Progress,
 ) -> Result<Vec<Published>, PublishError> {
-    // HEAD's first parent, whose `git-` tag names the previous image: build cache for a
-    // runtime, asked only when a runtime is built.
     let parent = tokio::sync::OnceCell::new();
-    let parent = &parent;
-    let semaphore = Arc::new(Semaphore::new(config.build.concurrency));
+    let builds = Semaphore::new(config.build.concurrency);
     // Every decision first, so that runtime builds wait for their turn in the plan's order
     // (the semaphore is first come, first served).
     let decisions = join_all(plan.languages.iter().map(|lp| decide(registry, config, lp))).await;
     let jobs = plan.languages.iter().zip(decisions).map(|(lp, decision)| {
-        let semaphore = semaphore.clone();
-        async move {
-            let name = &lp.language.name;
-            let began = std::time::Instant::now();
-            let result = async {
-                let repo = repository_path(config, name);
-                let (runtime, built) = match decision? {
-                    Decision::Reuse { digest } => {
-                        return Ok((digest, Outcome::Reused, None));
-                    }
-                    Decision::AppendScripts { runtime } => {
-                        progress.log(
-                            name,
-                            &format!("runtime `{}` is there ({})", lp.runtime_tag, runtime.digest),
-                        );
-                        (runtime, false)
-                    }
-                    Decision::BuildRuntime => {
-                        let _permit = semaphore
-                            .acquire()
-                            .await
-                            .expect("the semaphore is never closed");
-                        let parent = parent
-                            .get_or_init(|| async {
-                                plan.commit
-                                    .as_ref()
-                                    .and_then(|_| git::first_parent(&config.root))
-                            })
-                            .await;
-                        let cache = cache_source(registry, &repo, parent.as_deref()).await;
-                        let request = || RuntimeBuild {
-                            language: name,
-                            context: &lp.runtime_context,
-                            repository: &lp.repository,
-                            tag: &lp.runtime_tag,
-                            build_args: lp.language.inputs.build_args.clone().into_iter().collect(),
-                            platform: lp.language.inputs.platform.clone(),
-                            target: lp.language.inputs.target.clone(),
-                            network: config.build.network.clone(),
-                            cache: cache.clone(),
-                            credentials: registry.credentials(),
-                            host: registry.host(),
-                        };
-                        if let Err(e) = engine.build_and_push(request(), progress).await {
-                            // Runs sharing a Docker Engine may push the same runtime at once,
-                            // and the daemon's concurrent pushes of one image can fail each
-                            // other. The registry decides: a runtime it now holds is used, a
-                            // push that failed otherwise is tried once more.
-                            if !matches!(e, DockerError::Push { .. }) {
-                                let base = lp.language.inputs.base_image.as_deref();
-                                return Err(e.with_base_hint(base).into());
-                            }
-                            match registry.lookup(&repo, &lp.runtime_tag).await {
-                                Ok(Lookup::Present { .. }) => {}
-                                Ok(Lookup::Missing) => {
-                                    progress.log(name, &format!("{e}; pushing once more"));
-                                    engine.build_and_push(request(), progress).await?;
-                                }
-                                // The registry is gone: the push's error says which language.
-                                Err(_) => return Err(e.into()),
-                            }
-                        }
-                        // The registry says the runtime's digest, not the daemon.
-                        let runtime = match read_runtime(registry, &repo, &lp.runtime_tag).await? {
-                            Some(runtime) => runtime,
-                            None => {
-                                return Err(PublishError::RuntimeMissing {
-                                    language: name.clone(),
-                                    image: format!("{}:{}", lp.repository, lp.runtime_tag),
-                                    what: None,
-                                })
-                            }
-                        };
-                        (runtime, true)
-                    }
-                };
-                progress.stage(name, "putting the scripts layer on the runtime");
-                // Another run sharing the engine may have pushed its own build of the same
-                // runtime meanwhile (the classic builder is not reproducible): the tag names
-                // the last push, and every run ends on that one, so that they agree. A
-                // conflict on the content tag from such a run is settled the same way.
-                let mut runtime = runtime;
-                let mut attempts = 0;
-                let image = loop {
-                    attempts += 1;
-                    let made = append_scripts(config, plan, lp, &runtime, registry).await;
-                    // The content tag must name the image put, and the runtime tag must still
-                    // name its runtime: both asked at once.
-                    let verified = async {
-                        match &made {
-                            Ok(image) => verify(registry, config, lp, image.digest()).await,
-                            Err(_) => Ok(()),
-                        }
-                    };
-                    let (verified, now) = futures_util::future::join(
-                        verified,
-                        registry.lookup(&repo, &lp.runtime_tag),
-                    )
-                    .await;
-                    let made = made.and_then(|image| verified.map(|()| image));
-                    let now = match now? {
-                        Lookup::Present { digest } => digest,
-                        Lookup::Missing => runtime.digest.clone(),
-                    };
-                    match made {
-                        Ok(image) if now == runtime.digest => break image,
-                        Err(e) if now == runtime.digest || attempts == 3 => return Err(e),
-                        Ok(image) if attempts == 3 => break image,
-                        _ => {
-                            progress.log(
-                                name,
-                                &format!(
-                                    "`{}` moved to {now}: the scripts layer goes on it",
-                                    lp.runtime_tag
-                                ),
-                            );
-                            runtime =
-                                read_runtime(registry, &repo, &now).await?.ok_or_else(|| {
-                                    PublishError::RuntimeMissing {
-                                        language: name.clone(),
-                                        image: format!("{}:{}", lp.repository, lp.runtime_tag),
-                                        what: Some(format!("its manifest {now}")),
-                                    }
-                                })?;
-                        }
-                    }
-                };
-                let runtime = runtime.digest;
-                let outcome = if built {
-                    Outcome::RuntimeBuilt { runtime }
-                } else {
-                    Outcome::ScriptsAppended { runtime }
-                };
-                Ok((
-                    image.digest().to_string(),
-                    outcome,
-                    Some((image.media_type, image.top.bytes)),
-                ))
-            }
-            .await;
-            let result = match result {
-                Ok((digest, outcome, made)) => {
-                    let made = made.as_ref().map(|(mt, bytes)| (mt.as_str(), bytes));
-                    extra_tags(
-                        config,
-                        plan,
-                        lp,
-                        registry,
-                        repositories,
-                        &digest,
-                        made,
-                        progress,
-                    )
-                    .await
-                    .map(|extra| {
-                        let mut tags = vec![lp.tag.clone()];
-                        tags.extend(extra.alias);
-                        Published {
-                            language: name.clone(),
-                            digest,
-                            tags,
-                            commit_tag: extra.commit,
-                            outcome,
-                            duration_ms: u64::try_from(began.elapsed().as_millis())
-                                .unwrap_or(u64::MAX),
-                        }
-                    })
-                }
-                Err(e) => Err(e),
-            };
-            match &result {
-                Ok(p) => progress.finish(
-                    name,
-                    &format!(
-                        "{} in {}",
-                        finished(p),
-                        crate::cli::report::seconds(p.duration_ms)
-                    ),
-                ),
-                Err(e) => {
-                    // The full error, with the build's last lines, closes the run.
-                    let text = e.to_string();
-                    let first = text.lines().next().unwrap_or_default();
-                    let first = first.trim_end_matches("; last lines:");
-                    let took = crate::cli::report::seconds(
-                        u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    );
-                    progress.finish(name, &format!("failed after {took}: {first}"))
-                }
-            }
-            result
-        }
+        let run = LanguageRun {
+            config,
+            plan,
+            lp,
+            registry,
+            repositories,
+            engine,
+            progress,
+            builds: &builds,
+            parent: &parent,
+            repo: repository_path(config, &lp.language.name),
+        };
+        run.run(decision)
     });
     let results = join_all(jobs).await;
 
@@ -635,13 +494,13 @@ async fn fetch_runtime(
         what: Some(what),
     };
     // The manifest the decision read, so the image is made of exactly that runtime.
-    let media_type = layer::media_type_of(&fetched.body, fetched.media_type.as_deref());
+    let media_type = image::media_type_of(&fetched.body, fetched.media_type.as_deref());
     let config_of = |manifest: Bytes| {
         let image = &image;
         let missing = &missing;
         async move {
             let manifest = Blob::new(manifest);
-            let digest = layer::config_digest(image, &manifest.bytes)?;
+            let digest = image::config_digest(image, &manifest.bytes)?;
             let config = registry
                 .get_blob(repo, &digest)
                 .await?
@@ -649,9 +508,9 @@ async fn fetch_runtime(
             Ok::<_, PublishError>((manifest, Blob::new(config)))
         }
     };
-    if media_type.as_deref().is_some_and(layer::is_index) {
+    if media_type.as_deref().is_some_and(image::is_index) {
         let mut images = Vec::new();
-        for digest in layer::index_images(&image, &fetched.body)? {
+        for digest in image::index_images(&image, &fetched.body)? {
             let child = registry
                 .get_manifest(repo, &digest)
                 .await?
@@ -678,7 +537,7 @@ async fn append_scripts(
     lp: &LanguagePlan,
     runtime: &RuntimeManifest,
     registry: &impl Registry,
-) -> Result<layer::Image, PublishError> {
+) -> Result<image::Image, PublishError> {
     let name = &lp.language.name;
     let repo = repository_path(config, name);
     // The layer's bytes are written again only now, while the runtime is read.
@@ -687,7 +546,7 @@ async fn append_scripts(
             layer_file(lp).await
         })
         .await?;
-    let image = layer::compose(
+    let image = image::compose(
         &format!("{}:{}", lp.repository, lp.runtime_tag),
         &runtime,
         &lp.layer,
@@ -856,8 +715,8 @@ async fn extra_tags(
     let (fetched, commit_there, alias_there) =
         futures_util::future::try_join3(read, there(&commit_tag), there(&alias)).await?;
     let fetched = fetched.map(|f| {
-        let media_type = layer::media_type_of(&f.body, f.media_type.as_deref())
-            .unwrap_or_else(|| layer::DOCKER_MANIFEST.to_string());
+        let media_type = image::media_type_of(&f.body, f.media_type.as_deref())
+            .unwrap_or_else(|| image::DOCKER_MANIFEST.to_string());
         (media_type, f.body)
     });
     let made = made.or(fetched.as_ref().map(|(mt, bytes)| (mt.as_str(), bytes)));
@@ -914,20 +773,19 @@ async fn cache_source(
     Some(
         previous_runtime(registry, repo, &manifest.body)
             .await
-            .unwrap_or_else(|| layer::sha256(&manifest.body)),
+            .unwrap_or_else(|| Digest::of(&manifest.body).into_string()),
     )
 }
 
 /// The digest of the runtime an image of this repository (its manifest) was made on.
 async fn previous_runtime(registry: &impl Registry, repo: &str, manifest: &[u8]) -> Option<String> {
-    let config_digest = layer::config_digest(repo, manifest).ok()?;
+    let config_digest = image::config_digest(repo, manifest).ok()?;
     let config = registry.get_blob(repo, &config_digest).await.ok()??;
     let config: serde_json::Value = serde_json::from_slice(&config).ok()?;
     let runtime = config
         .pointer("/config/Labels/dev.krobs.runtime-digest")?
-        .as_str()?
-        .strip_prefix("sha256:")?;
-    let tag = format!("runtime-{}", runtime.get(..32)?);
+        .as_str()?;
+    let tag = format!("runtime-{}", &Digest::parse(runtime)?.hex()[..32]);
     match registry.lookup(repo, &tag).await {
         Ok(Lookup::Present { digest }) => Some(digest),
         _ => None,
@@ -937,7 +795,7 @@ async fn previous_runtime(registry: &impl Registry, repo: &str, manifest: &[u8])
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::args;
+    use crate::docker::engine::RuntimeBuild;
     use crate::input::git::Changes;
     use crate::registry::BlobPush;
     use crate::registry::Fetched;
@@ -961,7 +819,7 @@ mod tests {
 
     impl FakeRegistry {
         fn store_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: Bytes) {
-            let digest = layer::sha256(&bytes);
+            let digest = Digest::of(&bytes).into_string();
             let mut m = self.manifests.lock().unwrap();
             m.insert(
                 (repo.to_string(), digest),
@@ -992,7 +850,7 @@ mod tests {
             Ok(
                 match m.get(&(repository.to_string(), reference.to_string())) {
                     Some((_, bytes)) => Lookup::Present {
-                        digest: layer::sha256(bytes),
+                        digest: Digest::of(bytes).into_string(),
                     },
                     None => Lookup::Missing,
                 },
@@ -1008,7 +866,7 @@ mod tests {
             Ok(m.get(&(repository.to_string(), reference.to_string()))
                 .map(|(mt, bytes)| Fetched {
                     media_type: Some(mt.clone()),
-                    digest: Some(layer::sha256(bytes)),
+                    digest: Some(Digest::of(bytes).into_string()),
                     body: bytes.clone(),
                 }))
         }
@@ -1038,7 +896,7 @@ mod tests {
                     Bytes::from(bytes)
                 }
             };
-            assert_eq!(layer::sha256(&bytes), digest);
+            assert_eq!(Digest::of(&bytes).into_string(), digest);
             let mut b = self.blobs.lock().unwrap();
             let key = (repository.to_string(), digest.to_string());
             if b.contains_key(&key) {
@@ -1064,7 +922,7 @@ mod tests {
             bytes: Bytes,
             digest: &str,
         ) -> Result<(), RegistryError> {
-            assert_eq!(layer::sha256(&bytes), digest);
+            assert_eq!(Digest::of(&bytes).into_string(), digest);
             self.manifest_puts
                 .lock()
                 .unwrap()
@@ -1170,9 +1028,9 @@ mod tests {
             );
             let manifest = serde_json::to_vec(&json!({
                 "schemaVersion": 2,
-                "mediaType": layer::DOCKER_MANIFEST,
-                "config": {"mediaType": layer::DOCKER_CONFIG, "size": config.size(), "digest": config.digest},
-                "layers": [{"mediaType": layer::DOCKER_LAYER, "size": 1, "digest": "sha256:base"}],
+                "mediaType": image::DOCKER_MANIFEST,
+                "config": {"mediaType": image::DOCKER_CONFIG, "size": config.size(), "digest": config.digest},
+                "layers": [{"mediaType": image::DOCKER_LAYER, "size": 1, "digest": "sha256:base"}],
             }))
             .unwrap();
             self.registry
@@ -1181,7 +1039,7 @@ mod tests {
                 .unwrap()
                 .insert((repo.clone(), config.digest.clone()), config.bytes);
             self.registry
-                .store_manifest(&repo, req.tag, layer::DOCKER_MANIFEST, manifest.into());
+                .store_manifest(&repo, req.tag, image::DOCKER_MANIFEST, manifest.into());
             Ok(())
         }
     }
@@ -1230,7 +1088,7 @@ mod tests {
     ) -> Result<Vec<Published>, PublishError> {
         let (config, mut plan) = plan_of(root);
         lookup_all(registry, &config, &mut plan).await.unwrap();
-        let progress = Progress::new(args::Progress::Plain, &[]);
+        let progress = Progress::new(crate::progress::Mode::Plain, &[]);
         publish(&config, &plan, registry, &HashMap::new(), engine, &progress).await
     }
 
@@ -1250,6 +1108,8 @@ mod tests {
             .collect()
     }
 
+    // One story over four runs against the same registry (build, reuse, append, rebuild): each
+    // step's expectations depend on the state the previous ones left.
     #[tokio::test]
     async fn runtimes_are_built_once_then_scripts_changes_only_append_a_layer() {
         let t = repo();
@@ -1271,7 +1131,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!(layer::sha256(&fetched.body), p.digest);
+            assert_eq!(Digest::of(&fetched.body).into_string(), p.digest);
             let m: serde_json::Value = serde_json::from_slice(&fetched.body).unwrap();
             assert_eq!(m["layers"][1]["digest"], lp.layer.blob.digest);
             assert_eq!(p.tags, [lp.tag.clone(), ALIAS_TAG.to_string()]);

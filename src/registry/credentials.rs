@@ -5,7 +5,7 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -196,6 +196,33 @@ fn run_helper(name: &str, host: &str) -> Result<HelperAnswer, String> {
 
 /// [`run_helper`] for a program (a name looked up on `PATH`, or a path) and a time limit.
 fn ask_helper(program: &Path, host: &str, timeout: Duration) -> Result<HelperAnswer, String> {
+    let (mut child, output) = start_helper(program, host)?;
+    let deadline = Instant::now() + timeout;
+    let status = wait_for_helper(&mut child, deadline, timeout)?;
+    // Its output, unless something it started holds the pipes open past the deadline.
+    let (mut stdout, mut stderr) = (None, None);
+    while stdout.is_none() || stderr.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match output.recv_timeout(left.max(Duration::from_millis(100))) {
+            Ok((true, r)) => stdout = Some(r),
+            Ok((false, r)) => stderr = Some(r),
+            Err(_) => break,
+        }
+    }
+    let (Some(stdout), stderr) = (stdout, stderr) else {
+        return Err("its output did not end (something it started keeps it open)".to_string());
+    };
+    let stdout =
+        stdout.ok_or_else(|| format!("it printed more than {} KiB", HELPER_OUTPUT_LIMIT / 1024))?;
+    helper_answer(status, &stdout, stderr.flatten())
+}
+
+/// What a helper's stream said: `true` for stdout; `None` past [`HELPER_OUTPUT_LIMIT`].
+type HelperOutput = mpsc::Receiver<(bool, Option<Vec<u8>>)>;
+
+/// Starts `program get` with the host on its stdin, its stdout and stderr read on threads of
+/// their own.
+fn start_helper(program: &Path, host: &str) -> Result<(Child, HelperOutput), String> {
     let mut child = Command::new(program)
         .arg("get")
         .stdin(Stdio::piped())
@@ -234,11 +261,18 @@ fn ask_helper(program: &Path, host: &str, timeout: Duration) -> Result<HelperAns
             let _ = tx.send((out, read_bounded(stream)));
         });
     }
-    drop(tx);
-    let deadline = Instant::now() + timeout;
-    let status = loop {
+    Ok((child, rx))
+}
+
+/// The helper's exit status; killed at the deadline.
+fn wait_for_helper(
+    child: &mut Child,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<ExitStatus, String> {
+    loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => return Ok(status),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             Ok(None) => {
                 let _ = child.kill();
@@ -250,28 +284,21 @@ fn ask_helper(program: &Path, host: &str, timeout: Duration) -> Result<HelperAns
             }
             Err(e) => return Err(format!("cannot wait for it ({e})")),
         }
-    };
-    // Its output, unless something it started holds the pipes open past the deadline.
-    let (mut stdout, mut stderr) = (None, None);
-    while stdout.is_none() || stderr.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left.max(Duration::from_millis(100))) {
-            Ok((true, r)) => stdout = Some(r),
-            Ok((false, r)) => stderr = Some(r),
-            Err(_) => break,
-        }
     }
-    let (Some(stdout), stderr) = (stdout, stderr) else {
-        return Err("its output did not end (something it started keeps it open)".to_string());
-    };
-    let stdout =
-        stdout.ok_or_else(|| format!("it printed more than {} KiB", HELPER_OUTPUT_LIMIT / 1024))?;
+}
+
+/// A finished helper's answer, by the protocol: `Username` and `Secret` as JSON; a failure
+/// that prints the "not found" message is no credentials, any other says its last line.
+fn helper_answer(
+    status: ExitStatus,
+    stdout: &[u8],
+    stderr: Option<Vec<u8>>,
+) -> Result<HelperAnswer, String> {
     if !status.success() {
-        if String::from_utf8_lossy(&stdout).trim() == HELPER_NOT_FOUND {
+        if String::from_utf8_lossy(stdout).trim() == HELPER_NOT_FOUND {
             return Ok(HelperAnswer::NotFound);
         }
         let said = stderr
-            .flatten()
             .map(|e| last_line(&String::from_utf8_lossy(&e)))
             .filter(|l| !l.is_empty())
             .map(|l| format!(": {l}"))
@@ -284,7 +311,7 @@ fn ask_helper(program: &Path, host: &str, timeout: Duration) -> Result<HelperAns
         username: String,
         secret: String,
     }
-    let answer: Answer = serde_json::from_slice(&stdout).map_err(|_| {
+    let answer: Answer = serde_json::from_slice(stdout).map_err(|_| {
         "its answer is not the JSON of `Username` and `Secret` the protocol defines".to_string()
     })?;
     Ok(HelperAnswer::Found {

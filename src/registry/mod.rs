@@ -11,6 +11,39 @@ pub use credentials::{Credentials, Secret};
 
 use bytes::Bytes;
 
+use crate::input::config::RegistryConfig;
+use retry::RetryPolicy;
+
+/// Why the configured registry could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Aws(#[from] ecr::AwsError),
+    #[error(transparent)]
+    Credentials(#[from] credentials::CredentialsError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// The configured registry, opened the same way for the images and the release: an ECR token
+/// (one per run), or the OCI credentials at hand. The ECR client is returned so that the
+/// images' repositories can be checked through it.
+pub async fn connect(
+    registry: &RegistryConfig,
+) -> Result<(RegistryClient, Option<ecr::Ecr>), OpenError> {
+    let (credentials, ecr) = match registry {
+        RegistryConfig::Ecr {
+            account_id, region, ..
+        } => {
+            let ecr = ecr::Ecr::connect(account_id, region).await;
+            (Some(ecr.credentials().await?), Some(ecr))
+        }
+        RegistryConfig::Oci { host } => (credentials::for_oci(host)?, None),
+    };
+    let client = RegistryClient::new(&registry.host(), credentials, RetryPolicy::default())?;
+    Ok((client, ecr))
+}
+
 /// The distribution API calls the orchestration makes, so that it can run on an in-memory
 /// registry in unit tests; [`RegistryClient`] is the real one.
 #[allow(async_fn_in_trait)]

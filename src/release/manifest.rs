@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::input::deploy_config::DeployConfig;
-use crate::plan::digest::bytes_sha256;
+use crate::plan::digest::Digest;
 use crate::plan::Plan;
+use crate::publish::Published;
 
 /// The manifest format; the JSON Schema in `schema/manifest-v1.schema.json` describes it.
 pub const FORMAT: &str = "krobs-manifest/v1";
@@ -127,41 +128,6 @@ pub struct Resources {
     pub tmp_size_limit: Option<String>,
 }
 
-/// What the pipeline learned about a language's pushed image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    pub language: String,
-    /// `sha256:...` of the image manifest in the registry.
-    pub digest: String,
-    /// Tags that name this content: the content tag, and the alias where it was set. They
-    /// are the same on every run of the same content, so the manifest is too.
-    pub tags: Vec<String>,
-    /// `git-<commit>`, set in the registry for this run's commit; the manifest records the
-    /// commit itself instead.
-    pub commit_tag: Option<String>,
-    pub outcome: Outcome,
-    /// Wall-clock milliseconds the language took in this run (lookup to last tag).
-    pub duration_ms: u64,
-}
-
-/// How a language's image came to be in the registry in this run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The image was there already.
-    Reused,
-    /// The runtime was there; Krobs put the scripts layer on it.
-    ScriptsAppended { runtime: String },
-    /// The Docker Engine built the runtime, then Krobs put the scripts layer on it.
-    RuntimeBuilt { runtime: String },
-}
-
-impl Outcome {
-    /// Whether an image was put in this run.
-    pub fn made(&self) -> bool {
-        !matches!(self, Outcome::Reused)
-    }
-}
-
 impl Manifest {
     /// The manifest for a plan; `published` is empty for a preview, else names every language.
     pub fn new(plan: &Plan, published: &[Published], deploy: &DeployConfig) -> Manifest {
@@ -259,6 +225,24 @@ pub struct ManifestError {
     pub cause: std::io::Error,
 }
 
+/// Why bytes are not a manifest this krobs-build reads.
+#[derive(Debug)]
+pub enum Unreadable {
+    /// Not a manifest's JSON.
+    Invalid(serde_json::Error),
+    /// A manifest of another format (its `format`).
+    Format(String),
+}
+
+/// Reads manifest bytes, from a file or a pulled release: the one place the format is checked.
+pub fn parse(bytes: &[u8]) -> Result<Manifest, Unreadable> {
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(Unreadable::Invalid)?;
+    if manifest.format != FORMAT {
+        return Err(Unreadable::Format(manifest.format));
+    }
+    Ok(manifest)
+}
+
 /// Where a manifest was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
@@ -276,7 +260,8 @@ pub struct Written {
 /// record at `path` never loses the languages the run left out.
 pub fn write(manifest: &Manifest, path: &Path, partial: bool) -> Result<Written, ManifestError> {
     let bytes = manifest.to_bytes();
-    let hex = bytes_sha256(&bytes);
+    let digest = Digest::of(&bytes);
+    let hex = digest.hex();
     let dir = path.parent().unwrap_or(Path::new("."));
     let err = |p: &Path| {
         let p = p.to_path_buf();
@@ -300,7 +285,7 @@ pub fn write(manifest: &Manifest, path: &Path, partial: bool) -> Result<Written,
     Ok(Written {
         path,
         content_path,
-        sha256: format!("sha256:{hex}"),
+        sha256: digest.to_string(),
     })
 }
 
@@ -345,7 +330,7 @@ pub fn stage_preview(manifest: &Manifest, path: &Path) -> Result<Preview, Manife
         written: Written {
             path: Some(path.to_path_buf()),
             content_path: None,
-            sha256: format!("sha256:{}", bytes_sha256(&bytes)),
+            sha256: Digest::of(&bytes).to_string(),
         },
     })
 }

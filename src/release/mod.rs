@@ -19,15 +19,14 @@ use oci_spec::image::{
 };
 use serde::Serialize;
 
-use crate::input::config::{Config, RegistryConfig};
-use crate::input::git;
-use crate::plan::digest::bytes_sha256;
-use crate::publish::layer::OCI_MANIFEST;
-use crate::registry::credentials::{self, CredentialsError};
-use crate::registry::ecr::{AwsError, Ecr};
-use crate::registry::retry::RetryPolicy;
-use crate::registry::{Lookup, RegistryClient, RegistryError};
-use crate::release::manifest::{Manifest, FORMAT};
+use crate::input::config::Config;
+use crate::input::git::{self, commit_tag};
+use crate::plan::digest::Digest as ContentDigest;
+use crate::publish::image::OCI_MANIFEST;
+use crate::registry::credentials::CredentialsError;
+use crate::registry::ecr::AwsError;
+use crate::registry::{self, Lookup, OpenError, RegistryClient, RegistryError};
+use manifest::{Manifest, Unreadable, FORMAT};
 
 /// The `artifactType` of the published manifest, and the media type of its one layer.
 pub const ARTIFACT_TYPE: &str = "application/vnd.krobs.manifest.v1+json";
@@ -64,19 +63,14 @@ pub enum ReleaseError {
         expected: String,
         found: String,
     },
-    #[error("cannot start the async runtime")]
-    Runtime(#[source] std::io::Error),
 }
 
-impl ReleaseError {
-    /// The documented exit code (README).
-    pub fn exit_code(&self) -> u8 {
-        use crate::error::exit;
-        match self {
-            ReleaseError::Aws(_) => exit::AWS,
-            ReleaseError::BadReference { .. } | ReleaseError::ShortCommitTag { .. } => exit::USAGE,
-            ReleaseError::Runtime(_) => exit::INTERNAL,
-            _ => exit::REGISTRY,
+impl From<OpenError> for ReleaseError {
+    fn from(e: OpenError) -> ReleaseError {
+        match e {
+            OpenError::Aws(e) => ReleaseError::Aws(e),
+            OpenError::Credentials(e) => ReleaseError::Credentials(e),
+            OpenError::Registry(e) => ReleaseError::Registry(e),
         }
     }
 }
@@ -94,12 +88,9 @@ pub struct Artifact {
     pub layer_digest: String,
 }
 
-fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", bytes_sha256(bytes))
-}
-
 fn descriptor(media_type: MediaType, bytes: &[u8]) -> Descriptor {
-    let digest = Digest::from_str(&sha256_digest(bytes)).expect("a sha256 digest is valid");
+    let digest =
+        Digest::from_str(ContentDigest::of(bytes).as_str()).expect("a sha256 digest is valid");
     Descriptor::new(media_type, bytes.len() as u64, digest)
 }
 
@@ -122,9 +113,9 @@ impl Artifact {
         // One annotation per map: the bytes are the same on every run.
         let manifest = serde_json::to_vec(&image).expect("an image manifest serializes");
         Artifact {
-            digest: sha256_digest(&manifest),
+            digest: ContentDigest::of(&manifest).into_string(),
             manifest: Bytes::from(manifest),
-            layer_digest: sha256_digest(manifest_bytes),
+            layer_digest: ContentDigest::of(manifest_bytes).into_string(),
             layer: Bytes::copy_from_slice(manifest_bytes),
         }
     }
@@ -162,11 +153,13 @@ impl Reference {
                 }),
             };
         }
-        match text.strip_prefix("sha256:") {
-            Some(hex) if hex.len() == 64 && is_hex(hex) => {
-                Ok(Reference::Digest(text.to_ascii_lowercase()))
-            }
-            _ => Err(ReleaseError::BadReference {
+        // `sha256:` as written, the hex in either case.
+        match text
+            .strip_prefix("sha256:")
+            .and_then(|_| ContentDigest::parse(&text.to_ascii_lowercase()))
+        {
+            Some(digest) => Ok(Reference::Digest(digest.into_string())),
+            None => Err(ReleaseError::BadReference {
                 reference: text.to_string(),
             }),
         }
@@ -185,11 +178,6 @@ impl Reference {
             Reference::Tag(s) | Reference::Digest(s) => s,
         }
     }
-}
-
-/// `git-<first 12 hex of the commit>`, the tag of a commit's images and manifest.
-pub fn commit_tag(commit: &str) -> String {
-    format!("git-{}", &commit[..commit.len().min(12)])
 }
 
 /// What happened to one tag of the manifest artifact.
@@ -420,7 +408,7 @@ pub async fn publish(
         futures_util::future::try_join(
             client.put_blob(
                 repo,
-                &sha256_digest(EMPTY_CONFIG),
+                &ContentDigest::of(EMPTY_CONFIG).into_string(),
                 Bytes::from_static(EMPTY_CONFIG),
             ),
             client.put_blob(repo, &artifact.layer_digest, artifact.layer.clone()),
@@ -448,12 +436,45 @@ pub async fn publish(
     let (present, (), commit_there, latest_action) =
         tokio::try_join!(lookup, blobs, commit_there, latest_action)?;
 
+    let (tags, puts) = tag_plan(
+        scope,
+        &artifact,
+        present,
+        commit.zip(commit_there),
+        latest_action,
+    );
+    // The blobs are in: the manifest goes under its digest and its tags at once.
+    futures_util::future::try_join_all(
+        puts.iter()
+            .map(|reference| put(client, repo, reference, &artifact)),
+    )
+    .await?;
+    let host = client.host();
+    Ok(Publication {
+        repository: format!("{host}/{repo}"),
+        reference: Some(format!("{host}/{repo}@{}", artifact.digest)),
+        digest: Some(artifact.digest),
+        uploaded: !present,
+        repository_created,
+        tags,
+    })
+}
+
+/// What each of the release's tags gets, and the references to put: the artifact's digest
+/// when the registry does not have it yet, then every tag that moves.
+fn tag_plan(
+    scope: Scope<'_>,
+    artifact: &Artifact,
+    present: bool,
+    commit_there: Option<(&str, Lookup)>,
+    latest_action: Option<(TagAction, String)>,
+) -> (Vec<TagOutcome>, Vec<String>) {
     let mut tags = skipped_tags(scope, TagAction::Moved);
     let mut puts = Vec::new();
     if !present {
         puts.push(artifact.digest.clone());
     }
-    if let (Some(commit), Some(there)) = (commit, commit_there) {
+    if let Some((commit, there)) = commit_there {
         let tag = commit_tag(commit);
         let action = match there {
             Lookup::Present { digest } if digest == artifact.digest => TagAction::Unchanged,
@@ -481,21 +502,7 @@ pub async fn publish(
             reason,
         });
     }
-    // The blobs are in: the manifest goes under its digest and its tags at once.
-    futures_util::future::try_join_all(
-        puts.iter()
-            .map(|reference| put(client, repo, reference, &artifact)),
-    )
-    .await?;
-    let host = client.host();
-    Ok(Publication {
-        repository: format!("{host}/{repo}"),
-        reference: Some(format!("{host}/{repo}@{}", artifact.digest)),
-        digest: Some(artifact.digest),
-        uploaded: !present,
-        repository_created,
-        tags,
-    })
+    (tags, puts)
 }
 
 async fn put(
@@ -611,30 +618,15 @@ pub struct Pulled {
 /// A registry client for the configured registry, with the same credentials as the images:
 /// an ECR token, or the OCI credentials at hand.
 pub async fn client(config: &Config) -> Result<RegistryClient, ReleaseError> {
-    let credentials = match &config.registry {
-        RegistryConfig::Ecr {
-            account_id, region, ..
-        } => Some(Ecr::connect(account_id, region).await.credentials().await?),
-        RegistryConfig::Oci { host } => credentials::for_oci(host)?,
-    };
-    Ok(RegistryClient::new(
-        &config.registry.host(),
-        credentials,
-        RetryPolicy::default(),
-    )?)
+    let (client, _) = registry::connect(&config.registry).await?;
+    Ok(client)
 }
 
 /// Pulls the manifest `reference` (see [`Reference::parse`]) from the configured manifest
-/// repository; blocking (for `manifest pull` and `render --manifest REF`).
-pub fn pull(config: &Config, reference: &Reference) -> Result<Pulled, ReleaseError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(ReleaseError::Runtime)?;
-    runtime.block_on(async {
-        let client = client(config).await?;
-        fetch(&client, &config.manifest_repository, reference).await
-    })
+/// repository (for `manifest pull` and `render --manifest REF`).
+pub async fn pull(config: &Config, reference: &Reference) -> Result<Pulled, ReleaseError> {
+    let client = client(config).await?;
+    fetch(&client, &config.manifest_repository, reference).await
 }
 
 /// Reads a published manifest: the artifact, its krobs layer, each checked against its digest,
@@ -661,7 +653,7 @@ pub async fn fetch(
             repository: format!("{host}/{repo}"),
             reference: reference.as_str().to_string(),
         })?;
-    let digest = sha256_digest(&fetched.body);
+    let digest = ContentDigest::of(&fetched.body).into_string();
     let expected = match reference {
         Reference::Digest(d) => Some(d.clone()),
         Reference::Tag(_) => fetched.digest.clone(),
@@ -697,7 +689,7 @@ pub async fn fetch(
         .get_blob(repo, &layer_digest)
         .await?
         .ok_or_else(|| not_krobs(format!("its layer `{layer_digest}` is not in the registry")))?;
-    let found = sha256_digest(&bytes);
+    let found = ContentDigest::of(&bytes).into_string();
     if found != layer_digest {
         return Err(ReleaseError::DigestMismatch {
             reference: named,
@@ -706,14 +698,14 @@ pub async fn fetch(
             found,
         });
     }
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| not_krobs(format!("its layer is not a `{FORMAT}` manifest ({e})")))?;
-    if manifest.format != FORMAT {
-        return Err(not_krobs(format!(
-            "its layer is a `{}` manifest; this krobs-build reads `{FORMAT}`",
-            manifest.format
-        )));
-    }
+    let manifest = manifest::parse(&bytes).map_err(|e| {
+        not_krobs(match e {
+            Unreadable::Invalid(e) => format!("its layer is not a `{FORMAT}` manifest ({e})"),
+            Unreadable::Format(format) => {
+                format!("its layer is a `{format}` manifest; this krobs-build reads `{FORMAT}`")
+            }
+        })
+    })?;
     Ok(Pulled {
         manifest,
         bytes: bytes.to_vec(),
@@ -839,7 +831,7 @@ mod tests {
         let bytes = b"{\"format\":\"krobs-manifest/v1\"}\n";
         let a = Artifact::new(bytes);
         let v: serde_json::Value = serde_json::from_slice(&a.manifest).unwrap();
-        let layer_digest = sha256_digest(bytes);
+        let layer_digest = ContentDigest::of(bytes).into_string();
         assert_eq!(
             v,
             serde_json::json!({
@@ -859,7 +851,7 @@ mod tests {
                 }]
             })
         );
-        assert_eq!(a.digest, sha256_digest(&a.manifest));
+        assert_eq!(a.digest, ContentDigest::of(&a.manifest).into_string());
         assert_eq!(a.layer_digest, layer_digest);
         assert_eq!(Artifact::new(bytes).manifest, a.manifest);
     }

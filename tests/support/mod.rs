@@ -208,8 +208,12 @@ impl Run {
 
     /// Asserts a given non-zero exit code.
     #[track_caller]
-    pub fn failure(self, code: i32) -> Run {
-        assert_eq!(self.code, Some(code), "expected exit code {code}\n{self}");
+    pub fn failure(self, code: u8) -> Run {
+        assert_eq!(
+            self.code,
+            Some(code.into()),
+            "expected exit code {code}\n{self}"
+        );
         self
     }
 

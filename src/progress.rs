@@ -7,7 +7,14 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::args;
+/// Whether progress may be a live display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A live display on a terminal, plain lines otherwise.
+    Auto,
+    /// Plain log lines.
+    Plain,
+}
 
 pub struct Progress {
     live: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
@@ -15,9 +22,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(mode: args::Progress, languages: &[String]) -> Progress {
+    pub fn new(mode: Mode, languages: &[String]) -> Progress {
         let width = languages.iter().map(String::len).max().unwrap_or(0);
-        let live = mode == args::Progress::Auto
+        let live = mode == Mode::Auto
             && std::io::stderr().is_terminal()
             && std::env::var_os("TERM").is_some_and(|t| t != "dumb");
         if !live {
@@ -100,5 +107,31 @@ impl Drop for Progress {
                 }
             }
         }
+    }
+}
+
+/// Milliseconds for a person: `0.4s`, `12.3s`, `2m05s`.
+pub fn seconds(ms: u64) -> String {
+    let tenths = ms.div_ceil(100);
+    if tenths < 600 {
+        format!("{}.{}s", tenths / 10, tenths % 10)
+    } else {
+        let secs = ms.div_ceil(1000);
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+
+    #[test]
+    fn durations_read_as_seconds_then_minutes() {
+        assert_eq!(seconds(0), "0.0s");
+        assert_eq!(seconds(1), "0.1s");
+        assert_eq!(seconds(12_340), "12.4s");
+        assert_eq!(seconds(59_900), "59.9s");
+        assert_eq!(seconds(59_901), "1m00s");
+        assert_eq!(seconds(125_000), "2m05s");
     }
 }
