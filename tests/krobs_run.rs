@@ -43,6 +43,22 @@ impl Monitor {
         self.0.url()
     }
 
+    /// Waits until `count` `start` events arrived. krobs-run posts `start` in the background
+    /// and, after a signal, stops that post rather than wait for it (the shutdown budget), so
+    /// a test about signals first lets the run's `start` land.
+    fn wait_for_starts(&self, count: usize) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while kinds(&self.events())
+            .iter()
+            .filter(|k| **k == "start")
+            .count()
+            < count
+        {
+            assert!(Instant::now() < end, "no `start` event within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn events(&self) -> Vec<Value> {
         let posted = self.0.events();
         for p in &posted {
@@ -347,6 +363,7 @@ fn sigterm_is_forwarded_and_a_command_ignoring_it_is_killed_after_the_grace() {
             ],
         );
         polite.wait_for_output("ready");
+        monitor.wait_for_starts(1);
         docker(&["kill", "--signal", "TERM", &polite.id]);
         let polite = polite.wait();
         assert_eq!(polite.code, 143, "{var}: {polite}");
@@ -359,6 +376,7 @@ fn sigterm_is_forwarded_and_a_command_ignoring_it_is_killed_after_the_grace() {
             &["bash", "-c", "trap '' TERM; echo ready; sleep 300"],
         );
         stubborn.wait_for_output("ready");
+        monitor.wait_for_starts(2);
         let stopping = Instant::now();
         docker(&["stop", "--time", "60", &stubborn.id]);
         let stopped = stopping.elapsed();
