@@ -172,13 +172,7 @@ fn build(
     };
     // A tree that is not HEAD is no commit's release: its images get no `git-` tag either.
     let commit = head.clone().filter(|_| dirty.is_none());
-    let changes = match &publish.since {
-        Some(rev) => git::changes_since(&config.root, rev),
-        None => Changes::NotAsked,
-    };
-    if let Changes::Unknown { warning } = &changes {
-        eprintln!("warning: {warning}");
-    }
+    let changes = changes(&config, publish);
     let mut plan = plan::make(&config, inventory, commit, publish.since.clone(), changes)?;
     let mut timings = report::Timings {
         plan: millis(started),
@@ -239,6 +233,19 @@ fn build(
         preview.keep()?;
     }
     Ok(())
+}
+
+/// What changed since `--since` (not asked without it); a history Krobs cannot read is a
+/// warning, and digests alone decide.
+fn changes(config: &Config, publish: &PublishOptions) -> Changes {
+    let changes = match &publish.since {
+        Some(rev) => git::changes_since(&config.root, rev),
+        None => Changes::NotAsked,
+    };
+    if let Changes::Unknown { warning } = &changes {
+        eprintln!("warning: {warning}");
+    }
+    changes
 }
 
 /// How the release stands once the images are there: published already (a rerun that

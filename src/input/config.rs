@@ -520,87 +520,99 @@ fn check_command(name: &str, field: &str, command: &[String], example: &str) -> 
 
 fn resolve_registry(raw: RawRegistry) -> Result<RegistryConfig, (Option<Range<usize>>, String)> {
     let kind_span = raw.kind.span();
-    let bad_for = |field: &str, span: Range<usize>, kind: &str| {
-        Err((
-            Some(span),
-            format!("`registry.{field}` does not apply to `kind = \"{kind}\"`: remove it"),
-        ))
-    };
     match raw.kind.get_ref().as_str() {
-        "ecr" => {
-            let account_id = raw.account_id.ok_or_else(|| {
-                (
-                    Some(kind_span.clone()),
-                    "`kind = \"ecr\"` needs `account_id` (the 12-digit AWS account)".to_string(),
-                )
-            })?;
-            let a = account_id.get_ref();
-            if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
-                return Err((
-                    Some(account_id.span()),
-                    format!("`registry.account_id = \"{a}\"` is not a 12-digit AWS account id"),
-                ));
-            }
-            let region = raw.region.ok_or_else(|| {
-                (
-                    Some(kind_span.clone()),
-                    "`kind = \"ecr\"` needs `region` (e.g. `eu-west-1`)".to_string(),
-                )
-            })?;
-            let r = region.get_ref();
-            if r.is_empty()
-                || !r
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            {
-                return Err((
-                    Some(region.span()),
-                    format!("`registry.region = \"{r}\"` is not an AWS region such as `eu-west-1`"),
-                ));
-            }
-            if let Some(h) = &raw.host {
-                if let Err(m) = names::check_host(h.get_ref()) {
-                    return Err((Some(h.span()), format!("`registry.host` {m}")));
-                }
-            }
-            Ok(RegistryConfig::Ecr {
-                account_id: account_id.into_inner(),
-                region: region.into_inner(),
-                host: raw.host.map(Spanned::into_inner),
-                create_repositories: raw.create_repositories.unwrap_or(false),
-            })
-        }
-        "oci" => {
-            if let Some(a) = raw.account_id {
-                return bad_for("account_id", a.span(), "oci");
-            }
-            if let Some(r) = raw.region {
-                return bad_for("region", r.span(), "oci");
-            }
-            if raw.create_repositories.is_some() {
-                return Err((
-                    Some(kind_span),
-                    "`registry.create_repositories` only applies to `kind = \"ecr\"`: OCI registries create repositories on push".to_string(),
-                ));
-            }
-            let host = raw.host.ok_or_else(|| {
-                (
-                    Some(kind_span.clone()),
-                    "`kind = \"oci\"` needs `host` (e.g. `registry.example.com:5000`)".to_string(),
-                )
-            })?;
-            if let Err(m) = names::check_host(host.get_ref()) {
-                return Err((Some(host.span()), format!("`registry.host` {m}")));
-            }
-            Ok(RegistryConfig::Oci {
-                host: host.into_inner(),
-            })
-        }
+        "ecr" => resolve_ecr(raw, kind_span),
+        "oci" => resolve_oci(raw, kind_span),
         other => Err((
             Some(kind_span),
             format!("unknown registry kind `{other}`: use `ecr` or `oci`"),
         )),
     }
+}
+
+/// `kind = "ecr"`: a 12-digit account and a region are required, `host` optional.
+fn resolve_ecr(
+    raw: RawRegistry,
+    kind_span: Range<usize>,
+) -> Result<RegistryConfig, (Option<Range<usize>>, String)> {
+    let account_id = raw.account_id.ok_or_else(|| {
+        (
+            Some(kind_span.clone()),
+            "`kind = \"ecr\"` needs `account_id` (the 12-digit AWS account)".to_string(),
+        )
+    })?;
+    let a = account_id.get_ref();
+    if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+        return Err((
+            Some(account_id.span()),
+            format!("`registry.account_id = \"{a}\"` is not a 12-digit AWS account id"),
+        ));
+    }
+    let region = raw.region.ok_or_else(|| {
+        (
+            Some(kind_span.clone()),
+            "`kind = \"ecr\"` needs `region` (e.g. `eu-west-1`)".to_string(),
+        )
+    })?;
+    let r = region.get_ref();
+    if r.is_empty()
+        || !r
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err((
+            Some(region.span()),
+            format!("`registry.region = \"{r}\"` is not an AWS region such as `eu-west-1`"),
+        ));
+    }
+    if let Some(h) = &raw.host {
+        if let Err(m) = names::check_host(h.get_ref()) {
+            return Err((Some(h.span()), format!("`registry.host` {m}")));
+        }
+    }
+    Ok(RegistryConfig::Ecr {
+        account_id: account_id.into_inner(),
+        region: region.into_inner(),
+        host: raw.host.map(Spanned::into_inner),
+        create_repositories: raw.create_repositories.unwrap_or(false),
+    })
+}
+
+/// `kind = "oci"`: only `host`, required; the ECR fields are refused.
+fn resolve_oci(
+    raw: RawRegistry,
+    kind_span: Range<usize>,
+) -> Result<RegistryConfig, (Option<Range<usize>>, String)> {
+    let bad_for = |field: &str, span: Range<usize>| {
+        Err((
+            Some(span),
+            format!("`registry.{field}` does not apply to `kind = \"oci\"`: remove it"),
+        ))
+    };
+    if let Some(a) = raw.account_id {
+        return bad_for("account_id", a.span());
+    }
+    if let Some(r) = raw.region {
+        return bad_for("region", r.span());
+    }
+    if raw.create_repositories.is_some() {
+        return Err((
+            Some(kind_span),
+            "`registry.create_repositories` only applies to `kind = \"ecr\"`: OCI registries create repositories on push".to_string(),
+        ));
+    }
+    let host = raw.host.ok_or_else(|| {
+        (
+            Some(kind_span.clone()),
+            "`kind = \"oci\"` needs `host` (e.g. `registry.example.com:5000`)".to_string(),
+        )
+    })?;
+    if let Err(m) = names::check_host(host.get_ref()) {
+        return Err((Some(host.span()), format!("`registry.host` {m}")));
+    }
+    Ok(RegistryConfig::Oci {
+        host: host.into_inner(),
+    })
 }
 
 /// `deploy.monitor_url`: plain `http://<host>[:<port>][/<path>]`, with no credentials in it

@@ -209,30 +209,7 @@ impl Context {
             Ok(base) => base,
             Err(e) => return Err(vec![Problem::new(dir, e.refusal.to_string())]),
         };
-        let ignore_rel = format!("{dir}/.dockerignore");
-        let ignore = match repo.read(&ignore_rel, IGNORE_LIMIT, "a `.dockerignore`") {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => match DockerIgnore::parse(&text) {
-                    Ok(ignore) => ignore,
-                    Err(e) => {
-                        problems.push(Problem::at(&ignore_rel, e.line, e.message));
-                        DockerIgnore::default()
-                    }
-                },
-                Err(_) => {
-                    problems.push(Problem::new(
-                        &ignore_rel,
-                        "not UTF-8 text: save it as UTF-8",
-                    ));
-                    DockerIgnore::default()
-                }
-            },
-            Err(e) if e.is_not_found() => DockerIgnore::default(),
-            Err(e) => {
-                problems.push(Problem::new(&ignore_rel, e.refusal.to_string()));
-                DockerIgnore::default()
-            }
-        };
+        let ignore = read_ignore(repo, dir, &mut problems);
 
         let mut entries = Vec::new();
         let mut ignored = Vec::new();
@@ -258,19 +235,7 @@ impl Context {
                 )),
             }
         }
-        entries.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
-        for pair in entries.windows(2) {
-            if pair[0].rel == pair[1].rel && pair[0].kind != EntryKind::Dir {
-                problems.push(Problem::new(
-                    format!("{dir}/{}", pair[0].rel),
-                    format!(
-                        "extra input collides with `{}` in the build context: rename one of them",
-                        pair[1].source.display()
-                    ),
-                ));
-            }
-        }
-        entries.dedup_by(|a, b| a.rel == b.rel);
+        sort_and_merge(&mut entries, dir, &mut problems);
 
         if problems.is_empty() {
             Ok(Context {
@@ -289,7 +254,6 @@ impl Context {
         self.ignore.matches(rel, None).0
     }
 
-    /// Number of regular files.
     /// Reads every file `wanted` picks ([`Entry::read`]), in parallel; a file that cannot be
     /// read is left for whoever needs it to report.
     pub fn read_files(&self, wanted: impl Fn(&Entry) -> bool + Sync) {
@@ -301,12 +265,59 @@ impl Context {
             });
     }
 
+    /// Number of regular files.
     pub fn file_count(&self) -> usize {
         self.entries
             .iter()
             .filter(|e| matches!(e.kind, EntryKind::File { .. }))
             .count()
     }
+}
+
+/// The language's `.dockerignore` (none is an empty one); a bad one is noted in `problems`.
+fn read_ignore(repo: &Repo, dir: &str, problems: &mut Vec<Problem>) -> DockerIgnore {
+    let ignore_rel = format!("{dir}/.dockerignore");
+    match repo.read(&ignore_rel, IGNORE_LIMIT, "a `.dockerignore`") {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => match DockerIgnore::parse(&text) {
+                Ok(ignore) => ignore,
+                Err(e) => {
+                    problems.push(Problem::at(&ignore_rel, e.line, e.message));
+                    DockerIgnore::default()
+                }
+            },
+            Err(_) => {
+                problems.push(Problem::new(
+                    &ignore_rel,
+                    "not UTF-8 text: save it as UTF-8",
+                ));
+                DockerIgnore::default()
+            }
+        },
+        Err(e) if e.is_not_found() => DockerIgnore::default(),
+        Err(e) => {
+            problems.push(Problem::new(&ignore_rel, e.refusal.to_string()));
+            DockerIgnore::default()
+        }
+    }
+}
+
+/// Sorts the entries by context path and keeps one of each: a folder met twice is one folder,
+/// anything else met twice is a collision noted in `problems`.
+fn sort_and_merge(entries: &mut Vec<Entry>, dir: &str, problems: &mut Vec<Problem>) {
+    entries.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
+    for pair in entries.windows(2) {
+        if pair[0].rel == pair[1].rel && pair[0].kind != EntryKind::Dir {
+            problems.push(Problem::new(
+                format!("{dir}/{}", pair[0].rel),
+                format!(
+                    "extra input collides with `{}` in the build context: rename one of them",
+                    pair[1].source.display()
+                ),
+            ));
+        }
+    }
+    entries.dedup_by(|a, b| a.rel == b.rel);
 }
 
 struct Walker<'a> {
@@ -330,17 +341,7 @@ impl Walker<'_> {
             let entry = match item {
                 Ok(entry) => entry,
                 Err(e) => {
-                    let path = e
-                        .path()
-                        .and_then(|p| p.strip_prefix(source).ok())
-                        .map(|p| join(display, &p.to_string_lossy()))
-                        .unwrap_or_else(|| display.to_string());
-                    let why = e
-                        .io_error()
-                        .map(|io| io.to_string())
-                        .unwrap_or_else(|| e.to_string());
-                    self.problems
-                        .push(Problem::new(path, format!("cannot read: {why}")));
+                    self.unreadable(&e, source, display);
                     continue;
                 }
             };
@@ -392,38 +393,66 @@ impl Walker<'_> {
                 }
                 continue;
             }
-            let kind = if file_type.is_dir() {
-                EntryKind::Dir
-            } else if file_type.is_file() {
-                match entry.metadata() {
-                    Ok(meta) => EntryKind::File {
-                        executable: meta.permissions().mode() & 0o111 != 0,
-                        size: meta.len(),
-                    },
-                    Err(e) => {
-                        self.problems
-                            .push(Problem::new(shown, format!("cannot read: {e}")));
-                        continue;
-                    }
+            if let Some(kind) = self.kind_of_entry(&entry, source, shown) {
+                self.entries
+                    .push(Entry::new(rel, entry.path().to_path_buf(), kind));
+            }
+        }
+    }
+
+    /// Notes an entry the walk could not read, at its path as shown under `display`.
+    fn unreadable(&mut self, e: &walkdir::Error, source: &Path, display: &str) {
+        let path = e
+            .path()
+            .and_then(|p| p.strip_prefix(source).ok())
+            .map(|p| join(display, &p.to_string_lossy()))
+            .unwrap_or_else(|| display.to_string());
+        let why = e
+            .io_error()
+            .map(|io| io.to_string())
+            .unwrap_or_else(|| e.to_string());
+        self.problems
+            .push(Problem::new(path, format!("cannot read: {why}")));
+    }
+
+    /// What a kept entry is (folder, file with its mode and size, symlink inside `source`), or
+    /// `None` with a problem noted when it cannot go into a build context.
+    fn kind_of_entry(
+        &mut self,
+        entry: &walkdir::DirEntry,
+        source: &Path,
+        shown: String,
+    ) -> Option<EntryKind> {
+        let file_type = entry.file_type();
+        if file_type.is_dir() {
+            Some(EntryKind::Dir)
+        } else if file_type.is_file() {
+            match entry.metadata() {
+                Ok(meta) => Some(EntryKind::File {
+                    executable: meta.permissions().mode() & 0o111 != 0,
+                    size: meta.len(),
+                }),
+                Err(e) => {
+                    self.problems
+                        .push(Problem::new(shown, format!("cannot read: {e}")));
+                    None
                 }
-            } else if file_type.is_symlink() {
-                match symlink_target(entry.path(), source) {
-                    Ok(target) => EntryKind::Symlink { target },
-                    Err(message) => {
-                        self.problems.push(Problem::new(shown, message));
-                        continue;
-                    }
+            }
+        } else if file_type.is_symlink() {
+            match symlink_target(entry.path(), source) {
+                Ok(target) => Some(EntryKind::Symlink { target }),
+                Err(message) => {
+                    self.problems.push(Problem::new(shown, message));
+                    None
                 }
-            } else {
-                let what = entry.metadata().map_or("special file", |m| kind_of(&m));
-                self.problems.push(Problem::new(
-                    shown,
-                    format!("is a {what}, not a file, folder or symlink: remove it or add it to `.dockerignore`"),
-                ));
-                continue;
-            };
-            self.entries
-                .push(Entry::new(rel, entry.path().to_path_buf(), kind));
+            }
+        } else {
+            let what = entry.metadata().map_or("special file", |m| kind_of(&m));
+            self.problems.push(Problem::new(
+                shown,
+                format!("is a {what}, not a file, folder or symlink: remove it or add it to `.dockerignore`"),
+            ));
+            None
         }
     }
 }

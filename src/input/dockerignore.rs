@@ -258,17 +258,20 @@ fn compile(pattern: &str) -> Result<Matcher, String> {
         Kind::Suffix => Matcher::Suffix(pattern[2..].to_string()),
         Kind::Regex => {
             re.push('$');
-            Matcher::Regex(Regex::new(&go_regex_to_rust(&re)).map_err(|e| {
-                e.to_string()
-                    .lines()
-                    .last()
-                    .unwrap_or("invalid")
-                    .trim()
-                    .trim_start_matches("error: ")
-                    .to_string()
-            })?)
+            Matcher::Regex(Regex::new(&go_regex_to_rust(&re)).map_err(|e| regex_error(&e))?)
         }
     })
+}
+
+/// The last line of the `regex` crate's error, the one that says what is wrong.
+fn regex_error(e: &regex::Error) -> String {
+    e.to_string()
+        .lines()
+        .last()
+        .unwrap_or("invalid")
+        .trim()
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 /// Go's regular expression syntax as the `regex` crate reads it: Go's classes do not nest and

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::input::config::{Config, LanguageConfig, DEFAULT_IMAGE_SCRIPTS_DIR};
-use crate::input::context::{Context, EntryKind, LEAD_PREFIX};
+use crate::input::context::{Context, Entry, EntryKind, LEAD_PREFIX};
 use crate::input::header::{self, Header};
 use crate::input::names;
 use crate::input::problem::{Problem, Problems};
@@ -473,17 +473,7 @@ fn scripts(
     context.read_files(|e| !e.rel.starts_with(&prefix));
     for entry in &context.entries {
         let Some(sub) = entry.rel.strip_prefix(&prefix) else {
-            let documented = || {
-                entry.read().is_ok_and(|r| {
-                    r.lead.as_deref() == Some(fence(&marker_for(&entry.rel)).as_str())
-                })
-            };
-            if matches!(entry.kind, EntryKind::File { .. })
-                && entry.rel != "Dockerfile"
-                && entry.rel.starts_with(|c: char| c != '.')
-                && entry.source.starts_with(abs)
-                && documented()
-            {
+            if documented_outside(entry, abs, &marker_for) {
                 problems.push(not_a_krob(dir, &entry.rel));
             }
             continue;
@@ -529,6 +519,18 @@ fn scripts(
         ));
     }
     scripts
+}
+
+/// Whether `entry`, outside `scripts/`, reads as a krob: a regular, not hidden file of the
+/// language's own folder (`abs`), other than the Dockerfile, that opens with the header fence.
+fn documented_outside(entry: &Entry, abs: &Path, marker_for: &dyn Fn(&str) -> String) -> bool {
+    matches!(entry.kind, EntryKind::File { .. })
+        && entry.rel != "Dockerfile"
+        && entry.rel.starts_with(|c: char| c != '.')
+        && entry.source.starts_with(abs)
+        && entry
+            .read()
+            .is_ok_and(|r| r.lead.as_deref() == Some(fence(&marker_for(&entry.rel)).as_str()))
 }
 
 /// A documented script `.dockerignore` leaves out of the context is in no image.

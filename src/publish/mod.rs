@@ -684,15 +684,7 @@ async fn extra_tags(
     let repo = repository_path(config, name);
     let immutable = repositories.get(name).is_some_and(|r| r.immutable);
     let commit_tag = plan.commit.as_ref().map(|c| commit_tag(c));
-    let alias = if immutable {
-        progress.log(
-            name,
-            &format!("`{repo}` has immutable tags: `{ALIAS_TAG}` is not moved"),
-        );
-        None
-    } else {
-        Some(ALIAS_TAG.to_string())
-    };
+    let alias = alias_tag(name, &repo, immutable, progress);
     // Where tags may move, an image made just now is put under them without asking. A reused
     // image's manifest is read while its tags are looked up, so that a tag that does not name
     // it yet is put from those bytes.
@@ -753,6 +745,19 @@ async fn extra_tags(
         alias: alias?,
         commit: commit?,
     })
+}
+
+/// The mutable alias to put, unless the repository's tags are immutable (then said so).
+fn alias_tag(name: &str, repo: &str, immutable: bool, progress: &Progress) -> Option<String> {
+    if immutable {
+        progress.log(
+            name,
+            &format!("`{repo}` has immutable tags: `{ALIAS_TAG}` is not moved"),
+        );
+        None
+    } else {
+        Some(ALIAS_TAG.to_string())
+    }
 }
 
 /// The runtime of this language at the previous commit, as build cache for a runner that

@@ -404,18 +404,7 @@ pub async fn publish(
             Lookup::Present { .. }
         ))
     };
-    let blobs = async {
-        futures_util::future::try_join(
-            client.put_blob(
-                repo,
-                &ContentDigest::of(EMPTY_CONFIG).into_string(),
-                Bytes::from_static(EMPTY_CONFIG),
-            ),
-            client.put_blob(repo, &artifact.layer_digest, artifact.layer.clone()),
-        )
-        .await?;
-        Ok::<_, ReleaseError>(())
-    };
+    let blobs = put_blobs(client, repo, &artifact);
     let commit_there = async {
         match commit {
             Some(commit) => Ok(Some(match commit_known {
@@ -458,6 +447,24 @@ pub async fn publish(
         repository_created,
         tags,
     })
+}
+
+/// The artifact's two blobs, its empty config and its one layer, each `HEAD`ed before any upload.
+async fn put_blobs(
+    client: &RegistryClient,
+    repo: &str,
+    artifact: &Artifact,
+) -> Result<(), ReleaseError> {
+    futures_util::future::try_join(
+        client.put_blob(
+            repo,
+            &ContentDigest::of(EMPTY_CONFIG).into_string(),
+            Bytes::from_static(EMPTY_CONFIG),
+        ),
+        client.put_blob(repo, &artifact.layer_digest, artifact.layer.clone()),
+    )
+    .await?;
+    Ok(())
 }
 
 /// What each of the release's tags gets, and the references to put: the artifact's digest
@@ -670,21 +677,7 @@ pub async fn fetch(
         reference: named.clone(),
         why,
     };
-    let image: ImageManifest = serde_json::from_slice(&fetched.body)
-        .map_err(|e| not_krobs(format!("not an OCI image manifest ({e})")))?;
-    let artifact_type = image.artifact_type().as_ref().map(|m| m.to_string());
-    if artifact_type.as_deref() != Some(ARTIFACT_TYPE) {
-        return Err(not_krobs(format!(
-            "its artifactType is {}, not `{ARTIFACT_TYPE}`",
-            artifact_type.map_or("missing".to_string(), |t| format!("`{t}`"))
-        )));
-    }
-    let layer = image
-        .layers()
-        .iter()
-        .find(|l| l.media_type().to_string() == ARTIFACT_TYPE)
-        .ok_or_else(|| not_krobs(format!("it has no `{ARTIFACT_TYPE}` layer")))?;
-    let layer_digest = layer.digest().to_string();
+    let layer_digest = manifest_layer(&fetched.body, not_krobs)?;
     let bytes = client
         .get_blob(repo, &layer_digest)
         .await?
@@ -712,6 +705,29 @@ pub async fn fetch(
         digest: found,
         reference: format!("{host}/{repo}@{digest}"),
     })
+}
+
+/// The digest of the layer that holds the release manifest, from an artifact's image manifest
+/// that must be a Krobs release (its `artifactType`).
+fn manifest_layer(
+    body: &[u8],
+    not_krobs: impl Fn(String) -> ReleaseError,
+) -> Result<String, ReleaseError> {
+    let image: ImageManifest = serde_json::from_slice(body)
+        .map_err(|e| not_krobs(format!("not an OCI image manifest ({e})")))?;
+    let artifact_type = image.artifact_type().as_ref().map(|m| m.to_string());
+    if artifact_type.as_deref() != Some(ARTIFACT_TYPE) {
+        return Err(not_krobs(format!(
+            "its artifactType is {}, not `{ARTIFACT_TYPE}`",
+            artifact_type.map_or("missing".to_string(), |t| format!("`{t}`"))
+        )));
+    }
+    let layer = image
+        .layers()
+        .iter()
+        .find(|l| l.media_type().to_string() == ARTIFACT_TYPE)
+        .ok_or_else(|| not_krobs(format!("it has no `{ARTIFACT_TYPE}` layer")))?;
+    Ok(layer.digest().to_string())
 }
 
 #[cfg(test)]
