@@ -28,16 +28,20 @@
 //! (default `bash`) the language whose script changes; `KROBS_BENCH_BIN` another `krobs-build`
 //! to measure (an older build, to compare), instead of this build's.
 
+#[path = "support/fixture.rs"]
+mod fixture;
 #[path = "../tests/support/http_server.rs"]
 mod http_server;
 #[path = "../tests/support/services.rs"]
 mod services;
 
+use fixture::{append_comment, copy_dir, git, krobs_toml, ms, nanos, verdict};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use services::{describe, Registry};
@@ -223,14 +227,6 @@ fn change(bench: &Bench, runs: usize, language: &str) {
     );
 }
 
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "MISSED"
-    }
-}
-
 fn expect_ok(out: Output, what: &str) {
     assert!(
         out.status.success(),
@@ -238,17 +234,6 @@ fn expect_ok(out: Output, what: &str) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn median(v: &[Duration]) -> f64 {
@@ -407,7 +392,11 @@ impl Bench {
         let repo = tmp.path().join("repo");
         copy_dir(&source.join("languages"), &repo.join("languages"));
         fs::write(repo.join(".gitignore"), "/out/\n").unwrap();
-        fs::write(repo.join("krobs.toml"), krobs_toml(&registry.addr())).unwrap();
+        fs::write(
+            repo.join("krobs.toml"),
+            krobs_toml(&registry.addr(), "benches/peers.rs"),
+        )
+        .unwrap();
         git(&repo, &["init", "-q", "-b", "main"]);
         git(&repo, &["add", "-A"]);
         git(&repo, &["commit", "-q", "-m", "krobs benchmark"]);
@@ -578,87 +567,4 @@ fn first_script(root: &Path, language: &str) -> PathBuf {
         .into_iter()
         .find(|p| p.extension().is_some_and(|e| e != "md"))
         .expect("a script")
-}
-
-fn krobs_toml(host: &str) -> String {
-    format!(
-        r#"# written by benches/peers.rs
-repository = "krobs/{{language}}"
-
-[registry]
-kind = "oci"
-host = "{host}"
-
-[build]
-concurrency = 2
-build_args = {{ BASE_IMAGE = "{base}" }}
-network = "host"
-
-[manifest]
-path = "out/krobs-manifest.json"
-
-[languages.python]
-command = ["python3", "{{script}}"]
-
-[languages.ruby]
-command = ["ruby", "{{script}}"]
-
-[languages.bash]
-command = ["bash", "{{script}}"]
-
-[languages.scala]
-command = ["amm", "--silent", "{{script}}"]
-build_args = {{ MAVEN_REPOSITORY = "{mirror}", FETCH_IMAGE = "{fetch}" }}
-"#,
-        base = services::base_image(),
-        mirror = services::maven_mirror(),
-        fetch = services::debian_base("KROBS_TEST_BASE_BASH"),
-    )
-}
-
-/// Appends `# text` (`//` for Scala) as a new last line.
-fn append_comment(path: &Path, text: &str) {
-    let comment = if path.extension().is_some_and(|e| e == "sc") {
-        "//"
-    } else {
-        "#"
-    };
-    let mut body = fs::read_to_string(path).unwrap();
-    if !body.ends_with('\n') {
-        body.push('\n');
-    }
-    body.push_str(&format!("{comment} benchmark change: {text}\n"));
-    fs::write(path, body).unwrap();
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let mut cmd = Command::new("git");
-    cmd.args([
-        "-c",
-        "user.email=bench@example.com",
-        "-c",
-        "user.name=Krobs Bench",
-        "-c",
-        "commit.gpgsign=false",
-    ])
-    .args(args)
-    .current_dir(dir);
-    services::run_ok(&mut cmd);
-}
-
-/// Copies a tree, keeping permissions and symbolic links.
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let kind = entry.file_type().unwrap();
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &target).unwrap();
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }

@@ -35,17 +35,21 @@
 //! (default `bash`) picks the language whose script changes. `KROBS_BENCH_LOG=1` prints every
 //! krobs-build run's progress lines on stderr, each with when it arrived.
 
+#[path = "support/fixture.rs"]
+mod fixture;
 #[path = "../tests/support/http_server.rs"]
 mod http_server;
 #[path = "../tests/support/services.rs"]
 mod services;
+
+use fixture::{append_comment, copy_dir, git, krobs_toml, ms, nanos, verdict};
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use services::{describe, require_services, DockerCli, Registry};
 
@@ -301,14 +305,6 @@ fn main() {
     // bench drops here: the registry stops, the temporary copies and the images go.
 }
 
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "MISSED"
-    }
-}
-
 fn median_u64(v: &[u64]) -> u64 {
     let mut v = v.to_vec();
     v.sort_unstable();
@@ -328,17 +324,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -499,7 +484,11 @@ impl Bench {
             fs::write(&dockerfile, text).unwrap();
         }
         fs::write(repo.join(".gitignore"), "/out/\n").unwrap();
-        fs::write(repo.join("krobs.toml"), krobs_toml(&registry.addr())).unwrap();
+        fs::write(
+            repo.join("krobs.toml"),
+            krobs_toml(&registry.addr(), "benches/pipeline.rs"),
+        )
+        .unwrap();
         git(&repo, &["init", "-q", "-b", "main"]);
         git(&repo, &["add", "-A"]);
         git(&repo, &["commit", "-q", "-m", "krobs benchmark"]);
@@ -814,89 +803,6 @@ impl Drop for Bench {
             if left.is_empty() || left.len() == before {
                 break;
             }
-        }
-    }
-}
-
-fn krobs_toml(host: &str) -> String {
-    format!(
-        r#"# written by benches/pipeline.rs
-repository = "krobs/{{language}}"
-
-[registry]
-kind = "oci"
-host = "{host}"
-
-[build]
-concurrency = 2
-build_args = {{ BASE_IMAGE = "{base}" }}
-network = "host"
-
-[manifest]
-path = "out/krobs-manifest.json"
-
-[languages.python]
-command = ["python3", "{{script}}"]
-
-[languages.ruby]
-command = ["ruby", "{{script}}"]
-
-[languages.scala]
-command = ["amm", "--silent", "{{script}}"]
-build_args = {{ MAVEN_REPOSITORY = "{mirror}", FETCH_IMAGE = "{fetch}" }}
-
-[languages.bash]
-command = ["bash", "{{script}}"]
-"#,
-        base = services::base_image(),
-        mirror = services::maven_mirror(),
-        fetch = services::debian_base("KROBS_TEST_BASE_BASH"),
-    )
-}
-
-/// Appends `# text` (`//` for Scala) as a new last line.
-fn append_comment(path: &Path, text: &str) {
-    let comment = if path.extension().is_some_and(|e| e == "sc") {
-        "//"
-    } else {
-        "#"
-    };
-    let mut body = fs::read_to_string(path).unwrap();
-    if !body.ends_with('\n') {
-        body.push('\n');
-    }
-    body.push_str(&format!("{comment} benchmark change: {text}\n"));
-    fs::write(path, body).unwrap();
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let mut cmd = Command::new("git");
-    cmd.args([
-        "-c",
-        "user.email=bench@example.com",
-        "-c",
-        "user.name=Krobs Bench",
-        "-c",
-        "commit.gpgsign=false",
-    ])
-    .args(args)
-    .current_dir(dir);
-    services::run_ok(&mut cmd);
-}
-
-/// Copies a tree, keeping permissions and symbolic links.
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let kind = entry.file_type().unwrap();
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &target).unwrap();
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
         }
     }
 }
