@@ -59,6 +59,30 @@ fn generate(root: &Path, files: usize, total_bytes: usize, folder: &str) -> Vec<
     paths
 }
 
+/// The paths as `xargs -0` reads them.
+fn nul_separated(paths: &[String]) -> Vec<u8> {
+    paths
+        .iter()
+        .flat_map(|p| [p.as_bytes(), b"\0"].concat())
+        .collect()
+}
+
+/// `sha256sum` of the NUL-separated `list` of paths (relative to `dir`) through `xargs -0`
+/// with `xargs_args` (e.g. two processes), its output discarded.
+fn sha256sum(dir: &Path, list: &[u8], xargs_args: &[&str]) {
+    let mut child = Command::new("xargs")
+        .arg("-0")
+        .args(xargs_args)
+        .arg("sha256sum")
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("xargs and sha256sum are installed");
+    child.stdin.take().unwrap().write_all(list).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
 fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
     (0..runs)
         .map(|_| {
@@ -99,21 +123,8 @@ fn main() {
         .unwrap();
         std::hint::black_box(digest::compute(&ctx, &inputs).unwrap());
     };
-    let list: Vec<u8> = paths
-        .iter()
-        .flat_map(|p| [p.as_bytes(), b"\0"].concat())
-        .collect();
-    let sha256sum = || {
-        let mut child = Command::new("xargs")
-            .args(["-0", "sha256sum"])
-            .current_dir(&lang)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("xargs and sha256sum are installed");
-        child.stdin.take().unwrap().write_all(&list).unwrap();
-        assert!(child.wait().unwrap().success());
-    };
+    let list = nul_separated(&paths);
+    let sha256sum = || sha256sum(&lang, &list, &[]);
 
     // Warm the page cache for both.
     krobs();
@@ -200,22 +211,9 @@ fn dry_run(files: usize, mb: usize, runs: usize) {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let list: Vec<u8> = paths
-        .iter()
-        .flat_map(|p| [p.as_bytes(), b"\0"].concat())
-        .collect();
     let half = (files / 2 + 1).to_string();
-    let sha256sum = || {
-        let mut child = Command::new("xargs")
-            .args(["-0", "-P2", "-n", &half, "sha256sum"])
-            .current_dir(&lang)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("xargs and sha256sum are installed");
-        child.stdin.take().unwrap().write_all(&list).unwrap();
-        assert!(child.wait().unwrap().success());
-    };
+    let list = nul_separated(&paths);
+    let sha256sum = || sha256sum(&lang, &list, &["-P2", "-n", &half]);
     krobs();
     sha256sum();
     let t_krobs = best_of(runs, krobs);
