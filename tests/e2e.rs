@@ -367,13 +367,15 @@ fn end_to_end_publishes_every_language_and_an_image_pulled_by_digest_runs_its_kr
     for e in &events {
         assert_eq!(e["krob"], "bash/retry_failed_allocations", "{e}");
     }
-    assert_eq!(events[0]["command"], json!(command[4..]), "{krob_text}");
+    // by kind, not position: `start` and the `message` may come in either order (above)
+    let of = |kind: &str| events.iter().find(|e| e["event"] == kind).unwrap();
+    assert_eq!(of("start")["command"], json!(command[4..]), "{krob_text}");
     assert_eq!(
-        events[1]["text"],
+        of("message")["text"],
         "DRY_RUN: would retry allocation of 1 shards"
     );
     assert_eq!(
-        events[1]["details"]["failed_before"],
+        of("message")["details"]["failed_before"],
         json!(["logs-2026.11[0]p"])
     );
     assert_eq!(events[2]["exit_code"], 0, "{krob_text}");
