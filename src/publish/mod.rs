@@ -96,8 +96,10 @@ pub enum PublishError {
     Compose(#[from] ComposeError),
     #[error(transparent)]
     Digest(#[from] DigestError),
+    // The cause is said here, before what to do: not a `source` too, or the one-line message
+    // (`Error::message`, which adds every source) would say it twice.
     #[error("cannot write the scripts layer to a temporary file: {0}; set `TMPDIR` to a writable folder with room for it")]
-    TempFile(#[source] std::io::Error),
+    TempFile(std::io::Error),
     #[error("[{language}] the scripts changed during the run: the plan named the scripts layer {planned}, the upload would be {now}; rerun once nothing writes to `{dir}`")]
     ScriptsChanged {
         language: String,
