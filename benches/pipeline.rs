@@ -114,8 +114,8 @@ fn set_up(bench: &Bench) {
         .expect_statuses(&LANGUAGES, "the warm-up no-op run");
 }
 
-/// 1. No-op, the naive side's cache warm: krobs `2 * runs + 1` times and the naive pipeline
-/// `runs` times, interleaved. Krobs's figures, for the cold-runner comparison.
+/// Section 1, the no-op with the naive side's cache warm: krobs `2 * runs + 1` times and the
+/// naive pipeline `runs` times, interleaved. Krobs's figures, for the cold-runner comparison.
 fn noop(bench: &Bench, runs: usize) -> Stats {
     let mut krobs_noop = Vec::new();
     let mut naive_noop = Vec::new();
@@ -155,7 +155,7 @@ fn noop(bench: &Bench, runs: usize) -> Stats {
     k
 }
 
-/// 1b. A CI runner starts without a layer cache: the naive pipeline then runs every step.
+/// Section 1 on a cold runner: a CI runner starts without a layer cache: the naive pipeline then runs every step.
 fn noop_on_a_cold_runner(bench: &Bench, runs: usize, k: &Stats) {
     let cold_runs = runs.div_ceil(2).max(2);
     let cold: Vec<Duration> = (0..cold_runs)
@@ -191,8 +191,8 @@ const ORDERS: [[Side; 3]; 3] = [
     [Side::Same, Side::Krobs, Side::Docker],
 ];
 
-/// 2. One-script change: a fresh comment line in the first script of `language` per side
-/// and run, the order rotating.
+/// Section 2, the one-script change: a fresh comment line in the first script of `language`
+/// per side and run, the order rotating.
 fn one_script_change(bench: &Bench, runs: usize, language: &str) {
     let script = first_file(&bench.repo, language, "scripts");
     let mut samples = ChangeSamples::default();
@@ -286,8 +286,8 @@ impl ChangeSamples {
     }
 }
 
-/// 3. Runtime change: a fresh comment line in the first file of `language`'s `lib/` per side
-/// and run, the order alternating.
+/// Section 3, the runtime change: a fresh comment line in the first file of `language`'s
+/// `lib/` per side and run, the order alternating.
 fn runtime_change(bench: &Bench, runs: usize, language: &str) {
     let lib = first_file(&bench.repo, language, "lib");
     let mut krobs_runtime = Vec::new();
