@@ -205,6 +205,16 @@ fn the_manifest_is_published_as_an_oci_artifact_and_pulls_back_byte_for_byte() {
         tag_outcome(&run, "latest"),
         ("moved".into(), "was not set".into())
     );
+    // Put under its two tags and not a third time by digest: a tag is reachable by digest.
+    let mut puts = artifact_puts(&p);
+    puts.sort();
+    assert_eq!(
+        puts,
+        [
+            format!("/v2/krobs/manifest/manifests/{}", git_tag(&commit)),
+            "/v2/krobs/manifest/manifests/latest".to_string()
+        ]
+    );
 
     // The artifact, as any OCI tool reads it.
     for reference in ["latest", &git_tag(&commit)] {

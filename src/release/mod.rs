@@ -432,7 +432,7 @@ pub async fn publish(
         commit.zip(commit_there),
         latest_action,
     );
-    // The blobs are in: the manifest goes under its digest and its tags at once.
+    // The blobs are in: the manifest goes under its tags at once (or its digest alone).
     futures_util::future::try_join_all(
         puts.iter()
             .map(|reference| put(client, repo, reference, &artifact)),
@@ -467,8 +467,8 @@ async fn put_blobs(
     Ok(())
 }
 
-/// What each of the release's tags gets, and the references to put: the artifact's digest
-/// when the registry does not have it yet, then every tag that moves.
+/// What each of the release's tags gets, and the references to put: every tag that moves, or
+/// the artifact's digest when none does and the registry does not have it yet.
 fn tag_plan(
     scope: Scope<'_>,
     artifact: &Artifact,
@@ -478,9 +478,6 @@ fn tag_plan(
 ) -> (Vec<TagOutcome>, Vec<String>) {
     let mut tags = skipped_tags(scope, TagAction::Moved);
     let mut puts = Vec::new();
-    if !present {
-        puts.push(artifact.digest.clone());
-    }
     if let Some((commit, there)) = commit_there {
         let tag = commit_tag(commit);
         let action = match there {
@@ -508,6 +505,11 @@ fn tag_plan(
             action,
             reason,
         });
+    }
+    // A manifest put under a tag is there by its digest too: by digest alone only when no tag
+    // moves (a partial or dirty run, a release whose tags stay).
+    if !present && puts.is_empty() {
+        puts.push(artifact.digest.clone());
     }
     (tags, puts)
 }
