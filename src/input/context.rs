@@ -49,8 +49,8 @@ pub struct FileRead {
     /// Whether any execute bit is set, as the open file gives it.
     pub executable: bool,
     /// The first line of the file's first [`LEAD_PREFIX`] bytes that is not a `#!` line, with
-    /// its trailing blanks trimmed, when at most [`LEAD_MAX`] bytes long: what a header's
-    /// opening fence (`# ---`) is compared with.
+    /// its trailing blanks trimmed, when at most [`LEAD_MAX`] bytes long and holding `---`
+    /// (else it cannot be a fence): what a header's opening fence (`# ---`) is compared with.
     pub lead: Option<String>,
 }
 
@@ -198,6 +198,8 @@ fn read_file(path: &Path) -> std::io::Result<FileRead> {
         .find(|l| !l.starts_with(b"#!"));
     let lead = first
         .filter(|l| !prefix.is_empty() && l.len() <= LEAD_MAX)
+        // Decoding every binary file's first bytes would cost more than this search.
+        .filter(|l| l.windows(3).any(|w| w == b"---"))
         .map(|l| String::from_utf8_lossy(l).trim_end().to_string());
     Ok(FileRead {
         sha256: h.finalize().into(),
@@ -520,6 +522,7 @@ mod tests {
         fs::write(d.join("a.sh"), "#!/bin/sh\n# ---   \n# owner = \"x\"\n").unwrap();
         fs::write(d.join("long"), "x".repeat(LEAD_MAX + 1)).unwrap();
         fs::write(d.join("empty"), "").unwrap();
+        fs::write(d.join("plain"), "echo hello\n# ---\n").unwrap();
         let ctx = Context::collect(&Repo::new(t.path()).unwrap(), "l", &[]).unwrap();
         ctx.read_files(|_| true);
         let lead = |rel: &str| {
@@ -528,6 +531,7 @@ mod tests {
         };
         assert_eq!(lead("a.sh").as_deref(), Some("# ---"));
         assert_eq!(lead("long"), None, "longer than any fence");
+        assert_eq!(lead("plain"), None, "no fence");
         assert_eq!(lead("empty"), None);
         // What was read is kept: the files are gone, their reads answer all the same.
         let before: Vec<[u8; 32]> = ctx
