@@ -178,6 +178,7 @@ fn read_file(path: &Path) -> std::io::Result<FileRead> {
     let mut h = Sha256::new();
     let mut prefix = [0u8; LEAD_PREFIX];
     let mut kept = 0;
+    let mut total = 0u64;
     BUFFER.with_borrow_mut(|buf| {
         buf.resize(CHUNK, 0);
         loop {
@@ -189,6 +190,12 @@ fn read_file(path: &Path) -> std::io::Result<FileRead> {
             prefix[kept..kept + more].copy_from_slice(&buf[..more]);
             kept += more;
             h.update(&buf[..n]);
+            total += n as u64;
+            // A short read that ends at the size the open file has is its end: one read less
+            // per file. A file that grew or shrank since is read on to the end all the same.
+            if n < buf.len() && total == meta.len() {
+                return Ok(());
+            }
         }
     })?;
     let prefix = &prefix[..kept];
@@ -550,6 +557,23 @@ mod tests {
             before[0],
             <[u8; 32]>::from(Sha256::digest(b"#!/bin/sh\n# ---   \n# owner = \"x\"\n"))
         );
+    }
+
+    #[test]
+    fn a_file_is_hashed_whole_at_any_size() {
+        let t = tempfile::tempdir().unwrap();
+        let sizes = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 7];
+        for (i, size) in sizes.into_iter().enumerate() {
+            let bytes: Vec<u8> = (0..size).map(|j| (j * 7 + i) as u8).collect();
+            let path = t.path().join(format!("f{i}"));
+            fs::write(&path, &bytes).unwrap();
+            let read = read_file(&path).unwrap();
+            assert_eq!(
+                read.sha256,
+                <[u8; 32]>::from(Sha256::digest(&bytes)),
+                "{size} bytes"
+            );
+        }
     }
 
     #[test]
