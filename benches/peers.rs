@@ -28,6 +28,8 @@
 //! (default `bash`) the language whose script changes; `KROBS_BENCH_BIN` another `krobs-build`
 //! to measure (an older build, to compare), instead of this build's.
 
+#[path = "support/figures.rs"]
+mod figures;
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "../tests/support/http_server.rs"]
@@ -35,12 +37,16 @@ mod http_server;
 #[path = "../tests/support/services.rs"]
 mod services;
 
-use fixture::{append_comment, copy_dir, git, krobs_toml, ms, nanos, verdict};
+use figures::{cargo_lists, cpus, load_average, median_u64, nanos, verdict, Stats};
+use fixture::{
+    append_comment, commit_change, copy_dir, exit_unless_services, first_file, krobs_command,
+    scratch_repo, settings, stored_blobs, PASSWORD, USER,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -53,32 +59,16 @@ const CRANE: (&str, &str) = (
 );
 const ORAS: (&str, &str) = ("oras.land/oras/cmd/oras", "v1.3.6");
 
-const USER: &str = "krobs";
-const PASSWORD: &str = "s3cr~t?pa>ss";
-const LANGUAGES: [&str; 4] = ["bash", "python", "ruby", "scala"];
 const ARTIFACT_TYPE: &str = "application/vnd.krobs.manifest.v1+json";
 const CHANGE_TARGET: f64 = 1.0;
 const NOOP_TARGET: f64 = 2.0;
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo test --benches` lists benchmarks; there is nothing to list.
+    if cargo_lists() {
+        return;
     }
-    if let Some(problem) = services::services_problem(|name| std::env::var(name).ok()) {
-        eprintln!("error: the peers benchmark needs the set-up of the tests: run it with `bash tests/run.sh --bench peers`\n  ({problem})");
-        std::process::exit(1);
-    }
-    let runs = std::env::var("KROBS_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(7usize)
-        .max(1);
-    let language = std::env::var("KROBS_BENCH_LANGUAGE").unwrap_or_else(|_| "bash".into());
-    assert!(
-        LANGUAGES.contains(&language.as_str()),
-        "KROBS_BENCH_LANGUAGE=`{language}` is not one of {LANGUAGES:?}"
-    );
-
+    exit_unless_services("peers", "the set-up of the tests");
+    let (runs, language) = settings();
     let crane = go_install(CRANE);
     let oras = go_install(ORAS);
     let bench = Bench::new(crane, oras);
@@ -88,8 +78,8 @@ fn main() {
         bench.registry.addr(),
         CRANE.1,
         ORAS.1,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?"),
+        cpus(),
+        load_average().unwrap_or_else(|| "?".to_string()),
     );
     let t = Instant::now();
     bench.krobs();
@@ -154,61 +144,10 @@ fn change(bench: &Bench, runs: usize, language: &str) {
             let t = Instant::now();
             let layer = bench.peer_layer(language, &format!("peers {stamp}"));
             layers.push(t.elapsed());
-            let manifest = bench.repo.join("out/krobs-manifest.json");
-            let manifest_dir = bench.tmp.path().join(format!("release-{i}"));
-            fs::create_dir_all(&manifest_dir).unwrap();
-            // Krobs's release manifest of its last run, made new to the registry (whose storage
-            // is content-addressed) by trailing blanks, one more per run.
-            let mut bytes = fs::read(&manifest).unwrap();
-            bytes.extend(std::iter::repeat_n(b' ', i + 1));
-            bytes.push(b'\n');
-            fs::write(manifest_dir.join("krobs-manifest.json"), bytes).unwrap();
-            let reg = bench.registry.addr();
-            let image = format!("{reg}/krobs/{language}:peer-{i}");
+            let release = bench.release_copy(i);
+            let image = format!("{}/krobs/{language}:peer-{i}", bench.registry.addr());
             peers.measure(bench, || {
-                let append = [
-                    "append",
-                    "-b",
-                    &runtime,
-                    "-f",
-                    layer.to_str().unwrap(),
-                    "-t",
-                    &image,
-                ];
-                expect_ok(
-                    bench.peer(&bench.crane, &append).output().unwrap(),
-                    "crane append",
-                );
-                let children = vec![
-                    bench
-                        .peer(&bench.crane, &["tag", &image, &format!("peer-latest-{i}")])
-                        .spawn()
-                        .unwrap(),
-                    bench
-                        .peer(&bench.crane, &["tag", &image, &format!("peer-git-{i}")])
-                        .spawn()
-                        .unwrap(),
-                    bench
-                        .peer(
-                            &bench.oras,
-                            &[
-                                "push",
-                                "--plain-http",
-                                "--registry-config",
-                                bench.docker_config().to_str().unwrap(),
-                                "--artifact-type",
-                                ARTIFACT_TYPE,
-                                &format!("{reg}/krobs/peer-manifest:git-{i},latest"),
-                                &format!("krobs-manifest.json:{ARTIFACT_TYPE}"),
-                            ],
-                        )
-                        .current_dir(&manifest_dir)
-                        .spawn()
-                        .unwrap(),
-                ];
-                for c in children {
-                    expect_ok(c.wait_with_output().unwrap(), "crane tag / oras push");
-                }
+                bench.peers_publish(i, &runtime, &layer, &image, &release)
             });
         }
     }
@@ -223,7 +162,7 @@ fn change(bench: &Bench, runs: usize, language: &str) {
     println!("  peers {}", peers.summary());
     println!(
         "  not timed on the peers' side: making their layer with tar | gzip -n, {:.1} ms (median); Krobs makes its own inside its run",
-        median(&layers)
+        Stats::of(&layers).median
     );
 }
 
@@ -234,17 +173,6 @@ fn expect_ok(out: Output, what: &str) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn median(v: &[Duration]) -> f64 {
-    let mut v: Vec<f64> = v.iter().map(|d| ms(*d)).collect();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => v[n / 2],
-        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -262,13 +190,13 @@ struct Side {
 impl Side {
     fn measure(&mut self, bench: &Bench, f: impl FnOnce()) {
         let log_at = bench.registry.log().len();
-        let blobs = bench.stored_blobs();
+        let blobs = stored_blobs(&bench.registry);
         let t = Instant::now();
         f();
         self.times.push(t.elapsed());
         self.requests
             .push(requests(&bench.registry.log()[log_at..]));
-        let now = bench.stored_blobs();
+        let now = stored_blobs(&bench.registry);
         self.bytes.push(
             now.iter()
                 .filter(|(p, _)| !blobs.contains_key(*p))
@@ -278,26 +206,24 @@ impl Side {
     }
 
     fn median(&self) -> f64 {
-        median(&self.times)
+        Stats::of(&self.times).median
     }
 
     fn summary(&self) -> String {
-        let max = self.times.iter().max().copied().unwrap_or_default();
-        let min = self.times.iter().min().copied().unwrap_or_default();
         let counts: BTreeSet<usize> = self.requests.iter().map(|r| r.values().sum()).collect();
         let last = self.requests.last().cloned().unwrap_or_default();
         let kinds: Vec<String> = last.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        let mut bytes = self.bytes.clone();
-        bytes.sort_unstable();
         format!(
-            "median {:.1} ms (min {:.1}, max {:.1}) over {} runs; HTTP requests per run {} ({}); bytes uploaded {} (median)",
-            self.median(),
-            ms(min),
-            ms(max),
+            "{} over {} runs; HTTP requests per run {} ({}); bytes uploaded {} (median)",
+            Stats::of(&self.times),
             self.times.len(),
-            counts.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("/"),
+            counts
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
             kinds.join(", "),
-            bytes.get(bytes.len() / 2).copied().unwrap_or(0),
+            median_u64(&self.bytes),
         )
     }
 }
@@ -388,18 +314,8 @@ impl Bench {
             .prefix("krobs-peers-")
             .tempdir()
             .unwrap();
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"));
         let repo = tmp.path().join("repo");
-        copy_dir(&source.join("languages"), &repo.join("languages"));
-        fs::write(repo.join(".gitignore"), "/out/\n").unwrap();
-        fs::write(
-            repo.join("krobs.toml"),
-            krobs_toml(&registry.addr(), "benches/peers.rs"),
-        )
-        .unwrap();
-        git(&repo, &["init", "-q", "-b", "main"]);
-        git(&repo, &["add", "-A"]);
-        git(&repo, &["commit", "-q", "-m", "krobs benchmark"]);
+        scratch_repo(&repo, &registry.addr(), "benches/peers.rs");
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
         let config = serde_json::json!({ "auths": { registry.addr(): { "auth": auth } } });
         fs::create_dir_all(tmp.path().join("docker")).unwrap();
@@ -434,27 +350,8 @@ impl Bench {
 
     /// One `krobs-build --json` run; its JSON report.
     fn krobs(&self) -> serde_json::Value {
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(["--json", "--progress", "plain"])
-            .current_dir(&self.repo)
-            .env("KROBS_REGISTRY_USERNAME", USER)
-            .env("KROBS_REGISTRY_PASSWORD", PASSWORD)
-            .env("DOCKER_CONFIG", self.tmp.path().join("no-docker-config"))
-            .stdin(Stdio::null());
-        for name in [
-            "KROBS_CONFIG",
-            "KROBS_ONLY",
-            "KROBS_DRY_RUN",
-            "KROBS_SINCE",
-            "KROBS_JSON",
-            "KROBS_PROGRESS",
-            "KROBS_LOG",
-        ] {
-            cmd.env_remove(name);
-        }
-        if let Some(host) = services::docker_host() {
-            cmd.env("DOCKER_HOST", host);
-        }
+        let no_docker_config = self.tmp.path().join("no-docker-config");
+        let mut cmd = krobs_command(&self.bin, &self.repo, &no_docker_config);
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
@@ -500,10 +397,11 @@ impl Bench {
 
     /// A comment line appended to the first script of a language, committed.
     fn change_krobs(&self, language: &str, text: &str) {
-        append_comment(&first_script(&self.repo, language), text);
-        git(
+        let script = first_file(&self.repo, language, "scripts");
+        commit_change(
             &self.repo,
-            &["commit", "-q", "-am", &format!("bench: {text}")],
+            &Path::new("languages").join(language).join(script),
+            text,
         );
     }
 
@@ -517,8 +415,8 @@ impl Bench {
             &self.repo.join("languages").join(language).join("scripts"),
             &scripts,
         );
-        let name = first_script(&self.repo, language);
-        append_comment(&scripts.join(name.file_name().unwrap()), text);
+        let script = first_file(&self.repo, language, "scripts");
+        append_comment(&stage.join("opt/krobs").join(script), text);
         fs::create_dir_all(stage.join("opt/krobs/bin")).unwrap();
         let entrypoint = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime/krobs-run");
         fs::copy(entrypoint, stage.join("opt/krobs/bin/krobs-run")).unwrap();
@@ -534,37 +432,70 @@ impl Bench {
         layer
     }
 
-    /// The blobs in the registry's storage and their sizes.
-    fn stored_blobs(&self) -> BTreeMap<PathBuf, u64> {
-        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, u64>) {
-            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-                let meta = entry.metadata().unwrap();
-                if meta.is_dir() {
-                    walk(&entry.path(), out);
-                } else if entry.file_name() == "data" {
-                    out.insert(entry.path(), meta.len());
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(
-            &self.registry.storage_dir().join("docker/registry/v2/blobs"),
-            &mut out,
-        );
-        out
+    /// Krobs's release manifest of its last run, made new to the registry (whose storage is
+    /// content-addressed) by trailing blanks, one more per `round`, in a folder of its own.
+    fn release_copy(&self, round: usize) -> PathBuf {
+        let dir = self.tmp.path().join(format!("release-{round}"));
+        fs::create_dir_all(&dir).unwrap();
+        let mut bytes = fs::read(self.repo.join("out/krobs-manifest.json")).unwrap();
+        bytes.extend(std::iter::repeat_n(b' ', round + 1));
+        bytes.push(b'\n');
+        fs::write(dir.join("krobs-manifest.json"), bytes).unwrap();
+        dir
     }
-}
 
-/// The first script (by name) of a language of the repository at `root`.
-fn first_script(root: &Path, language: &str) -> PathBuf {
-    let dir = root.join("languages").join(language).join("scripts");
-    let mut names: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .find(|p| p.extension().is_some_and(|e| e != "md"))
-        .expect("a script")
+    /// The peers' side of a one-script change (`round`): `crane append` of `layer` onto
+    /// `runtime` as `image`, then at once `crane tag` of the two extra tags and `oras push` of
+    /// the release manifest copy in `release` under its two tags.
+    fn peers_publish(
+        &self,
+        round: usize,
+        runtime: &str,
+        layer: &Path,
+        image: &str,
+        release: &Path,
+    ) {
+        let layer = layer.to_str().unwrap();
+        let append = ["append", "-b", runtime, "-f", layer, "-t", image];
+        expect_ok(
+            self.peer(&self.crane, &append).output().unwrap(),
+            "crane append",
+        );
+        let tag = |tag: String| {
+            self.peer(&self.crane, &["tag", image, &tag])
+                .spawn()
+                .unwrap()
+        };
+        let children = [
+            tag(format!("peer-latest-{round}")),
+            tag(format!("peer-git-{round}")),
+            self.oras_push(round, release),
+        ];
+        for c in children {
+            expect_ok(c.wait_with_output().unwrap(), "crane tag / oras push");
+        }
+    }
+
+    /// `oras push` of the release manifest copy in `release` as an artifact of Krobs's type,
+    /// under `git-<round>` and `latest`; started, not awaited.
+    fn oras_push(&self, round: usize, release: &Path) -> Child {
+        let config = self.docker_config();
+        let args = [
+            "push",
+            "--plain-http",
+            "--registry-config",
+            config.to_str().unwrap(),
+            "--artifact-type",
+            ARTIFACT_TYPE,
+            &format!(
+                "{}/krobs/peer-manifest:git-{round},latest",
+                self.registry.addr()
+            ),
+            &format!("krobs-manifest.json:{ARTIFACT_TYPE}"),
+        ];
+        self.peer(&self.oras, &args)
+            .current_dir(release)
+            .spawn()
+            .unwrap()
+    }
 }

@@ -35,6 +35,8 @@
 //! (default `bash`) picks the language whose script changes. `KROBS_BENCH_LOG=1` prints every
 //! krobs-build run's progress lines on stderr, each with when it arrived.
 
+#[path = "support/figures.rs"]
+mod figures;
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "../tests/support/http_server.rs"]
@@ -42,47 +44,45 @@ mod http_server;
 #[path = "../tests/support/services.rs"]
 mod services;
 
-use fixture::{append_comment, copy_dir, git, krobs_toml, ms, nanos, verdict};
+use figures::{cargo_lists, cpus, load_average, median_u64, ms, nanos, verdict, Stats};
+use fixture::{
+    append_comment, commit_change, copy_dir, exit_unless_services, first_file, krobs_command,
+    scratch_repo, settings, stored_blobs, LANGUAGES, PASSWORD, USER,
+};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use services::{describe, require_services, DockerCli, Registry};
+use services::{describe, DockerCli, Registry};
 
-const USER: &str = "krobs";
-/// `~`, `?` and `>`: characters that bollard's standard base64 would break.
-const PASSWORD: &str = "s3cr~t?pa>ss";
-const LANGUAGES: [&str; 4] = ["bash", "python", "ruby", "scala"];
 const NOOP_TARGET: f64 = 50.0;
 const CHANGE_TARGET: f64 = 0.25;
 const RUNTIME_TARGET: f64 = 1.1;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
-        return; // `cargo test --benches` lists benchmarks; there is nothing to list.
+    if cargo_lists() {
+        return;
     }
-    // `--bench` and anything else cargo passes are ignored.
-    if let Some(problem) = services::services_problem(|name| std::env::var(name).ok()) {
-        eprintln!(
-            "error: the pipeline benchmark needs a Docker Engine, the local base image and the registry binary: run it with `bash tests/run.sh --bench pipeline`\n  ({problem})"
-        );
-        std::process::exit(1);
-    }
-    require_services();
-
-    let runs = env_or("KROBS_BENCH_RUNS", 7).max(1);
-    let language = std::env::var("KROBS_BENCH_LANGUAGE").unwrap_or_else(|_| "bash".to_string());
-    assert!(
-        LANGUAGES.contains(&language.as_str()),
-        "KROBS_BENCH_LANGUAGE=`{language}` is not one of {LANGUAGES:?}"
+    exit_unless_services(
+        "pipeline",
+        "a Docker Engine, the local base image and the registry binary",
     );
-
+    let (runs, language) = settings();
     let bench = Bench::new();
+    print_setting(&bench);
+    set_up(&bench);
+    let krobs_noop = noop(&bench, runs);
+    noop_on_a_cold_runner(&bench, runs, &krobs_noop);
+    one_script_change(&bench, runs, &language);
+    runtime_change(&bench, runs, &language);
+    // bench drops here: the registry stops, the temporary copies and the images go.
+}
+
+fn print_setting(bench: &Bench) {
     println!(
         "pipeline benchmark: {} from {}, registry {} (htpasswd auth), Docker Engine {}",
         LANGUAGES.join(", "),
@@ -93,14 +93,13 @@ fn main() {
     println!(
         "  krobs-build: {}; machine: {} CPUs, load average {}",
         bench.bin.display(),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|l| l.split_whitespace().next().map(str::to_string))
-            .unwrap_or_else(|| "unknown".to_string()),
+        cpus(),
+        load_average().unwrap_or_else(|| "unknown".to_string()),
     );
+}
 
-    // ---- set-up: fill the registry with krobs, warm the naive side's cache and repositories
+/// Fills the registry with krobs, warms the naive side's cache and repositories.
+fn set_up(bench: &Bench) {
     let cold = bench.krobs();
     cold.expect_statuses(&[], "the first run (empty registry)");
     let t = Instant::now();
@@ -113,8 +112,11 @@ fn main() {
     bench
         .krobs()
         .expect_statuses(&LANGUAGES, "the warm-up no-op run");
+}
 
-    // ---- 1. no-op
+/// Section 1, the no-op with the naive side's cache warm: krobs `2 * runs + 1` times and the
+/// naive pipeline `runs` times, interleaved. Krobs's figures, for the cold-runner comparison.
+fn noop(bench: &Bench, runs: usize) -> Stats {
     let mut krobs_noop = Vec::new();
     let mut naive_noop = Vec::new();
     let mut naive_builds = Vec::new();
@@ -150,7 +152,11 @@ fn main() {
     println!(
         "  note: the naive side's Docker layer cache is warm (every build step is a cache hit and every layer is already in the registry), which favours it"
     );
-    // A CI runner starts without a layer cache: the naive pipeline then runs every step.
+    k
+}
+
+/// Section 1 on a cold runner: a CI runner starts without a layer cache: the naive pipeline then runs every step.
+fn noop_on_a_cold_runner(bench: &Bench, runs: usize, k: &Stats) {
     let cold_runs = runs.div_ceil(2).max(2);
     let cold: Vec<Duration> = (0..cold_runs)
         .map(|_| {
@@ -167,126 +173,140 @@ fn main() {
         verdict(c.median / k.median >= NOOP_TARGET),
     );
     println!("  naive without cache {c} over {cold_runs} runs");
+}
 
-    // ---- 2. one-script change
-    let script = bench.script_of(&language);
-    let mut krobs_change = Vec::new();
-    let mut krobs_stages = Vec::new();
-    let mut docker_change = Vec::new();
-    let mut docker_builds = Vec::new();
-    let mut docker_pushes = Vec::new();
-    #[derive(Clone, Copy)]
-    enum Side {
-        Krobs,
-        Docker,
-        Same,
-    }
-    // each side takes each place in the order in turn
-    const ORDERS: [[Side; 3]; 3] = [
-        [Side::Krobs, Side::Docker, Side::Same],
-        [Side::Docker, Side::Same, Side::Krobs],
-        [Side::Same, Side::Krobs, Side::Docker],
-    ];
-    let mut same_change = Vec::new();
-    let mut krobs_bytes = Vec::new();
-    let mut docker_bytes = Vec::new();
+/// A side of a change: krobs-build, raw docker the old way, raw docker the old way with
+/// krobs's former `LABEL` line.
+#[derive(Clone, Copy)]
+enum Side {
+    Krobs,
+    Docker,
+    Same,
+}
+
+/// The one-script change's orders: each side takes each place in turn.
+const ORDERS: [[Side; 3]; 3] = [
+    [Side::Krobs, Side::Docker, Side::Same],
+    [Side::Docker, Side::Same, Side::Krobs],
+    [Side::Same, Side::Krobs, Side::Docker],
+];
+
+/// Section 2, the one-script change: a fresh comment line in the first script of `language`
+/// per side and run, the order rotating.
+fn one_script_change(bench: &Bench, runs: usize, language: &str) {
+    let script = first_file(&bench.repo, language, "scripts");
+    let mut samples = ChangeSamples::default();
     for i in 0..runs {
         for side in ORDERS[i % 3] {
             // a fresh line for each side and run, made before the clock starts
             let stamp = format!("run {i} at {}", nanos());
-            match side {
-                Side::Krobs => {
-                    bench.change_krobs(&language, &script, &format!("krobs {stamp}"));
-                    let stored = bench.stored_blobs();
-                    let run = bench.krobs();
-                    krobs_bytes.push(bench.uploaded_since(&stored, Some("krobs/manifest")));
-                    let reused: Vec<&str> = LANGUAGES
-                        .iter()
-                        .copied()
-                        .filter(|l| *l != language)
-                        .collect();
-                    run.expect_statuses(&reused, "a one-script change run");
-                    krobs_change.push(run.elapsed);
-                }
-                Side::Docker => {
-                    bench.change_naive(&language, &script, &format!("docker {stamp}"));
-                    let stored = bench.stored_blobs();
-                    let (build, push) = bench.naive_one(&language, "latest", false);
-                    docker_bytes.push(bench.uploaded_since(&stored, None));
-                    docker_change.push(build + push);
-                    docker_builds.push(build);
-                    docker_pushes.push(push);
-                }
-                Side::Same => {
-                    append_comment(
-                        &bench.same.join("languages").join(&language).join(&script),
-                        &format!("same {stamp}"),
-                    );
-                    let (build, push) =
-                        bench.raw_one(&bench.same, "same", &language, "latest", false);
-                    same_change.push(build + push);
-                }
+            samples.measure(bench, side, language, &script, &stamp);
+        }
+    }
+    samples.print(language, runs);
+}
+
+/// What the one-script change measured, side by side.
+#[derive(Default)]
+struct ChangeSamples {
+    krobs: Vec<Duration>,
+    krobs_bytes: Vec<u64>,
+    docker: Vec<Duration>,
+    docker_builds: Vec<Duration>,
+    docker_pushes: Vec<Duration>,
+    docker_bytes: Vec<u64>,
+    same: Vec<Duration>,
+}
+
+impl ChangeSamples {
+    /// One side's run after its own change (`stamp`) to `script` of `language`.
+    fn measure(&mut self, bench: &Bench, side: Side, language: &str, script: &str, stamp: &str) {
+        match side {
+            Side::Krobs => {
+                bench.change_krobs(language, script, &format!("krobs {stamp}"));
+                let stored = stored_blobs(&bench.registry);
+                let run = bench.krobs();
+                let bytes = bench.uploaded_since(&stored, Some("krobs/manifest"));
+                self.krobs_bytes.push(bytes);
+                run.expect_statuses(&others(language), "a one-script change run");
+                self.krobs.push(run.elapsed);
+            }
+            Side::Docker => {
+                bench.change_naive(language, script, &format!("docker {stamp}"));
+                let stored = stored_blobs(&bench.registry);
+                let (build, push) = bench.naive_one(language, "latest", false);
+                self.docker_bytes.push(bench.uploaded_since(&stored, None));
+                self.docker.push(build + push);
+                self.docker_builds.push(build);
+                self.docker_pushes.push(push);
+            }
+            Side::Same => {
+                append_comment(
+                    &bench.same.join("languages").join(language).join(script),
+                    &format!("same {stamp}"),
+                );
+                let (build, push) = bench.raw_one(&bench.same, "same", language, "latest", false);
+                self.same.push(build + push);
             }
         }
     }
-    let k = Stats::of(&krobs_change);
-    let d = Stats::of(&docker_change);
-    let ratio = k.median / d.median;
-    println!(
-        "one-script change ({language}): krobs {:.1} ms, raw docker build+push {:.1} ms, ratio {:.2}x (target <= {CHANGE_TARGET:.2}x)",
-        k.median, d.median, ratio
-    );
-    println!(
-        "  target {}; krobs {k}; raw docker {d}; {runs} runs each, a fresh change per run, order rotating",
-        verdict(ratio <= CHANGE_TARGET),
-    );
-    println!(
-        "  raw docker: build {:.1} ms, push {:.1} ms (medians)",
-        Stats::of(&docker_builds).median,
-        Stats::of(&docker_pushes).median,
-    );
-    let same = Stats::of(&same_change);
-    println!(
-        "  raw docker building the image the old way with krobs's former LABEL line: {same}; krobs against it: {:.2}x",
-        k.median / same.median
-    );
-    println!(
-        "  bytes uploaded for the image (new blobs in the registry, medians; krobs's release manifest artifact left out): krobs {} B, raw docker {} B ({:.3}x)",
-        median_u64(&krobs_bytes),
-        median_u64(&docker_bytes),
-        median_u64(&krobs_bytes) as f64 / median_u64(&docker_bytes).max(1) as f64
-    );
 
-    // ---- 3. runtime change
-    let lib = bench.lib_of(&language);
+    fn print(&self, language: &str, runs: usize) {
+        let k = Stats::of(&self.krobs);
+        let d = Stats::of(&self.docker);
+        let ratio = k.median / d.median;
+        println!(
+            "one-script change ({language}): krobs {:.1} ms, raw docker build+push {:.1} ms, ratio {:.2}x (target <= {CHANGE_TARGET:.2}x)",
+            k.median, d.median, ratio
+        );
+        println!(
+            "  target {}; krobs {k}; raw docker {d}; {runs} runs each, a fresh change per run, order rotating",
+            verdict(ratio <= CHANGE_TARGET),
+        );
+        println!(
+            "  raw docker: build {:.1} ms, push {:.1} ms (medians)",
+            Stats::of(&self.docker_builds).median,
+            Stats::of(&self.docker_pushes).median,
+        );
+        let same = Stats::of(&self.same);
+        println!(
+            "  raw docker building the image the old way with krobs's former LABEL line: {same}; krobs against it: {:.2}x",
+            k.median / same.median
+        );
+        let (krobs_bytes, docker_bytes) = (
+            median_u64(&self.krobs_bytes),
+            median_u64(&self.docker_bytes),
+        );
+        println!(
+            "  bytes uploaded for the image (new blobs in the registry, medians; krobs's release manifest artifact left out): krobs {} B, raw docker {} B ({:.3}x)",
+            krobs_bytes,
+            docker_bytes,
+            krobs_bytes as f64 / docker_bytes.max(1) as f64
+        );
+    }
+}
+
+/// Section 3, the runtime change: a fresh comment line in the first file of `language`'s
+/// `lib/` per side and run, the order alternating.
+fn runtime_change(bench: &Bench, runs: usize, language: &str) {
+    let lib = first_file(&bench.repo, language, "lib");
     let mut krobs_runtime = Vec::new();
+    let mut krobs_stages = Vec::new();
     let mut docker_runtime = Vec::new();
     for i in 0..runs {
         let stamp = format!("run {i} at {}", nanos());
-        let sides = if i % 2 == 0 {
-            [Side::Krobs, Side::Docker]
-        } else {
-            [Side::Docker, Side::Krobs]
-        };
-        for side in sides {
-            match side {
-                Side::Krobs => {
-                    bench.change_krobs(&language, &lib, &format!("krobs {stamp}"));
-                    let run = bench.krobs();
-                    let reused: Vec<&str> = LANGUAGES
-                        .iter()
-                        .copied()
-                        .filter(|l| *l != language)
-                        .collect();
-                    run.expect_statuses(&reused, "a runtime change run");
-                    krobs_stages.extend(run.stages(&language));
-                    krobs_runtime.push(run.elapsed);
-                }
-                _ => {
-                    bench.change_naive(&language, &lib, &format!("docker {stamp}"));
-                    let (build, push) = bench.naive_one(&language, "latest", false);
-                    docker_runtime.push(build + push);
-                }
+        let krobs_first = i % 2 == 0;
+        for krobs_side in [krobs_first, !krobs_first] {
+            if krobs_side {
+                bench.change_krobs(language, &lib, &format!("krobs {stamp}"));
+                let run = bench.krobs();
+                run.expect_statuses(&others(language), "a runtime change run");
+                krobs_stages.extend(run.stages(language));
+                krobs_runtime.push(run.elapsed);
+            } else {
+                bench.change_naive(language, &lib, &format!("docker {stamp}"));
+                let (build, push) = bench.naive_one(language, "latest", false);
+                docker_runtime.push(build + push);
             }
         }
     }
@@ -302,13 +322,11 @@ fn main() {
     );
     println!("  krobs {k}; raw docker {d}; {runs} runs each, order alternating");
     println!("  krobs {}", Stages::medians(&krobs_stages));
-    // bench drops here: the registry stops, the temporary copies and the images go.
 }
 
-fn median_u64(v: &[u64]) -> u64 {
-    let mut v = v.to_vec();
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(0)
+/// Every language but `language`: what a run that changed `language` reuses.
+fn others(language: &str) -> Vec<&'static str> {
+    LANGUAGES.into_iter().filter(|l| *l != language).collect()
 }
 
 /// Inserts `COPY scripts/` after the `COPY lib/` line: the Dockerfile as it was before the
@@ -319,55 +337,30 @@ fn the_old_way(dockerfile: &str) -> String {
     dockerfile.replace(lib, &format!("{lib}COPY scripts/ /opt/krobs/scripts/\n"))
 }
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// The provenance line krobs used to append to every Dockerfile.
+fn former_label_line() -> String {
+    format!(
+        "\nLABEL \"dev.krobs.input-digest\"=\"sha256:{zeros64}\" \"dev.krobs.scripts\"=\"bench/a,bench/b\" \"org.opencontainers.image.revision\"=\"{zeros40}\" \"org.opencontainers.image.source\"=\"https://example.com/krobs.git\" \"org.opencontainers.image.title\"=\"krobs-bench\"\n",
+        zeros64 = "0".repeat(64),
+        zeros40 = "0".repeat(40)
+    )
+}
+
+/// A copy of this repository's `languages/` at `root`, each Dockerfile built [`the_old_way`]
+/// and ending with `tail`.
+fn old_way_copy(root: &Path, tail: &str) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_dir(&source.join("languages"), &root.join("languages"));
+    for language in LANGUAGES {
+        let dockerfile = root.join("languages").join(language).join("Dockerfile");
+        let text = fs::read_to_string(&dockerfile).unwrap();
+        fs::write(&dockerfile, the_old_way(&text) + tail).unwrap();
+    }
 }
 
 // -------------------------------------------------------------------------------------------------
-// Statistics
+// Where a krobs run spent its time
 // -------------------------------------------------------------------------------------------------
-
-/// Median, min and max of some durations, in milliseconds.
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Stats {
-    fn of(samples: &[Duration]) -> Stats {
-        Stats::of_ms(samples.iter().map(|d| ms(*d)).collect())
-    }
-
-    fn of_ms(mut v: Vec<f64>) -> Stats {
-        assert!(!v.is_empty(), "no samples");
-        v.sort_by(|a, b| a.total_cmp(b));
-        let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Stats {
-            median,
-            min: v[0],
-            max: v[n - 1],
-        }
-    }
-}
-
-impl std::fmt::Display for Stats {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "median {:.1} ms (min {:.1}, max {:.1})",
-            self.median, self.min, self.max
-        )
-    }
-}
 
 /// Where a krobs run that built one language spent its time, from when its progress lines
 /// (`[lang] building`, the first `Step ` line of the build, `[lang] pushing`, `[lang] built
@@ -453,45 +446,16 @@ impl Bench {
             String::from_utf8_lossy(&login.stderr)
         );
 
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"));
         let tmp = tempfile::Builder::new()
             .prefix("krobs-bench-")
             .tempdir()
             .unwrap();
         let repo = tmp.path().join("repo");
+        scratch_repo(&repo, &registry.addr(), "benches/pipeline.rs");
         let naive = tmp.path().join("naive");
-        copy_dir(&source.join("languages"), &repo.join("languages"));
-        copy_dir(&source.join("languages"), &naive.join("languages"));
+        old_way_copy(&naive, "");
         let same = tmp.path().join("same");
-        copy_dir(&source.join("languages"), &same.join("languages"));
-        for language in LANGUAGES {
-            for root in [&naive, &same] {
-                let dockerfile = root.join("languages").join(language).join("Dockerfile");
-                let text = fs::read_to_string(&dockerfile).unwrap();
-                fs::write(&dockerfile, the_old_way(&text)).unwrap();
-            }
-        }
-        // the provenance line krobs used to append to every Dockerfile
-        let label_line = format!(
-            "\nLABEL \"dev.krobs.input-digest\"=\"sha256:{zeros64}\" \"dev.krobs.scripts\"=\"bench/a,bench/b\" \"org.opencontainers.image.revision\"=\"{zeros40}\" \"org.opencontainers.image.source\"=\"https://example.com/krobs.git\" \"org.opencontainers.image.title\"=\"krobs-bench\"\n",
-            zeros64 = "0".repeat(64),
-            zeros40 = "0".repeat(40)
-        );
-        for language in LANGUAGES {
-            let dockerfile = same.join("languages").join(language).join("Dockerfile");
-            let mut text = fs::read_to_string(&dockerfile).unwrap();
-            text.push_str(&label_line);
-            fs::write(&dockerfile, text).unwrap();
-        }
-        fs::write(repo.join(".gitignore"), "/out/\n").unwrap();
-        fs::write(
-            repo.join("krobs.toml"),
-            krobs_toml(&registry.addr(), "benches/pipeline.rs"),
-        )
-        .unwrap();
-        git(&repo, &["init", "-q", "-b", "main"]);
-        git(&repo, &["add", "-A"]);
-        git(&repo, &["commit", "-q", "-m", "krobs benchmark"]);
+        old_way_copy(&same, &former_label_line());
 
         Bench {
             registry,
@@ -507,30 +471,10 @@ impl Bench {
 
     /// One `krobs-build --json` run in the krobs repository, timed from spawn to exit.
     fn krobs(&self) -> KrobsRun {
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(["--json", "--progress", "plain"])
-            .current_dir(&self.repo)
-            .env("KROBS_REGISTRY_USERNAME", USER)
-            .env("KROBS_REGISTRY_PASSWORD", PASSWORD)
-            // the docker CLI's config (no credentials krobs should fall back to)
-            .env("DOCKER_CONFIG", self._tmp.path().join("no-docker-config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for name in [
-            "KROBS_CONFIG",
-            "KROBS_ONLY",
-            "KROBS_DRY_RUN",
-            "KROBS_SINCE",
-            "KROBS_JSON",
-            "KROBS_PROGRESS",
-            "KROBS_LOG",
-        ] {
-            cmd.env_remove(name);
-        }
-        if let Some(host) = services::docker_host() {
-            cmd.env("DOCKER_HOST", host);
-        }
+        // the docker CLI's config: none, no credentials krobs should fall back to
+        let no_docker_config = self._tmp.path().join("no-docker-config");
+        let mut cmd = krobs_command(&self.bin, &self.repo, &no_docker_config);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let start = Instant::now();
         let mut child = cmd
             .spawn()
@@ -656,58 +600,9 @@ impl Bench {
         out
     }
 
-    /// The first script (by name) of a language, relative to the language folder.
-    fn script_of(&self, language: &str) -> String {
-        let dir = self.repo.join("languages").join(language).join("scripts");
-        let mut names: Vec<String> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        format!("scripts/{}", names.first().expect("a script"))
-    }
-
-    /// The first file (by name) of a language's `lib/`, relative to the language folder.
-    fn lib_of(&self, language: &str) -> String {
-        let dir = self.repo.join("languages").join(language).join("lib");
-        let mut names: Vec<String> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        format!("lib/{}", names.first().expect("a lib file"))
-    }
-
-    /// The blobs in the registry's storage and their sizes.
-    fn stored_blobs(&self) -> std::collections::BTreeMap<PathBuf, u64> {
-        fn walk(dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, u64>) {
-            let Ok(read) = fs::read_dir(dir) else {
-                return;
-            };
-            for entry in read.flatten() {
-                let meta = entry.metadata().unwrap();
-                if meta.is_dir() {
-                    walk(&entry.path(), out);
-                } else if entry.file_name() == "data" {
-                    out.insert(entry.path(), meta.len());
-                }
-            }
-        }
-        let mut out = Default::default();
-        walk(
-            &self.registry.storage_dir().join("docker/registry/v2/blobs"),
-            &mut out,
-        );
-        out
-    }
-
     /// Bytes of the blobs stored since `before`: what was uploaded (a blob already there is
     /// not uploaded again by either side), leaving out the blobs of repository `except`.
-    fn uploaded_since(
-        &self,
-        before: &std::collections::BTreeMap<PathBuf, u64>,
-        except: Option<&str>,
-    ) -> u64 {
+    fn uploaded_since(&self, before: &BTreeMap<PathBuf, u64>, except: Option<&str>) -> u64 {
         let excepted = |blob: &Path| {
             let hex = blob
                 .parent()
@@ -724,24 +619,18 @@ impl Bench {
                     .exists()
             })
         };
-        self.stored_blobs()
+        stored_blobs(&self.registry)
             .iter()
             .filter(|(p, _)| !before.contains_key(*p) && !excepted(p))
             .map(|(_, n)| n)
             .sum()
     }
 
-    /// A comment line appended to a script of the krobs repository, committed (as a merge
-    /// would be).
-    fn change_krobs(&self, language: &str, script: &str, text: &str) {
-        append_comment(
-            &self.repo.join("languages").join(language).join(script),
-            text,
-        );
-        git(
-            &self.repo,
-            &["commit", "-q", "-am", &format!("bench: {text}")],
-        );
+    /// A comment line appended to a file (`scripts/...`, `lib/...`) of a language of the krobs
+    /// repository, committed (as a merge would be).
+    fn change_krobs(&self, language: &str, file: &str, text: &str) {
+        let file = Path::new("languages").join(language).join(file);
+        commit_change(&self.repo, &file, text);
     }
 
     /// A comment line appended to the same script of the naive copy.

@@ -51,3 +51,22 @@ impl Error {
         message
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_one_line_message_says_each_cause_once() {
+        let cause = || std::io::Error::other("No space left on device");
+        let temp = Error::Publish(PublishError::TempFile(cause()));
+        assert_eq!(
+            temp.message(),
+            "cannot write the scripts layer to a temporary file: No space left on device; set `TMPDIR` to a writable folder with room for it"
+        );
+        assert_eq!(
+            Error::Output(cause()).message(),
+            "cannot write to stdout: No space left on device"
+        );
+    }
+}

@@ -1,13 +1,128 @@
-//! What the pipeline and peers benchmarks share: the scratch repository they publish (its
-//! `krobs.toml`, a script change, git, a copy of a tree) and how they print figures.
-//! Included by each with `#[path]`, beside `tests/support/services.rs` as `crate::services`.
+//! What the pipeline and peers benchmarks share: the credentials and languages they publish,
+//! their settings, the scratch repository (its `krobs.toml`, a script change, git, a copy of a
+//! tree), the `krobs-build` command they time and the registry's stored blobs they count.
+//! Included by each with `#[path]`, beside `tests/support/services.rs` as `crate::services`
+//! and `figures.rs` as `crate::figures`.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use crate::services;
+use crate::figures::env_or;
+use crate::services::{self, Registry};
+
+pub const USER: &str = "krobs";
+/// `~`, `?` and `>`: characters that bollard's standard base64 would break.
+pub const PASSWORD: &str = "s3cr~t?pa>ss";
+/// This repository's languages, each published by both benches.
+pub const LANGUAGES: [&str; 4] = ["bash", "python", "ruby", "scala"];
+
+/// Exits with what to do unless the services of `bash tests/run.sh` are there; `needs` says
+/// what the bench `name` needs.
+pub fn exit_unless_services(name: &str, needs: &str) {
+    if let Some(problem) = services::services_problem(|var| std::env::var(var).ok()) {
+        eprintln!(
+            "error: the {name} benchmark needs {needs}: run it with `bash tests/run.sh --bench {name}`\n  ({problem})"
+        );
+        std::process::exit(1);
+    }
+}
+
+/// `KROBS_BENCH_RUNS` (default 7, at least 1) and `KROBS_BENCH_LANGUAGE` (default `bash`, one
+/// of [`LANGUAGES`]).
+pub fn settings() -> (usize, String) {
+    let runs = env_or("KROBS_BENCH_RUNS", 7).max(1);
+    let language = std::env::var("KROBS_BENCH_LANGUAGE").unwrap_or_else(|_| "bash".to_string());
+    assert!(
+        LANGUAGES.contains(&language.as_str()),
+        "KROBS_BENCH_LANGUAGE=`{language}` is not one of {LANGUAGES:?}"
+    );
+    (runs, language)
+}
+
+/// The scratch repository at `repo`: this repository's `languages/`, `krobs.toml` for the
+/// registry at `host` (`by` names the bench), `/out/` ignored, all committed.
+pub fn scratch_repo(repo: &Path, host: &str, by: &str) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_dir(&source.join("languages"), &repo.join("languages"));
+    fs::write(repo.join(".gitignore"), "/out/\n").unwrap();
+    fs::write(repo.join("krobs.toml"), krobs_toml(host, by)).unwrap();
+    git(repo, &["init", "-q", "-b", "main"]);
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "krobs benchmark"]);
+}
+
+/// A comment line appended to `file` (relative to the repository), committed (as a merge
+/// would be).
+pub fn commit_change(repo: &Path, file: &Path, text: &str) {
+    append_comment(&repo.join(file), text);
+    git(repo, &["commit", "-q", "-am", &format!("bench: {text}")]);
+}
+
+/// The first file (by name, leaving out `.md` notes) of a language's `folder` (`scripts`,
+/// `lib`) in the repository at `root`, as `<folder>/<name>`.
+pub fn first_file(root: &Path, language: &str, folder: &str) -> String {
+    let dir = root.join("languages").join(language).join(folder);
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".md"))
+        .collect();
+    names.sort();
+    let name = names
+        .first()
+        .unwrap_or_else(|| panic!("no file in {}", dir.display()));
+    format!("{folder}/{name}")
+}
+
+/// `krobs-build --json --progress plain` in `repo` with the bench's registry credentials,
+/// `docker_config` as the docker CLI's config (none: nothing krobs should fall back to), the
+/// tests' Docker Engine and none of the `KROBS_*` settings of the calling shell; stdin closed.
+pub fn krobs_command(bin: &Path, repo: &Path, docker_config: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--json", "--progress", "plain"])
+        .current_dir(repo)
+        .env("KROBS_REGISTRY_USERNAME", USER)
+        .env("KROBS_REGISTRY_PASSWORD", PASSWORD)
+        .env("DOCKER_CONFIG", docker_config)
+        .stdin(Stdio::null());
+    for name in [
+        "KROBS_CONFIG",
+        "KROBS_ONLY",
+        "KROBS_DRY_RUN",
+        "KROBS_SINCE",
+        "KROBS_JSON",
+        "KROBS_PROGRESS",
+        "KROBS_LOG",
+    ] {
+        cmd.env_remove(name);
+    }
+    if let Some(host) = services::docker_host() {
+        cmd.env("DOCKER_HOST", host);
+    }
+    cmd
+}
+
+/// The blobs in the registry's storage and their sizes.
+pub fn stored_blobs(registry: &Registry) -> BTreeMap<PathBuf, u64> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, u64>) {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                walk(&entry.path(), out);
+            } else if entry.file_name() == "data" {
+                out.insert(entry.path(), meta.len());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(
+        &registry.storage_dir().join("docker/registry/v2/blobs"),
+        &mut out,
+    );
+    out
+}
 
 /// The scratch repository's `krobs.toml`, for a registry at `host`; `by` names the bench.
 pub fn krobs_toml(host: &str, by: &str) -> String {
@@ -91,23 +206,4 @@ pub fn copy_dir(from: &Path, to: &Path) {
             fs::copy(entry.path(), &target).unwrap();
         }
     }
-}
-
-pub fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "MISSED"
-    }
-}
-
-pub fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-pub fn nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }

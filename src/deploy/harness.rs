@@ -473,7 +473,8 @@ mod tests {
     // and the view's order is asserted against it in one reading.
     #[test]
     fn the_view_is_one_line_of_strings_in_the_agreed_order_escaped_as_jq_does() {
-        use crate::release::manifest::{Job, ManifestHeader, ManifestScript, Resources, FORMAT};
+        use crate::input::header::Header;
+        use crate::release::manifest::{Job, ManifestScript, Resources, FORMAT};
         let script = |id: &str, schedule: Option<&str>, owner: &str| ManifestScript {
             id: id.to_string(),
             language: "python".to_string(),
@@ -482,7 +483,7 @@ mod tests {
             image: Some("r.example/krobs/python@sha256:ab".to_string()),
             sha256: "00".repeat(32),
             command: vec!["python3".to_string(), format!("/opt/krobs/scripts/{id}.py")],
-            header: ManifestHeader {
+            header: Header {
                 owner: owner.to_string(),
                 description: "d".to_string(),
                 schedule: schedule.map(str::to_string),

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::input::config::{line_column, one_line};
@@ -25,8 +25,11 @@ pub const MAX_RETRIES: u32 = 10;
 /// Longest timeout a header may ask for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// A parsed, validated documentation header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A parsed, validated documentation header: what the plan carries and, as written, the
+/// `header` of each script in the release manifest (deserialized when `render` and `manifest
+/// pull` read one; unknown fields are refused, as the schema does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Header {
     pub owner: String,
     pub description: String,
@@ -39,8 +42,9 @@ pub struct Header {
     pub cpu: Option<String>,
     /// Memory request and limit (Kubernetes quantity), over `[deploy] memory`.
     pub memory: Option<String>,
-    /// Where krobs-monitor posts the script's runs, over its default channel.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Where krobs-monitor posts the script's runs, over its default channel; absent from the
+    /// manifest when the header names none (krobs-monitor reads it there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack_channel: Option<String>,
 }
 

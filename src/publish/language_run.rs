@@ -9,11 +9,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::{OnceCell, Semaphore};
 
+use super::append::{append_scripts, verify};
+use super::build_cache::cache_source;
+use super::decide::{read_runtime, Decision, RuntimeManifest};
+use super::error::PublishError;
 use super::image::Image;
-use super::{
-    append_scripts, cache_source, extra_tags, finished, read_runtime, verify, Decision, Outcome,
-    PublishError, Published, RuntimeManifest,
-};
+use super::published::{finished, Outcome, Published};
+use super::tags::extra_tags;
 use crate::docker::build::DockerError;
 use crate::docker::engine::{Engine, RuntimeBuild};
 use crate::input::config::Config;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::input::deploy_config::DeployConfig;
+use crate::input::header::Header;
 use crate::plan::digest::Digest;
 use crate::plan::Plan;
 use crate::publish::Published;
@@ -60,24 +61,9 @@ pub struct ManifestScript {
     pub image: Option<String>,
     pub sha256: String,
     pub command: Vec<String>,
-    pub header: ManifestHeader,
+    /// The documentation header as written.
+    pub header: Header,
     pub job: Job,
-}
-
-/// The documentation header as written.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ManifestHeader {
-    pub owner: String,
-    pub description: String,
-    pub schedule: Option<String>,
-    pub timeout_seconds: Option<u64>,
-    pub retries: Option<u32>,
-    pub cpu: Option<String>,
-    pub memory: Option<String>,
-    /// The header's `slack_channel` (absent when it names none): krobs-monitor reads it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack_channel: Option<String>,
 }
 
 /// A Kubernetes `Job`, or a `CronJob` when the header has a schedule.
@@ -165,16 +151,7 @@ impl Manifest {
                     image,
                     sha256: s.sha256.clone(),
                     command: s.command.clone(),
-                    header: ManifestHeader {
-                        owner: h.owner.clone(),
-                        description: h.description.clone(),
-                        schedule: h.schedule.clone(),
-                        timeout_seconds: h.timeout_seconds,
-                        retries: h.retries,
-                        cpu: h.cpu.clone(),
-                        memory: h.memory.clone(),
-                        slack_channel: h.slack_channel.clone(),
-                    },
+                    header: h.clone(),
                     job: Job {
                         kind: if h.schedule.is_some() {
                             JobKind::CronJob
