@@ -164,11 +164,20 @@ fn build(
     started: Instant,
 ) -> Result<(), Error> {
     let config = load_config(opts)?;
-    let inventory = discover(opts, &config)?;
-    let head = git::head_commit(&config.root);
-    let dirty = match &head {
-        Some(c) => tree_state(&config, c, publish.dry_run, publish.allow_dirty)?,
-        None => None,
+    // git reads the working tree (a stat of every tracked file) while the languages are
+    // walked and hashed; what it says is taken in the same order as before.
+    let (inventory, (head, tree)) = std::thread::scope(|s| {
+        let git = s.spawn(|| git_state(&config));
+        let inventory = discover(opts, &config);
+        let git = git
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (inventory, git)
+    });
+    let inventory = inventory?;
+    let dirty = match tree {
+        Some(Err(dirty)) => tree_state(dirty, publish.dry_run, publish.allow_dirty)?,
+        _ => None,
     };
     // A tree that is not HEAD is no commit's release: its images get no `git-` tag either.
     let commit = head.clone().filter(|_| dirty.is_none());
@@ -350,23 +359,29 @@ fn lint_syntax(
     print(&report::lint_syntax_ok(inventory, &checked, json))
 }
 
-/// Whether the working tree is `commit`: `None` when it is; else a real run refuses, unless
-/// `--allow-dirty`, and the reason the manifest goes by digest only (a dry run says what a real
-/// run would do).
+/// The commit HEAD points at, and (when there is one) whether the folders the build reads are
+/// that commit.
+fn git_state(config: &Config) -> (Option<String>, Option<Result<(), git::DirtyTree>>) {
+    let head = git::head_commit(&config.root);
+    let tree = head.as_deref().map(|commit| {
+        let mut inputs = vec![config.languages_dir.clone()];
+        for lang in config.languages.values() {
+            inputs.extend(lang.path.iter().cloned());
+            inputs.extend(lang.extra_inputs.iter().cloned());
+        }
+        git::check_tree(&config.root, commit, &inputs)
+    });
+    (head, tree)
+}
+
+/// What a working tree that is not its commit means: a real run refuses, unless
+/// `--allow-dirty`; else the reason the manifest goes by digest only (a dry run says what a
+/// real run would do).
 fn tree_state(
-    config: &Config,
-    commit: &str,
+    dirty: git::DirtyTree,
     dry_run: bool,
     allow_dirty: bool,
 ) -> Result<Option<String>, Error> {
-    let mut inputs = vec![config.languages_dir.clone()];
-    for lang in config.languages.values() {
-        inputs.extend(lang.path.iter().cloned());
-        inputs.extend(lang.extra_inputs.iter().cloned());
-    }
-    let Err(dirty) = git::check_tree(&config.root, commit, &inputs) else {
-        return Ok(None);
-    };
     let (warning, reason) = match (allow_dirty, dry_run) {
         (true, _) => {
             let reason = format!(

@@ -3,6 +3,7 @@
 //! plus the configured extra inputs. The same list feeds the input digest and the build tar,
 //! so what is hashed is exactly what is built.
 
+use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -19,8 +20,12 @@ use crate::input::repo::{kind_of, Repo, IGNORE_LIMIT};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
-    File { executable: bool, size: u64 },
-    Symlink { target: String },
+    /// A regular file, by the type its folder's entry gave the walk: its mode and size are
+    /// taken from the open file when it is read (see [`FileRead`], [`Entry::append_to`]).
+    File,
+    Symlink {
+        target: String,
+    },
 }
 
 /// One entry of the build context.
@@ -41,9 +46,11 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRead {
     pub sha256: [u8; 32],
+    /// Whether any execute bit is set, as the open file gives it.
+    pub executable: bool,
     /// The first line of the file's first [`LEAD_PREFIX`] bytes that is not a `#!` line, with
-    /// its trailing blanks trimmed, when at most [`LEAD_MAX`] bytes long: what a header's
-    /// opening fence (`# ---`) is compared with.
+    /// its trailing blanks trimmed, when at most [`LEAD_MAX`] bytes long and holding `---`
+    /// (else it cannot be a fence): what a header's opening fence (`# ---`) is compared with.
     pub lead: Option<String>,
 }
 
@@ -76,7 +83,8 @@ impl Entry {
     /// [`tar_header`]): mode 0755 for a folder (`path/`) or an executable, 0644 for another
     /// file, 0777 for a symlink. A file goes through the repository's door (still a regular
     /// file, not swapped since the walk) and is read exactly to the size it has when opened,
-    /// which must be at most `size_limit` (else `FileTooLarge`, before anything is read).
+    /// which must be at most `size_limit` (else `FileTooLarge`, before anything is read); its
+    /// mode is the open file's.
     /// Returns the bytes of file data appended.
     pub fn append_to<W: Write>(
         &self,
@@ -90,17 +98,13 @@ impl Entry {
                 tar.append_data(&mut h, format!("{path}/"), std::io::empty())?;
                 Ok(0)
             }
-            EntryKind::File { executable, .. } => {
-                let (file, meta) =
-                    crate::input::repo::open_regular(&self.source).map_err(|r| match r {
-                        crate::input::repo::Refusal::Io(e) => e,
-                        other => std::io::Error::other(other.to_string()),
-                    })?;
+            EntryKind::File => {
+                let (file, meta) = open_found(&self.source)?;
                 let size = meta.len();
                 if size > size_limit {
                     return Err(std::io::Error::from(std::io::ErrorKind::FileTooLarge));
                 }
-                let mode = if *executable { 0o755 } else { 0o644 };
+                let mode = if is_executable(&meta) { 0o755 } else { 0o644 };
                 let mut h = tar_header(tar::EntryType::Regular, mode, size);
                 let data = Exactly {
                     inner: file.take(size),
@@ -149,37 +153,64 @@ impl<R: Read> Read for Exactly<R> {
     }
 }
 
-fn read_file(path: &Path) -> std::io::Result<FileRead> {
-    let (mut file, meta) = crate::input::repo::open_regular(path).map_err(|r| match r {
+/// A file the walk found, through the repository's door ([`open_found`](crate::input::repo::open_found)).
+fn open_found(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    crate::input::repo::open_found(path).map_err(|r| match r {
         crate::input::repo::Refusal::Io(e) => e,
         other => std::io::Error::other(other.to_string()),
-    })?;
+    })
+}
+
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    meta.permissions().mode() & 0o111 != 0
+}
+
+/// How much of a file one `read` asks for.
+const CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// Each thread's read buffer, zeroed once rather than once per file.
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn read_file(path: &Path) -> std::io::Result<FileRead> {
+    let (mut file, meta) = open_found(path)?;
     let mut h = Sha256::new();
-    let mut prefix = Vec::new();
-    // No bigger than the file (most are small), so that 64 KiB are not zeroed for each.
-    let chunk = usize::try_from(meta.len())
-        .unwrap_or(usize::MAX)
-        .clamp(1, 64 * 1024);
-    let mut buf = vec![0u8; chunk];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
+    let mut prefix = [0u8; LEAD_PREFIX];
+    let mut kept = 0;
+    let mut total = 0u64;
+    BUFFER.with_borrow_mut(|buf| {
+        buf.resize(CHUNK, 0);
+        loop {
+            let n = file.read(buf)?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            let more = n.min(LEAD_PREFIX - kept);
+            prefix[kept..kept + more].copy_from_slice(&buf[..more]);
+            kept += more;
+            h.update(&buf[..n]);
+            total += n as u64;
+            // A short read that ends at the size the open file has is its end: one read less
+            // per file. A file that grew or shrank since is read on to the end all the same.
+            if n < buf.len() && total == meta.len() {
+                return Ok(());
+            }
         }
-        if prefix.len() < LEAD_PREFIX {
-            prefix.extend_from_slice(&buf[..n.min(LEAD_PREFIX - prefix.len())]);
-        }
-        h.update(&buf[..n]);
-    }
+    })?;
+    let prefix = &prefix[..kept];
     // Found in the bytes: decoding the whole prefix of a binary file costs more than hashing it.
     let first = prefix
         .split(|b| *b == b'\n')
         .find(|l| !l.starts_with(b"#!"));
     let lead = first
         .filter(|l| !prefix.is_empty() && l.len() <= LEAD_MAX)
+        // Decoding every binary file's first bytes would cost more than this search.
+        .filter(|l| l.windows(3).any(|w| w == b"---"))
         .map(|l| String::from_utf8_lossy(l).trim_end().to_string());
     Ok(FileRead {
         sha256: h.finalize().into(),
+        executable: is_executable(&meta),
         lead,
     })
 }
@@ -259,7 +290,7 @@ impl Context {
     pub fn read_files(&self, wanted: impl Fn(&Entry) -> bool + Sync) {
         self.entries
             .par_iter()
-            .filter(|e| matches!(e.kind, EntryKind::File { .. }) && wanted(e))
+            .filter(|e| matches!(e.kind, EntryKind::File) && wanted(e))
             .for_each(|e| {
                 let _ = e.read();
             });
@@ -269,7 +300,7 @@ impl Context {
     pub fn file_count(&self) -> usize {
         self.entries
             .iter()
-            .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+            .filter(|e| matches!(e.kind, EntryKind::File))
             .count()
     }
 }
@@ -382,14 +413,8 @@ impl Walker<'_> {
                         it.skip_current_dir();
                     }
                 } else if file_type.is_file() {
-                    self.ignored.push(Entry::new(
-                        rel,
-                        entry.path().to_path_buf(),
-                        EntryKind::File {
-                            executable: false,
-                            size: 0,
-                        },
-                    ));
+                    self.ignored
+                        .push(Entry::new(rel, entry.path().to_path_buf(), EntryKind::File));
                 }
                 continue;
             }
@@ -415,8 +440,8 @@ impl Walker<'_> {
             .push(Problem::new(path, format!("cannot read: {why}")));
     }
 
-    /// What a kept entry is (folder, file with its mode and size, symlink inside `source`), or
-    /// `None` with a problem noted when it cannot go into a build context.
+    /// What a kept entry is (folder, file, symlink inside `source`), by the type its folder's
+    /// entry gives, or `None` with a problem noted when it cannot go into a build context.
     fn kind_of_entry(
         &mut self,
         entry: &walkdir::DirEntry,
@@ -427,17 +452,7 @@ impl Walker<'_> {
         if file_type.is_dir() {
             Some(EntryKind::Dir)
         } else if file_type.is_file() {
-            match entry.metadata() {
-                Ok(meta) => Some(EntryKind::File {
-                    executable: meta.permissions().mode() & 0o111 != 0,
-                    size: meta.len(),
-                }),
-                Err(e) => {
-                    self.problems
-                        .push(Problem::new(shown, format!("cannot read: {e}")));
-                    None
-                }
-            }
+            Some(EntryKind::File)
         } else if file_type.is_symlink() {
             match symlink_target(entry.path(), source) {
                 Ok(target) => Some(EntryKind::Symlink { target }),
@@ -514,6 +529,7 @@ mod tests {
         fs::write(d.join("a.sh"), "#!/bin/sh\n# ---   \n# owner = \"x\"\n").unwrap();
         fs::write(d.join("long"), "x".repeat(LEAD_MAX + 1)).unwrap();
         fs::write(d.join("empty"), "").unwrap();
+        fs::write(d.join("plain"), "echo hello\n# ---\n").unwrap();
         let ctx = Context::collect(&Repo::new(t.path()).unwrap(), "l", &[]).unwrap();
         ctx.read_files(|_| true);
         let lead = |rel: &str| {
@@ -522,6 +538,7 @@ mod tests {
         };
         assert_eq!(lead("a.sh").as_deref(), Some("# ---"));
         assert_eq!(lead("long"), None, "longer than any fence");
+        assert_eq!(lead("plain"), None, "no fence");
         assert_eq!(lead("empty"), None);
         // What was read is kept: the files are gone, their reads answer all the same.
         let before: Vec<[u8; 32]> = ctx
@@ -540,6 +557,23 @@ mod tests {
             before[0],
             <[u8; 32]>::from(Sha256::digest(b"#!/bin/sh\n# ---   \n# owner = \"x\"\n"))
         );
+    }
+
+    #[test]
+    fn a_file_is_hashed_whole_at_any_size() {
+        let t = tempfile::tempdir().unwrap();
+        let sizes = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 7];
+        for (i, size) in sizes.into_iter().enumerate() {
+            let bytes: Vec<u8> = (0..size).map(|j| (j * 7 + i) as u8).collect();
+            let path = t.path().join(format!("f{i}"));
+            fs::write(&path, &bytes).unwrap();
+            let read = read_file(&path).unwrap();
+            assert_eq!(
+                read.sha256,
+                <[u8; 32]>::from(Sha256::digest(&bytes)),
+                "{size} bytes"
+            );
+        }
     }
 
     #[test]

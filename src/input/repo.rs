@@ -218,6 +218,14 @@ pub fn open_regular(path: &Path) -> Result<(File, Metadata), Refusal> {
     if !meta.file_type().is_file() {
         return Err(Refusal::NotRegular(kind_of(&meta)));
     }
+    open_found(path)
+}
+
+/// Opens a file that a walk not following symlinks found to be a regular file: the type its
+/// folder's entry gave stands for the `lstat` of [`open_regular`], so that the walk and the
+/// open look the path up once each. The handle is checked all the same: a file swapped for a
+/// FIFO, a symlink or a folder since the walk is refused, and nothing blocks.
+pub fn open_found(path: &Path) -> Result<(File, Metadata), Refusal> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)

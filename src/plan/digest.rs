@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
-use crate::input::context::{Context, EntryKind};
+use crate::input::context::{Context, EntryKind, FileRead};
 
 /// Bumped whenever what goes into the digest changes, so old tags are never reused wrongly.
 /// v2: the runtime's context no longer holds `scripts/`, which ride on it as a layer.
@@ -127,18 +127,14 @@ pub struct BuildInputs {
 /// Digests a context and its build inputs. File contents are hashed in parallel, streamed in
 /// fixed-size chunks; only one 32-byte hash per file is kept.
 pub fn compute(context: &Context, inputs: &BuildInputs) -> Result<InputDigest, DigestError> {
-    let file_hashes: Vec<Option<[u8; 32]>> = context
+    let reads: Vec<Option<&FileRead>> = context
         .entries
         .par_iter()
         .map(|e| match e.kind {
-            EntryKind::File { .. } => {
-                e.read()
-                    .map(|r| Some(r.sha256))
-                    .map_err(|cause| DigestError {
-                        path: e.source.clone(),
-                        cause,
-                    })
-            }
+            EntryKind::File => e.read().map(Some).map_err(|cause| DigestError {
+                path: e.source.clone(),
+                cause,
+            }),
             _ => Ok(None),
         })
         .collect::<Result<_, _>>()?;
@@ -162,27 +158,27 @@ pub fn compute(context: &Context, inputs: &BuildInputs) -> Result<InputDigest, D
         field(&mut h, k.as_bytes());
         field(&mut h, v.as_bytes());
     }
-    for (entry, file_hash) in context.entries.iter().zip(&file_hashes) {
-        match (&entry.kind, file_hash) {
+    for (entry, read) in context.entries.iter().zip(&reads) {
+        match (&entry.kind, read) {
             (EntryKind::Dir, _) => {
                 field(&mut h, b"dir");
                 field(&mut h, entry.rel.as_bytes());
             }
-            (EntryKind::File { executable, .. }, Some(sum)) => {
-                field(&mut h, if *executable { b"exe" } else { b"file" });
+            (EntryKind::File, Some(read)) => {
+                field(&mut h, if read.executable { b"exe" } else { b"file" });
                 field(&mut h, entry.rel.as_bytes());
-                field(&mut h, sum);
+                field(&mut h, &read.sha256);
             }
             (EntryKind::Symlink { target }, _) => {
                 field(&mut h, b"link");
                 field(&mut h, entry.rel.as_bytes());
                 field(&mut h, target.as_bytes());
             }
-            (EntryKind::File { .. }, None) => unreachable!("every file was hashed"),
+            (EntryKind::File, None) => unreachable!("every file was hashed"),
         }
     }
     let digest = InputDigest(Digest::finish(h));
-    tracing::debug!(files = file_hashes.len(), %digest, "input digest");
+    tracing::debug!(files = reads.len(), %digest, "input digest");
     Ok(digest)
 }
 

@@ -501,7 +501,7 @@ fn scripts(
                 ));
                 continue;
             }
-            EntryKind::File { .. } => {}
+            EntryKind::File => {}
         }
         // Markdown beside the scripts (a README) documents them: it ships in the scripts
         // layer but is no krob.
@@ -537,7 +537,7 @@ fn scripts(
 /// Whether `entry`, outside `scripts/`, reads as a krob: a regular, not hidden file of the
 /// language's own folder (`abs`), other than the Dockerfile, that opens with the header fence.
 fn documented_outside(entry: &Entry, abs: &Path, marker_for: &dyn Fn(&str) -> String) -> bool {
-    matches!(entry.kind, EntryKind::File { .. })
+    matches!(entry.kind, EntryKind::File)
         && entry.rel != "Dockerfile"
         && entry.rel.starts_with(|c: char| c != '.')
         && entry.source.starts_with(abs)
