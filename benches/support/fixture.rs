@@ -1,6 +1,6 @@
 //! What the pipeline and peers benchmarks share: the scratch repository they publish (its
 //! `krobs.toml`, a script change, git, a copy of a tree) and how they print figures.
-//! Included by each with `#[path]`, beside `tests/support/services.rs` as `crate::services`.
+//! Included by each with `#[path]`, beside `tests/it/support/services.rs` as `crate::services`.
 
 use std::fs;
 use std::path::Path;
