@@ -174,6 +174,7 @@ fn build(
     let commit = head.clone().filter(|_| dirty.is_none());
     let changes = changes(&config, publish);
     let mut plan = plan::make(&config, inventory, commit, publish.since.clone(), changes)?;
+    plan.require_a_language(&config, &opts.only)?;
     let mut timings = report::Timings {
         plan: millis(started),
         ..Default::default()

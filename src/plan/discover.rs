@@ -59,6 +59,19 @@ pub enum DiscoverError {
     UnknownLanguage { name: String, known: Vec<String> },
     #[error("no language folders under `{dir}`: add `{dir}/<language>/Dockerfile`")]
     NoLanguages { dir: String },
+    /// Every language the run would build is disabled: a release would list no krob, and the
+    /// next schedules sync would take every CronJob of the last release off the cluster.
+    #[error("every language is disabled in `{config}` ({}: `enabled = false`): a release would list no krob, and the next schedules sync would take every krob's CronJob off the cluster; enable a language to release", .disabled.join(", "))]
+    AllDisabled {
+        config: String,
+        disabled: Vec<String>,
+    },
+    /// `--only` names disabled languages alone.
+    #[error("`--only` selects only disabled languages ({}: `enabled = false` in `{config}`): nothing to build; enable one, or select an enabled language", .disabled.join(", "))]
+    OnlyDisabled {
+        config: String,
+        disabled: Vec<String>,
+    },
     #[error(transparent)]
     Problems(#[from] Problems),
 }

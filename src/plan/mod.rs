@@ -12,7 +12,7 @@ use crate::input::config::Config;
 use crate::input::context::Context;
 use crate::input::git::Changes;
 use crate::plan::digest::{DigestError, InputDigest};
-use crate::plan::discover::{Inventory, Language, Script, SCRIPTS_DIR};
+use crate::plan::discover::{DiscoverError, Inventory, Language, Script, SCRIPTS_DIR};
 use layer::ScriptsLayer;
 
 /// What the run does with a language.
@@ -172,6 +172,26 @@ pub fn make(
             .collect(),
         disabled,
     })
+}
+
+impl Plan {
+    /// Refuses a plan with no language to build, before Docker or the registry is touched: a
+    /// release of it would list no krob (lint still checks disabled languages).
+    pub fn require_a_language(
+        &self,
+        config: &Config,
+        only: &[String],
+    ) -> Result<(), DiscoverError> {
+        if !self.languages.is_empty() {
+            return Ok(());
+        }
+        let (config, disabled) = (config.path.display().to_string(), self.disabled.clone());
+        Err(if only.is_empty() {
+            DiscoverError::AllDisabled { config, disabled }
+        } else {
+            DiscoverError::OnlyDisabled { config, disabled }
+        })
+    }
 }
 
 /// A language's context without its scripts: what the Docker Engine builds the runtime from.

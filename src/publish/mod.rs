@@ -38,8 +38,8 @@ pub struct Published {
     /// Tags that name this content: the content tag, and the alias where it was set. They
     /// are the same on every run of the same content, so the manifest is too.
     pub tags: Vec<String>,
-    /// `git-<commit>`, set in the registry for this run's commit; the manifest records the
-    /// commit itself instead.
+    /// `git-<commit>`, set in the registry on an image this run made (a reused image keeps the
+    /// tag of the commit that made it); the manifest records the commit itself instead.
     pub commit_tag: Option<String>,
     pub outcome: Outcome,
     /// Wall-clock milliseconds the language took in this run (lookup to last tag).
@@ -229,8 +229,9 @@ pub async fn lookup_all(
 }
 
 /// Every language as a no-op run records it once its tags are in place, when every image is
-/// in the registry already: reused, under its content tag, the alias where the repository
-/// lets tags move, and `git-<commit>` when the run has a commit. `None` when one is missing.
+/// in the registry already: reused, under its content tag and the alias where the repository
+/// lets tags move (no `git-<commit>`: that names the commit that made an image). `None` when
+/// one is missing.
 /// The caller uses it only where the release these records give is published already
 /// (`release::unchanged`): then the run that published it put those very tags, and nothing is
 /// asked or put again.
@@ -255,7 +256,7 @@ pub fn all_reused(
                 language: name.clone(),
                 digest: digest.clone(),
                 tags,
-                commit_tag: plan.commit.as_ref().map(|c| commit_tag(c)),
+                commit_tag: None,
                 outcome: Outcome::Reused,
                 duration_ms,
             })
@@ -661,14 +662,19 @@ async fn verify(
 struct ExtraTags {
     /// The mutable alias, where the repository lets tags move.
     alias: Option<String>,
-    /// `git-<commit>`.
+    /// `git-<commit>`, on an image this run made.
     commit: Option<String>,
 }
 
-/// Adds the extra tags, registry-side: `git-<commit>` always, and the mutable alias where the
-/// repository lets tags move. An immutable tag that already names other content is left as it
-/// is, and said so. An image this run made is put under the tag from the bytes at hand (its
-/// media type and manifest); a reused one from its manifest, read while the tags are looked up.
+/// Adds the extra tags, registry-side. `git-<commit>` goes only on an image this run made, so
+/// it names the commit that produced the image: a reused image keeps the tag of the commit that
+/// made it. Tagging it again at every commit would pile one tag per commit onto an image that
+/// may stay unchanged for years, and ECR refuses a 1,001st tag on one image (a quota that cannot
+/// be raised); which image a commit ran is in that commit's release manifest. The mutable alias
+/// goes on every image where the repository lets tags move. An immutable tag that already names
+/// other content is left as it is, and said so. An image made just now is put under its tags
+/// from the bytes at hand; a reused one is looked up first and tagged registry-side only where
+/// the alias names something else.
 #[allow(clippy::too_many_arguments)]
 async fn extra_tags(
     config: &Config,
@@ -683,11 +689,11 @@ async fn extra_tags(
     let name = &lp.language.name;
     let repo = repository_path(config, name);
     let immutable = repositories.get(name).is_some_and(|r| r.immutable);
-    let commit_tag = plan.commit.as_ref().map(|c| commit_tag(c));
+    let commit_tag = (plan.commit.as_ref())
+        .filter(|_| made.is_some())
+        .map(|c| commit_tag(c));
     let alias = alias_tag(name, &repo, immutable, progress);
-    // Where tags may move, an image made just now is put under them without asking. A reused
-    // image's manifest is read while its tags are looked up, so that a tag that does not name
-    // it yet is put from those bytes.
+    // Where tags may move, an image made just now is put under them without asking.
     let there = |tag: &Option<String>| {
         let (repo, tag) = (&repo, tag.clone());
         async move {
@@ -698,20 +704,8 @@ async fn extra_tags(
             }
         }
     };
-    let read = async {
-        match made {
-            Some(_) => Ok(None),
-            None => registry.get_manifest(&repo, digest).await,
-        }
-    };
-    let (fetched, commit_there, alias_there) =
-        futures_util::future::try_join3(read, there(&commit_tag), there(&alias)).await?;
-    let fetched = fetched.map(|f| {
-        let media_type = image::media_type_of(&f.body, f.media_type.as_deref())
-            .unwrap_or_else(|| image::DOCKER_MANIFEST.to_string());
-        (media_type, f.body)
-    });
-    let made = made.or(fetched.as_ref().map(|(mt, bytes)| (mt.as_str(), bytes)));
+    let (commit_there, alias_there) =
+        futures_util::future::try_join(there(&commit_tag), there(&alias)).await?;
     let set = |tag: Option<String>, there: Option<Lookup>| {
         let repo = &repo;
         async move {
@@ -760,21 +754,27 @@ fn alias_tag(name: &str, repo: &str, immutable: bool, progress: &Progress) -> Op
     }
 }
 
-/// The runtime of this language at the previous commit, as build cache for a runner that
-/// starts cold: the runtime the `git-<parent>` image names in its `dev.krobs.runtime-digest`
-/// label (which a warm runner has built itself), else that image itself (its layers begin with
-/// the runtime's). A cache that cannot be had only costs time.
+/// The runtime of this language's previous image, as build cache for a runner that starts
+/// cold: the image the previous commit made (`git-<parent>`), else the newest one (`latest`:
+/// the previous commit reused an older image, which carries no `git-<parent>`). The runtime that
+/// image names in its `dev.krobs.runtime-digest` label (which a warm runner has built itself),
+/// else that image itself (its layers begin with the runtime's). A cache that cannot be had
+/// only costs time.
 async fn cache_source(
     registry: &impl Registry,
     repo: &str,
     parent: Option<&str>,
 ) -> Option<String> {
-    let parent = parent?;
-    let tag = commit_tag(parent);
+    let parent = commit_tag(parent?);
+    let mut manifest = None;
     // Read rather than looked up: its config names the runtime.
-    let Ok(Some(manifest)) = registry.get_manifest(repo, &tag).await else {
-        return None;
-    };
+    for tag in [parent.as_str(), ALIAS_TAG] {
+        if let Ok(Some(found)) = registry.get_manifest(repo, tag).await {
+            manifest = Some(found);
+            break;
+        }
+    }
+    let manifest = manifest?;
     Some(
         previous_runtime(registry, repo, &manifest.body)
             .await

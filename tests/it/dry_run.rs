@@ -696,6 +696,41 @@ fn a_disabled_language_is_linted_but_not_built_or_listed() {
         .stderr_is("error: krobs.toml:11:11: invalid type: string \"no\", expected a boolean");
 }
 
+/// Every language disabled: lint still passes, but a run (dry or real) refuses before Docker or
+/// the registry is touched, since a release listing no krob would take every CronJob off the
+/// cluster at the next schedules sync; no preview is written. `--only` naming a disabled
+/// language alone is refused the same way.
+#[test]
+fn a_run_with_every_language_disabled_is_refused() {
+    let repo = Repo::fixture();
+    let config = std::fs::read_to_string(repo.path("krobs.toml")).unwrap();
+    repo.write(
+        "krobs.toml",
+        format!(
+            "{config}\n[languages.python]\nenabled = false\n[languages.bash]\nenabled = false\n"
+        ),
+    );
+    repo.commit_all("retire everything");
+    repo.krobs(&["lint"]).success();
+    let refusal = "error: every language is disabled in `krobs.toml` (bash, python: `enabled = false`): a release would list no krob, and the next schedules sync would take every krob's CronJob off the cluster; enable a language to release";
+    for args in [&["--dry-run"][..], &[]] {
+        repo.krobs(args).failure(exit::INPUT).stderr_is(refusal);
+    }
+    assert!(!repo.path("out/manifest.preview.json").exists());
+    assert!(!repo.path("out/manifest.json").exists());
+
+    repo.write(
+        "krobs.toml",
+        format!("{config}\n[languages.python]\nenabled = false\n"),
+    );
+    repo.commit_all("bash again");
+    repo.krobs(&["--dry-run", "--only", "python"])
+        .failure(exit::INPUT)
+        .stderr_is("error: `--only` selects only disabled languages (python: `enabled = false` in `krobs.toml`): nothing to build; enable one, or select an enabled language");
+    repo.krobs(&["--dry-run", "--only", "python,bash"])
+        .success();
+}
+
 /// An unpinned base says what to do about it, and the text dry run says what it touched and
 /// counts in the right number.
 #[test]
