@@ -32,9 +32,12 @@
 mod figures;
 #[path = "support/fixture.rs"]
 mod fixture;
-#[path = "../tests/support/http_server.rs"]
+// The tests' registry and HTTP server (tests/it/support), of which a bench uses a part.
+#[allow(dead_code)]
+#[path = "../tests/it/support/http_server.rs"]
 mod http_server;
-#[path = "../tests/support/services.rs"]
+#[allow(dead_code)]
+#[path = "../tests/it/support/services.rs"]
 mod services;
 
 use figures::{cargo_lists, cpus, load_average, median_u64, nanos, verdict, Stats};

@@ -27,7 +27,7 @@
 #   KROBS_TEST_BASE_RUBY, KROBS_TEST_BASE_BASH, KROBS_TEST_BASE_JRE, KROBS_TEST_REGISTRY_BIN,
 #   KROBS_TEST_MOTO_BIN, KROBS_TEST_MAVEN_REPO, KROBS_TEST_MAVEN_MIRROR.
 # The registries (docker-registry with htpasswd auth) and the moto server are started by the
-# tests themselves (tests/support/services.rs), one per test, on free loopback ports.
+# tests themselves (tests/it/support/services.rs), one per test, on free loopback ports.
 #
 # On exit, also on failure or interrupt, it stops only what it started (its dockerd and the Maven
 # mirror, by PID) and exits with the test run's exit code. Logs: $KROBS_TEST_LOG_DIR (default /tmp/krobs-test).
@@ -160,11 +160,11 @@ if [[ -z $BENCH ]] && ! cargo nextest --version >/dev/null 2>&1; then
     }
 fi
 
-# Harness's template engine for tests/harness.rs (tests/gotemplate, Go text/template + Sprig at
+# Harness's template engine for tests/it/harness.rs (tests/gotemplate, Go text/template + Sprig at
 # the versions go.sum pins): its modules come from the Go module proxy once, then the module
 # cache; the test support builds it into the target folder.
 if [[ -z $BENCH ]]; then
-    command -v go >/dev/null || die "the Go toolchain (\`go\`, 1.24 or newer) is not installed: tests/harness.rs renders with Harness's Go template engine"
+    command -v go >/dev/null || die "the Go toolchain (\`go\`, 1.24 or newer) is not installed: tests/it/harness.rs renders with Harness's Go template engine"
     (cd "$REPO/tests/gotemplate" && go mod download) >"$LOG_DIR/go-mod.log" 2>&1 || {
         log_tail "$LOG_DIR/go-mod.log"
         die "go mod download in tests/gotemplate failed"
@@ -370,7 +370,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 MAVEN_REPO=${KROBS_TEST_MAVEN_REPO:-/var/cache/krobs-test/maven}
 # Ammonite's jars, the libraries of the shipped dependencies.sc, and those of the tests' own
-# (tests/scala-library: tests/krobs.rs builds a Scala runtime with them).
+# (tests/scala-library: tests/it/krobs.rs builds a Scala runtime with them).
 MAVEN_LOCKS=("$REPO/languages/scala/ammonite.lock" "$REPO/languages/scala/dependencies.lock"
     "$REPO/tests/scala-library/dependencies.lock")
 # `sha256  path` lines of the locks, comments dropped

@@ -1,7 +1,7 @@
 //! What the pipeline and peers benchmarks share: the credentials and languages they publish,
 //! their settings, the scratch repository (its `krobs.toml`, a script change, git, a copy of a
 //! tree), the `krobs-build` command they time and the registry's stored blobs they count.
-//! Included by each with `#[path]`, beside `tests/support/services.rs` as `crate::services`
+//! Included by each with `#[path]`, beside `tests/it/support/services.rs` as `crate::services`
 //! and `figures.rs` as `crate::figures`.
 
 use std::collections::BTreeMap;

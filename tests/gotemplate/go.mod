@@ -1,5 +1,5 @@
 // The Go templating Harness's Kubernetes steps render manifests with (text/template, Sprig, the
-// values as YAML), at the versions Harness pins: test tooling for tests/harness.rs, built by the
+// values as YAML), at the versions Harness pins: test tooling for tests/it/harness.rs, built by the
 // test support into the target folder, never part of krobs-build.
 module krobs.test/gotemplate
 

@@ -5,7 +5,7 @@
 // memory = "512Mi"
 // ---
 
-// tests/krobs.rs lays this file, with tests/scala-library/dependencies.sc and its lock, into a
+// tests/it/krobs.rs lays this file, with tests/scala-library/dependencies.sc and its lock, into a
 // copy of the repository: scopt is no library Ammonite bundles, so it runs only when the image
 // holds it.
 
