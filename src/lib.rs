@@ -163,22 +163,12 @@ fn build(
     publish: &PublishOptions,
     started: Instant,
 ) -> Result<(), Error> {
-    let config = load_config(opts)?;
-    // git reads the working tree (a stat of every tracked file) while the languages are
-    // walked and hashed; what it says is taken in the same order as before.
-    let (inventory, (head, tree)) = std::thread::scope(|s| {
-        let git = s.spawn(|| git_state(&config));
-        let inventory = discover(opts, &config);
-        let git = git
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (inventory, git)
-    });
-    let inventory = inventory?;
-    let dirty = match tree {
-        Some(Err(dirty)) => tree_state(dirty, publish.dry_run, publish.allow_dirty)?,
-        _ => None,
-    };
+    let Inputs {
+        config,
+        inventory,
+        head,
+        dirty,
+    } = inputs(opts, publish)?;
     // A tree that is not HEAD is no commit's release: its images get no `git-` tag either.
     let commit = head.clone().filter(|_| dirty.is_none());
     let changes = changes(&config, publish);
@@ -243,6 +233,40 @@ fn build(
         preview.keep()?;
     }
     Ok(())
+}
+
+/// What a build starts from: the configuration, the repository's languages and scripts, the
+/// commit at HEAD, and why the tree is not that commit (when it is not, and that is allowed).
+struct Inputs {
+    config: Config,
+    inventory: discover::Inventory,
+    head: Option<String>,
+    dirty: Option<String>,
+}
+
+/// Reads the configuration, then the languages while git reads the working tree (a stat of
+/// every tracked file) beside them; a discovery error comes first, then git's verdict.
+fn inputs(opts: &Options, publish: &PublishOptions) -> Result<Inputs, Error> {
+    let config = load_config(opts)?;
+    let (inventory, (head, tree)) = std::thread::scope(|s| {
+        let git = s.spawn(|| git_state(&config));
+        let inventory = discover(opts, &config);
+        let git = git
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (inventory, git)
+    });
+    let inventory = inventory?;
+    let dirty = match tree {
+        Some(Err(dirty)) => tree_state(dirty, publish.dry_run, publish.allow_dirty)?,
+        _ => None,
+    };
+    Ok(Inputs {
+        config,
+        inventory,
+        head,
+        dirty,
+    })
 }
 
 /// What changed since `--since` (not asked without it); a history Krobs cannot read is a
