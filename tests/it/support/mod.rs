@@ -277,10 +277,19 @@ pub mod services;
 
 /// The one document of `yaml` as PyYAML (a YAML 1.1 reader, as kubectl's) reads it, as JSON.
 pub fn read_yaml(yaml: &str) -> serde_json::Value {
+    let docs = pyyaml_documents(yaml, true);
+    assert_eq!(docs.len(), 1, "{yaml}");
+    docs[0].clone()
+}
+
+/// Every document of a YAML stream as PyYAML (a YAML 1.1 reader, as kubectl's) reads it, as
+/// JSON; empty documents (`null`) kept or left out.
+pub fn pyyaml_documents(yaml: &str, keep_empty: bool) -> Vec<serde_json::Value> {
+    let keep = if keep_empty { "True" } else { "d is not None" };
     let mut child = Command::new("python3")
         .args([
             "-c",
-            "import sys, json, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)",
+            &format!("import sys, json, yaml; json.dump([d for d in yaml.safe_load_all(sys.stdin) if {keep}], sys.stdout)"),
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -294,7 +303,5 @@ pub fn read_yaml(yaml: &str) -> serde_json::Value {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "PyYAML cannot read:\n{yaml}");
-    let docs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(docs.as_array().unwrap().len(), 1, "{yaml}");
-    docs[0].clone()
+    serde_json::from_slice(&out.stdout).unwrap()
 }

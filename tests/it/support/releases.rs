@@ -4,7 +4,7 @@
 //! from `tests/gotemplate` through the Go module proxy into the target folder).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
@@ -90,27 +90,7 @@ pub fn edge_repo() -> Repo {
 /// Every document of a YAML stream as PyYAML (a YAML 1.1 reader, as kubectl's) reads it; empty
 /// documents left out.
 pub fn read_yaml_all(yaml: &str) -> Vec<Value> {
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            "import sys, json, yaml; json.dump([d for d in yaml.safe_load_all(sys.stdin) if d is not None], sys.stdout)",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(yaml.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "PyYAML cannot read:\n{yaml}");
-    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+    super::pyyaml_documents(yaml, false)
 }
 
 /// Runs `kubernetes-validate --strict` on the documents for every version in
